@@ -1,0 +1,145 @@
+"""The one exception hierarchy of corral.
+
+Every error a caller can get from corral is a `CorralError`, so that a controller
+can catch one class at its boundary. Messages name the container, its state and
+what to do about it, because they end up in logs read by someone who did not
+write the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class CorralError(Exception):
+    """Base of every error corral raises on purpose."""
+
+
+class InvalidID(CorralError, ValueError):
+    """A container id that is not allowed; it is never turned into a path."""
+
+    def __init__(self, container_id: object, reason: str) -> None:
+        self.container_id = container_id
+        super().__init__(
+            f"invalid container id {container_id!r}: {reason}; use 1-128 letters, digits, "
+            "'_', '.' or '-', not starting with '.' or '-'"
+        )
+
+
+class ConfigError(CorralError, ValueError):
+    """A container configuration that corral cannot honour exactly.
+
+    `where` is the JSON path inside config.json (``process.args``), so that the
+    message points at the line to fix.
+    """
+
+    def __init__(self, where: str, problem: str, *, source: str | None = None) -> None:
+        self.where = where
+        self.problem = problem
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__(f"{prefix}{where}: {problem}")
+
+
+class ContainerNotFound(CorralError, LookupError):
+    def __init__(self, container_id: str, root: str) -> None:
+        self.container_id = container_id
+        super().__init__(f"container {container_id!r} does not exist in {root}")
+
+
+class ContainerExists(CorralError):
+    def __init__(self, container_id: str, state: str) -> None:
+        self.container_id = container_id
+        super().__init__(
+            f"container {container_id!r} already exists (state {state}); "
+            "destroy it first or choose another id"
+        )
+
+
+class InvalidTransition(CorralError):
+    """An event that the lifecycle table does not allow in the current state.
+
+    Raised before anything is changed, in memory, in the store or in the kernel.
+    """
+
+    def __init__(
+        self, container_id: str, state: str, event: str, allowed: Iterable[str], hint: str = ""
+    ) -> None:
+        self.container_id = container_id
+        self.state = state
+        self.event = event
+        self.allowed = tuple(allowed)
+        allowed_text = ", ".join(self.allowed) if self.allowed else "none"
+        extra = f"; {hint}" if hint else ""
+        super().__init__(
+            f"cannot {event} container {container_id!r}: it is {state}; "
+            f"allowed in {state}: {allowed_text}{extra}"
+        )
+
+
+class ConcurrentModification(CorralError):
+    """Another process or thread changed the container's record first.
+
+    The write that raised this was not applied; reload and decide again.
+    """
+
+    def __init__(self, container_id: str, detail: str = "") -> None:
+        self.container_id = container_id
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"container {container_id!r} was changed by another process or thread{extra}; "
+            "nothing was written: reload it and retry"
+        )
+
+
+class StoreError(CorralError):
+    """The SQLite store cannot be used as it is. It is left untouched."""
+
+
+class StoreUnreadable(StoreError):
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: cannot be read as a corral database ({reason}); the file was not "
+            "changed: restore it from a backup or move it away to start an empty store"
+        )
+
+
+class UnknownRevision(StoreError):
+    def __init__(self, path: str, revision: str, head: str) -> None:
+        self.path = path
+        self.revision = revision
+        super().__init__(
+            f"{path}: schema revision {revision!r} is unknown to this corral (its newest is "
+            f"{head!r}); it was probably written by a newer corral: upgrade corral. "
+            "The file was not changed"
+        )
+
+
+class ExecutorError(CorralError):
+    """Kernel work failed; the message carries what the kernel or init said."""
+
+    def __init__(self, message: str, *, container_id: str | None = None) -> None:
+        self.container_id = container_id
+        super().__init__(message)
+
+
+class InitError(ExecutorError):
+    """The container's init reported a failure before it could run the user's process."""
+
+
+class CgroupError(ExecutorError):
+    """A cgroup operation failed (creating, joining, freezing, removing)."""
+
+
+class FreezeTimeout(CgroupError):
+    """The freezer did not reach the requested state in time; it was thawed again."""
+
+
+class WaitTimeout(CorralError, TimeoutError):
+    def __init__(self, what: str, timeout: float) -> None:
+        super().__init__(f"{what}: still running after {timeout:g} s")
+
+
+class ProcessGone(ExecutorError):
+    """The recorded process no longer exists (or its PID now belongs to another process)."""
