@@ -1,0 +1,1 @@
+"""The lifecycle table, the Container model, the Runtime, and recovery."""

@@ -1,0 +1,197 @@
+"""Opening the SQLite store: pragmas, IMMEDIATE transactions, and the schema check.
+
+The recipe is SQLAlchemy's documented one for SQLite with several writer
+processes: the DBAPI connection runs in autocommit mode (`isolation_level =
+None`) and SQLAlchemy's `begin` event emits the BEGIN itself, IMMEDIATE for
+writers, so that a transaction that will write takes the write lock up front
+and waits (busy timeout) instead of failing to upgrade a read lock later.
+Measured here (REFERENCES.md): deferred BEGIN lost or refused hundreds of
+concurrent updates; BEGIN IMMEDIATE lost none.
+
+Alembic is imported only when the schema must be created or upgraded: it costs
+~280 ms to import, and a store at the current revision is the common case.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+
+from corral.errors import StoreError, StoreUnreadable, UnknownRevision
+
+#: The newest Alembic revision this code writes. tests/unit/test_migrations.py
+#: checks that it is the head of corral/migrations/versions.
+HEAD_REVISION = "0002_exec_facts"
+
+DB_NAME = "corral.db"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy's begin event issues BEGIN itself
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # WAL + NORMAL: a commit survives the process dying (the case recovery is
+        # about); a power loss may lose the last commits, but it also loses the
+        # kernel state they described, and the boot-id check handles that.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _on_begin(connection: object) -> None:
+    mode = "DEFERRED" if connection.get_execution_options().get("corral_readonly") else "IMMEDIATE"  # type: ignore[attr-defined]
+    connection.exec_driver_sql(f"BEGIN {mode}")  # type: ignore[attr-defined]
+
+
+def make_engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", future=True)
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+@contextmanager
+def _init_lock(root: Path) -> Iterator[None]:
+    """Serialise schema creation and upgrades between processes opening the same root."""
+    fd = os.open(root / (DB_NAME + ".init-lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _check_file(path: Path) -> bool:
+    """Whether `path` holds data; raise StoreUnreadable if it cannot be a SQLite file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreUnreadable(str(path), exc.strerror or str(exc)) from exc
+    if not path.is_file():
+        raise StoreUnreadable(str(path), "it is not a regular file")
+    if st.st_size == 0:
+        return False
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreUnreadable(str(path), exc.strerror or str(exc)) from exc
+    if header != SQLITE_MAGIC:
+        raise StoreUnreadable(str(path), "it is not a SQLite database (bad header)")
+    return True
+
+
+def _current_revision(path: Path, *, immutable: bool = False) -> str | None:
+    """The Alembic revision recorded in the file, read with plain sqlite3 (no Alembic import).
+
+    `immutable` reads the main file only, creating no -wal/-shm files beside it:
+    the first look at a file that may not be ours must leave no trace. It may
+    miss a change still in the WAL, so a decision to migrate is re-checked
+    with a normal read under the init lock.
+    """
+    uri = f"file:{path}?mode=ro" + ("&immutable=1" if immutable else "")
+    try:
+        con = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise StoreUnreadable(str(path), str(exc)) from exc
+    try:
+        tables = {
+            row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if "alembic_version" not in tables:
+            if tables - {"sqlite_sequence"}:
+                raise StoreUnreadable(
+                    str(path), f"it has tables ({', '.join(sorted(tables))}) but no corral schema"
+                )
+            return None
+        rows = con.execute("SELECT version_num FROM alembic_version").fetchall()
+        return rows[0][0] if rows else None
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnreadable(str(path), str(exc)) from exc
+    finally:
+        con.close()
+
+
+def known_revisions() -> frozenset[str]:
+    """Revision ids shipped with this corral, from the migration file names (no Alembic import).
+
+    alembic.ini's file_template names each file after its revision id;
+    tests/unit/test_migrations.py checks that this holds.
+    """
+    versions = Path(__file__).resolve().parent.parent / "migrations" / "versions"
+    return frozenset(p.stem for p in versions.glob("*.py") if not p.stem.startswith("_"))
+
+
+def _refuse_unknown(path: Path, current: str | None) -> None:
+    if current is not None and current not in known_revisions():
+        raise UnknownRevision(str(path), current, HEAD_REVISION)
+
+
+def _upgrade(engine: Engine, path: Path, current: str | None) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from corral.migrations import alembic_config
+
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    if current is not None:
+        try:
+            known = script.get_revision(current)
+        except Exception:  # alembic raises several kinds for an unknown id
+            known = None
+        if known is None:
+            raise UnknownRevision(str(path), current, head or "?")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    raw = engine.raw_connection()  # outside any transaction: SQLite refuses it inside one
+    try:
+        raw.cursor().execute("PRAGMA journal_mode = WAL")
+    finally:
+        raw.close()
+
+
+def open_engine(root: Path) -> Engine:
+    """An engine on `<root>/corral.db`, created or upgraded to HEAD_REVISION if needed.
+
+    A file that is not a readable corral database raises StoreUnreadable and is
+    never written to; one at a revision this code does not know raises
+    UnknownRevision, also without writing.
+    """
+    path = root / DB_NAME
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise StoreError(f"{root}: cannot create the store directory ({exc.strerror})") from exc
+    has_data = _check_file(path)
+    current = _current_revision(path, immutable=True) if has_data else None
+    if current == HEAD_REVISION:
+        return make_engine(path)
+    _refuse_unknown(path, current)
+    with _init_lock(root):
+        has_data = _check_file(path)
+        current = _current_revision(path) if has_data else None
+        _refuse_unknown(path, current)
+        engine = make_engine(path)
+        if current != HEAD_REVISION:
+            try:
+                _upgrade(engine, path, current)
+            except Exception:
+                engine.dispose()
+                raise
+        return engine

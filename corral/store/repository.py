@@ -1,0 +1,404 @@
+"""The repository: the only code in corral that knows SQL.
+
+Every method is one short transaction (BEGIN IMMEDIATE for writes), and returns
+frozen records, never ORM objects, so that nothing outside this module can hold
+a session open across kernel work. Updates name the version they were decided
+on: a writer that decided on a stale record gets ConcurrentModification and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm import Session, sessionmaker
+
+from corral.errors import ConcurrentModification, ContainerExists, StoreError
+from corral.store.engine import open_engine
+from corral.store.models import (
+    CgroupPathRow,
+    ContainerRow,
+    JournalRow,
+    NamespacePathRow,
+    ProcessRow,
+)
+
+DESTROYED = "destroyed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class NamespaceRecord:
+    path: str
+    inode: int | None
+
+
+@dataclass(frozen=True)
+class ContainerRecord:
+    key: int
+    id: str
+    state: str
+    pending_event: str | None
+    pending_since: datetime | None
+    init_pid: int | None
+    init_start_time: int | None
+    boot_id: str
+    monitor_pid: int | None
+    monitor_start_time: int | None
+    exit_status: int | None
+    exit_signal: int | None
+    oom_killed: bool
+    bundle: str | None
+    config: str
+    run_dir: str
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    cgroup_paths: Mapping[str, str] = field(default_factory=dict)
+    namespaces: Mapping[str, NamespaceRecord] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    seq: int
+    container_key: int
+    event: str
+    from_state: str | None
+    to_state: str
+    at: datetime
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    key: int
+    container_key: int
+    pid: int
+    start_time: int
+    boot_id: str
+    args: tuple[str, ...]
+    started_at: datetime
+    exit_status: int | None
+    exit_signal: int | None
+    ended_at: datetime | None
+
+
+#: Columns that `update()` may change; everything else is identity or derived.
+UPDATABLE = frozenset(
+    {
+        "state",
+        "pending_event",
+        "pending_since",
+        "init_pid",
+        "init_start_time",
+        "boot_id",
+        "monitor_pid",
+        "monitor_start_time",
+        "exit_status",
+        "exit_signal",
+        "oom_killed",
+        "last_error",
+    }
+)
+
+
+def _record(row: ContainerRow) -> ContainerRecord:
+    return ContainerRecord(
+        key=row.key,
+        id=row.id,
+        state=row.state,
+        pending_event=row.pending_event,
+        pending_since=row.pending_since,
+        init_pid=row.init_pid,
+        init_start_time=row.init_start_time,
+        boot_id=row.boot_id,
+        monitor_pid=row.monitor_pid,
+        monitor_start_time=row.monitor_start_time,
+        exit_status=row.exit_status,
+        exit_signal=row.exit_signal,
+        oom_killed=bool(row.oom_killed),
+        bundle=row.bundle,
+        config=row.config,
+        run_dir=row.run_dir,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+        cgroup_paths={c.hierarchy: c.path for c in row.cgroups},
+        namespaces={n.type: NamespaceRecord(n.path, n.inode) for n in row.namespaces},
+    )
+
+
+def _journal(row: JournalRow) -> JournalEntry:
+    return JournalEntry(
+        seq=row.seq,
+        container_key=row.container_key,
+        event=row.event,
+        from_state=row.from_state,
+        to_state=row.to_state,
+        at=row.at,
+        detail=json.loads(row.detail) if row.detail else {},
+    )
+
+
+def _process(row: ProcessRow) -> ProcessRecord:
+    return ProcessRecord(
+        key=row.key,
+        container_key=row.container_key,
+        pid=row.pid,
+        start_time=row.start_time,
+        boot_id=row.boot_id,
+        args=tuple(json.loads(row.args)),
+        started_at=row.started_at,
+        exit_status=row.exit_status,
+        exit_signal=row.exit_signal,
+        ended_at=row.ended_at,
+    )
+
+
+class Repository:
+    """The store of one corral root (`<root>/corral.db`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / "corral.db"
+        self.engine = open_engine(root)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readonly = sessionmaker(
+            self.engine.execution_options(corral_readonly=True), expire_on_commit=False
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            raise StoreError(f"{self.path}: {exc.orig}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        try:
+            with self._readonly() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            raise StoreError(f"{self.path}: {exc.orig}") from exc
+
+    # -- containers ---------------------------------------------------------
+
+    def insert(
+        self,
+        *,
+        container_id: str,
+        state: str,
+        pending_event: str | None,
+        config: str,
+        bundle: str | None,
+        run_dir: str,
+        boot_id: str,
+        cgroup_paths: Mapping[str, str],
+        journal_event: str,
+        journal_detail: Mapping[str, Any] | None = None,
+    ) -> ContainerRecord:
+        now = utcnow()
+        row = ContainerRow(
+            id=container_id,
+            live_id=container_id,
+            state=state,
+            pending_event=pending_event,
+            pending_since=now if pending_event else None,
+            boot_id=boot_id,
+            oom_killed=False,
+            bundle=bundle,
+            config=config,
+            run_dir=run_dir,
+            created_at=now,
+            updated_at=now,
+        )
+        row.cgroups = [CgroupPathRow(hierarchy=k, path=v) for k, v in cgroup_paths.items()]
+        try:
+            with self._write() as session:
+                existing = session.scalars(
+                    select(ContainerRow).where(ContainerRow.live_id == container_id)
+                ).first()
+                if existing is not None:
+                    raise ContainerExists(container_id, existing.state)
+                session.add(row)
+                session.flush()
+                session.add(
+                    JournalRow(
+                        container_key=row.key,
+                        event=journal_event,
+                        from_state=None,
+                        to_state=state,
+                        at=now,
+                        detail=json.dumps(dict(journal_detail or {}), sort_keys=True),
+                    )
+                )
+                return _record(row)
+        except IntegrityError as exc:  # a concurrent create of the same id won the race
+            raise ContainerExists(container_id, "being created") from exc
+
+    def get(self, key: int) -> ContainerRecord:
+        with self._read() as session:
+            row = session.get(ContainerRow, key)
+            if row is None:
+                raise StoreError(f"{self.path}: container record {key} vanished")
+            return _record(row)
+
+    def find(self, container_id: str) -> ContainerRecord | None:
+        """The live container with this id, else its most recent tombstone."""
+        with self._read() as session:
+            row = session.scalars(
+                select(ContainerRow)
+                .where(ContainerRow.id == container_id)
+                .order_by(ContainerRow.live_id.is_(None), ContainerRow.key.desc())
+            ).first()
+            return _record(row) if row is not None else None
+
+    def all(self, *, include_destroyed: bool = False) -> list[ContainerRecord]:
+        with self._read() as session:
+            query = select(ContainerRow).order_by(ContainerRow.key)
+            if not include_destroyed:
+                query = query.where(ContainerRow.live_id.is_not(None))
+            return [_record(r) for r in session.scalars(query)]
+
+    def unfinished(self) -> list[ContainerRecord]:
+        """Records recovery must look at: alive, or with an intent left pending."""
+        with self._read() as session:
+            query = (
+                select(ContainerRow)
+                .where(or_(ContainerRow.state != DESTROYED, ContainerRow.pending_event.is_not(None)))
+                .order_by(ContainerRow.key)
+            )
+            return [_record(r) for r in session.scalars(query)]
+
+    def update(
+        self,
+        key: int,
+        expected_version: int,
+        *,
+        journal: tuple[str, str, str, Mapping[str, Any] | None] | None = None,
+        namespaces: Mapping[str, NamespaceRecord] | None = None,
+        **changes: Any,
+    ) -> ContainerRecord:
+        """Apply `changes` if the record is still at `expected_version`.
+
+        `journal` is (event, from_state, to_state, detail), appended in the same
+        transaction, so the journal and the state can never disagree.
+        """
+        unknown = set(changes) - UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
+        now = utcnow()
+        try:
+            with self._write() as session:
+                row = session.get(ContainerRow, key)
+                if row is None:
+                    raise StoreError(f"{self.path}: container record {key} vanished")
+                if row.version != expected_version:
+                    raise ConcurrentModification(
+                        row.id, f"record version {row.version}, decided on {expected_version}"
+                    )
+                for name, value in changes.items():
+                    setattr(row, name, value)
+                row.live_id = None if row.state == DESTROYED else row.id
+                row.updated_at = now
+                if namespaces is not None:
+                    row.namespaces = [
+                        NamespacePathRow(type=t, path=n.path, inode=n.inode)
+                        for t, n in namespaces.items()
+                    ]
+                if journal is not None:
+                    event, from_state, to_state, detail = journal
+                    session.add(
+                        JournalRow(
+                            container_key=key,
+                            event=event,
+                            from_state=from_state,
+                            to_state=to_state,
+                            at=now,
+                            detail=json.dumps(dict(detail or {}), sort_keys=True),
+                        )
+                    )
+                session.flush()
+                return _record(row)
+        except StaleDataError as exc:
+            raise ConcurrentModification(str(key), "the row changed under the update") from exc
+        except IntegrityError as exc:
+            raise StoreError(f"{self.path}: {exc.orig}") from exc
+
+    # -- journal ------------------------------------------------------------
+
+    def history(self, key: int) -> list[JournalEntry]:
+        with self._read() as session:
+            rows = session.scalars(
+                select(JournalRow).where(JournalRow.container_key == key).order_by(JournalRow.seq)
+            )
+            return [_journal(r) for r in rows]
+
+    def journal_since(self, seq: int) -> list[tuple[str, JournalEntry]]:
+        """Every journal entry after `seq`, with its container id (for event streams)."""
+        with self._read() as session:
+            rows = session.execute(
+                select(ContainerRow.id, JournalRow)
+                .join(ContainerRow, ContainerRow.key == JournalRow.container_key)
+                .where(JournalRow.seq > seq)
+                .order_by(JournalRow.seq)
+            )
+            return [(cid, _journal(j)) for cid, j in rows]
+
+    # -- exec'd processes ---------------------------------------------------
+
+    def add_process(
+        self, container_key: int, pid: int, start_time: int, boot_id: str, args: tuple[str, ...]
+    ) -> ProcessRecord:
+        with self._write() as session:
+            row = ProcessRow(
+                container_key=container_key,
+                pid=pid,
+                start_time=start_time,
+                boot_id=boot_id,
+                args=json.dumps(list(args)),
+                started_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            return _process(row)
+
+    def finish_process(
+        self, process_key: int, exit_status: int | None, exit_signal: int | None
+    ) -> ProcessRecord:
+        with self._write() as session:
+            row = session.get(ProcessRow, process_key)
+            if row is None:
+                raise StoreError(f"{self.path}: process record {process_key} vanished")
+            if row.ended_at is None:
+                row.exit_status = exit_status
+                row.exit_signal = exit_signal
+                row.ended_at = utcnow()
+            session.flush()
+            return _process(row)
+
+    def processes(self, container_key: int) -> list[ProcessRecord]:
+        with self._read() as session:
+            rows = session.scalars(
+                select(ProcessRow).where(ProcessRow.container_key == container_key).order_by(ProcessRow.key)
+            )
+            return [_process(r) for r in rows]
