@@ -1,0 +1,63 @@
+"""One cgroup interface, two implementations (v1: a hierarchy per controller; v2: unified).
+
+A container's cgroups are identified by their recorded paths alone (hierarchy key
+-> absolute directory), so that any process, after any crash, can reopen them
+from the store: `open_cgroup(paths)` needs no other state.
+
+Keys: v1 uses the hierarchy's mount directory name under its cgroupfs root
+(``memory``, ``cpu``, ``name=systemd`` → the directory ``systemd``; runc keys by
+controller the same way); v2 uses the empty key ``""``.
+
+Stdlib only (plus corral's plain-data modules): the init and the spawn helper
+import this in fresh interpreters.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from corral.executor.cgroups import _fs
+from corral.executor.cgroups._fs import remove_empty_parents
+from corral.executor.cgroups.base import Cgroup, CgroupDriver
+from corral.executor.cgroups.v1 import V1Cgroup, V1Driver
+from corral.executor.cgroups.v2 import V2Cgroup, V2Driver
+
+__all__ = [
+    "CgroupDriver",
+    "Cgroup",
+    "V1Driver",
+    "V1Cgroup",
+    "V2Driver",
+    "V2Cgroup",
+    "detect",
+    "open_cgroup",
+    "remove_empty_parents",
+]
+
+
+def detect(root: str = "/sys/fs/cgroup") -> CgroupDriver:
+    """V2 when `root` itself is a cgroup2 mount (pure v2), else the v1 hierarchies under it.
+
+    A hybrid host (v1 hierarchies plus /sys/fs/cgroup/unified with no
+    controllers that matter) is v1 here, as runc treats it.
+    """
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
+        return V2Driver(root)
+    return V1Driver(root)
+
+
+def open_cgroup(paths: Mapping[str, str]) -> Cgroup:
+    """Reopen a recorded container's cgroup from its paths alone (after a crash, in another process).
+
+    ``{"": path}`` is v2, its mount point found by matching `path` against the
+    cgroup2 mounts (if none matches, the cgroup cannot exist; the parent
+    directory stands in so that every method still answers "gone"). Any other
+    keys are v1 hierarchies, each matched against the current cgroup mounts.
+    """
+    if set(paths) == {""}:
+        path = os.path.normpath(paths[""])
+        entry = _fs.mount_containing(path, _fs.read_mountinfo(), ("cgroup2",))
+        mountpoint = entry.mountpoint if entry is not None else os.path.dirname(path)
+        return V2Cgroup(path, mountpoint)
+    return V1Cgroup(paths)

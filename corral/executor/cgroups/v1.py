@@ -1,0 +1,581 @@
+"""cgroup v1: one hierarchy per controller (or per group of co-mounted controllers).
+
+The hierarchies are found in /proc/self/mountinfo (mounts of type ``cgroup``
+under the root, usually /sys/fs/cgroup), not guessed from directory names, so
+that co-mounted ``cpu,cpuacct`` or a missing ``blkio`` are seen as they are. A
+container gets one directory per hierarchy; each is keyed by the mount
+directory's basename, which is what is recorded.
+
+Kernel facts this code works around (as runc does):
+
+- a new cpuset cgroup starts with empty cpuset.cpus/mems and refuses tasks
+  (ENOSPC) until both are filled, so every level is filled from its parent;
+- the v1 freezer can stay FREEZING while tasks keep forking; retrying, with an
+  occasional thaw, is the documented remedy;
+- frozen v1 tasks act on SIGKILL only once thawed;
+- rmdir of a just-emptied memory cgroup can be EBUSY for a moment.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
+from typing import NamedTuple
+
+from corral.config import (
+    BlockIOResources,
+    CpuResources,
+    DeviceRule,
+    MemoryResources,
+    PidsResources,
+    Resources,
+)
+from corral.errors import CgroupError, ConfigError, FreezeTimeout
+from corral.executor.cgroups import _fs
+from corral.executor.cgroups._fs import remove_empty_parents
+from corral.executor.cgroups.base import Cgroup, CgroupDriver
+from corral.executor.interface import CpuStats, MemoryStats, PidsStats, Stats
+
+__all__ = ["Hierarchy", "V1Driver", "V1Cgroup", "remove_empty_parents", "discover"]
+
+THAWED, FREEZING, FROZEN = "THAWED", "FREEZING", "FROZEN"
+
+#: Mount options of a v1 cgroupfs that are not controllers.
+_NOT_CONTROLLERS = frozenset(
+    {"rw", "ro", "noprefix", "xattr", "clone_children", "cpuset_v2_mode", "favordynmods",
+     "nofavordynmods", "nosuid", "nodev", "noexec", "relatime"}
+)
+
+#: Which hierarchy `pids()` reads: the first that exists (they should agree; pids is exact).
+_PIDS_PREFERENCE = ("pids", "freezer", "memory")
+
+
+class Hierarchy(NamedTuple):
+    """One mounted v1 hierarchy."""
+
+    key: str  # the mount directory's basename: "memory", "cpu,cpuacct", "systemd"
+    mountpoint: str | None  # None when a recorded key's hierarchy is no longer mounted
+    controllers: frozenset[str]  # "memory", "cpu", "name=systemd", ...
+
+
+def _controllers(super_options: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(
+        opt for opt in super_options
+        if opt not in _NOT_CONTROLLERS and ("=" not in opt or opt.startswith("name="))
+    )
+
+
+def discover(
+    root: str = "/sys/fs/cgroup", mounts: list[_fs.MountEntry] | None = None
+) -> dict[str, Hierarchy]:
+    """The v1 hierarchies mounted under `root`, by key (a later mount over the same point wins)."""
+    root = os.path.normpath(root)
+    found: dict[str, Hierarchy] = {}
+    for entry in mounts if mounts is not None else _fs.read_mountinfo():
+        if entry.fstype != "cgroup" or os.path.dirname(entry.mountpoint) != root:
+            continue
+        key = os.path.basename(entry.mountpoint)
+        found[key] = Hierarchy(key, entry.mountpoint, _controllers(entry.super_options))
+    return found
+
+
+def hierarchy_for_path(key: str, path: str, mounts: list[_fs.MountEntry]) -> Hierarchy:
+    """The hierarchy a recorded `path` lives in, found by its mount; guessed from `key` if unmounted."""
+    entry = _fs.mount_containing(path, mounts, ("cgroup",))
+    if entry is None:
+        return Hierarchy(key, None, frozenset(key.split(",")))
+    return Hierarchy(key, entry.mountpoint, _controllers(entry.super_options))
+
+
+class V1Driver(CgroupDriver):
+    """The v1 hierarchies under `root`, as /proc/self/mountinfo lists them."""
+
+    version = 1
+
+    def __init__(self, root: str = "/sys/fs/cgroup") -> None:
+        self.root = os.path.normpath(root)
+        self.hierarchies: dict[str, Hierarchy] = discover(self.root)
+        if not self.hierarchies:
+            raise CgroupError(
+                f"no cgroup v1 hierarchy is mounted under {self.root} and it is not a cgroup2 "
+                "mount either: mount cgroupfs there (e.g. let systemd or cgroupfs-mount do it)"
+            )
+
+    def plan(self, cgroups_path: str) -> dict[str, str]:
+        rel = _fs.relative_cgroup_path(cgroups_path)
+        return {key: f"{h.mountpoint}/{rel}" for key, h in sorted(self.hierarchies.items())}
+
+    def open(self, paths: Mapping[str, str]) -> V1Cgroup:
+        known = {key: self.hierarchies[key] for key in paths if key in self.hierarchies}
+        return V1Cgroup(paths, known if len(known) == len(paths) else None)
+
+
+class V1Cgroup(Cgroup):
+    """A container's directories, one per v1 hierarchy.
+
+    `hierarchies` says which controllers each key holds; when omitted (reopening
+    from a record) they are found again by matching each path against the
+    current cgroup mounts.
+    """
+
+    def __init__(self, paths: Mapping[str, str], hierarchies: Mapping[str, Hierarchy] | None = None) -> None:
+        self.paths: Mapping[str, str] = MappingProxyType({k: os.path.normpath(v) for k, v in paths.items()})
+        if hierarchies is None:
+            mounts = _fs.read_mountinfo()
+            hierarchies = {k: hierarchy_for_path(k, p, mounts) for k, p in self.paths.items()}
+        self.hierarchies: Mapping[str, Hierarchy] = MappingProxyType(dict(hierarchies))
+
+    def __repr__(self) -> str:
+        return f"V1Cgroup({dict(self.paths)!r})"
+
+    @property
+    def roots(self) -> dict[str, str]:
+        """Each key's hierarchy root (mount point), e.g. for `remove_empty_parents`."""
+        return {k: h.mountpoint for k, h in self.hierarchies.items() if h.mountpoint}
+
+    # --- lookup -----------------------------------------------------------------------------
+
+    def dir_for(self, controller: str) -> str | None:
+        """This cgroup's directory in the hierarchy that holds `controller`, if there is one."""
+        for key, h in self.hierarchies.items():
+            if controller in h.controllers:
+                return self.paths[key]
+        return None
+
+    def _require(self, controller: str, where: str) -> str:
+        directory = self.dir_for(controller)
+        if directory is None:
+            raise ConfigError(
+                where,
+                f"the {controller} controller has no cgroup v1 hierarchy for this container "
+                f"(mounted: {', '.join(sorted(self.hierarchies)) or 'none'}); mount it or leave "
+                f"{where} unset",
+            )
+        return directory
+
+    # --- create, join -----------------------------------------------------------------------
+
+    def create(self) -> None:
+        for key, path in self.paths.items():
+            h = self.hierarchies[key]
+            try:
+                if "cpuset" in h.controllers:
+                    self._create_cpuset(h.mountpoint, path)
+                else:
+                    os.makedirs(path, exist_ok=True)
+            except OSError as err:
+                raise _fs.cgroup_error("create cgroup", path, err) from err
+
+    @staticmethod
+    def _create_cpuset(mountpoint: str | None, path: str) -> None:
+        """mkdir each level and fill its empty cpuset.cpus/mems from its parent (else ENOSPC on join)."""
+        base = mountpoint if mountpoint and path.startswith(mountpoint + "/") else os.path.dirname(path)
+        current = base
+        for part in os.path.relpath(path, base).split("/"):
+            parent, current = current, os.path.join(current, part)
+            os.makedirs(current, exist_ok=True)
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                mine = os.path.join(current, name)
+                if not _fs.read_text(mine).strip():
+                    _fs.write_file(mine, _fs.read_text(os.path.join(parent, name)).strip() or "\n")
+
+    def add(self, pid: int) -> None:
+        for procs in self.procs_files():
+            try:
+                _fs.write_file(procs, str(pid))
+            except OSError as err:
+                raise CgroupError(f"cannot move PID {pid} into {procs}: {_fs.describe(err)}") from err
+
+    def procs_files(self) -> list[str]:
+        return [os.path.join(path, "cgroup.procs") for path in self.paths.values()]
+
+    # --- limits -----------------------------------------------------------------------------
+
+    def apply(self, resources: Resources | None) -> None:
+        if resources is None:
+            return
+        if resources.memory is not None:
+            self._apply_memory(resources.memory)
+        if resources.cpu is not None:
+            self._apply_cpu(resources.cpu)
+        if resources.pids is not None:
+            self._apply_pids(resources.pids)
+        if resources.block_io is not None:
+            self._apply_block_io(resources.block_io)
+        if resources.devices:
+            self._apply_devices(resources.devices)
+
+    def _apply_memory(self, mem: MemoryResources) -> None:
+        where = "linux.resources.memory"
+        if mem.limit is None and mem.reservation is None and mem.swap is None:
+            return
+        d = self._require("memory", where)
+        memsw = f"{d}/memory.memsw.limit_in_bytes"
+        swap = mem.swap
+        if mem.limit == -1 and swap is None and os.path.exists(memsw):
+            swap = -1  # as runc: unlimited memory with swap unset means both unlimited
+        if swap is not None and not os.path.exists(memsw):
+            raise ConfigError(
+                f"{where}.swap",
+                f"swap accounting is off in this kernel ({memsw} does not exist); boot with "
+                "swapaccount=1 or leave swap unset",
+            )
+        self._write_memory_and_swap(d, mem.limit, swap)
+        if mem.reservation is not None:
+            _fs.write_resource(f"{d}/memory.soft_limit_in_bytes", mem.reservation, f"{where}.reservation")
+
+    @staticmethod
+    def _write_memory_and_swap(d: str, limit: int | None, swap: int | None) -> None:
+        """OCI swap is memory+swap (memory.memsw). The kernel keeps memory <= memsw at every
+        step, so (as runc) swap goes first when it grows past the current memory limit."""
+        where = "linux.resources.memory"
+        steps: list[tuple[str, int, str]] = []
+        if limit is not None:
+            steps.append((f"{d}/memory.limit_in_bytes", limit, f"{where}.limit"))
+        if swap is not None:
+            steps.append((f"{d}/memory.memsw.limit_in_bytes", swap, f"{where}.swap"))
+        if limit is not None and swap is not None:
+            current = _fs.read_int(f"{d}/memory.limit_in_bytes") or 0
+            if swap == -1 or swap > current:
+                steps.reverse()
+        for path, value, step_where in steps:
+            _fs.write_resource(path, value, step_where)
+
+    def _apply_cpu(self, cpu: CpuResources) -> None:
+        where = "linux.resources.cpu"
+        if cpu.shares or cpu.quota is not None or cpu.period is not None:
+            d = self._require("cpu", where)
+            if cpu.shares:
+                _fs.write_resource(f"{d}/cpu.shares", cpu.shares, f"{where}.shares")
+            self._apply_cfs(d, cpu.quota, cpu.period)
+        if cpu.cpus or cpu.mems:
+            d = self._require("cpuset", where)
+            if cpu.cpus:
+                _fs.write_resource(f"{d}/cpuset.cpus", cpu.cpus, f"{where}.cpus")
+            if cpu.mems:
+                _fs.write_resource(f"{d}/cpuset.mems", cpu.mems, f"{where}.mems")
+
+    @staticmethod
+    def _apply_cfs(d: str, quota: int | None, period: int | None) -> None:
+        """Period before quota (as runc). If the kernel refuses the new period against the
+        old quota (their ratio is checked against the parent), write the quota first."""
+        where = "linux.resources.cpu"
+        if period is not None:
+            try:
+                _fs.write_file(f"{d}/cpu.cfs_period_us", str(period))
+            except OSError:
+                if quota is None:
+                    _fs.write_resource(f"{d}/cpu.cfs_period_us", period, f"{where}.period")
+                    return
+                _fs.write_resource(f"{d}/cpu.cfs_quota_us", quota, f"{where}.quota")
+                _fs.write_resource(f"{d}/cpu.cfs_period_us", period, f"{where}.period")
+                return
+        if quota is not None:
+            _fs.write_resource(f"{d}/cpu.cfs_quota_us", quota, f"{where}.quota")
+
+    def _apply_pids(self, pids: PidsResources) -> None:
+        where = "linux.resources.pids.limit"
+        d = self._require("pids", where)
+        # OCI: 0 or -1 means unlimited (runc writes "max" for both).
+        _fs.write_resource(f"{d}/pids.max", pids.limit if pids.limit > 0 else "max", where)
+
+    def _apply_block_io(self, blkio: BlockIOResources) -> None:
+        where = "linux.resources.blockIO.weight"
+        if not blkio.weight:
+            return
+        d = self._require("blkio", where)
+        for name in ("blkio.weight", "blkio.bfq.weight"):
+            if os.path.exists(f"{d}/{name}"):
+                _fs.write_resource(f"{d}/{name}", blkio.weight, where)
+                return
+        raise ConfigError(
+            where,
+            f"neither blkio.weight nor blkio.bfq.weight exists in {d} (no CFQ or BFQ I/O "
+            "scheduler); leave the weight unset or enable BFQ",
+        )
+
+    def _apply_devices(self, rules: tuple[DeviceRule, ...]) -> None:
+        d = self._require("devices", "linux.resources.devices")
+        for index, rule in enumerate(rules):
+            name = "devices.allow" if rule.allow else "devices.deny"
+            _fs.write_resource(f"{d}/{name}", device_rule_line(rule), f"linux.resources.devices[{index}]")
+
+    # --- freezer ----------------------------------------------------------------------------
+
+    def _freezer_dir(self) -> str:
+        d = self.dir_for("freezer")
+        if d is None:
+            raise CgroupError(
+                f"cannot freeze or thaw {sorted(self.paths.values())}: no freezer hierarchy is mounted"
+            )
+        return d
+
+    def _freezer_state(self, d: str) -> str:
+        return _fs.read_text(f"{d}/freezer.state").strip()
+
+    def _write_state(self, d: str, state: str) -> None:
+        try:
+            _fs.write_file(f"{d}/freezer.state", state)
+        except OSError as err:
+            raise _fs.cgroup_error(f"write {state} to", f"{d}/freezer.state", err) from err
+
+    def freeze(self, timeout: float = 10.0) -> None:
+        """Write FROZEN until the kernel says FROZEN, thawing now and then (runc's remedy).
+
+        While tasks keep forking (or being added) a v1 cgroup can stay FREEZING;
+        rewriting FROZEN and, every 50 tries, a THAWED/FROZEN pair lets it settle.
+        """
+        d = self._freezer_dir()
+        deadline = time.monotonic() + timeout
+        tries, state = 0, THAWED
+        while True:
+            if tries % 50 == 49:
+                self._write_state(d, THAWED)
+                time.sleep(0.01)
+            self._write_state(d, FROZEN)
+            state = self._freezer_state(d)
+            if state == FROZEN:
+                return
+            if time.monotonic() >= deadline:
+                break
+            tries += 1
+            time.sleep(0.0001 if tries < 25 else 0.001)
+        self._write_state(d, THAWED)
+        raise FreezeTimeout(
+            f"cannot freeze {d}: freezer.state was still {state} after {timeout:g} s, so it was "
+            "thawed again. A process there is stuck in uninterruptible sleep (state D: NFS, "
+            "FUSE, a device) or keeps forking; look at `grep State /proc/<pid>/status` for the "
+            f"PIDs in {d}/cgroup.procs, fix that, then pause again"
+        )
+
+    def thaw(self, timeout: float = 10.0) -> None:
+        d = self._freezer_dir()
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            self._write_state(d, THAWED)
+            if self._freezer_state(d) == THAWED:
+                return
+            if time.monotonic() >= deadline:
+                parent = _fs.read_optional(f"{d}/freezer.parent_freezing")
+                raise CgroupError(
+                    f"cannot thaw {d}: freezer.state is still {self._freezer_state(d)} after "
+                    f"{timeout:g} s (parent_freezing {(parent or '?').strip()}: an ancestor cgroup "
+                    "is frozen; thaw that one)"
+                )
+            delay = _fs.pause(delay)
+
+    def frozen(self) -> bool:
+        """Frozen by its own freezer.state (FROZEN, or stuck FREEZING).
+
+        A cgroup that is FROZEN only because an ancestor is (self_freezing 0) is
+        not paused as far as this container is concerned; runc reports it the
+        same way. A missing freezer or directory means not frozen.
+        """
+        d = self.dir_for("freezer")
+        if d is None:
+            return False
+        try:
+            state = self._freezer_state(d)
+        except OSError as err:
+            if err.errno in _fs.GONE_ERRNOS:
+                return False
+            raise
+        if state == THAWED:
+            return False
+        self_freezing = _fs.read_optional(f"{d}/freezer.self_freezing")
+        return self_freezing is None or self_freezing.strip() != "0"
+
+    # --- processes --------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(p) for p in self.paths.values())
+
+    def _pids_dir(self) -> str | None:
+        for controller in _PIDS_PREFERENCE:
+            d = self.dir_for(controller)
+            if d is not None and os.path.isdir(d):
+                return d
+        return next((p for p in self.paths.values() if os.path.isdir(p)), None)
+
+    def pids(self) -> list[int]:
+        d = self._pids_dir()
+        return _fs.procs_recursive(d) if d else []
+
+    # --- stats and OOM ----------------------------------------------------------------------
+
+    def stats(self) -> Stats:
+        return Stats(memory=self._memory_stats(), cpu=self._cpu_stats(), pids=self._pids_stats())
+
+    def _memory_stats(self) -> MemoryStats | None:
+        d = self.dir_for("memory")
+        usage = _fs.read_int(f"{d}/memory.usage_in_bytes") if d else None
+        if d is None or usage is None:
+            return None
+        return MemoryStats(
+            usage=usage,
+            max_usage=_fs.read_int(f"{d}/memory.max_usage_in_bytes"),
+            limit=_fs.limit_or_none(_fs.read_int(f"{d}/memory.limit_in_bytes")),
+            failcnt=_fs.read_int(f"{d}/memory.failcnt"),
+            oom_kills=self.oom_kill_count(),
+        )
+
+    def _cpu_stats(self) -> CpuStats | None:
+        acct = self.dir_for("cpuacct")
+        total = _fs.read_int(f"{acct}/cpuacct.usage") if acct else None
+        if acct is None or total is None:
+            return None
+        percpu = _fs.read_optional(f"{acct}/cpuacct.usage_percpu")
+        ticks = _fs.read_keyed(f"{acct}/cpuacct.stat") or {}
+        ns_per_tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        cpu = self.dir_for("cpu")
+        throttling = (_fs.read_keyed(f"{cpu}/cpu.stat") if cpu else None) or {}
+        return CpuStats(
+            total_usage_ns=total,
+            per_cpu_usage_ns=tuple(int(v) for v in percpu.split()) if percpu else None,
+            user_ns=ticks["user"] * ns_per_tick if "user" in ticks else None,
+            system_ns=ticks["system"] * ns_per_tick if "system" in ticks else None,
+            periods=throttling.get("nr_periods"),
+            throttled_periods=throttling.get("nr_throttled"),
+            throttled_time_ns=throttling.get("throttled_time"),
+        )
+
+    def _pids_stats(self) -> PidsStats | None:
+        d = self.dir_for("pids")
+        current = _fs.read_int(f"{d}/pids.current") if d else None
+        if d is None or current is None:
+            return None
+        return PidsStats(current=current, limit=_fs.read_int(f"{d}/pids.max"))
+
+    def oom_kill_count(self) -> int:
+        """The `oom_kill` line of memory.oom_control; 0 when there is no memory cgroup."""
+        d = self.dir_for("memory")
+        values = _fs.read_keyed(f"{d}/memory.oom_control") if d else None
+        return (values or {}).get("oom_kill", 0)
+
+    def oom_events(
+        self, stop: Callable[[], bool] | None = None, poll_interval: float = 0.1
+    ) -> Iterator[int]:
+        """Wake on the kernel's OOM notification (an eventfd registered in cgroup.event_control).
+
+        The kernel signals the eventfd when the cgroup hits OOM, just *before*
+        the OOM killer picks its victim, so after a wake-up the count is re-read
+        every 10 ms for a moment until it grows. Otherwise the count is re-read
+        every `poll_interval` (a missed notification costs one interval). Before
+        ending because the cgroup emptied, the count is read once more: a kill
+        is counted before its victim leaves the cgroup, so the last one is seen.
+        """
+        d = self.dir_for("memory")
+        if d is None:
+            raise CgroupError(f"no memory hierarchy for {sorted(self.paths.values())}: no OOM events")
+        efd, cfd = self._register_oom_eventfd(d)
+        try:
+            last = self.oom_kill_count()
+            eager_until = 0.0  # after a notification: re-read quickly until the kill is counted
+            while not (stop is not None and stop()):
+                wait = poll_interval if time.monotonic() >= eager_until else min(poll_interval, 0.01)
+                if select.select([efd], [], [], wait)[0]:
+                    _drain_eventfd(efd)
+                    eager_until = time.monotonic() + 0.5
+                empty = not os.path.isdir(d) or not self.pids()
+                count = self.oom_kill_count()
+                if count > last:
+                    last, eager_until = count, 0.0
+                    yield count
+                if empty:
+                    return
+        finally:
+            os.close(efd)
+            os.close(cfd)
+
+    @staticmethod
+    def _register_oom_eventfd(d: str) -> tuple[int, int]:
+        efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            cfd = os.open(f"{d}/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as err:
+            os.close(efd)
+            raise _fs.cgroup_error("open", f"{d}/memory.oom_control", err) from err
+        try:
+            _fs.write_file(f"{d}/cgroup.event_control", f"{efd} {cfd}")
+        except OSError as err:
+            os.close(efd)
+            os.close(cfd)
+            raise _fs.cgroup_error("register an OOM eventfd in", f"{d}/cgroup.event_control", err) from err
+        return efd, cfd
+
+    # --- teardown ---------------------------------------------------------------------------
+
+    def kill_all(self, timeout: float = 10.0) -> None:
+        """Freeze (so nothing forks), SIGKILL everyone, thaw (frozen v1 tasks die only when thawed)."""
+        deadline = time.monotonic() + timeout
+        if not self.pids():
+            if self.frozen():
+                self._thaw_quietly()
+            return
+        froze = self._freeze_quietly(min(1.0, timeout / 4))
+        _fs.kill_pids(self.pids())
+        if froze or self.frozen():
+            self._thaw_quietly()
+        self._wait_empty(deadline, timeout)
+
+    def _freeze_quietly(self, timeout: float) -> bool:
+        """Freeze if there is a freezer; a freeze that fails only means forks may race the kill."""
+        if self.dir_for("freezer") is None or not os.path.isdir(self._freezer_dir()):
+            return False
+        try:
+            self.freeze(timeout)
+            return True
+        except FreezeTimeout:
+            return False
+
+    def _thaw_quietly(self) -> None:
+        d = self.dir_for("freezer")
+        if d is not None and os.path.isdir(d):
+            try:
+                self._write_state(d, THAWED)
+            except CgroupError:
+                pass
+
+    def _wait_empty(self, deadline: float, timeout: float) -> None:
+        delay = 0.0005
+        while True:
+            left = self.pids()
+            if not left:
+                return
+            if time.monotonic() >= deadline:
+                raise CgroupError(
+                    f"processes still in {self._pids_dir()} {timeout:g} s after SIGKILL: "
+                    f"{_fs.describe_pids(left)} (state D: stuck in the kernel; or an ancestor "
+                    "cgroup is frozen)"
+                )
+            _fs.kill_pids(left)  # forks that raced the first kill
+            delay = _fs.pause(delay)
+
+    def destroy(self, timeout: float = 10.0) -> None:
+        """kill_all, then rmdir every directory children first; the parents (``/corral``) stay."""
+        deadline = time.monotonic() + timeout
+        self.kill_all(timeout)
+        failures: list[str] = []
+        for path in self.paths.values():
+            failures += _fs.remove_tree(path, max(deadline, time.monotonic() + 0.5))
+        if failures:
+            raise CgroupError("cannot remove cgroup directories: " + "; ".join(failures))
+
+
+def _drain_eventfd(efd: int) -> None:
+    try:
+        os.eventfd_read(efd)
+    except BlockingIOError:
+        pass
+
+
+def device_rule_line(rule: DeviceRule) -> str:
+    """A DeviceRule as devices.allow/deny want it: ``c 1:3 rwm``, ``a *:* rwm``."""
+    major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
+    minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
+    return f"{rule.type or 'a'} {major}:{minor} {rule.access or 'rwm'}"
+

@@ -1,0 +1,260 @@
+"""The container's processes before they exec the user's program.
+
+Forked by the monitor (corral.executor.monitor) from the pre-imported spawn
+helper, so no interpreter starts here. Two stages, as in runc's nsexec:
+
+- `namespaces_stage` joins the namespaces given by path, unshares the new ones
+  (the user namespace first, waiting for the monitor to write its maps), then
+  forks, because a new PID namespace applies to children only;
+- `init_stage` is PID 1 of the new PID namespace: it sets up the rootfs,
+  hostname, loopback and credentials, reports ready, blocks on the exec fifo
+  until `start`, and execs.
+
+`exec_stage` is the same in setns mode for `Container.exec`.
+
+Every failure before exec is reported to the monitor as a message, with the
+step that failed, and ends the process: the caller of create/exec sees it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import struct
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from corral.config import Config, Process
+from corral.executor import credentials, protocol, rootfs
+from corral.executor import syscalls as sc
+
+#: The init's name until it execs (execve resets it): how the executor tells
+#: "still waiting on the exec fifo" from "the user's process runs".
+INIT_COMM = "corral-init"
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+#: Python ignores these; a program exec'd with them ignored would inherit that.
+_RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP)
+
+
+class Step:
+    """Names the step in progress, so that an error says where it happened."""
+
+    def __init__(self) -> None:
+        self.name = "starting"
+
+    def __call__(self, name: str) -> None:
+        self.name = name
+
+
+def fail(sock: socket.socket, step: Step, exc: BaseException) -> NoReturn:
+    message = f"{step.name}: {exc}" if not isinstance(exc, OSError) or exc.strerror is None else f"{step.name}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.filename:
+        message += f" ({exc.filename})"
+    try:
+        protocol.send(sock, {"stage": "error", "message": message})
+    finally:
+        os._exit(1)
+
+
+def reset_signals() -> None:
+    for sig in _RESET_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sh22x", b"lo", 0)
+        flags = struct.unpack("16sh22x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | _IFF_UP))
+
+
+def find_executable(name: str, env: tuple[str, ...], cwd: str) -> str:
+    """Resolve argv[0] as execvp would, inside the container, before reporting ready:
+    a missing program must fail `create`, not `start`."""
+    if "/" in name:
+        path = name if os.path.isabs(name) else os.path.join(cwd, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+        raise FileNotFoundError(f"executable {name!r} not found or not executable in the container")
+    search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    for entry in env:
+        if entry.startswith("PATH="):
+            search = entry[5:]
+    for directory in search.split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(f"executable {name!r} not found in $PATH ({search}) in the container")
+
+
+def install_stdio(fds: list[int]) -> None:
+    for target, fd in enumerate(fds[:3]):
+        if fd != target:
+            os.dup2(fd, target)
+    for fd in fds[:3]:
+        if fd > 2:
+            os.close(fd)
+
+
+def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in env if "=" in item)
+
+
+def namespaces_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]) -> NoReturn:
+    """Join and create namespaces, then fork the init (PID 1 of a new PID namespace)."""
+    step = Step()
+    try:
+        step("waiting for the cgroups")
+        if protocol.recv(sock) is None:
+            os._exit(1)
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        for ns_type, path in request["join"]:
+            step(f"joining the {ns_type} namespace at {path}")
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, sc.NAMESPACES[ns_type][0])
+            finally:
+                os.close(fd)
+        new = request["new"]
+        flags = 0
+        for ns_type in new:
+            if ns_type != "cgroup":  # unshared by init, once it is in its cgroups
+                flags |= sc.NAMESPACES[ns_type][0]
+        if flags:
+            step("creating namespaces " + ", ".join(t for t in new if t != "cgroup"))
+            sc.unshare(flags)
+        if "user" in new:
+            step("waiting for the uid/gid maps")
+            protocol.send(sock, {"stage": "userns", "pid": os.getpid()})
+            if protocol.recv(sock) is None:
+                os._exit(1)
+            for setter in (os.setresgid, os.setresuid):
+                try:
+                    setter(0, 0, 0)
+                except OSError:
+                    pass  # container root is not mapped: the process's own user comes later
+        step("forking the init")
+        gate_read, gate_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(gate_write)
+            os.read(gate_read, 1)  # returns when this stage has reported the PID and exited
+            os.close(gate_read)
+            init_stage(request, sock, stdio)
+        os.close(gate_read)
+        protocol.send(sock, {"stage": "init", "pid": pid})
+    except BaseException as exc:
+        fail(sock, step, exc)
+    os._exit(0)
+
+
+def init_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]) -> NoReturn:
+    step = Step()
+    try:
+        step("reading the config")
+        sc.prctl(sc.PR_SET_NAME, _comm_arg())
+        config = Config.from_dict(request["config"], bundle=request.get("bundle"))
+        new = set(request["new"])
+        if "cgroup" in new:
+            step("creating the cgroup namespace")
+            sc.unshare(sc.CLONE_NEWCGROUP)
+        fifo_fd = request["fifo_fd"]
+        step("setting up the rootfs")
+        rootfs.prepare(
+            config,
+            request["cgroup_paths"],
+            in_user_namespace="user" in new or any(t == "user" for t, _ in request["join"]),
+            new_cgroupns="cgroup" in new,
+        )
+        if config.hostname is not None:
+            step(f"setting the hostname {config.hostname!r}")
+            sc.sethostname(config.hostname)
+        if "network" in new:
+            step("bringing up the loopback interface")
+            loopback_up()
+        step(f"pivot_root into {config.root.path}")
+        rootfs.pivot(config.root.path)
+        step("finishing the rootfs (sysctls, read-only and masked paths)")
+        rootfs.finish(config)
+        process = config.process
+        step(f"looking up {process.args[0]!r}")
+        executable = find_executable(process.args[0], process.env, process.cwd)
+        step("setting up the process's credentials")
+        credentials.apply(process)
+        step(f"changing to the working directory {process.cwd!r}")
+        os.chdir(process.cwd)
+        install_stdio(stdio)
+        protocol.send(sock, {"stage": "ready"})
+    except BaseException as exc:
+        fail(sock, step, exc)
+    sock.close()
+    try:
+        fifo = os.open(rootfs.fd_path(fifo_fd), os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
+        os.write(fifo, b"0")
+        os.close(fifo)
+        reset_signals()
+        os.execve(executable, list(process.args), _env_dict(process.env))
+    except BaseException as exc:
+        os.write(2, f"corral init: {process.args[0]}: {exc}\n".encode(errors="replace"))
+    os._exit(127)
+
+
+def exec_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int], pidfd: int) -> NoReturn:
+    """Join the running container (one setns through the init's pidfd), then fork and exec."""
+    step = Step()
+    try:
+        step("waiting for the cgroups")
+        if protocol.recv(sock) is None:
+            os._exit(1)
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # before joining: the container must not reach into us
+        flags = 0
+        for ns_type in request["join"]:
+            flags |= sc.NAMESPACES[ns_type][0]
+        if flags:
+            step("joining the container's namespaces")
+            sc.setns(pidfd, flags)
+        os.close(pidfd)
+        step("forking the process")
+        pid = os.fork()
+        if pid == 0:
+            _exec_process(request, sock, stdio)
+        protocol.send(sock, {"stage": "exec-pid", "pid": pid})
+    except BaseException as exc:
+        fail(sock, step, exc)
+    os._exit(0)
+
+
+def _exec_process(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]) -> NoReturn:
+    step = Step()
+    try:
+        process = Process.from_dict(request["process"])
+        step(f"looking up {process.args[0]!r}")
+        executable = find_executable(process.args[0], process.env, process.cwd)
+        step("setting up the process's credentials")
+        credentials.apply(process)
+        step(f"changing to the working directory {process.cwd!r}")
+        os.chdir(process.cwd)
+        install_stdio(stdio)
+        reset_signals()
+        os.execve(executable, list(process.args), _env_dict(process.env))
+    except BaseException as exc:
+        fail(sock, step, exc)
+
+
+def _comm_arg() -> int:
+    """PR_SET_NAME takes a pointer: keep the buffer alive in a module global."""
+    global _COMM_BUFFER
+    from corral.executor._syscalls import ffi
+
+    _COMM_BUFFER = ffi.new("char[]", INIT_COMM.encode())
+    return int(ffi.cast("unsigned long", _COMM_BUFFER))
+
+
+_COMM_BUFFER: Any = None

@@ -1,0 +1,335 @@
+"""The real executor: containers from the kernel (namespaces, cgroups, mounts, signals).
+
+Stateless between calls on purpose: every method acts on the facts it is given
+(read from the store), so any process can pick up a container another one
+created. The only state is the spawn helper, which is a cache.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import shutil
+import signal as signal_module
+from collections.abc import Callable, Iterator
+
+from corral import faults
+from corral.config import Config, Process
+from corral.errors import ConfigError, ExecutorError, ProcessGone
+from corral.executor import proc, spawn
+from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
+from corral.executor.cgroups.base import Cgroup
+from corral.executor.init import INIT_COMM
+from corral.executor.interface import (
+    ContainerFacts,
+    ContainerPlan,
+    ExitStatus,
+    InitFacts,
+    KernelStatus,
+    OOMEvent,
+    ProcessIdentity,
+    Stats,
+    Stdio,
+)
+from corral.executor.syscalls import NAMESPACES
+
+FIFO_NAME = "exec.fifo"
+EXIT_FILE = "init.exit"
+FREEZE_TIMEOUT = 10.0
+MONITOR_GRACE = 5.0
+
+
+def _id_map(mappings: tuple) -> str:
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
+
+
+class LinuxExecutor:
+    """Implements corral.executor.interface.Executor on this host's kernel."""
+
+    def __init__(self, cgroups: CgroupDriver | None = None) -> None:
+        self.cgroups = cgroups if cgroups is not None else detect()
+        self._helper = spawn.Helper()
+
+    def close(self) -> None:
+        self._helper.close()
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _cgroup(self, facts: ContainerFacts) -> Cgroup:
+        return open_cgroup(facts.plan.cgroup_paths)
+
+    @staticmethod
+    def _fifo(facts: ContainerFacts) -> str:
+        return os.path.join(facts.plan.run_dir, FIFO_NAME)
+
+    @staticmethod
+    def _exit_file(facts: ContainerFacts) -> str:
+        return os.path.join(facts.plan.run_dir, EXIT_FILE)
+
+    # -- the interface ------------------------------------------------------------
+
+    def plan(self, container_id: str, config: Config, run_dir: str) -> ContainerPlan:
+        mount_ns = config.namespace("mount")
+        if mount_ns is None:
+            raise ConfigError(
+                "linux.namespaces",
+                "corral needs a new mount namespace to set up the rootfs: add {\"type\": \"mount\"}",
+            )
+        if mount_ns.path is not None:
+            raise ConfigError("linux.namespaces", "joining a mount namespace by path is not supported yet")
+        if config.process.terminal:
+            raise ConfigError("process.terminal", "not supported yet (no console support)")
+        if not os.path.isdir(config.root.path):
+            raise ConfigError("root.path", f"{config.root.path} does not exist or is not a directory")
+        cgroups_path = config.cgroups_path or f"/corral/{container_id}"
+        return ContainerPlan(cgroup_paths=self.cgroups.plan(cgroups_path), run_dir=run_dir)
+
+    def spawn(self, facts: ContainerFacts, stdio: Stdio) -> spawn.SpawnedInit:
+        config = facts.config
+        cgroup = self._cgroup(facts)
+        cgroup.create()
+        cgroup.apply(config.resources)
+        faults.point("create.cgroups")
+        run_dir = facts.plan.run_dir
+        os.makedirs(run_dir, mode=0o711, exist_ok=True)
+        fifo = self._fifo(facts)
+        try:
+            os.unlink(fifo)
+        except FileNotFoundError:
+            pass
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # any user of the container may open it for writing (runc does the same)
+        request = {
+            "op": "create",
+            "id": facts.id,
+            "config": config.to_dict(),
+            "bundle": config.bundle,
+            "cgroup_procs": cgroup.procs_files(),
+            "cgroup_paths": dict(facts.plan.cgroup_paths),
+            "fifo": fifo,
+            "exit_file": self._exit_file(facts),
+            "join": [[ns.type, ns.path] for ns in _ordered(config) if ns.path],
+            "new": [ns.type for ns in _ordered(config) if not ns.path],
+            "uid_map": _id_map(config.uid_mappings),
+            "gid_map": _id_map(config.gid_mappings),
+        }
+        init_pid, monitor, ctl = spawn.spawn_init(
+            self._helper, request, stdio, lambda: faults.point("create.spawned")
+        )
+        try:
+            start_time = proc.start_time(init_pid)
+            if start_time is None:
+                raise ExecutorError(f"container {facts.id!r}: the init ({init_pid}) vanished after set-up")
+            namespaces: dict[str, str] = {}
+            inodes: dict[str, int] = {}
+            for ns in config.namespaces:
+                name = NAMESPACES[ns.type][1]
+                path = f"/proc/{init_pid}/ns/{name}"
+                namespaces[ns.type] = path
+                inodes[ns.type] = proc.namespace_inode(init_pid, name)
+        except BaseException:
+            ctl.close()
+            spawn.wait_for_exit(monitor, MONITOR_GRACE)
+            raise
+        faults.point("create.ready")
+        return spawn.SpawnedInit(
+            InitFacts(ProcessIdentity(init_pid, start_time), monitor, namespaces, inodes), ctl, monitor
+        )
+
+    def start(self, facts: ContainerFacts) -> None:
+        init = self._require_init(facts)
+        fifo_path = self._fifo(facts)
+        pidfd = proc.open_pidfd(init)
+        if pidfd is None:
+            raise ProcessGone(f"container {facts.id!r}: its init ({init.pid}) is gone; it cannot start")
+        try:
+            if not self._waiting_on_fifo(init) or not os.path.exists(fifo_path):
+                raise ExecutorError(f"container {facts.id!r} was already started (its init no longer waits)")
+            faults.point("start.fifo-opening")
+            fifo = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                while True:
+                    ready, _, _ = select.select([fifo, pidfd], [], [], 10.0)
+                    if fifo in ready:
+                        if os.read(fifo, 1) == b"0":
+                            break
+                        raise ExecutorError(f"container {facts.id!r}: the init closed its exec fifo without starting")
+                    if pidfd in ready:
+                        raise ProcessGone(f"container {facts.id!r}: the init died before it could start")
+            finally:
+                os.close(fifo)
+        finally:
+            os.close(pidfd)
+        os.unlink(fifo_path)
+        faults.point("start.fifo-opened")
+
+    @staticmethod
+    def _waiting_on_fifo(init: ProcessIdentity) -> bool:
+        try:
+            with open(f"/proc/{init.pid}/comm") as f:
+                return f.read().strip() == INIT_COMM
+        except OSError:
+            return False
+
+    def status(self, facts: ContainerFacts) -> KernelStatus:
+        init = facts.init
+        if init is None or not proc.alive(init):
+            return KernelStatus(alive=False, frozen=False, fifo_present=False)
+        cgroup = self._cgroup(facts)
+        frozen = cgroup.exists() and cgroup.frozen()
+        waiting = self._waiting_on_fifo(init) and os.path.exists(self._fifo(facts))
+        return KernelStatus(alive=proc.alive(init), frozen=frozen, fifo_present=waiting)
+
+    def signal(self, facts: ContainerFacts, sig: int, all_processes: bool = False) -> None:
+        init = self._require_init(facts)
+        if all_processes:
+            self._signal_all(facts, sig)
+            return
+        pidfd = proc.open_pidfd(init)
+        if pidfd is None:
+            raise ProcessGone(f"container {facts.id!r}: its init ({init.pid}) is gone")
+        try:
+            signal_module.pidfd_send_signal(pidfd, sig)
+        except ProcessLookupError as exc:
+            raise ProcessGone(f"container {facts.id!r}: its init ({init.pid}) is gone") from exc
+        finally:
+            os.close(pidfd)
+
+    def _signal_all(self, facts: ContainerFacts, sig: int) -> None:
+        """Freeze, signal every process through a pidfd, thaw: no PID can be reused meanwhile."""
+        cgroup = self._cgroup(facts)
+        was_frozen = cgroup.frozen()
+        if not was_frozen:
+            cgroup.freeze(FREEZE_TIMEOUT)
+        try:
+            for pid in cgroup.pids():
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except ProcessLookupError:
+                    continue
+                try:
+                    signal_module.pidfd_send_signal(pidfd, sig)
+                except ProcessLookupError:
+                    pass
+                finally:
+                    os.close(pidfd)
+        finally:
+            if not was_frozen:
+                cgroup.thaw()
+
+    def wait(self, facts: ContainerFacts, timeout: float | None) -> ExitStatus:
+        init = self._require_init(facts)
+        monitor = facts.monitor
+        watched = monitor if monitor is not None and proc.alive(monitor) else init
+        if not spawn.wait_for_exit(watched, timeout):
+            from corral.errors import WaitTimeout
+
+            raise WaitTimeout(f"container {facts.id!r}", timeout or 0)
+        if watched is init and monitor is not None:
+            spawn.wait_for_exit(monitor, MONITOR_GRACE)
+        return self.exit_status(facts)
+
+    def exit_status(self, facts: ContainerFacts) -> ExitStatus:
+        if facts.monitor is not None and facts.init is not None and not proc.alive(facts.init):
+            spawn.wait_for_exit(facts.monitor, MONITOR_GRACE)  # it writes the file as it exits
+        try:
+            with open(self._exit_file(facts)) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            return ExitStatus.unknown()
+        oom = False
+        if record.get("signal") == signal_module.SIGKILL:
+            cgroup = self._cgroup(facts)
+            try:
+                oom = cgroup.exists() and cgroup.oom_kill_count() > 0
+            except OSError:
+                oom = False
+        return ExitStatus(record.get("status"), record.get("signal"), oom)
+
+    def freeze(self, facts: ContainerFacts) -> None:
+        self._cgroup(facts).freeze(FREEZE_TIMEOUT)
+        faults.point("pause.frozen")
+
+    def thaw(self, facts: ContainerFacts) -> None:
+        self._cgroup(facts).thaw()
+        faults.point("resume.thawed")
+
+    def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> spawn.LinuxExecHandle:
+        init = self._require_init(facts)
+        cgroup = self._cgroup(facts)
+        request = {
+            "op": "exec",
+            "id": facts.id,
+            "init_pid": init.pid,
+            "init_start_time": init.start_time,
+            "join": [ns.type for ns in _ordered(facts.config)],
+            "cgroup_procs": cgroup.procs_files(),
+            "process": process.to_dict(),
+        }
+        return spawn.spawn_exec(self._helper, request, stdio)
+
+    def processes(self, facts: ContainerFacts) -> list[int]:
+        cgroup = self._cgroup(facts)
+        return cgroup.pids() if cgroup.exists() else []
+
+    def stats(self, facts: ContainerFacts) -> Stats:
+        return self._cgroup(facts).stats()
+
+    def oom_events(
+        self, facts: ContainerFacts, stop: Callable[[], bool] | None = None
+    ) -> Iterator[OOMEvent]:
+        for count in self._cgroup(facts).oom_events(stop):
+            yield OOMEvent(facts.id, count)
+
+    def kill(self, facts: ContainerFacts, timeout: float) -> ExitStatus:
+        cgroup = self._cgroup(facts)
+        if facts.init is not None:
+            pidfd = proc.open_pidfd(facts.init)
+            if pidfd is not None:
+                try:
+                    signal_module.pidfd_send_signal(pidfd, signal_module.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                finally:
+                    os.close(pidfd)
+        if cgroup.exists():
+            cgroup.kill_all(timeout)
+        if facts.init is not None and not spawn.wait_for_exit(facts.init, timeout):
+            raise ExecutorError(f"container {facts.id!r}: the init survived SIGKILL for {timeout:g} s")
+        faults.point("destroy.killed")
+        return self.exit_status(facts)
+
+    def destroy(self, facts: ContainerFacts) -> None:
+        cgroup = self._cgroup(facts)
+        if cgroup.exists():
+            cgroup.kill_all()
+        spawn.wait_for_exit(facts.monitor, MONITOR_GRACE)
+        faults.point("destroy.killed")
+        if cgroup.exists():
+            cgroup.destroy()
+        faults.point("destroy.cgroups-removed")
+        try:
+            shutil.rmtree(facts.plan.run_dir)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise ExecutorError(f"container {facts.id!r}: cannot remove {facts.plan.run_dir}: {exc}") from exc
+
+    def leftovers(self, facts: ContainerFacts) -> list[str]:
+        found = [path for path in facts.plan.cgroup_paths.values() if os.path.isdir(path)]
+        if os.path.exists(facts.plan.run_dir):
+            found.append(facts.plan.run_dir)
+        return found
+
+    def _require_init(self, facts: ContainerFacts) -> ProcessIdentity:
+        if facts.init is None:
+            raise ProcessGone(f"container {facts.id!r} has no recorded init")
+        return facts.init
+
+
+def _ordered(config: Config) -> list:
+    """Namespaces in joining order: the user namespace first (it owns the others)."""
+    return sorted(config.namespaces, key=lambda ns: (ns.type != "user", ns.type))

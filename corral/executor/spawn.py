@@ -1,0 +1,270 @@
+"""The controller's side of spawning: the helper process and the sync protocol.
+
+The helper (corral.executor.zygote) is started lazily, once per executor and
+process, and restarted if it died. Each create or exec gets its own socket
+pair: one end goes to the monitor through the helper (SCM_RIGHTS), the other
+stays here, so that many threads can create containers at once while only the
+short request to the helper is serialised.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from corral.errors import ExecutorError, InitError, WaitTimeout
+from corral.executor import proc, protocol
+from corral.executor.interface import ExitStatus, ProcessIdentity, Stdio
+
+#: How long the init may take to set up before create gives up on it.
+SETUP_TIMEOUT = 60.0
+
+
+def _python_path() -> str:
+    """Where the helper, started with -S (no site: faster), finds corral and cffi's backend."""
+    import _cffi_backend  # type: ignore[import-not-found]
+
+    import corral
+
+    paths = [
+        os.path.dirname(os.path.dirname(os.path.abspath(corral.__file__))),
+        os.path.dirname(os.path.abspath(_cffi_backend.__file__)),
+    ]
+    return os.pathsep.join(dict.fromkeys(paths))
+
+
+class Helper:
+    """The spawn helper process of this controller process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._owner = 0
+
+    def _start(self) -> None:
+        ours, theirs = protocol.pair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _python_path()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-S", "-m", "corral.executor.zygote", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        self._sock = ours
+        self._owner = os.getpid()
+        protocol.send(ours, {"op": "ping"})
+        if protocol.recv(ours) is None:
+            raise ExecutorError("the spawn helper exited at start (see its stderr)")
+
+    def _stop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._owner == os.getpid():
+                self._stop()
+            else:  # inherited across fork: not ours to stop
+                self._sock = None
+                self._process = None
+
+    def request(self, message: Mapping[str, Any], fds: list[int]) -> dict[str, Any]:
+        with self._lock:
+            for attempt in (1, 2):
+                if self._sock is None or self._owner != os.getpid() or (
+                    self._process is not None and self._process.poll() is not None
+                ):
+                    if self._owner == os.getpid():
+                        self._stop()
+                    self._sock, self._process = None, None
+                    self._start()
+                assert self._sock is not None
+                try:
+                    protocol.send(self._sock, dict(message), fds)
+                    reply = protocol.recv(self._sock)
+                except OSError:
+                    reply = None
+                if reply is not None:
+                    if not reply.get("ok"):
+                        raise ExecutorError(f"spawn helper: {reply.get('error')}")
+                    return reply
+                self._stop()
+            raise ExecutorError("the spawn helper died twice in a row (see its stderr)")
+
+
+def _stdio_fds(stdio: Stdio) -> tuple[list[int], list[int]]:
+    """The three fds to send, and the ones opened here (to close once sent)."""
+    opened: list[int] = []
+    fds: list[int] = []
+    for fd in (stdio.stdin, stdio.stdout, stdio.stderr):
+        if fd is None:
+            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            opened.append(fd)
+        fds.append(fd)
+    return fds, opened
+
+
+def _recv(sock: socket.socket, what: str, timeout: float) -> dict[str, Any]:
+    sock.settimeout(timeout)
+    try:
+        message = protocol.recv(sock)
+    except TimeoutError:
+        raise InitError(f"{what}: no answer from the init after {timeout:g} s") from None
+    if message is None:
+        raise InitError(f"{what}: the monitor exited without a word")
+    return message
+
+
+def wait_for_exit(process: ProcessIdentity | None, timeout: float | None) -> bool:
+    """Block until `process` exits (True), or `timeout` passes (False). A gone process counts as exited."""
+    if process is None:
+        return True
+    pidfd = proc.open_pidfd(process)
+    if pidfd is None:
+        return True
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(pidfd)
+
+
+@dataclass
+class SpawnedInit:
+    """An init, set up and waiting on its exec fifo; the monitor awaits `confirm()`."""
+
+    facts: Any
+    _ctl: socket.socket
+    monitor: ProcessIdentity | None
+
+    def confirm(self) -> None:
+        try:
+            protocol.send(self._ctl, {"confirmed": True})
+        finally:
+            self._ctl.close()
+
+    def abort(self) -> None:
+        self._ctl.close()  # the monitor kills the init on EOF
+        wait_for_exit(self.monitor, 5.0)
+
+
+def spawn_init(helper: Helper, request: dict[str, Any], stdio: Stdio, on_spawned: Any) -> tuple[int, ProcessIdentity | None, socket.socket]:
+    """Ask for a monitor and an init; return (init pid, monitor, control socket) once it is ready.
+
+    Raises InitError with the init's own message if set-up failed; by then the
+    monitor has killed and reaped whatever it started and is exiting.
+    """
+    ours, theirs = protocol.pair()
+    fds, opened = _stdio_fds(stdio)
+    try:
+        reply = helper.request(request, [theirs.fileno(), *fds])
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+        for fd in opened:
+            os.close(fd)
+    monitor = proc.identity(reply["monitor"])
+    try:
+        init_pid: int | None = None
+        while True:
+            message = _recv(ours, f"container {request['id']!r}", SETUP_TIMEOUT)
+            event = message["event"]
+            if event == "spawned":
+                init_pid = message["pid"]
+                on_spawned()
+            elif event == "ready":
+                init_pid = message["pid"]
+                break
+            elif event == "error":
+                raise InitError(f"container {request['id']!r}: {message['message']}", container_id=request["id"])
+    except BaseException:
+        ours.close()
+        wait_for_exit(monitor, 5.0)
+        raise
+    ours.settimeout(None)
+    return init_pid, monitor, ours
+
+
+class LinuxExecHandle:
+    """A process exec'd into a container; its monitor reports the exit on the socket."""
+
+    def __init__(self, ctl: socket.socket, pid: int, start_time: int, monitor: ProcessIdentity | None) -> None:
+        self._ctl = ctl
+        self.pid = pid
+        self.start_time = start_time
+        self._monitor = monitor
+        self._status: ExitStatus | None = None
+        self._lock = threading.Lock()
+
+    def _read(self, timeout: float | None) -> ExitStatus | None:
+        with self._lock:
+            if self._status is not None:
+                return self._status
+            self._ctl.settimeout(timeout)
+            try:
+                message = protocol.recv(self._ctl)
+            except (TimeoutError, BlockingIOError):
+                return None
+            if message is None or message.get("event") != "exit":
+                self._status = ExitStatus.unknown()
+            else:
+                self._status = ExitStatus(message["status"], message.get("signal"))
+            self._ctl.close()
+            return self._status
+
+    def wait(self, timeout: float | None = None) -> ExitStatus:
+        status = self._read(timeout)
+        if status is None:
+            raise WaitTimeout(f"exec'd process {self.pid}", timeout or 0)
+        return status
+
+    def poll(self) -> ExitStatus | None:
+        return self._read(0.0)
+
+
+def spawn_exec(helper: Helper, request: dict[str, Any], stdio: Stdio) -> LinuxExecHandle:
+    ours, theirs = protocol.pair()
+    fds, opened = _stdio_fds(stdio)
+    try:
+        reply = helper.request(request, [theirs.fileno(), *fds])
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+        for fd in opened:
+            os.close(fd)
+    monitor = proc.identity(reply["monitor"])
+    try:
+        message = _recv(ours, f"exec in container {request['id']!r}", SETUP_TIMEOUT)
+        if message["event"] == "error":
+            raise InitError(f"exec in container {request['id']!r}: {message['message']}", container_id=request["id"])
+    except BaseException:
+        ours.close()
+        wait_for_exit(monitor, 5.0)
+        raise
+    ours.settimeout(None)
+    return LinuxExecHandle(ours, message["pid"], message["start_time"] or 0, monitor)

@@ -1,0 +1,163 @@
+"""Thin wrappers over the kernel calls corral needs and Python's `os` lacks.
+
+Each wrapper raises OSError with the errno and the call as it was made (its
+arguments), because "EINVAL" alone does not say which of twenty mounts failed.
+Constants come from the C headers at build time (see _build_syscalls.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from corral.executor._syscalls import ffi, lib
+
+CLONE_NEWNS: int = lib.CLONE_NEWNS
+CLONE_NEWUTS: int = lib.CLONE_NEWUTS
+CLONE_NEWIPC: int = lib.CLONE_NEWIPC
+CLONE_NEWUSER: int = lib.CLONE_NEWUSER
+CLONE_NEWPID: int = lib.CLONE_NEWPID
+CLONE_NEWNET: int = lib.CLONE_NEWNET
+CLONE_NEWCGROUP: int = lib.CLONE_NEWCGROUP
+
+#: OCI namespace type -> (clone flag, name under /proc/<pid>/ns/)
+NAMESPACES: dict[str, tuple[int, str]] = {
+    "user": (CLONE_NEWUSER, "user"),
+    "mount": (CLONE_NEWNS, "mnt"),
+    "pid": (CLONE_NEWPID, "pid"),
+    "network": (CLONE_NEWNET, "net"),
+    "ipc": (CLONE_NEWIPC, "ipc"),
+    "uts": (CLONE_NEWUTS, "uts"),
+    "cgroup": (CLONE_NEWCGROUP, "cgroup"),
+}
+
+MS_RDONLY: int = lib.MS_RDONLY
+MS_NOSUID: int = lib.MS_NOSUID
+MS_NODEV: int = lib.MS_NODEV
+MS_NOEXEC: int = lib.MS_NOEXEC
+MS_SYNCHRONOUS: int = lib.MS_SYNCHRONOUS
+MS_REMOUNT: int = lib.MS_REMOUNT
+MS_MANDLOCK: int = lib.MS_MANDLOCK
+MS_DIRSYNC: int = lib.MS_DIRSYNC
+MS_NOATIME: int = lib.MS_NOATIME
+MS_NODIRATIME: int = lib.MS_NODIRATIME
+MS_BIND: int = lib.MS_BIND
+MS_MOVE: int = lib.MS_MOVE
+MS_REC: int = lib.MS_REC
+MS_SILENT: int = lib.MS_SILENT
+MS_UNBINDABLE: int = lib.MS_UNBINDABLE
+MS_PRIVATE: int = lib.MS_PRIVATE
+MS_SLAVE: int = lib.MS_SLAVE
+MS_SHARED: int = lib.MS_SHARED
+MS_RELATIME: int = lib.MS_RELATIME
+MS_STRICTATIME: int = lib.MS_STRICTATIME
+MS_LAZYTIME: int = lib.MS_LAZYTIME
+
+MNT_DETACH: int = lib.MNT_DETACH
+MNT_FORCE: int = lib.MNT_FORCE
+UMOUNT_NOFOLLOW: int = lib.UMOUNT_NOFOLLOW
+
+PR_SET_PDEATHSIG: int = lib.PR_SET_PDEATHSIG
+PR_SET_DUMPABLE: int = lib.PR_SET_DUMPABLE
+PR_SET_KEEPCAPS: int = lib.PR_SET_KEEPCAPS
+PR_SET_NAME: int = lib.PR_SET_NAME
+PR_SET_NO_NEW_PRIVS: int = lib.PR_SET_NO_NEW_PRIVS
+PR_CAPBSET_READ: int = lib.PR_CAPBSET_READ
+PR_CAPBSET_DROP: int = lib.PR_CAPBSET_DROP
+PR_CAP_AMBIENT: int = lib.PR_CAP_AMBIENT
+PR_CAP_AMBIENT_RAISE: int = lib.PR_CAP_AMBIENT_RAISE
+PR_CAP_AMBIENT_CLEAR_ALL: int = lib.PR_CAP_AMBIENT_CLEAR_ALL
+PR_SET_CHILD_SUBREAPER: int = lib.PR_SET_CHILD_SUBREAPER
+
+RESOLVE_NO_XDEV: int = lib.RESOLVE_NO_XDEV
+RESOLVE_NO_MAGICLINKS: int = lib.RESOLVE_NO_MAGICLINKS
+RESOLVE_NO_SYMLINKS: int = lib.RESOLVE_NO_SYMLINKS
+RESOLVE_BENEATH: int = lib.RESOLVE_BENEATH
+RESOLVE_IN_ROOT: int = lib.RESOLVE_IN_ROOT
+
+
+def _fail(call: str) -> OSError:
+    err = ffi.errno
+    return OSError(err, f"{os.strerror(err)}: {call}")
+
+
+def _c(value: str | None) -> object:
+    return ffi.NULL if value is None else value.encode()
+
+
+def unshare(flags: int) -> None:
+    if lib.unshare(flags) == -1:
+        raise _fail(f"unshare({flags:#x})")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    if lib.setns(fd, nstype) == -1:
+        raise _fail(f"setns(fd={fd}, nstype={nstype:#x})")
+
+
+def mount(
+    source: str | None,
+    target: str,
+    fstype: str | None = None,
+    flags: int = 0,
+    data: str | None = None,
+) -> None:
+    if lib.mount(_c(source), target.encode(), _c(fstype), flags, _c(data)) == -1:
+        raise _fail(
+            f"mount(source={source!r}, target={target!r}, type={fstype!r}, "
+            f"flags={flags:#x}, data={data!r})"
+        )
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    if lib.umount2(target.encode(), flags) == -1:
+        raise _fail(f"umount2({target!r}, {flags:#x})")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    if lib.corral_pivot_root(new_root.encode(), put_old.encode()) == -1:
+        raise _fail(f"pivot_root({new_root!r}, {put_old!r})")
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    if lib.sethostname(raw, len(raw)) == -1:
+        raise _fail(f"sethostname({name!r})")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    ret = lib.prctl(option, arg2, arg3, arg4, arg5)
+    if ret == -1:
+        raise _fail(f"prctl({option}, {arg2}, {arg3}, {arg4}, {arg5})")
+    return int(ret)
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """(effective, permitted, inheritable) as 64-bit masks."""
+    data = ffi.new("uint32_t[6]")
+    if lib.corral_capget(pid, data) == -1:
+        raise _fail(f"capget(pid={pid})")
+    return (
+        data[0] | (data[3] << 32),
+        data[1] | (data[4] << 32),
+        data[2] | (data[5] << 32),
+    )
+
+
+def capset(effective: int, permitted: int, inheritable: int, pid: int = 0) -> None:
+    data = ffi.new("uint32_t[6]")
+    for word in (0, 1):
+        shift = 32 * word
+        data[word * 3 + 0] = (effective >> shift) & 0xFFFFFFFF
+        data[word * 3 + 1] = (permitted >> shift) & 0xFFFFFFFF
+        data[word * 3 + 2] = (inheritable >> shift) & 0xFFFFFFFF
+    if lib.corral_capset(pid, data) == -1:
+        raise _fail(
+            f"capset(effective={effective:#x}, permitted={permitted:#x}, inheritable={inheritable:#x})"
+        )
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    fd = lib.corral_openat2(dirfd, path.encode(), flags | os.O_CLOEXEC, mode, resolve)
+    if fd == -1:
+        raise _fail(f"openat2(dirfd={dirfd}, {path!r}, flags={flags:#x}, resolve={resolve:#x})")
+    return int(fd)

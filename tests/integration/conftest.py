@@ -1,0 +1,133 @@
+"""Integration fixtures: busybox bundles, Runtimes on temporary roots, and leak checks.
+
+Every container a test makes is force-destroyed after it, and then the kernel is
+checked: no recorded init or monitor alive, no cgroup directory, no run dir, no
+mount under the test's directory. A leak fails the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corral import Config, Process, Root, Runtime
+from corral.executor import proc
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+CGROUP_PARENT = f"/corral-test-{os.getpid()}"
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+pytestmark = pytest.mark.root
+
+
+def _require_busybox() -> None:
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("needs Debian's busybox-static (scripts/install installs it)")
+
+
+@pytest.fixture(scope="session")
+def rootfs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A minimal rootfs: static busybox with every applet linked in /bin."""
+    _require_busybox()
+    root = tmp_path_factory.mktemp("rootfs-template")
+    os.chmod(root, 0o755)  # mktemp makes it 0700: a non-root container user could not enter /
+    for d in ("bin", "proc", "sys", "dev", "tmp", "etc", "root"):
+        (root / d).mkdir()
+    os.chmod(root / "tmp", 0o1777)
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            os.symlink("busybox", root / "bin" / applet)
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+    (root / "etc" / "group").write_text("root:x:0:\nnobody:x:65534:\n")
+    return root
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, rootfs_template: Path) -> Path:
+    """A bundle directory with its own copy of the rootfs (tests write into it)."""
+    path = tmp_path / "bundle"
+    shutil.copytree(rootfs_template, path / "rootfs", symlinks=True)
+    os.chmod(path / "rootfs", 0o755)
+    return path
+
+
+def make_config(bundle: Path, cid: str, *args: str, **changes: Any) -> Config:
+    """A config like `runc spec` makes, with the cgroups under this test session's parent."""
+    config = Config(
+        process=Process(args=args or ("/bin/sh",), env=(PATH_ENV, "HOME=/root")),
+        root=Root(str(bundle / "rootfs")),
+        hostname="box",
+        cgroups_path=f"{CGROUP_PARENT}/{cid}",
+    )
+    return dataclasses.replace(config, **changes)
+
+
+def leaks_of(runtime: Runtime, test_dir: Path) -> list[str]:
+    """Force-destroy every container of `runtime`, then list what the kernel still holds."""
+    found: list[str] = []
+    for box in runtime.list(include_destroyed=True):
+        record = box.record
+        if record.state != "destroyed":
+            try:
+                box.destroy(force=True)
+            except Exception as exc:  # noqa: BLE001 - report it as a leak below
+                found.append(f"{box.id}: destroy(force=True) failed: {exc}")
+        record = box.record
+        for name, pid, start in (
+            ("init", record.init_pid, record.init_start_time),
+            ("monitor", record.monitor_pid, record.monitor_start_time),
+        ):
+            if pid is not None and start is not None and proc.alive(proc.ProcessIdentity(pid, start)):
+                found.append(f"{box.id}: {name} {pid} still alive")
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+        for path in record.cgroup_paths.values():
+            if os.path.isdir(path):
+                found.append(f"{box.id}: cgroup {path} left")
+        if os.path.exists(record.run_dir):
+            found.append(f"{box.id}: run dir {record.run_dir} left")
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if str(test_dir) in line:
+                found.append(f"mount left: {line.split()[4]}")
+    return found
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime(tmp_path / "root", run_root=tmp_path / "run")
+    try:
+        yield rt
+    finally:
+        leaks = leaks_of(rt, tmp_path)
+        rt.close()
+        assert not leaks, leaks
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_session_cgroup_parent() -> Iterator[None]:
+    yield
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        parent = hierarchy / CGROUP_PARENT.lstrip("/")
+        if parent.is_dir():
+            try:
+                parent.rmdir()
+            except OSError as exc:
+                raise AssertionError(f"cgroup parent {parent} left non-empty: {exc}") from exc
+
+
+def output_file(tmp_path: Path, name: str = "out") -> tuple[int, Path]:
+    path = tmp_path / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    return fd, path

@@ -1,0 +1,270 @@
+"""Real containers from a busybox bundle: namespaces, rootfs, create/start split, exec, exit status.
+
+Everything is checked in the kernel or from inside the container, never in corral's record alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corral import Config, IDMapping, Mount, Namespace, Process, Runtime, State, User
+from corral.errors import ConfigError, CorralError, InitError
+from corral.executor.interface import Stdio
+from tests.integration.conftest import make_config, output_file
+
+pytestmark = pytest.mark.root
+
+HOST_NS = {name: os.stat(f"/proc/self/ns/{name}").st_ino for name in ("pid", "mnt", "uts", "ipc", "net", "cgroup", "user")}
+
+
+def run_to_end(runtime: Runtime, cid: str, config: Config, tmp_path: Path, timeout: float = 20) -> tuple[int | None, str]:
+    fd, out = output_file(tmp_path, f"{cid}.out")
+    try:
+        box = runtime.create(cid, config, stdio=Stdio(stdout=fd, stderr=fd))
+    finally:
+        os.close(fd)
+    box.start()
+    status = box.wait(timeout)
+    box.destroy()
+    return status, out.read_text()
+
+
+def test_init_is_pid_1_in_new_namespaces(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
+    config = make_config(bundle, "ns", "/bin/sh", "-c", "echo pid=$$; ps -o pid,comm; sleep 30")
+    fd, out = output_file(tmp_path)
+    box = runtime.create("ns", config, stdio=Stdio(stdout=fd, stderr=fd))
+    os.close(fd)
+    box.start()
+    pid = box.pid
+    assert pid is not None
+    for name in ("pid", "mnt", "uts", "ipc", "net"):
+        assert os.stat(f"/proc/{pid}/ns/{name}").st_ino != HOST_NS[name], name
+    assert os.stat(f"/proc/{pid}/ns/user").st_ino == HOST_NS["user"]  # not asked for
+    recorded = box.record.namespaces
+    assert recorded["network"].inode == os.stat(f"/proc/{pid}/ns/net").st_ino
+    deadline = time.monotonic() + 10
+    while "COMMAND" not in out.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    text = out.read_text()
+    assert "pid=1" in text
+    pids = [line.split()[0] for line in text.splitlines()[2:] if line.strip()]
+    assert pids and all(int(p) <= 3 for p in pids), text  # only the container's own processes
+    box.signal(signal.SIGKILL)
+    assert box.wait(10) == 128 + signal.SIGKILL
+    box.destroy()
+
+
+def test_hostname_env_cwd_user_and_rootfs_come_from_the_config(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
+    (bundle / "rootfs" / "work").mkdir()
+    (bundle / "rootfs" / "marker-only-in-this-rootfs").write_text("yes\n")
+    config = make_config(
+        bundle,
+        "facts",
+        "/bin/sh",
+        "-c",
+        "hostname; echo FOO=$FOO; pwd; id -u; id -g; id -G; cat /marker-only-in-this-rootfs; ls /proc/self/ns >/dev/null && echo proc-ok",
+    )
+    config = dataclasses.replace(
+        config,
+        hostname="inside",
+        process=dataclasses.replace(
+            config.process,
+            env=config.process.env + ("FOO=bar baz",),
+            cwd="/work",
+            user=User(uid=1000, gid=1001, additional_gids=(1002,)),
+        ),
+    )
+    status, text = run_to_end(runtime, "facts", config, tmp_path)
+    assert status == 0, text
+    assert text.split("\n")[:8] == ["inside", "FOO=bar baz", "/work", "1000", "1001", "1001 1002", "yes", "proc-ok"]
+
+
+def test_a_namespace_with_a_path_is_joined(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 5
+        netns = f"/proc/{holder.pid}/ns/net"
+        while os.stat(netns).st_ino == HOST_NS["net"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        target = os.stat(netns).st_ino
+        assert target != HOST_NS["net"]
+        config = make_config(bundle, "join", "/bin/sleep", "30")
+        namespaces = tuple(ns for ns in config.namespaces if ns.type != "network") + (Namespace("network", netns),)
+        box = runtime.create("join", dataclasses.replace(config, namespaces=namespaces))
+        assert os.stat(f"/proc/{box.pid}/ns/net").st_ino == target
+        assert os.stat(f"/proc/{box.pid}/ns/uts").st_ino != HOST_NS["uts"]
+        box.destroy(force=True)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.fixture
+def walkable_bundle(bundle: Path) -> Iterator[Path]:
+    """The bundle, moved where a user namespace's root can walk to it.
+
+    pytest's temporary directories are 0700 root: container root mapped to
+    host uid 100000 could not reach a rootfs below them (runc has the same rule).
+    """
+    base = Path(tempfile.mkdtemp(prefix="corral-userns-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    shutil.move(str(bundle), base / "bundle")
+    try:
+        yield base / "bundle"
+    finally:
+        shutil.rmtree(base)
+
+
+def test_user_namespace_maps_container_root_to_100000(runtime: Runtime, walkable_bundle: Path, tmp_path: Path) -> None:
+    bundle = walkable_bundle
+    rootfs = bundle / "rootfs"
+    os.chown(rootfs / "tmp", 100000, 100000)
+    config = make_config(bundle, "userns", "/bin/sh", "-c", "id -u; touch /tmp/made-inside; mkdir /tmp/dir-inside")
+    config = dataclasses.replace(
+        config,
+        namespaces=config.namespaces + (Namespace("user"),),
+        uid_mappings=(IDMapping(0, 100000, 65536),),
+        gid_mappings=(IDMapping(0, 100000, 65536),),
+    )
+    status, text = run_to_end(runtime, "userns", config, tmp_path)
+    assert status == 0, text
+    assert text.split() == ["0"]
+    for name in ("made-inside", "dir-inside"):
+        st = os.stat(rootfs / "tmp" / name)
+        assert (st.st_uid, st.st_gid) == (100000, 100000), name
+
+
+def test_the_process_does_not_run_before_start(runtime: Runtime, bundle: Path) -> None:
+    flag = bundle / "rootfs" / "tmp" / "started"
+    box = runtime.create("split", make_config(bundle, "split", "/bin/touch", "/tmp/started"))
+    assert box.state is State.CREATED
+    time.sleep(0.3)
+    assert not flag.exists()
+    assert Path(box.record.run_dir, "exec.fifo").exists()
+    box.start()
+    assert box.wait(10) == 0
+    assert flag.exists()
+    assert not Path(box.record.run_dir, "exec.fifo").exists()
+    box.destroy()
+
+
+def test_exec_joins_the_init_namespaces_and_returns_its_status(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
+    box = runtime.create("exec", make_config(bundle, "exec", "/bin/sleep", "60"))
+    box.start()
+    fd, out = output_file(tmp_path, "exec.out")
+    try:
+        proc = box.exec(
+            Process(args=("/bin/sh", "-c", "echo $$; sleep 0.3; exit 3"), env=("PATH=/bin",)),
+            stdio=Stdio(stdout=fd, stderr=fd),
+        )
+    finally:
+        os.close(fd)
+    for name in ("pid", "mnt", "uts", "ipc", "net"):
+        assert os.stat(f"/proc/{proc.pid}/ns/{name}").st_ino == os.stat(f"/proc/{box.pid}/ns/{name}").st_ino, name
+    assert proc.pid in box.processes()
+    assert proc.wait(10) == 3
+    assert int(out.read_text().split()[0]) > 1  # a PID inside the container's namespace
+    [record] = box.exec_processes()
+    assert record.exit_status == 3 and record.pid == proc.pid
+    box.destroy(force=True)
+
+
+def test_wait_returns_the_exit_code(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
+    status, _ = run_to_end(runtime, "seven", make_config(bundle, "seven", "/bin/sh", "-c", "exit 7"), tmp_path)
+    assert status == 7
+
+
+def test_wait_after_sigkill(runtime: Runtime, bundle: Path) -> None:
+    box = runtime.create("killed", make_config(bundle, "killed", "/bin/sleep", "60"))
+    box.start()
+    box.signal(signal.SIGKILL)
+    assert box.wait(10) == 137
+    assert box.record.exit_signal == signal.SIGKILL
+    assert box.state is State.STOPPED
+    box.destroy()
+
+
+def test_signal_never_reaches_a_process_that_reused_the_pid(runtime: Runtime, bundle: Path) -> None:
+    box = runtime.create("reuse", make_config(bundle, "reuse", "/bin/sleep", "60"))
+    box.start()
+    record = box.record
+    # Pretend the PID now belongs to someone else: a live process of ours with another start time.
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        key, version = record.key, record.version
+        runtime._repo.update(key, version, init_pid=victim.pid)
+        assert box.state is State.STOPPED  # that PID's start time is not the init's
+        with pytest.raises(CorralError):
+            box.signal(signal.SIGKILL)
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+    # the real init is still there, unrecorded: destroy finds it through the cgroup
+    box.destroy()
+
+
+def test_missing_executable_fails_create_and_leaves_nothing(runtime: Runtime, bundle: Path) -> None:
+    with pytest.raises(InitError, match="no-such-program"):
+        runtime.create("noexec", make_config(bundle, "noexec", "no-such-program"))
+    box = runtime.load("noexec")
+    assert box.state is State.DESTROYED
+    assert "no-such-program" in (box.record.last_error or "")
+
+
+def test_bad_mount_destination_fails_create_and_leaves_nothing(runtime: Runtime, bundle: Path) -> None:
+    config = make_config(bundle, "badmount")
+    # /bin/busybox is a file: nothing can be mounted below it
+    config = dataclasses.replace(config, mounts=config.mounts + (Mount("/bin/busybox/sub", "tmpfs", "tmpfs"),))
+    with pytest.raises(InitError, match="busybox/sub|Not a directory"):
+        runtime.create("badmount", config)
+    assert runtime.load("badmount").state is State.DESTROYED
+
+
+def test_missing_bind_source_fails_create(runtime: Runtime, bundle: Path) -> None:
+    config = make_config(bundle, "badbind")
+    config = dataclasses.replace(
+        config, mounts=config.mounts + (Mount("/data", "bind", "/nonexistent-source", ("bind",)),)
+    )
+    with pytest.raises(InitError, match="nonexistent-source"):
+        runtime.create("badbind", config)
+
+
+def test_bad_config_is_refused_before_anything_exists(runtime: Runtime, bundle: Path) -> None:
+    config = make_config(bundle, "badcfg")
+    with pytest.raises(ConfigError, match="mount namespace"):
+        runtime.create("badcfg", dataclasses.replace(config, namespaces=(Namespace("pid"), Namespace("uts"))))
+    with pytest.raises(ConfigError):
+        Config.from_dict({"ociVersion": "1.0.2", "process": {"args": []}, "root": {"path": str(bundle)}})
+    assert [c.id for c in runtime.list(include_destroyed=True)] == []
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_twenty_lifecycles_leave_nothing_behind(runtime: Runtime, bundle: Path) -> None:
+    config = make_config(bundle, "loop", "/bin/true")
+    runtime.create("warmup", dataclasses.replace(config, cgroups_path=config.cgroups_path + "-warmup")).destroy(force=True)
+    before = _open_fds()
+    children_before = set(os.listdir("/proc/self/task/%d" % os.getpid()))
+    for i in range(20):
+        cid = f"loop-{i}"
+        box = runtime.create(cid, dataclasses.replace(config, cgroups_path=f"{config.cgroups_path}-{i}"))
+        box.start()
+        assert box.wait(10) == 0
+        box.destroy()
+        for path in box.record.cgroup_paths.values():
+            assert not os.path.exists(path)
+    assert _open_fds() == before
+    assert set(os.listdir("/proc/self/task/%d" % os.getpid())) == children_before
