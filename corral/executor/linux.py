@@ -196,6 +196,14 @@ class LinuxExecutor:
             raise ProcessGone(f"container {facts.id!r}: its init ({init.pid}) is gone") from exc
         finally:
             os.close(pidfd)
+        if sig == signal_module.SIGKILL:
+            self._thaw_if_frozen(facts)
+
+    def _thaw_if_frozen(self, facts: ContainerFacts) -> None:
+        """A v1-frozen task cannot act on SIGKILL until thawed: a kill must not leave it hanging."""
+        cgroup = self._cgroup(facts)
+        if cgroup.exists() and cgroup.frozen():
+            cgroup.thaw()
 
     def _signal_all(self, facts: ContainerFacts, sig: int) -> None:
         """Freeze, signal every process through a pidfd, thaw: no PID can be reused meanwhile."""
@@ -216,7 +224,7 @@ class LinuxExecutor:
                 finally:
                     os.close(pidfd)
         finally:
-            if not was_frozen:
+            if not was_frozen or sig == signal_module.SIGKILL:
                 cgroup.thaw()
 
     def wait(self, facts: ContainerFacts, timeout: float | None) -> ExitStatus:

@@ -34,6 +34,12 @@ from corral.executor import syscalls as sc
 
 def _become_monitor() -> None:
     os.setsid()  # away from the controller's terminal and process group
+    # Nor keep the controller's stdio open: a monitor outlives its controller,
+    # and must not hold a pipe its reader waits to see closed.
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ import pytest
 
 from corral import Config, Process, Root, Runtime
 from corral.executor import proc
+from tests.rootfs import BUSYBOX, build_busybox_rootfs
 
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 CGROUP_PARENT = f"/corral-test-{os.getpid()}"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -36,19 +35,7 @@ def _require_busybox() -> None:
 def rootfs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A minimal rootfs: static busybox with every applet linked in /bin."""
     _require_busybox()
-    root = tmp_path_factory.mktemp("rootfs-template")
-    os.chmod(root, 0o755)  # mktemp makes it 0700: a non-root container user could not enter /
-    for d in ("bin", "proc", "sys", "dev", "tmp", "etc", "root"):
-        (root / d).mkdir()
-    os.chmod(root / "tmp", 0o1777)
-    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
-    for applet in applets:
-        if applet != "busybox":
-            os.symlink("busybox", root / "bin" / applet)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
-    (root / "etc" / "group").write_text("root:x:0:\nnobody:x:65534:\n")
-    return root
+    return build_busybox_rootfs(tmp_path_factory.mktemp("rootfs-template") / "rootfs")
 
 
 @pytest.fixture
@@ -74,13 +61,14 @@ def make_config(bundle: Path, cid: str, *args: str, **changes: Any) -> Config:
 def leaks_of(runtime: Runtime, test_dir: Path) -> list[str]:
     """Force-destroy every container of `runtime`, then list what the kernel still holds."""
     found: list[str] = []
-    for box in runtime.list(include_destroyed=True):
-        record = box.record
-        if record.state != "destroyed":
+    boxes = runtime.list(include_destroyed=True)
+    for box in boxes:  # destroy everything first: incarnations of one id share cgroup paths
+        if box.record.state != "destroyed":
             try:
                 box.destroy(force=True)
             except Exception as exc:  # noqa: BLE001 - report it as a leak below
                 found.append(f"{box.id}: destroy(force=True) failed: {exc}")
+    for box in boxes:
         record = box.record
         for name, pid, start in (
             ("init", record.init_pid, record.init_start_time),

@@ -268,3 +268,56 @@ def test_twenty_lifecycles_leave_nothing_behind(runtime: Runtime, bundle: Path) 
             assert not os.path.exists(path)
     assert _open_fds() == before
     assert set(os.listdir("/proc/self/task/%d" % os.getpid())) == children_before
+
+
+def test_capabilities_rlimits_no_new_privs_sysctl_and_protected_paths(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
+    from corral.config import Capabilities, Rlimit, Root
+
+    script = (
+        "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
+        "echo nofile=$(ulimit -n)/$(ulimit -Hn); "
+        "echo ip_forward=$(cat /proc/sys/net/ipv4/ip_forward); "
+        "touch /written 2>/dev/null && echo root=rw || echo root=ro; "
+        "echo kcore=$(head -c 16 /proc/kcore | wc -c); "
+        "echo firmware=$(ls /sys/firmware | wc -l); "
+        "(echo 1 > /proc/sys/kernel/panic_on_oops) 2>/dev/null && echo procsys=rw || echo procsys=ro"
+    )
+    config = make_config(bundle, "privs", "/bin/sh", "-c", script)
+    config = dataclasses.replace(
+        config,
+        root=Root(config.root.path, readonly=True),
+        sysctl={"net.ipv4.ip_forward": "1"},
+        process=dataclasses.replace(
+            config.process,
+            capabilities=Capabilities(
+                bounding=("CAP_CHOWN", "CAP_KILL"), effective=("CAP_CHOWN", "CAP_KILL"), permitted=("CAP_CHOWN", "CAP_KILL")
+            ),
+            no_new_privileges=True,
+            rlimits=(Rlimit("RLIMIT_NOFILE", 123, 456),),
+        ),
+    )
+    status, text = run_to_end(runtime, "privs", config, tmp_path)
+    assert status == 0, text
+    facts = dict(line.replace(":\t", "=").split("=", 1) for line in text.split("\n") if "=" in line or ":\t" in line)
+    assert facts["CapEff"] == facts["CapBnd"] == "0000000000000021"  # CAP_CHOWN (0) and CAP_KILL (5)
+    assert facts["NoNewPrivs"] == "1"
+    assert facts["nofile"] == "123/456"
+    assert facts["ip_forward"] == "1"  # in the container's own network namespace
+    assert facts["root"] == "ro"
+    assert facts["kcore"] == "0"  # masked by /dev/null
+    assert facts["firmware"] == "0"  # masked by an empty read-only tmpfs
+    assert facts["procsys"] == "ro"
+    assert not (bundle / "rootfs" / "written").exists()
+
+
+def test_a_bundle_on_disk_runs(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
+    import json
+
+    oci = make_config(bundle, "ondisk", "/bin/sh", "-c", "echo from-bundle; exit 4").to_dict()
+    oci["root"]["path"] = "rootfs"  # relative, as `runc spec` writes it
+    (bundle / "config.json").write_text(json.dumps(oci))
+    config = Config.from_bundle(bundle)
+    assert config.root.path == str(bundle / "rootfs") and config.bundle == str(bundle)
+    status, text = run_to_end(runtime, "ondisk", config, tmp_path)
+    assert (status, text.strip()) == (4, "from-bundle")
+    assert runtime.load("ondisk").record.bundle == str(bundle)

@@ -179,3 +179,33 @@ def test_many_processes_many_transitions_lose_nothing(tmp_path: Path) -> None:
     assert len(journal) == 2 + succeeded  # the two create rows, then one row per success
     _journal_is_a_walk(box)
     runtime.close()
+
+
+def test_threads_of_one_controller_lose_nothing(tmp_path: Path) -> None:
+    """Controllers call from many threads: the per-container lock serialises them too."""
+    import threading
+
+    runtime = _setup(tmp_path)
+    runtime.create("c", simple_config(tmp_path))
+    done: list[int] = []
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        count = 0
+        for _ in range(40):
+            try:
+                _do(runtime, "c", rng.choice(["start", "pause", "resume", "exec", "signal"]))
+                count += 1
+            except CorralError:
+                pass
+        done.append(count)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    box = runtime.load("c")
+    assert len(box.history()) == 2 + sum(done)
+    _journal_is_a_walk(box)
+    runtime.close()
