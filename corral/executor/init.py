@@ -53,9 +53,7 @@ class Step:
 
 
 def fail(sock: socket.socket, step: Step, exc: BaseException) -> NoReturn:
-    message = f"{step.name}: {exc}" if not isinstance(exc, OSError) or exc.strerror is None else f"{step.name}: {exc.strerror}"
-    if isinstance(exc, OSError) and exc.filename:
-        message += f" ({exc.filename})"
+    message = f"{step.name}: {exc}"
     try:
         protocol.send(sock, {"stage": "error", "message": message})
     finally:

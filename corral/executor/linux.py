@@ -21,6 +21,8 @@ from corral.errors import ConfigError, ExecutorError, ProcessGone
 from corral.executor import proc, spawn
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
 from corral.executor.cgroups.base import Cgroup
+from corral.executor.cgroups.v1 import V1Cgroup
+from corral.executor.devices import with_device_rules
 from corral.executor.init import INIT_COMM
 from corral.executor.interface import (
     ContainerFacts,
@@ -90,7 +92,10 @@ class LinuxExecutor:
         config = facts.config
         cgroup = self._cgroup(facts)
         cgroup.create()
-        cgroup.apply(config.resources)
+        if isinstance(cgroup, V1Cgroup):
+            cgroup.apply(with_device_rules(config))
+        else:
+            cgroup.apply(config.resources)  # device rules need eBPF on v2: refused there if given
         faults.point("create.cgroups")
         run_dir = facts.plan.run_dir
         os.makedirs(run_dir, mode=0o711, exist_ok=True)
@@ -247,6 +252,9 @@ class LinuxExecutor:
                 record = json.load(f)
         except (OSError, ValueError):
             return ExitStatus.unknown()
+        # The kernel does not say who sent a SIGKILL: the init counts as OOM-killed
+        # when it died of SIGKILL while its cgroup's OOM-kill counter is non-zero,
+        # unless corral sent that SIGKILL itself (kill(), and Container checks signal()).
         oom = False
         if record.get("signal") == signal_module.SIGKILL:
             cgroup = self._cgroup(facts)
@@ -292,12 +300,15 @@ class LinuxExecutor:
             yield OOMEvent(facts.id, count)
 
     def kill(self, facts: ContainerFacts, timeout: float) -> ExitStatus:
+        """SIGKILL everything; the init's status, not OOM-attributed if this kill is what ended it."""
         cgroup = self._cgroup(facts)
+        killed_by_us = False
         if facts.init is not None:
             pidfd = proc.open_pidfd(facts.init)
             if pidfd is not None:
                 try:
                     signal_module.pidfd_send_signal(pidfd, signal_module.SIGKILL)
+                    killed_by_us = True
                 except ProcessLookupError:
                     pass
                 finally:
@@ -307,7 +318,10 @@ class LinuxExecutor:
         if facts.init is not None and not spawn.wait_for_exit(facts.init, timeout):
             raise ExecutorError(f"container {facts.id!r}: the init survived SIGKILL for {timeout:g} s")
         faults.point("destroy.killed")
-        return self.exit_status(facts)
+        status = self.exit_status(facts)
+        if killed_by_us:
+            status = ExitStatus(status.status, status.signal, oom_killed=False)
+        return status
 
     def destroy(self, facts: ContainerFacts) -> None:
         cgroup = self._cgroup(facts)

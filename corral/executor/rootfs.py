@@ -271,7 +271,10 @@ def create_devices(root_fd: int, devices: Iterable[Device], in_user_namespace: b
                 os.unlink(name, dir_fd=parent)
             except FileNotFoundError:
                 pass
-            os.mknod(name, kind | (mode & 0o7777), os.makedev(device.major, device.minor), dir_fd=parent)
+            try:
+                os.mknod(name, kind | (mode & 0o7777), os.makedev(device.major, device.minor), dir_fd=parent)
+            except OSError as exc:
+                raise OSError(exc.errno, f"mknod {device.path} ({device.type} {device.major}:{device.minor}): {exc.strerror}") from exc
             os.chmod(name, mode & 0o7777, dir_fd=parent)  # mknod's mode went through the umask
             os.chown(name, device.uid or 0, device.gid or 0, dir_fd=parent, follow_symlinks=False)
         finally:

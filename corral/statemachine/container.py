@@ -346,7 +346,7 @@ class Container:
             return
         if name not in _NO_INTENT and self._record.pending_event != name:
             self._record = self._runtime._repo.update(
-                self._key, self._record.version, pending_event=name, pending_since=utcnow()
+                self._key, self._record.version, base=self._record, pending_event=name, pending_since=utcnow()
             )
             faults.point(f"{name}.intent")
         try:
@@ -376,6 +376,7 @@ class Container:
         self._record = self._runtime._repo.update(
             self._key,
             self._record.version,
+            base=self._record,
             journal=(name, source, dest, self._detail),
             namespaces=self._namespaces,
             state=dest,
@@ -435,7 +436,15 @@ class Container:
     def _do_exited(self, exit: ExitStatus | None = None, **_: Any) -> None:
         if exit is None:
             exit = self._runtime._executor.exit_status(self._facts())
+        if exit.oom_killed and self._sigkilled_by_corral():
+            exit = ExitStatus(exit.status, exit.signal, oom_killed=False)
         self._set_exit(exit)
+
+    def _sigkilled_by_corral(self) -> bool:
+        """Whether signal(SIGKILL) was sent through corral to this incarnation."""
+        return any(
+            e.event == "signal" and e.detail.get("signal") == signal_module.SIGKILL for e in self.history()
+        )
 
     def _set_exit(self, exit: ExitStatus) -> None:
         self._changes.update(

@@ -143,6 +143,7 @@ def _clear_intent(runtime: Runtime, container: Container) -> None:
     container._record = runtime._repo.update(
         record.key,
         record.version,
+        base=record,
         pending_event=None,
         pending_since=None,
         last_error=f"{record.pending_event} interrupted (its controller died); recovery found "

@@ -9,6 +9,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,10 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete as sa_delete
+from sqlalchemy import insert as sa_insert
 from sqlalchemy import or_, select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm.exc import StaleDataError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, raiseload, sessionmaker
 
 from corral.errors import ConcurrentModification, ContainerExists, StoreError
 from corral.store.engine import open_engine
@@ -115,7 +118,15 @@ UPDATABLE = frozenset(
 )
 
 
-def _record(row: ContainerRow) -> ContainerRecord:
+_Children = tuple[Mapping[str, str], Mapping[str, "NamespaceRecord"]]
+
+
+def _record(row: ContainerRow, children: _Children | None = None) -> ContainerRecord:
+    if children is None:
+        children = (
+            {c.hierarchy: c.path for c in row.cgroups},
+            {n.type: NamespaceRecord(n.path, n.inode) for n in row.namespaces},
+        )
     return ContainerRecord(
         key=row.key,
         id=row.id,
@@ -137,8 +148,8 @@ def _record(row: ContainerRow) -> ContainerRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         version=row.version,
-        cgroup_paths={c.hierarchy: c.path for c in row.cgroups},
-        namespaces={n.type: NamespaceRecord(n.path, n.inode) for n in row.namespaces},
+        cgroup_paths=children[0],
+        namespaces=children[1],
     )
 
 
@@ -177,6 +188,7 @@ class Repository:
         self.path = root / "corral.db"
         self.engine = open_engine(root)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._children: dict[int, _Children] = {}
         self._readonly = sessionmaker(
             self.engine.execution_options(corral_readonly=True), expire_on_commit=False
         )
@@ -256,11 +268,26 @@ class Repository:
             raise ContainerExists(container_id, "being created") from exc
 
     def get(self, key: int) -> ContainerRecord:
+        """One container by key: the hot read of every transition.
+
+        Its cgroup and namespace paths never change once it has left
+        `creating`, so they are read once and remembered: a reload is then one
+        query instead of three.
+        """
+        children = self._children.get(key)
         with self._read() as session:
-            row = session.get(ContainerRow, key)
+            if children is None:
+                row = session.get(ContainerRow, key)
+            else:
+                row = session.get(
+                    ContainerRow, key, options=[raiseload(ContainerRow.cgroups), raiseload(ContainerRow.namespaces)]
+                )
             if row is None:
                 raise StoreError(f"{self.path}: container record {key} vanished")
-            return _record(row)
+            record = _record(row, children)
+        if children is None and record.state != "creating":
+            self._children[key] = (record.cgroup_paths, record.namespaces)
+        return record
 
     def find(self, container_id: str) -> ContainerRecord | None:
         """The live container with this id, else its most recent tombstone."""
@@ -294,55 +321,70 @@ class Repository:
         key: int,
         expected_version: int,
         *,
+        base: ContainerRecord | None = None,
         journal: tuple[str, str, str, Mapping[str, Any] | None] | None = None,
         namespaces: Mapping[str, NamespaceRecord] | None = None,
         **changes: Any,
     ) -> ContainerRecord:
-        """Apply `changes` if the record is still at `expected_version`.
+        """Apply `changes` if the record is still at `expected_version`; else ConcurrentModification.
 
-        `journal` is (event, from_state, to_state, detail), appended in the same
-        transaction, so the journal and the state can never disagree.
+        One `UPDATE ... WHERE key = ? AND version = ?` (the optimistic check and
+        the write are one statement), plus the journal row in the same
+        transaction, so the journal and the state can never disagree. `base`,
+        the record the caller decided on, saves reading the row back.
+        `journal` is (event, from_state, to_state, detail).
         """
         unknown = set(changes) - UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
+        if base is not None and (base.key, base.version) != (key, expected_version):
+            raise ValueError("base is not the record decided on")
         now = utcnow()
-        try:
-            with self._write() as session:
-                row = session.get(ContainerRow, key)
-                if row is None:
+        table = ContainerRow.__table__
+        values = dict(changes, updated_at=now, version=expected_version + 1)
+        if "state" in changes:  # live_id is the id until destroyed (one live container per id)
+            values["live_id"] = None if changes["state"] == DESTROYED else table.c.id
+        with self._write() as session:
+            result = session.execute(
+                sa_update(table)
+                .where(table.c.key == key, table.c.version == expected_version)
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                current = session.execute(select(table.c.id, table.c.version).where(table.c.key == key)).first()
+                if current is None:
                     raise StoreError(f"{self.path}: container record {key} vanished")
-                if row.version != expected_version:
-                    raise ConcurrentModification(
-                        row.id, f"record version {row.version}, decided on {expected_version}"
+                raise ConcurrentModification(
+                    current.id, f"record version {current.version}, decided on {expected_version}"
+                )
+            if namespaces is not None:
+                ns_table = NamespacePathRow.__table__
+                session.execute(sa_delete(ns_table).where(ns_table.c.container_key == key))
+                if namespaces:
+                    session.execute(
+                        sa_insert(ns_table),
+                        [{"container_key": key, "type": t, "path": n.path, "inode": n.inode} for t, n in namespaces.items()],
                     )
-                for name, value in changes.items():
-                    setattr(row, name, value)
-                row.live_id = None if row.state == DESTROYED else row.id
-                row.updated_at = now
-                if namespaces is not None:
-                    row.namespaces = [
-                        NamespacePathRow(type=t, path=n.path, inode=n.inode)
-                        for t, n in namespaces.items()
-                    ]
-                if journal is not None:
-                    event, from_state, to_state, detail = journal
-                    session.add(
-                        JournalRow(
-                            container_key=key,
-                            event=event,
-                            from_state=from_state,
-                            to_state=to_state,
-                            at=now,
-                            detail=json.dumps(dict(detail or {}), sort_keys=True),
-                        )
+            if journal is not None:
+                event, from_state, to_state, detail = journal
+                session.execute(
+                    sa_insert(JournalRow.__table__).values(
+                        container_key=key,
+                        event=event,
+                        from_state=from_state,
+                        to_state=to_state,
+                        at=now,
+                        detail=json.dumps(dict(detail or {}), sort_keys=True),
                     )
-                session.flush()
+                )
+            if base is None:
+                row = session.get(ContainerRow, key, populate_existing=True)
+                assert row is not None
                 return _record(row)
-        except StaleDataError as exc:
-            raise ConcurrentModification(str(key), "the row changed under the update") from exc
-        except IntegrityError as exc:
-            raise StoreError(f"{self.path}: {exc.orig}") from exc
+        updated = dataclasses.replace(base, **changes, updated_at=now, version=expected_version + 1)
+        if namespaces is not None:
+            updated = dataclasses.replace(updated, namespaces=dict(namespaces))
+        return updated
 
     # -- journal ------------------------------------------------------------
 

@@ -321,3 +321,18 @@ def test_a_bundle_on_disk_runs(runtime: Runtime, bundle: Path, tmp_path: Path) -
     status, text = run_to_end(runtime, "ondisk", config, tmp_path)
     assert (status, text.strip()) == (4, "from-bundle")
     assert runtime.load("ondisk").record.bundle == str(bundle)
+
+
+def test_devices_are_denied_except_the_defaults(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
+    """runc's rule list: a deny-all config still gets /dev/null and friends; a host disk stays out of reach."""
+    from corral.config import DeviceRule, Resources
+
+    config = make_config(
+        bundle, "devices", "/bin/sh", "-c",
+        "echo x > /dev/null && echo null=ok; mknod /tmp/sda b 8 0 && echo mknod=ok; "
+        "head -c 1 /tmp/sda >/dev/null 2>&1 && echo sda=readable || echo sda=denied",
+    )
+    config = dataclasses.replace(config, resources=Resources(devices=(DeviceRule(allow=False, access="rwm"),)))
+    status, text = run_to_end(runtime, "devices", config, tmp_path)
+    assert status == 0, text
+    assert text.split() == ["null=ok", "mknod=ok", "sda=denied"]

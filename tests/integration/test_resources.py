@@ -660,3 +660,24 @@ def _assert_tombstone(rt: Runtime, cid: str, cgroups_path: str | None) -> None:
     assert [h for h in hierarchies() if (h / rel).exists()] == []
     assert pids_in_cgroup_anywhere(rel) == []
     assert not os.path.exists(record.run_dir)
+
+
+def test_an_oom_kill_inside_a_living_container_is_journalled(runtime: Runtime, bundle: Path) -> None:
+    """The init survives, a child of it is OOM-killed: the watcher writes an `oom` row."""
+    config = dataclasses.replace(
+        make_config(bundle, "oomchild", "/bin/sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1000"),
+        resources=Resources(memory=MemoryResources(limit=32 * MiB, swap=32 * MiB)),
+    )
+    box = runtime.create("oomchild", config)
+    mem = dir_with(box.record, "memory.limit_in_bytes")
+    seen: list[Any] = []
+    box.start()
+    for event in box.oom_events(stop=lambda: bool(seen)):
+        seen.append(event)
+    assert [(e.container_id, e.count) for e in seen] == [("oomchild", 1)]
+    assert keyed(f"{mem}/memory.oom_control")["oom_kill"] == 1
+    assert box.state is State.RUNNING  # sh lives on
+    last = box.history()[-1]
+    assert (last.event, last.from_state, last.to_state, last.detail["oom_kills"]) == ("oom", "running", "running", 1)
+    box.destroy(force=True)
+    assert box.record.oom_killed is False  # the init itself was not OOM-killed

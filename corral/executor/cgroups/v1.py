@@ -483,7 +483,8 @@ class V1Cgroup(Cgroup):
                 empty = not os.path.isdir(d) or not self.pids()
                 count = self.oom_kill_count()
                 if count > last:
-                    last, eager_until = count, 0.0
+                    # the victim is leaving: keep looking quickly, to notice the cgroup empty
+                    last, eager_until = count, time.monotonic() + 0.5
                     yield count
                 if empty:
                     return

@@ -123,19 +123,21 @@ class V2Cgroup(Cgroup):
             os.makedirs(self.path, exist_ok=True)
         except OSError as err:
             raise _fs.cgroup_error("create cgroup", self.path, err) from err
-        self._enable_controllers()
 
-    def _enable_controllers(self) -> None:
-        """Pass every available controller down to this cgroup, best effort.
+    def _enable_controllers(self, wanted: str) -> None:
+        """Pass `wanted` down to this cgroup, best effort; only what a limit needs.
 
-        A write can fail (an ancestor holding processes cannot delegate: the
-        "no internal processes" rule), and the controller may simply not be
-        there; `apply()` reports that precisely for the ones a limit needs.
+        Enabling a controller in an ancestor's cgroup.subtree_control is a
+        host-wide change that outlives the container (on a hybrid host it even
+        keeps the controller from being mounted as v1), so corral enables
+        nothing it was not asked for. A write can fail (an ancestor holding
+        processes cannot delegate: the "no internal processes" rule);
+        `apply()` then reports precisely which limit cannot be set.
         """
         for ancestor in self._ancestors():
             available = (_fs.read_optional(f"{ancestor}/cgroup.controllers") or "").split()
             enabled = set((_fs.read_optional(f"{ancestor}/cgroup.subtree_control") or "").split())
-            missing = [c for c in available if c not in enabled]
+            missing = [c for c in available if c == wanted and c not in enabled]
             if not missing:
                 continue
             control = f"{ancestor}/cgroup.subtree_control"
@@ -191,7 +193,7 @@ class V2Cgroup(Cgroup):
     def _require(self, controller: str, where: str) -> None:
         if controller in self.controllers():
             return
-        self._enable_controllers()  # a parent may have gained it since create()
+        self._enable_controllers(controller)
         if controller in self.controllers():
             return
         parent = os.path.dirname(self.path)

@@ -1,0 +1,45 @@
+"""The device cgroup rules a container gets: deny everything, then allow what it needs.
+
+As runc does: whatever the config says, a container starts from "deny all"
+(otherwise root in a container with CAP_MKNOD could make a node for the host's
+disk and read it), then the config's own rules, then an allow rule for each
+device the config asks to be created, then the devices every container needs
+(null, zero, full, random, urandom, tty, ptmx, the pts range) and mknod of any
+node (creating one is harmless; using it is what the rules decide).
+
+Applied on cgroup v1 (the devices controller). cgroup v2 needs an eBPF program
+for this, which corral does not load yet: see V2Cgroup.apply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from corral.config import Config, DeviceRule, Resources
+
+DEFAULT_ALLOWED: tuple[DeviceRule, ...] = (
+    DeviceRule(allow=True, type="c", access="m"),
+    DeviceRule(allow=True, type="b", access="m"),
+    DeviceRule(allow=True, type="c", major=1, minor=3, access="rwm"),  # null
+    DeviceRule(allow=True, type="c", major=1, minor=5, access="rwm"),  # zero
+    DeviceRule(allow=True, type="c", major=1, minor=7, access="rwm"),  # full
+    DeviceRule(allow=True, type="c", major=1, minor=8, access="rwm"),  # random
+    DeviceRule(allow=True, type="c", major=1, minor=9, access="rwm"),  # urandom
+    DeviceRule(allow=True, type="c", major=5, minor=0, access="rwm"),  # tty
+    DeviceRule(allow=True, type="c", major=5, minor=2, access="rwm"),  # ptmx
+    DeviceRule(allow=True, type="c", major=136, access="rwm"),  # /dev/pts/*
+)
+
+DENY_ALL = DeviceRule(allow=False, access="rwm")
+
+
+def with_device_rules(config: Config) -> Resources:
+    """The config's resources with the full device rule list a v1 devices cgroup gets."""
+    resources = config.resources or Resources()
+    for_devices = tuple(
+        DeviceRule(allow=True, type="c" if d.type == "u" else d.type, major=d.major, minor=d.minor, access="rwm")
+        for d in config.devices
+        if d.type in ("c", "b", "u")
+    )
+    rules = (DENY_ALL, *resources.devices, *for_devices, *DEFAULT_ALLOWED)
+    return dataclasses.replace(resources, devices=rules)
