@@ -101,6 +101,19 @@ def install_stdio(fds: list[int]) -> None:
             os.close(fd)
 
 
+def become(process: Process, stdio: list[int], step: Step) -> str:
+    """The last steps before exec, shared by init and exec: find the program, drop to the
+    process's credentials, enter its working directory, take its stdio. Returns the path."""
+    step(f"looking up {process.args[0]!r}")
+    executable = find_executable(process.args[0], process.env, process.cwd)
+    step("setting up the process's credentials")
+    credentials.apply(process)
+    step(f"changing to the working directory {process.cwd!r}")
+    os.chdir(process.cwd)
+    install_stdio(stdio)
+    return executable
+
+
 def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in env if "=" in item)
 
@@ -182,13 +195,7 @@ def init_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]
         step("finishing the rootfs (sysctls, read-only and masked paths)")
         rootfs.finish(config)
         process = config.process
-        step(f"looking up {process.args[0]!r}")
-        executable = find_executable(process.args[0], process.env, process.cwd)
-        step("setting up the process's credentials")
-        credentials.apply(process)
-        step(f"changing to the working directory {process.cwd!r}")
-        os.chdir(process.cwd)
-        install_stdio(stdio)
+        executable = become(process, stdio, step)
         protocol.send(sock, {"stage": "ready"})
     except BaseException as exc:
         fail(sock, step, exc)
@@ -233,13 +240,7 @@ def _exec_process(request: Mapping[str, Any], sock: socket.socket, stdio: list[i
     step = Step()
     try:
         process = Process.from_dict(request["process"])
-        step(f"looking up {process.args[0]!r}")
-        executable = find_executable(process.args[0], process.env, process.cwd)
-        step("setting up the process's credentials")
-        credentials.apply(process)
-        step(f"changing to the working directory {process.cwd!r}")
-        os.chdir(process.cwd)
-        install_stdio(stdio)
+        executable = become(process, stdio, step)
         reset_signals()
         os.execve(executable, list(process.args), _env_dict(process.env))
     except BaseException as exc:

@@ -136,6 +136,22 @@ def _recv(sock: socket.socket, what: str, timeout: float) -> dict[str, Any]:
     return message
 
 
+def _ask_helper(helper: Helper, request: dict[str, Any], stdio: Stdio) -> tuple[socket.socket, ProcessIdentity | None]:
+    """Have the helper fork a monitor for `request`; return our end of its socket and the monitor."""
+    ours, theirs = protocol.pair()
+    fds, opened = _stdio_fds(stdio)
+    try:
+        reply = helper.request(request, [theirs.fileno(), *fds])
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+        for fd in opened:
+            os.close(fd)
+    return ours, proc.identity(reply["monitor"])
+
+
 def wait_for_exit(process: ProcessIdentity | None, timeout: float | None) -> bool:
     """Block until `process` exits (True), or `timeout` passes (False). A gone process counts as exited."""
     if process is None:
@@ -175,18 +191,7 @@ def spawn_init(helper: Helper, request: dict[str, Any], stdio: Stdio, on_spawned
     Raises InitError with the init's own message if set-up failed; by then the
     monitor has killed and reaped whatever it started and is exiting.
     """
-    ours, theirs = protocol.pair()
-    fds, opened = _stdio_fds(stdio)
-    try:
-        reply = helper.request(request, [theirs.fileno(), *fds])
-    except BaseException:
-        ours.close()
-        raise
-    finally:
-        theirs.close()
-        for fd in opened:
-            os.close(fd)
-    monitor = proc.identity(reply["monitor"])
+    ours, monitor = _ask_helper(helper, request, stdio)
     try:
         init_pid: int | None = None
         while True:
@@ -246,18 +251,7 @@ class LinuxExecHandle:
 
 
 def spawn_exec(helper: Helper, request: dict[str, Any], stdio: Stdio) -> LinuxExecHandle:
-    ours, theirs = protocol.pair()
-    fds, opened = _stdio_fds(stdio)
-    try:
-        reply = helper.request(request, [theirs.fileno(), *fds])
-    except BaseException:
-        ours.close()
-        raise
-    finally:
-        theirs.close()
-        for fd in opened:
-            os.close(fd)
-    monitor = proc.identity(reply["monitor"])
+    ours, monitor = _ask_helper(helper, request, stdio)
     try:
         message = _recv(ours, f"exec in container {request['id']!r}", SETUP_TIMEOUT)
         if message["event"] == "error":

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,15 +93,22 @@ def leaks_of(runtime: Runtime, test_dir: Path) -> list[str]:
     return found
 
 
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    rt = Runtime(tmp_path / "root", run_root=tmp_path / "run")
+@contextmanager
+def checked_runtime(tmp_path: Path, name: str = "", executor: Any = None) -> Iterator[Runtime]:
+    """A Runtime on `tmp_path` whose containers are all destroyed and leak-checked at the end."""
+    rt = Runtime(tmp_path / f"root{name}", executor, run_root=tmp_path / f"run{name}")
     try:
         yield rt
     finally:
         leaks = leaks_of(rt, tmp_path)
         rt.close()
         assert not leaks, leaks
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    with checked_runtime(tmp_path) as rt:
+        yield rt
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,7 +23,8 @@ import pytest
 from corral import Config, Process, Runtime, State
 from corral.errors import CorralError
 from tests.integration.conftest import make_config
-from tests.integration.test_recovery import assert_journal_is_a_walk, assert_record_matches_kernel
+from tests.checks import assert_journal_is_a_walk
+from tests.integration.test_recovery import assert_record_matches_kernel
 
 pytestmark = pytest.mark.root
 

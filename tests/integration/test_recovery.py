@@ -20,7 +20,7 @@ import pytest
 
 from corral import Runtime, State, faults
 from corral.executor import proc
-from corral.statemachine import lifecycle
+from tests.checks import assert_journal_is_a_walk
 from tests.integration.conftest import leaks_of, make_config
 
 pytestmark = pytest.mark.root
@@ -124,17 +124,6 @@ def assert_record_matches_kernel(box) -> State:
         assert not os.path.exists(record.run_dir)
     assert_journal_is_a_walk(box, state)
     return state
-
-
-def assert_journal_is_a_walk(box, state: State) -> None:
-    """Each row starts where the previous ended, is a step of the table, and ends at `state`."""
-    entries = box.history()
-    previous = None
-    for entry in entries:
-        assert entry.from_state == previous, entries
-        assert lifecycle.is_valid_step(State(previous) if previous else None, entry.event, State(entry.to_state))
-        previous = entry.to_state
-    assert previous == state.value
 
 
 def drive_to_destroyed(box) -> None:

@@ -36,7 +36,7 @@ from corral.executor.interface import Stdio
 from corral.executor.linux import LinuxExecutor
 from corral.statemachine.container import Container
 from corral.store.repository import ContainerRecord
-from tests.integration.conftest import PATH_ENV, leaks_of, make_config, output_file
+from tests.integration.conftest import PATH_ENV, checked_runtime, make_config, output_file
 
 pytestmark = pytest.mark.root
 
@@ -58,17 +58,8 @@ def v2_runtime(tmp_path: Path) -> Iterator[Runtime]:
     """A Runtime whose containers live in the cgroup2 hierarchy at /sys/fs/cgroup/unified."""
     if not os.path.exists(f"{V2_MOUNT}/cgroup.freeze") and not os.path.exists(f"{V2_MOUNT}/cgroup.controllers"):
         pytest.skip(f"no cgroup2 mount at {V2_MOUNT}")
-    rt = Runtime(
-        tmp_path / "root-v2",
-        LinuxExecutor(cgroups=V2Driver(V2_MOUNT)),
-        run_root=tmp_path / "run-v2",
-    )
-    try:
+    with checked_runtime(tmp_path, "-v2", LinuxExecutor(cgroups=V2Driver(V2_MOUNT))) as rt:
         yield rt
-    finally:
-        leaks = leaks_of(rt, tmp_path)
-        rt.close()
-        assert not leaks, leaks
 
 
 class Layout(NamedTuple):

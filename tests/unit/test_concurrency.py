@@ -13,7 +13,7 @@ from typing import Any
 
 from corral import Process, Runtime, State
 from corral.errors import ConcurrentModification, CorralError, InvalidTransition
-from corral.statemachine import lifecycle
+from tests.checks import assert_journal_is_a_walk
 from tests.fakes import FakeExecutor
 from tests.unit.conftest import simple_config
 
@@ -73,16 +73,6 @@ def _run_pair(tmp_path: Path, cid: str, events: tuple[str, str]) -> list[tuple[s
     return sorted(results.get(timeout=5) for _ in procs)
 
 
-def _journal_is_a_walk(box) -> None:
-    entries = box.history()
-    previous = None
-    for entry in entries:
-        assert entry.from_state == previous, entries
-        assert lifecycle.is_valid_step(State(previous) if previous else None, entry.event, State(entry.to_state))
-        previous = entry.to_state
-    assert previous == box.record.state
-
-
 def test_two_processes_start_the_same_container(tmp_path: Path) -> None:
     runtime = _setup(tmp_path)
     runtime.create("c", simple_config(tmp_path))
@@ -91,7 +81,7 @@ def test_two_processes_start_the_same_container(tmp_path: Path) -> None:
     box = runtime.load("c")
     assert box.state is State.RUNNING
     assert [e.event for e in box.history()].count("start") == 1
-    _journal_is_a_walk(box)
+    assert_journal_is_a_walk(box)
     runtime.close()
 
 
@@ -106,7 +96,7 @@ def test_pause_against_destroy(tmp_path: Path) -> None:
         assert ("InvalidTransition", "pause") in outcome
     else:  # pause first, then destroy (forced) of the paused container: both happened
         assert sorted(winners) == ["destroy", "pause"]
-    _journal_is_a_walk(box)
+    assert_journal_is_a_walk(box)
     runtime.close()
 
 
@@ -177,7 +167,7 @@ def test_many_processes_many_transitions_lose_nothing(tmp_path: Path) -> None:
     box = runtime.load("c")
     journal = box.history()
     assert len(journal) == 2 + succeeded  # the two create rows, then one row per success
-    _journal_is_a_walk(box)
+    assert_journal_is_a_walk(box)
     runtime.close()
 
 
@@ -207,5 +197,5 @@ def test_threads_of_one_controller_lose_nothing(tmp_path: Path) -> None:
         t.join(60)
     box = runtime.load("c")
     assert len(box.history()) == 2 + sum(done)
-    _journal_is_a_walk(box)
+    assert_journal_is_a_walk(box)
     runtime.close()
