@@ -194,26 +194,6 @@ def test_wait_after_sigkill(runtime: Runtime, bundle: Path) -> None:
     box.destroy()
 
 
-def test_signal_never_reaches_a_process_that_reused_the_pid(runtime: Runtime, bundle: Path) -> None:
-    box = runtime.create("reuse", make_config(bundle, "reuse", "/bin/sleep", "60"))
-    box.start()
-    record = box.record
-    # Pretend the PID now belongs to someone else: a live process of ours with another start time.
-    victim = subprocess.Popen(["sleep", "60"])
-    try:
-        key, version = record.key, record.version
-        runtime._repo.update(key, version, init_pid=victim.pid)
-        assert box.state is State.STOPPED  # that PID's start time is not the init's
-        with pytest.raises(CorralError):
-            box.signal(signal.SIGKILL)
-        assert victim.poll() is None
-    finally:
-        victim.kill()
-        victim.wait()
-    # the real init is still there, unrecorded: destroy finds it through the cgroup
-    box.destroy()
-
-
 def test_missing_executable_fails_create_and_leaves_nothing(runtime: Runtime, bundle: Path) -> None:
     with pytest.raises(InitError, match="no-such-program"):
         runtime.create("noexec", make_config(bundle, "noexec", "no-such-program"))
