@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "Namespace": "corral.config",
     "IDMapping": "corral.config",
     "Resources": "corral.config",
+    "Stdio": "corral.executor.interface",
+    "Stats": "corral.executor.interface",
     "errors": "corral.errors",
     "CorralError": "corral.errors",
     "InvalidID": "corral.errors",
@@ -62,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
         Root,
         User,
     )
+    from corral.executor.interface import Stats, Stdio
     from corral.errors import (
         ConcurrentModification,
         ConfigError,
