@@ -22,6 +22,9 @@ import corral
 from corral.executor.interface import Stdio
 
 
+CGROUP_PARENT = f"/corral-demo-{os.getpid()}"
+
+
 def build_bundle(path: Path) -> Path:
     busybox = shutil.which("busybox")
     if busybox is None:
@@ -49,6 +52,7 @@ def build_bundle(path: Path) -> Path:
         "linux": {
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "resources": {"memory": {"limit": 64 << 20}, "pids": {"limit": 64}},
+            "cgroupsPath": f"{CGROUP_PARENT}/demo",
             "maskedPaths": list(corral.config.DEFAULT_MASKED_PATHS),
             "readonlyPaths": list(corral.config.DEFAULT_READONLY_PATHS),
         },
@@ -112,6 +116,10 @@ def main() -> int:
             box.destroy(force=True)
         runtime.close()
         shutil.rmtree(work, ignore_errors=True)
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():  # the demo's own (now empty) parent cgroup
+            parent = hierarchy / CGROUP_PARENT.lstrip("/")
+            if parent.is_dir():
+                parent.rmdir()
 
 
 if __name__ == "__main__":
