@@ -34,7 +34,7 @@ import re
 import resource
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, NoReturn, TypeVar
+from typing import Any, Callable, Iterator, Literal, Mapping, NoReturn, TypeVar
 
 from corral.errors import ConfigError
 
@@ -565,7 +565,7 @@ class _ErrorsFrom:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if isinstance(exc, ConfigError) and self.source and not exc.source:
             raise ConfigError(exc.where, exc.problem, source=self.source) from None
         return False

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 from corral import faults
 from corral.config import Config, Process
 from corral.errors import ConfigError, ExecutorError, ProcessGone
-from corral.executor import proc, spawn
+from corral.executor import proc
+from corral.executor import spawn as spawning
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
 from corral.executor.cgroups.base import Cgroup
 from corral.executor.cgroups.v1 import V1Cgroup
@@ -52,7 +53,7 @@ class LinuxExecutor:
 
     def __init__(self, cgroups: CgroupDriver | None = None) -> None:
         self.cgroups = cgroups if cgroups is not None else detect()
-        self._helper = spawn.Helper()
+        self._helper = spawning.Helper()
 
     def close(self) -> None:
         self._helper.close()
@@ -88,7 +89,7 @@ class LinuxExecutor:
         cgroups_path = config.cgroups_path or f"/corral/{container_id}"
         return ContainerPlan(cgroup_paths=self.cgroups.plan(cgroups_path), run_dir=run_dir)
 
-    def spawn(self, facts: ContainerFacts, stdio: Stdio) -> spawn.SpawnedInit:
+    def spawn(self, facts: ContainerFacts, stdio: Stdio) -> spawning.SpawnedInit:
         config = facts.config
         cgroup = self._cgroup(facts)
         cgroup.create()
@@ -120,7 +121,7 @@ class LinuxExecutor:
             "uid_map": _id_map(config.uid_mappings),
             "gid_map": _id_map(config.gid_mappings),
         }
-        init_pid, monitor, ctl = spawn.spawn_init(
+        init_pid, monitor, ctl = spawning.spawn_init(
             self._helper, request, stdio, lambda: faults.point("create.spawned")
         )
         try:
@@ -136,10 +137,10 @@ class LinuxExecutor:
                 inodes[ns.type] = proc.namespace_inode(init_pid, name)
         except BaseException:
             ctl.close()
-            spawn.wait_for_exit(monitor, MONITOR_GRACE)
+            spawning.wait_for_exit(monitor, MONITOR_GRACE)
             raise
         faults.point("create.ready")
-        return spawn.SpawnedInit(
+        return spawning.SpawnedInit(
             InitFacts(ProcessIdentity(init_pid, start_time), monitor, namespaces, inodes), ctl, monitor
         )
 
@@ -236,17 +237,17 @@ class LinuxExecutor:
         init = self._require_init(facts)
         monitor = facts.monitor
         watched = monitor if monitor is not None and proc.alive(monitor) else init
-        if not spawn.wait_for_exit(watched, timeout):
+        if not spawning.wait_for_exit(watched, timeout):
             from corral.errors import WaitTimeout
 
             raise WaitTimeout(f"container {facts.id!r}", timeout or 0)
         if watched is init and monitor is not None:
-            spawn.wait_for_exit(monitor, MONITOR_GRACE)
+            spawning.wait_for_exit(monitor, MONITOR_GRACE)
         return self.exit_status(facts)
 
     def exit_status(self, facts: ContainerFacts) -> ExitStatus:
         if facts.monitor is not None and facts.init is not None and not proc.alive(facts.init):
-            spawn.wait_for_exit(facts.monitor, MONITOR_GRACE)  # it writes the file as it exits
+            spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)  # it writes the file as it exits
         try:
             with open(self._exit_file(facts)) as f:
                 record = json.load(f)
@@ -272,7 +273,7 @@ class LinuxExecutor:
         self._cgroup(facts).thaw()
         faults.point("resume.thawed")
 
-    def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> spawn.LinuxExecHandle:
+    def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> spawning.LinuxExecHandle:
         init = self._require_init(facts)
         cgroup = self._cgroup(facts)
         request = {
@@ -284,7 +285,7 @@ class LinuxExecutor:
             "cgroup_procs": cgroup.procs_files(),
             "process": process.to_dict(),
         }
-        return spawn.spawn_exec(self._helper, request, stdio)
+        return spawning.spawn_exec(self._helper, request, stdio)
 
     def processes(self, facts: ContainerFacts) -> list[int]:
         cgroup = self._cgroup(facts)
@@ -315,7 +316,7 @@ class LinuxExecutor:
                     os.close(pidfd)
         if cgroup.exists():
             cgroup.kill_all(timeout)
-        if facts.init is not None and not spawn.wait_for_exit(facts.init, timeout):
+        if facts.init is not None and not spawning.wait_for_exit(facts.init, timeout):
             raise ExecutorError(f"container {facts.id!r}: the init survived SIGKILL for {timeout:g} s")
         faults.point("destroy.killed")
         status = self.exit_status(facts)
@@ -327,7 +328,7 @@ class LinuxExecutor:
         cgroup = self._cgroup(facts)
         if cgroup.exists():
             cgroup.kill_all()
-        spawn.wait_for_exit(facts.monitor, MONITOR_GRACE)
+        spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)
         faults.point("destroy.killed")
         if cgroup.exists():
             cgroup.destroy()

@@ -44,7 +44,9 @@ def identity(pid: int) -> ProcessIdentity | None:
 def alive(process: ProcessIdentity) -> bool:
     """Same PID, same start time, and not a zombie (a zombie has finished; runc agrees)."""
     fields = _stat_fields(process.pid)
-    return bool(fields) and int(fields[19]) == process.start_time and fields[0] not in ("Z", "X")
+    if not fields:
+        return False
+    return int(fields[19]) == process.start_time and fields[0] not in ("Z", "X")
 
 
 def open_pidfd(process: ProcessIdentity) -> int | None:

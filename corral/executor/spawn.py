@@ -15,13 +15,13 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from corral.errors import ExecutorError, InitError, WaitTimeout
 from corral.executor import proc, protocol
-from corral.executor.interface import ExitStatus, ProcessIdentity, Stdio
+from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
 
 #: How long the init may take to set up before create gives up on it.
 SETUP_TIMEOUT = 60.0
@@ -91,7 +91,7 @@ class Helper:
 
     def request(self, message: Mapping[str, Any], fds: list[int]) -> dict[str, Any]:
         with self._lock:
-            for attempt in (1, 2):
+            for _attempt in (1, 2):
                 if self._sock is None or self._owner != os.getpid() or (
                     self._process is not None and self._process.poll() is not None
                 ):
@@ -170,7 +170,7 @@ def wait_for_exit(process: ProcessIdentity | None, timeout: float | None) -> boo
 class SpawnedInit:
     """An init, set up and waiting on its exec fifo; the monitor awaits `confirm()`."""
 
-    facts: Any
+    facts: InitFacts
     _ctl: socket.socket
     monitor: ProcessIdentity | None
 
@@ -185,7 +185,7 @@ class SpawnedInit:
         wait_for_exit(self.monitor, 5.0)
 
 
-def spawn_init(helper: Helper, request: dict[str, Any], stdio: Stdio, on_spawned: Any) -> tuple[int, ProcessIdentity | None, socket.socket]:
+def spawn_init(helper: Helper, request: dict[str, Any], stdio: Stdio, on_spawned: Callable[[], None]) -> tuple[int, ProcessIdentity | None, socket.socket]:
     """Ask for a monitor and an init; return (init pid, monitor, control socket) once it is ready.
 
     Raises InitError with the init's own message if set-up failed; by then the

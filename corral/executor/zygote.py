@@ -37,7 +37,7 @@ def serve(sock: socket.socket) -> None:
             continue
         if request is None:
             return
-        op = request.get("op")
+        op = str(request.get("op"))
         if op == "ping":
             protocol.send(sock, {"ok": True, "pid": os.getpid()})
             continue

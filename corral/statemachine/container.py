@@ -46,7 +46,7 @@ from corral.statemachine.lifecycle import (
     needs_force,
     state_info,
 )
-from corral.store.repository import ContainerRecord, JournalEntry, NamespaceRecord, utcnow
+from corral.store.repository import ContainerRecord, JournalEntry, NamespaceRecord, ProcessRecord, utcnow
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.statemachine.runtime import Runtime
@@ -65,6 +65,9 @@ class _Lifecycle:
     (`trigger`, `may_start`, `is_running`, ...) never collide with the public
     API, and so that `Container.start()` is ours, not an auto-bound trigger.
     """
+
+    trigger: Callable[..., bool]  # added by the machine
+    state: str  # kept by the machine
 
     def __init__(self, container: Container) -> None:
         self.container = container
@@ -136,7 +139,6 @@ class Container:
         self._namespaces: Mapping[str, NamespaceRecord] | None = None
         self._result: Any = None
         self._on_recorded: Callable[[], None] | None = None
-        self._spawned: Any = None
 
     def __repr__(self) -> str:
         return f"<Container {self.id!r} {self._record.state}>"
@@ -183,7 +185,7 @@ class Container:
         """The journal: every transition this container made, oldest first."""
         return self._runtime._repo.history(self._key)
 
-    def exec_processes(self) -> list[Any]:
+    def exec_processes(self) -> list[ProcessRecord]:
         return self._runtime._repo.processes(self._key)
 
     # -- lifecycle -----------------------------------------------------------
@@ -371,6 +373,7 @@ class Container:
 
     def _persist(self, event: EventData) -> None:
         name = event.event.name
+        assert event.transition is not None
         source = event.transition.source
         dest = event.transition.dest or source
         self._record = self._runtime._repo.update(
@@ -405,7 +408,6 @@ class Container:
         }
         self._detail = {"pid": facts.init.pid}
         self._on_recorded = spawned.confirm
-        self._spawned = spawned
 
     def _do_start(self, **_: Any) -> None:
         self._runtime._executor.start(self._facts())

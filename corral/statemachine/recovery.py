@@ -95,11 +95,11 @@ def _recover_one(runtime: Runtime, container: Container) -> RecoveryAction | Non
         container._fire(
             "destroy", force=True, reason=f"{what} interrupted (its controller died); finished by recovery"
         )
-        done = "rolled back: processes killed, cgroups and run dir removed, destroyed"
-        return RecoveryAction(record.id, found, done if what == "create" else "destroy completed")
+        rolled_back = "rolled back: processes killed, cgroups and run dir removed, destroyed"
+        return RecoveryAction(record.id, found, rolled_back if what == "create" else "destroy completed")
 
+    done: list[str] = []
     if rebooted:
-        done = []
         if state_info(state).init_alive:
             container._fire("exited", exit=ExitStatus.unknown())
             done.append("stopped (exit status unknown)")
@@ -119,7 +119,6 @@ def _recover_one(runtime: Runtime, container: Container) -> RecoveryAction | Non
         return None
 
     observed = _observed_state(runtime, container, record)
-    done = []
     if observed is not state:
         event = event_between(state, observed)
         if event is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 import weakref
 from pathlib import Path
@@ -120,10 +121,10 @@ class Runtime:
             raise ContainerNotFound(container_id, str(self.root))
         return self._container(record)
 
-    def list(self, *, include_destroyed: bool = False) -> list[Container]:
+    def list(self, *, include_destroyed: bool = False) -> builtins.list[Container]:
         return [self._container(r) for r in self._repo.all(include_destroyed=include_destroyed)]
 
-    def journal(self, since: int = 0) -> list[tuple[str, JournalEntry]]:
+    def journal(self, since: int = 0) -> builtins.list[tuple[str, JournalEntry]]:
         """Every transition recorded after journal sequence number `since`, with its container id."""
         return self._repo.journal_since(since)
 

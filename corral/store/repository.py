@@ -16,12 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import or_, select
+from sqlalchemy import Table
 from sqlalchemy import update as sa_update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, raiseload, sessionmaker
 
@@ -340,12 +342,12 @@ class Repository:
         if base is not None and (base.key, base.version) != (key, expected_version):
             raise ValueError("base is not the record decided on")
         now = utcnow()
-        table = ContainerRow.__table__
+        table = cast(Table, ContainerRow.__table__)
         values = dict(changes, updated_at=now, version=expected_version + 1)
         if "state" in changes:  # live_id is the id until destroyed (one live container per id)
             values["live_id"] = None if changes["state"] == DESTROYED else table.c.id
         with self._write() as session:
-            result = session.execute(
+            result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
                 sa_update(table)
                 .where(table.c.key == key, table.c.version == expected_version)
                 .values(**values)
@@ -358,7 +360,7 @@ class Repository:
                     current.id, f"record version {current.version}, decided on {expected_version}"
                 )
             if namespaces is not None:
-                ns_table = NamespacePathRow.__table__
+                ns_table = cast(Table, NamespacePathRow.__table__)
                 session.execute(sa_delete(ns_table).where(ns_table.c.container_key == key))
                 if namespaces:
                     session.execute(
@@ -368,7 +370,7 @@ class Repository:
             if journal is not None:
                 event, from_state, to_state, detail = journal
                 session.execute(
-                    sa_insert(JournalRow.__table__).values(
+                    sa_insert(cast(Table, JournalRow.__table__)).values(
                         container_key=key,
                         event=event,
                         from_state=from_state,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from corral import Config, IDMapping, Mount, Namespace, Process, Runtime, State, User
-from corral.errors import ConfigError, CorralError, InitError
+from corral.errors import ConfigError, InitError
 from corral.executor.interface import Stdio
 from tests.integration.conftest import make_config, output_file
 

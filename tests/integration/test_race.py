@@ -54,7 +54,7 @@ def _one(rt: Runtime, rng: random.Random, configs: dict[str, str], cid: str, op:
     elif op == "wait":
         box.wait(0.05)
     elif op == "state":
-        box.state
+        _ = box.state
     else:
         getattr(box, op)()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from corral import Runtime, State, faults
+from corral.errors import InvalidTransition
 from corral.executor import proc
 from tests.checks import assert_journal_is_a_walk
 from tests.integration.conftest import leaks_of, make_config
@@ -247,7 +248,7 @@ def test_pid_reuse_is_stopped_and_never_signalled(runtime: Runtime, bundle: Path
         report = runtime.recover()
         assert [a.container_id for a in report.actions] == ["reused"]
         assert box.state is State.STOPPED
-        with pytest.raises(Exception):
+        with pytest.raises(InvalidTransition, match="stopped"):
             box.signal(signal.SIGKILL)
         assert victim.poll() is None
     finally:

@@ -64,7 +64,7 @@ def test_is_valid_step_accepts_exactly_the_table() -> None:
 def test_machine_transitions_mirror_the_table() -> None:
     rows = lifecycle.machine_transitions()
     assert len(rows) == len(lifecycle.TRANSITIONS)
-    for row, t in zip(rows, lifecycle.TRANSITIONS):
+    for row, t in zip(rows, lifecycle.TRANSITIONS, strict=True):
         assert row["trigger"] == t.event
         assert row["source"] == [s.value for s in t.sources]
         assert row["conditions"] == (["_forced"] if t.requires_force else [])

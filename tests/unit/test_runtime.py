@@ -165,7 +165,7 @@ def test_a_second_runtime_sees_the_same_containers(runtime: Runtime, config: Con
 
 
 def test_config_round_trips_through_the_store(runtime: Runtime, config: Config) -> None:
-    box = runtime.create("c", config)
+    runtime.create("c", config)
     assert runtime.load("c").config == config
 
 
