@@ -194,6 +194,8 @@ def init_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]
         rootfs.pivot(config.root.path)
         step("finishing the rootfs (sysctls, read-only and masked paths)")
         rootfs.finish(config)
+        step("reaching the exec fifo through /proc (the container needs proc mounted at /proc)")
+        os.stat(rootfs.fd_path(fifo_fd))
         process = config.process
         executable = become(process, stdio, step)
         protocol.send(sock, {"stage": "ready"})

@@ -316,3 +316,15 @@ def test_devices_are_denied_except_the_defaults(runtime: Runtime, bundle: Path, 
     status, text = run_to_end(runtime, "devices", config, tmp_path)
     assert status == 0, text
     assert text.split() == ["null=ok", "mknod=ok", "sda=denied"]
+
+
+def test_a_container_without_proc_fails_at_create_not_at_start(runtime: Runtime, bundle: Path) -> None:
+    config = make_config(bundle, "noproc", "/bin/true")
+    config = dataclasses.replace(
+        config,
+        mounts=tuple(m for m in config.mounts if m.destination != "/proc"),
+        masked_paths=(),
+        readonly_paths=(),
+    )
+    with pytest.raises(InitError, match="proc mounted at /proc"):
+        runtime.create("noproc", config)
