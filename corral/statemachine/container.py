@@ -139,6 +139,7 @@ class Container:
         self._namespaces: Mapping[str, NamespaceRecord] | None = None
         self._result: Any = None
         self._on_recorded: Callable[[], None] | None = None
+        self._config: Config | None = None
 
     def __repr__(self) -> str:
         return f"<Container {self.id!r} {self._record.state}>"
@@ -165,7 +166,13 @@ class Container:
 
     @property
     def config(self) -> Config:
-        return Config.from_json(self._record.config, bundle=self._record.bundle)
+        return self._config_of(self._record)
+
+    def _config_of(self, record: ContainerRecord) -> Config:
+        """The record's config, parsed once: it never changes for an incarnation."""
+        if self._config is None:
+            self._config = Config.from_json(record.config, bundle=record.bundle)
+        return self._config
 
     @property
     def exit_status(self) -> int | None:
@@ -295,7 +302,7 @@ class Container:
         )
         return ContainerFacts(
             id=record.id,
-            config=Config.from_json(record.config, bundle=record.bundle),
+            config=self._config_of(record),
             plan=ContainerPlan(cgroup_paths=dict(record.cgroup_paths), run_dir=record.run_dir),
             init=init,
             monitor=monitor,
