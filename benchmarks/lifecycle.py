@@ -127,18 +127,9 @@ SPEC: dict[str, Any] = {
         },
     ],
     "linux": {
-        # `runc spec` has the deny-all rule alone; runc and crun then allow their default
-        # devices themselves, corral does not (its init gets EPERM making /dev/null), so
-        # runc's default allow list is spelled out here: the same rules for all three.
-        "resources": {"devices": [{"allow": False, "access": "rwm"}] + [
-            {k: v for k, v in (("allow", True), ("type", t), ("major", major), ("minor", minor),
-                               ("access", access)) if v is not None}
-            for t, major, minor, access in (
-                ("c", None, None, "m"), ("b", None, None, "m"),
-                ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 7, "rwm"), ("c", 1, 8, "rwm"),
-                ("c", 1, 9, "rwm"), ("c", 5, 0, "rwm"), ("c", 5, 2, "rwm"), ("c", 136, None, "rwm"),
-            )
-        ]},
+        # `runc spec`'s deny-all rule alone: runc, crun and corral (executor/devices.py) each
+        # add the default allow-list (null, zero, full, random, urandom, tty, ptmx, pts).
+        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
         "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
         "maskedPaths": [
             "/proc/acpi",

@@ -39,12 +39,13 @@ from corral.executor.interface import (
 class FakeSpawned:
     facts: InitFacts
     confirmed: bool = False
+    aborted: bool = False
 
     def confirm(self) -> None:
         self.confirmed = True
 
     def abort(self) -> None:
-        pass
+        self.aborted = True
 
 
 @dataclass
@@ -67,6 +68,7 @@ class FakeExecutor:
         self.kernel_dir = Path(kernel_dir)
         self.kernel_dir.mkdir(parents=True, exist_ok=True)
         self.calls: list[str] = []
+        self.spawned: list[FakeSpawned] = []
         self._fail_next: dict[str, Exception] = {}
 
     # -- test controls ----------------------------------------------------------
@@ -137,7 +139,7 @@ class FakeExecutor:
         with self._kernel(facts.id) as k:
             k.update(alive=True, pid=pid, start_time=start_time, frozen=False, fifo=True, exit=None)
         namespaces = {t: f"/proc/{pid}/ns/{t}" for t in ("pid", "mnt", "net")}
-        return FakeSpawned(
+        spawned = FakeSpawned(
             InitFacts(
                 init=ProcessIdentity(pid, start_time),
                 monitor=None,
@@ -145,6 +147,8 @@ class FakeExecutor:
                 namespace_inodes={t: 4026531000 + i for i, t in enumerate(namespaces)},
             )
         )
+        self.spawned.append(spawned)
+        return spawned
 
     def start(self, facts: ContainerFacts) -> None:
         self._maybe_fail("start")
@@ -152,6 +156,9 @@ class FakeExecutor:
             if not self._alive(facts, k):
                 raise ProcessGone(f"container {facts.id!r}: init is gone")
             k["fifo"] = False
+
+    def alive(self, facts: ContainerFacts) -> bool:
+        return self._alive(facts, self.kernel(facts.id))
 
     def status(self, facts: ContainerFacts) -> KernelStatus:
         k = self.kernel(facts.id)

@@ -179,6 +179,10 @@ class LinuxExecutor:
         except OSError:
             return False
 
+    def alive(self, facts: ContainerFacts) -> bool:
+        """The check every transition makes first: one read of /proc/<pid>/stat."""
+        return facts.init is not None and proc.alive(facts.init)
+
     def status(self, facts: ContainerFacts) -> KernelStatus:
         init = facts.init
         if init is None or not proc.alive(init):

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from corral.executor import init, proc, protocol
+from corral.executor.interface import ExitStatus
 from corral.executor import syscalls as sc
 
 
@@ -76,12 +77,8 @@ def _reap_until(pid: int) -> int | None:
 
 
 def _exit_record(status: int | None) -> dict[str, Any]:
-    if status is None:
-        return {"status": None, "signal": None}
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        return {"status": 128 + sig, "signal": sig}
-    return {"status": os.WEXITSTATUS(status), "signal": None}
+    exit = ExitStatus.unknown() if status is None else ExitStatus.from_wait_status(status)
+    return {"status": exit.status, "signal": exit.signal}
 
 
 def _write_exit_file(path: str, record: Mapping[str, Any]) -> None:

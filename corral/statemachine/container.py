@@ -139,6 +139,7 @@ class Container:
         self._namespaces: Mapping[str, NamespaceRecord] | None = None
         self._result: Any = None
         self._on_recorded: Callable[[], None] | None = None
+        self._on_failed: Callable[[], None] | None = None
         self._config: Config | None = None
 
     def __repr__(self) -> str:
@@ -309,22 +310,19 @@ class Container:
             namespaces={t: n.path for t, n in record.namespaces.items()},
         )
 
-    def _init_gone(self) -> bool:
-        """Whether the recorded init is dead: another boot, another process, or none."""
-        record = self._record
-        if record.boot_id != self._runtime.boot_id():
-            return True
-        if record.init_pid is None:
-            return True
-        return not self._runtime._executor.status(self._facts(record)).alive
+    def _observe_exit(self) -> bool:
+        """Under the lock: fire `exited` if a live-state record's init is gone.
 
-    def _observe_exit(self, status: ExitStatus | None = None) -> bool:
-        """Under the lock: fire `exited` if a live-state record's init is gone."""
-        if not state_info(State(self._record.state)).init_alive or not self._init_gone():
+        Gone means another boot (exit status unknown), no recorded init, or a
+        PID that is dead or now names another process.
+        """
+        record = self._record
+        if not state_info(State(record.state)).init_alive:
             return False
-        if self._record.boot_id != self._runtime.boot_id():
-            status = ExitStatus.unknown()
-        self._fire("exited", exit=status)
+        rebooted = record.boot_id != self._runtime.boot_id()
+        if not rebooted and record.init_pid is not None and self._runtime._executor.alive(self._facts(record)):
+            return False
+        self._fire("exited", exit=ExitStatus.unknown() if rebooted else None)
         return True
 
     def _fire(self, event: str, *, force: bool = False, **kwargs: Any) -> Any:
@@ -338,8 +336,14 @@ class Container:
                 raise InvalidTransition(self.id, state.value, event, allowed_events(state), hint)
             self._machine.set_state(state.value)
             self._changes, self._detail, self._namespaces = {}, {}, None
-            self._result, self._on_recorded = None, None
-            fired = self._model.trigger(event, force=force, **kwargs)
+            self._result, self._on_recorded, self._on_failed = None, None, None
+            try:
+                fired = self._model.trigger(event, force=force, **kwargs)
+            except BaseException:
+                on_failed, self._on_failed = self._on_failed, None
+                if on_failed is not None:
+                    on_failed()
+                raise
             if not fired:  # the table and the machine disagree: a bug, not a user error
                 raise CorralError(f"{event} did not fire for container {self.id!r} in {state.value}")
             on_recorded, self._on_recorded = self._on_recorded, None
@@ -415,6 +419,7 @@ class Container:
         }
         self._detail = {"pid": facts.init.pid}
         self._on_recorded = spawned.confirm
+        self._on_failed = spawned.abort  # not recorded: the monitor kills the init now
 
     def _do_start(self, **_: Any) -> None:
         self._runtime._executor.start(self._facts())

@@ -105,8 +105,3 @@ class Locks:
                     entry.fd = None
         finally:
             entry.rlock.release()
-
-    def held_elsewhere(self, name: str) -> bool:
-        """Whether another open file (another process or thread) holds `name` now."""
-        with self.hold(name, blocking=False) as got:
-            return not got

@@ -7,6 +7,7 @@ import threading
 import weakref
 from pathlib import Path
 
+from corral import faults
 from corral.config import Config
 from corral.errors import ConfigError, ContainerNotFound, CorralError
 from corral.executor.interface import Executor, Stdio
@@ -101,8 +102,6 @@ class Runtime:
             )
             container = self._container(record)
             try:
-                from corral import faults
-
                 faults.point("create.intent")
                 container._fire("create", stdio=stdio)
             except BaseException as exc:

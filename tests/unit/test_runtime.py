@@ -123,6 +123,38 @@ def test_create_failure_leaves_a_tombstone_and_nothing_in_the_kernel(runtime: Ru
     runtime.create("bad", simple_config(tmp_path))  # the id is free again
 
 
+def test_an_init_whose_creation_cannot_be_recorded_is_aborted(runtime: Runtime, config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spawned, but `created` could not be written: the init is aborted now, not when garbage-collected."""
+    from corral.errors import StoreError
+
+    update = runtime._repo.update
+
+    def failing_update(*args, **kwargs):
+        if kwargs.get("state") == "created":
+            raise StoreError("disk full (simulated)")
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(runtime._repo, "update", failing_update)
+    with pytest.raises(StoreError, match="disk full"):
+        runtime.create("c", config)
+    [spawned] = fake(runtime).spawned
+    assert spawned.aborted and not spawned.confirmed
+    assert runtime.load("c").state is State.DESTROYED
+    assert not fake(runtime).leaked("c")
+
+
+def test_the_journal_lists_every_container_in_order(runtime: Runtime, config: Config) -> None:
+    runtime.create("a", config).start()
+    runtime.create("b", config)
+    entries = runtime.journal()
+    assert [(cid, e.event, e.to_state) for cid, e in entries] == [
+        ("a", "create", "creating"), ("a", "create", "created"), ("a", "start", "running"),
+        ("b", "create", "creating"), ("b", "create", "created"),
+    ]
+    assert [e.seq for _, e in entries] == sorted(e.seq for _, e in entries)
+    assert runtime.journal(since=entries[2][1].seq) == entries[3:]
+
+
 def test_duplicate_id_is_refused(runtime: Runtime, config: Config) -> None:
     runtime.create("c", config)
     with pytest.raises(ContainerExists):

@@ -1,12 +1,6 @@
-"""One cgroup interface, two implementations (v1: a hierarchy per controller; v2: unified).
+"""The cgroup managers: picking one for this host, and reopening a container's from its paths.
 
-A container's cgroups are identified by their recorded paths alone (hierarchy key
--> absolute directory), so that any process, after any crash, can reopen them
-from the store: `open_cgroup(paths)` needs no other state.
-
-Keys: v1 uses the hierarchy's mount directory name under its cgroupfs root
-(``memory``, ``cpu``, ``name=systemd`` → the directory ``systemd``; runc keys by
-controller the same way); v2 uses the empty key ``""``.
+The interface and the meaning of the recorded paths are in base.py.
 
 Stdlib only (plus corral's plain-data modules): the init and the spawn helper
 import this in fresh interpreters.
