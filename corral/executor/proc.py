@@ -11,8 +11,6 @@ import os
 
 from corral.executor.interface import ProcessIdentity
 
-BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
-
 
 def _stat_fields(pid: int) -> list[str] | None:
     try:
@@ -67,8 +65,3 @@ def open_pidfd(process: ProcessIdentity) -> int | None:
 
 def namespace_inode(pid: int, name: str) -> int:
     return os.stat(f"/proc/{pid}/ns/{name}").st_ino
-
-
-def read_boot_id(path: str = BOOT_ID_FILE) -> str:
-    with open(path) as f:
-        return f.read().strip()
