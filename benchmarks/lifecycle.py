@@ -127,7 +127,7 @@ SPEC: dict[str, Any] = {
         },
     ],
     "linux": {
-        # `runc spec`'s deny-all rule alone: runc, crun and corral (executor/devices.py) each
+        # `runc spec`'s deny-all rule alone: runc, crun and corral (executor/cgroups/devices.py) each
         # add the default allow-list (null, zero, full, random, urandom, tty, ptmx, pts).
         "resources": {"devices": [{"allow": False, "access": "rwm"}]},
         "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],

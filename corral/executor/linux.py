@@ -22,8 +22,6 @@ from corral.executor import proc
 from corral.executor import spawn as spawning
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
 from corral.executor.cgroups.base import Cgroup
-from corral.executor.cgroups.v1 import V1Cgroup
-from corral.executor.devices import with_device_rules
 from corral.executor.init import INIT_COMM
 from corral.executor.interface import (
     ContainerFacts,
@@ -93,10 +91,7 @@ class LinuxExecutor:
         config = facts.config
         cgroup = self._cgroup(facts)
         cgroup.create()
-        if isinstance(cgroup, V1Cgroup):
-            cgroup.apply(with_device_rules(config))
-        else:
-            cgroup.apply(config.resources)  # device rules need eBPF on v2: refused there if given
+        cgroup.apply_config(config)  # the limits, and the device rules where the cgroup enforces them
         faults.point("create.cgroups")
         run_dir = facts.plan.run_dir
         os.makedirs(run_dir, mode=0o711, exist_ok=True)

@@ -41,8 +41,10 @@ from corral.executor.cgroups import (
     remove_empty_parents,
 )
 from corral.executor.cgroups._fs import parse_mountinfo, relative_cgroup_path
-from corral.executor.cgroups.v1 import V1Cgroup, device_rule_line, discover
-from corral.executor.cgroups.v2 import V2Cgroup, cpu_weight_from_shares, swap_max
+from corral.executor.cgroups.devices import device_rule_line
+from corral.executor.cgroups.oci import cpu_weight_from_shares, swap_max
+from corral.executor.cgroups.v1 import V1Cgroup, discover
+from corral.executor.cgroups.v2 import V2Cgroup
 
 V2_MOUNT = "/sys/fs/cgroup/unified"
 TEST_PARENT = "corral-test"
@@ -106,7 +108,8 @@ class Box:
             stdout=stdout,
         )
         self.procs.append(proc)
-        (into or self.cgroup).add(proc.pid)
+        for procs in (into or self.cgroup).procs_files():  # as the monitor joins its child
+            Path(procs).write_text(str(proc.pid))
 
         def go() -> None:
             assert proc.stdin is not None

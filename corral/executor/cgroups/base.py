@@ -7,15 +7,27 @@ from the store: `open_cgroup(paths)` needs no other state.
 Keys: v1 uses the hierarchy's mount directory name under its cgroupfs root
 (``memory``, ``cpu``, ``name=systemd`` → the directory ``systemd``; runc keys by
 controller the same way); v2 uses the empty key ``""``.
+
+`Cgroup` holds what both layouts share: the order and the OCI rules of
+`apply` (values from oci.py), the device-rule decision, the quiet freeze
+before a kill, the kill → thaw → wait recipe, `Stats` assembly and teardown.
+A driver fills in the hooks: which directory holds a controller, which file
+gets which value, and the kernel mechanics of freezing, killing and waiting.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
+from typing import ClassVar
 
-from corral.config import Resources
-from corral.executor.interface import Stats
+from corral.config import Config, CpuResources, DeviceRule, MemoryResources, Resources
+from corral.errors import CgroupError, ConfigError, FreezeTimeout
+from corral.executor.cgroups import _fs, oci
+from corral.executor.cgroups.devices import with_device_rules
+from corral.executor.interface import CpuStats, MemoryStats, PidsStats, Stats
 
 
 class CgroupDriver(ABC):
@@ -37,28 +49,140 @@ class Cgroup(ABC):
 
     paths: Mapping[str, str]
 
+    #: Why this layout cannot enforce device rules through the cgroup; None when it can.
+    device_rules_refused: ClassVar[str | None] = None
+    #: The controller of the block I/O weight ("blkio" on v1, "io" on v2).
+    io_controller: ClassVar[str]
+    #: The I/O weight files, in order of preference, each with the OCI weight → file value rule.
+    io_weight_files: ClassVar[tuple[tuple[str, Callable[[int], int]], ...]]
+
+    # --- the shared recipe ------------------------------------------------------------------
+
+    def apply_config(self, config: Config) -> None:
+        """The container's limits; where the cgroup enforces device rules, runc's full list.
+
+        That list starts from "deny all" (see devices.py). A layout that cannot
+        enforce device rules gets the config's resources as they are, so that it
+        refuses the config's own rules, if any, rather than ignore them.
+        """
+        self.apply(config.resources if self.device_rules_refused else with_device_rules(config))
+
+    def apply(self, resources: Resources | None) -> None:
+        """Write the limits; a value the kernel rejects raises ConfigError naming it and the file."""
+        if resources is None:
+            return
+        if resources.devices and self.device_rules_refused:
+            raise ConfigError(oci.WHERE_DEVICES, self.device_rules_refused)
+        if resources.memory is not None and oci.memory_is_set(resources.memory):
+            self._apply_memory(resources.memory)
+        if resources.cpu is not None:
+            self._apply_cpu(resources.cpu)
+        if resources.pids is not None:
+            d = self._require("pids", oci.WHERE_PIDS)
+            _fs.write_resource(f"{d}/pids.max", oci.pids_max(resources.pids.limit), oci.WHERE_PIDS)
+        if resources.block_io is not None and resources.block_io.weight:
+            self._apply_io_weight(resources.block_io.weight)
+        if resources.devices:
+            d = self._require("devices", oci.WHERE_DEVICES)
+            self._write_device_rules(d, resources.devices)
+
+    def _apply_memory(self, mem: MemoryResources) -> None:
+        d = self._require("memory", oci.WHERE_MEMORY)
+        swap_file = self._swap_file(d)
+        self._write_memory(d, oci.memory_limits(mem, os.path.exists(swap_file), swap_file))
+
+    def _apply_cpu(self, cpu: CpuResources) -> None:
+        if oci.cfs_is_set(cpu):
+            self._write_cpu(self._require("cpu", oci.WHERE_CPU), cpu)
+        if cpu.cpus or cpu.mems:
+            d = self._require("cpuset", oci.WHERE_CPU)
+            if cpu.cpus:
+                _fs.write_resource(f"{d}/cpuset.cpus", cpu.cpus, f"{oci.WHERE_CPU}.cpus")
+            if cpu.mems:
+                _fs.write_resource(f"{d}/cpuset.mems", cpu.mems, f"{oci.WHERE_CPU}.mems")
+
+    def _apply_io_weight(self, weight: int) -> None:
+        d = self._require(self.io_controller, oci.WHERE_BLOCK_IO)
+        for name, value in self.io_weight_files:
+            if os.path.exists(f"{d}/{name}"):
+                _fs.write_resource(f"{d}/{name}", value(weight), oci.WHERE_BLOCK_IO)
+                return
+        raise ConfigError(
+            oci.WHERE_BLOCK_IO,
+            f"neither {' nor '.join(name for name, _ in self.io_weight_files)} exists in {d} (no "
+            "CFQ or BFQ I/O scheduler); leave the weight unset or enable BFQ",
+        )
+
+    def procs_files(self) -> list[str]:
+        """The cgroup.procs files to write a PID into, one per hierarchy."""
+        return [os.path.join(path, "cgroup.procs") for path in self.paths.values()]
+
+    def exists(self) -> bool:
+        """Whether any of the directories exists."""
+        return any(os.path.isdir(p) for p in self.paths.values())
+
+    def stats(self) -> Stats:
+        return Stats(memory=self._memory_stats(), cpu=self._cpu_stats(), pids=self._pids_stats())
+
+    def _pids_stats(self) -> PidsStats | None:
+        d = self.dir_for("pids")
+        current = _fs.read_int(f"{d}/pids.current") if d else None
+        if d is None or current is None:
+            return None
+        return PidsStats(current=current, limit=_fs.read_int(f"{d}/pids.max"))
+
+    def kill_all(self, timeout: float = 10.0) -> None:
+        """SIGKILL every process (thawing a frozen cgroup) and wait until none is left.
+
+        Where the kernel cannot kill the whole cgroup at once: freeze (so that
+        nothing forks between listing and killing), SIGKILL every PID, thaw.
+        A frozen cgroup is thawed afterwards in every case, so that an empty
+        cgroup does not read as paused (status checks the freezer before the init).
+        """
+        if not self.exists():
+            return
+        deadline = time.monotonic() + timeout
+        if not self._kill_at_once() and self.pids():
+            froze = self._freeze_quietly(min(1.0, timeout / 4))
+            _fs.kill_pids(self.pids())
+            if froze:
+                self._unfreeze()
+        if self.frozen():
+            self._unfreeze()
+        self._wait_empty(deadline, timeout)
+
+    def _freeze_quietly(self, timeout: float) -> bool:
+        """Freeze if possible; a freeze that fails only means forks may race the kill."""
+        if not self._can_freeze():
+            return False
+        try:
+            self.freeze(timeout)
+            return True
+        except FreezeTimeout:
+            return False
+
+    def destroy(self, timeout: float = 10.0) -> None:
+        """kill_all, then rmdir every directory children first; the parents (``/corral``) stay."""
+        deadline = time.monotonic() + timeout
+        self.kill_all(timeout)
+        failures: list[str] = []
+        for path in self.paths.values():
+            failures += _fs.remove_tree(path, max(deadline, time.monotonic() + 0.5))
+        if failures:
+            raise CgroupError("cannot remove cgroup directories: " + "; ".join(failures))
+
+    # --- what each layout answers -----------------------------------------------------------
+
     @abstractmethod
     def create(self) -> None:
         """Make the directories (parents too); existing ones are reused."""
-
-    @abstractmethod
-    def apply(self, resources: Resources | None) -> None:
-        """Write the limits; a value the kernel rejects raises ConfigError naming it and the file."""
-
-    @abstractmethod
-    def add(self, pid: int) -> None:
-        """Move `pid` into every hierarchy."""
-
-    @abstractmethod
-    def procs_files(self) -> list[str]:
-        """The cgroup.procs files to write a PID into, one per hierarchy."""
 
     @abstractmethod
     def freeze(self, timeout: float = 10.0) -> None:
         """Freeze and wait until frozen; on timeout thaw again and raise FreezeTimeout."""
 
     @abstractmethod
-    def thaw(self) -> None: ...
+    def thaw(self, timeout: float = 10.0) -> None: ...
 
     @abstractmethod
     def frozen(self) -> bool: ...
@@ -66,13 +190,6 @@ class Cgroup(ABC):
     @abstractmethod
     def pids(self) -> list[int]:
         """Every PID in the cgroup and its descendants, sorted."""
-
-    @abstractmethod
-    def exists(self) -> bool:
-        """Whether any of the directories exists."""
-
-    @abstractmethod
-    def stats(self) -> Stats: ...
 
     @abstractmethod
     def oom_kill_count(self) -> int: ...
@@ -83,10 +200,47 @@ class Cgroup(ABC):
     ) -> Iterator[int]:
         """Yield the OOM kill count each time it grows; ends when `stop()` or the cgroup empties."""
 
-    @abstractmethod
-    def kill_all(self, timeout: float = 10.0) -> None:
-        """SIGKILL every process (thawing a frozen cgroup) and wait until none is left."""
+    # --- hooks: files and kernel mechanics --------------------------------------------------
 
     @abstractmethod
-    def destroy(self, timeout: float = 10.0) -> None:
-        """kill_all, then remove every directory; CgroupError if one cannot be removed."""
+    def dir_for(self, controller: str) -> str | None:
+        """This cgroup's directory that holds `controller`'s files, if there is one (for reading)."""
+
+    @abstractmethod
+    def _require(self, controller: str, where: str) -> str:
+        """The directory to write `controller`'s limits into; ConfigError naming `where` if none."""
+
+    @abstractmethod
+    def _swap_file(self, d: str) -> str:
+        """The swap limit file in memory directory `d` (it exists only where swap is accounted)."""
+
+    @abstractmethod
+    def _write_memory(self, d: str, limits: oci.MemoryLimits) -> None: ...
+
+    @abstractmethod
+    def _write_cpu(self, d: str, cpu: CpuResources) -> None:
+        """shares, quota and period (those given) into cpu directory `d`."""
+
+    def _write_device_rules(self, d: str, rules: tuple[DeviceRule, ...]) -> None:
+        raise ConfigError(oci.WHERE_DEVICES, self.device_rules_refused or "no device rules here")
+
+    @abstractmethod
+    def _memory_stats(self) -> MemoryStats | None: ...
+
+    @abstractmethod
+    def _cpu_stats(self) -> CpuStats | None: ...
+
+    def _can_freeze(self) -> bool:
+        return True
+
+    @abstractmethod
+    def _unfreeze(self) -> None:
+        """Thaw, as part of killing (no waiting: the kill's own wait follows)."""
+
+    def _kill_at_once(self) -> bool:
+        """SIGKILL the whole cgroup in one kernel step if the kernel can; False if it cannot."""
+        return False
+
+    @abstractmethod
+    def _wait_empty(self, deadline: float, timeout: float) -> None:
+        """Wait until no process is left; CgroupError naming them at `deadline`."""

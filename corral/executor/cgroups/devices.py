@@ -8,7 +8,7 @@ device the config asks to be created, then the devices every container needs
 node (creating one is harmless; using it is what the rules decide).
 
 Applied on cgroup v1 (the devices controller). cgroup v2 needs an eBPF program
-for this, which corral does not load yet: see V2Cgroup.apply.
+for this, which corral does not load yet: the v2 driver refuses device rules.
 """
 
 from __future__ import annotations
@@ -43,3 +43,10 @@ def with_device_rules(config: Config) -> Resources:
     )
     rules = (DENY_ALL, *resources.devices, *for_devices, *DEFAULT_ALLOWED)
     return dataclasses.replace(resources, devices=rules)
+
+
+def device_rule_line(rule: DeviceRule) -> str:
+    """A DeviceRule as v1 devices.allow/deny want it: ``c 1:3 rwm``, ``a *:* rwm``."""
+    major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
+    minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
+    return f"{rule.type or 'a'} {major}:{minor} {rule.access or 'rwm'}"

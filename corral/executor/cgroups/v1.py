@@ -25,19 +25,13 @@ from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
-from corral.config import (
-    BlockIOResources,
-    CpuResources,
-    DeviceRule,
-    MemoryResources,
-    PidsResources,
-    Resources,
-)
+from corral.config import CpuResources, DeviceRule
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
-from corral.executor.cgroups import _fs
+from corral.executor.cgroups import _fs, oci
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
-from corral.executor.interface import CpuStats, MemoryStats, PidsStats, Stats
+from corral.executor.cgroups.devices import device_rule_line
+from corral.executor.interface import CpuStats, MemoryStats
 
 __all__ = ["Hierarchy", "V1Driver", "V1Cgroup", "remove_empty_parents", "discover"]
 
@@ -121,6 +115,9 @@ class V1Cgroup(Cgroup):
     current cgroup mounts.
     """
 
+    io_controller = "blkio"
+    io_weight_files = (("blkio.weight", int), ("blkio.bfq.weight", int))
+
     def __init__(self, paths: Mapping[str, str], hierarchies: Mapping[str, Hierarchy] | None = None) -> None:
         self.paths: Mapping[str, str] = MappingProxyType({k: os.path.normpath(v) for k, v in paths.items()})
         if hierarchies is None:
@@ -182,56 +179,23 @@ class V1Cgroup(Cgroup):
                 if not _fs.read_text(mine).strip():
                     _fs.write_file(mine, _fs.read_text(os.path.join(parent, name)).strip() or "\n")
 
-    def add(self, pid: int) -> None:
-        for procs in self.procs_files():
-            try:
-                _fs.write_file(procs, str(pid))
-            except OSError as err:
-                raise CgroupError(f"cannot move PID {pid} into {procs}: {_fs.describe(err)}") from err
-
-    def procs_files(self) -> list[str]:
-        return [os.path.join(path, "cgroup.procs") for path in self.paths.values()]
-
     # --- limits -----------------------------------------------------------------------------
 
-    def apply(self, resources: Resources | None) -> None:
-        if resources is None:
-            return
-        if resources.memory is not None:
-            self._apply_memory(resources.memory)
-        if resources.cpu is not None:
-            self._apply_cpu(resources.cpu)
-        if resources.pids is not None:
-            self._apply_pids(resources.pids)
-        if resources.block_io is not None:
-            self._apply_block_io(resources.block_io)
-        if resources.devices:
-            self._apply_devices(resources.devices)
+    def _swap_file(self, d: str) -> str:
+        return f"{d}/memory.memsw.limit_in_bytes"
 
-    def _apply_memory(self, mem: MemoryResources) -> None:
-        where = "linux.resources.memory"
-        if mem.limit is None and mem.reservation is None and mem.swap is None:
-            return
-        d = self._require("memory", where)
-        memsw = f"{d}/memory.memsw.limit_in_bytes"
-        swap = mem.swap
-        if mem.limit == -1 and swap is None and os.path.exists(memsw):
-            swap = -1  # as runc: unlimited memory with swap unset means both unlimited
-        if swap is not None and not os.path.exists(memsw):
-            raise ConfigError(
-                f"{where}.swap",
-                f"swap accounting is off in this kernel ({memsw} does not exist); boot with "
-                "swapaccount=1 or leave swap unset",
+    def _write_memory(self, d: str, limits: oci.MemoryLimits) -> None:
+        self._write_memory_and_swap(d, limits.limit, limits.swap)
+        if limits.reservation is not None:
+            _fs.write_resource(
+                f"{d}/memory.soft_limit_in_bytes", limits.reservation, f"{oci.WHERE_MEMORY}.reservation"
             )
-        self._write_memory_and_swap(d, mem.limit, swap)
-        if mem.reservation is not None:
-            _fs.write_resource(f"{d}/memory.soft_limit_in_bytes", mem.reservation, f"{where}.reservation")
 
     @staticmethod
     def _write_memory_and_swap(d: str, limit: int | None, swap: int | None) -> None:
         """OCI swap is memory+swap (memory.memsw). The kernel keeps memory <= memsw at every
         step, so (as runc) swap goes first when it grows past the current memory limit."""
-        where = "linux.resources.memory"
+        where = oci.WHERE_MEMORY
         steps: list[tuple[str, int, str]] = []
         if limit is not None:
             steps.append((f"{d}/memory.limit_in_bytes", limit, f"{where}.limit"))
@@ -244,25 +208,16 @@ class V1Cgroup(Cgroup):
         for path, value, step_where in steps:
             _fs.write_resource(path, value, step_where)
 
-    def _apply_cpu(self, cpu: CpuResources) -> None:
-        where = "linux.resources.cpu"
-        if cpu.shares or cpu.quota is not None or cpu.period is not None:
-            d = self._require("cpu", where)
-            if cpu.shares:
-                _fs.write_resource(f"{d}/cpu.shares", cpu.shares, f"{where}.shares")
-            self._apply_cfs(d, cpu.quota, cpu.period)
-        if cpu.cpus or cpu.mems:
-            d = self._require("cpuset", where)
-            if cpu.cpus:
-                _fs.write_resource(f"{d}/cpuset.cpus", cpu.cpus, f"{where}.cpus")
-            if cpu.mems:
-                _fs.write_resource(f"{d}/cpuset.mems", cpu.mems, f"{where}.mems")
+    def _write_cpu(self, d: str, cpu: CpuResources) -> None:
+        if cpu.shares:
+            _fs.write_resource(f"{d}/cpu.shares", cpu.shares, f"{oci.WHERE_CPU}.shares")
+        self._apply_cfs(d, cpu.quota, cpu.period)
 
     @staticmethod
     def _apply_cfs(d: str, quota: int | None, period: int | None) -> None:
         """Period before quota (as runc). If the kernel refuses the new period against the
         old quota (their ratio is checked against the parent), write the quota first."""
-        where = "linux.resources.cpu"
+        where = oci.WHERE_CPU
         if period is not None:
             try:
                 _fs.write_file(f"{d}/cpu.cfs_period_us", str(period))
@@ -276,32 +231,10 @@ class V1Cgroup(Cgroup):
         if quota is not None:
             _fs.write_resource(f"{d}/cpu.cfs_quota_us", quota, f"{where}.quota")
 
-    def _apply_pids(self, pids: PidsResources) -> None:
-        where = "linux.resources.pids.limit"
-        d = self._require("pids", where)
-        # OCI: 0 or -1 means unlimited (runc writes "max" for both).
-        _fs.write_resource(f"{d}/pids.max", pids.limit if pids.limit > 0 else "max", where)
-
-    def _apply_block_io(self, blkio: BlockIOResources) -> None:
-        where = "linux.resources.blockIO.weight"
-        if not blkio.weight:
-            return
-        d = self._require("blkio", where)
-        for name in ("blkio.weight", "blkio.bfq.weight"):
-            if os.path.exists(f"{d}/{name}"):
-                _fs.write_resource(f"{d}/{name}", blkio.weight, where)
-                return
-        raise ConfigError(
-            where,
-            f"neither blkio.weight nor blkio.bfq.weight exists in {d} (no CFQ or BFQ I/O "
-            "scheduler); leave the weight unset or enable BFQ",
-        )
-
-    def _apply_devices(self, rules: tuple[DeviceRule, ...]) -> None:
-        d = self._require("devices", "linux.resources.devices")
+    def _write_device_rules(self, d: str, rules: tuple[DeviceRule, ...]) -> None:
         for index, rule in enumerate(rules):
             name = "devices.allow" if rule.allow else "devices.deny"
-            _fs.write_resource(f"{d}/{name}", device_rule_line(rule), f"linux.resources.devices[{index}]")
+            _fs.write_resource(f"{d}/{name}", device_rule_line(rule), f"{oci.WHERE_DEVICES}[{index}]")
 
     # --- freezer ----------------------------------------------------------------------------
 
@@ -391,9 +324,6 @@ class V1Cgroup(Cgroup):
 
     # --- processes --------------------------------------------------------------------------
 
-    def exists(self) -> bool:
-        return any(os.path.isdir(p) for p in self.paths.values())
-
     def _pids_dir(self) -> str | None:
         for controller in _PIDS_PREFERENCE:
             d = self.dir_for(controller)
@@ -406,9 +336,6 @@ class V1Cgroup(Cgroup):
         return _fs.procs_recursive(d) if d else []
 
     # --- stats and OOM ----------------------------------------------------------------------
-
-    def stats(self) -> Stats:
-        return Stats(memory=self._memory_stats(), cpu=self._cpu_stats(), pids=self._pids_stats())
 
     def _memory_stats(self) -> MemoryStats | None:
         d = self.dir_for("memory")
@@ -442,13 +369,6 @@ class V1Cgroup(Cgroup):
             throttled_periods=throttling.get("nr_throttled"),
             throttled_time_ns=throttling.get("throttled_time"),
         )
-
-    def _pids_stats(self) -> PidsStats | None:
-        d = self.dir_for("pids")
-        current = _fs.read_int(f"{d}/pids.current") if d else None
-        if d is None or current is None:
-            return None
-        return PidsStats(current=current, limit=_fs.read_int(f"{d}/pids.max"))
 
     def oom_kill_count(self) -> int:
         """The `oom_kill` line of memory.oom_control; 0 when there is no memory cgroup."""
@@ -510,30 +430,12 @@ class V1Cgroup(Cgroup):
 
     # --- teardown ---------------------------------------------------------------------------
 
-    def kill_all(self, timeout: float = 10.0) -> None:
-        """Freeze (so nothing forks), SIGKILL everyone, thaw (frozen v1 tasks die only when thawed)."""
-        deadline = time.monotonic() + timeout
-        if not self.pids():
-            if self.frozen():
-                self._thaw_quietly()
-            return
-        froze = self._freeze_quietly(min(1.0, timeout / 4))
-        _fs.kill_pids(self.pids())
-        if froze or self.frozen():
-            self._thaw_quietly()
-        self._wait_empty(deadline, timeout)
+    def _can_freeze(self) -> bool:
+        d = self.dir_for("freezer")
+        return d is not None and os.path.isdir(d)
 
-    def _freeze_quietly(self, timeout: float) -> bool:
-        """Freeze if there is a freezer; a freeze that fails only means forks may race the kill."""
-        if self.dir_for("freezer") is None or not os.path.isdir(self._freezer_dir()):
-            return False
-        try:
-            self.freeze(timeout)
-            return True
-        except FreezeTimeout:
-            return False
-
-    def _thaw_quietly(self) -> None:
+    def _unfreeze(self) -> None:
+        """Write THAWED, quietly: frozen v1 tasks act on SIGKILL only once thawed."""
         d = self.dir_for("freezer")
         if d is not None and os.path.isdir(d):
             try:
@@ -556,27 +458,10 @@ class V1Cgroup(Cgroup):
             _fs.kill_pids(left)  # forks that raced the first kill
             delay = _fs.pause(delay)
 
-    def destroy(self, timeout: float = 10.0) -> None:
-        """kill_all, then rmdir every directory children first; the parents (``/corral``) stay."""
-        deadline = time.monotonic() + timeout
-        self.kill_all(timeout)
-        failures: list[str] = []
-        for path in self.paths.values():
-            failures += _fs.remove_tree(path, max(deadline, time.monotonic() + 0.5))
-        if failures:
-            raise CgroupError("cannot remove cgroup directories: " + "; ".join(failures))
-
 
 def _drain_eventfd(efd: int) -> None:
     try:
         os.eventfd_read(efd)
     except BlockingIOError:
         pass
-
-
-def device_rule_line(rule: DeviceRule) -> str:
-    """A DeviceRule as devices.allow/deny want it: ``c 1:3 rwm``, ``a *:* rwm``."""
-    major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
-    minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
-    return f"{rule.type or 'a'} {major}:{minor} {rule.access or 'rwm'}"
 

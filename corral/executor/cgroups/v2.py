@@ -26,14 +26,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 
-from corral.config import BlockIOResources, CpuResources, MemoryResources, Resources
+from corral.config import CpuResources
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
-from corral.executor.cgroups import _fs
+from corral.executor.cgroups import _fs, oci
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
-from corral.executor.interface import CpuStats, MemoryStats, PidsStats, Stats
+from corral.executor.interface import CpuStats, MemoryStats
 
-__all__ = ["V2Driver", "V2Cgroup", "remove_empty_parents", "cpu_weight_from_shares", "swap_max"]
+__all__ = ["V2Driver", "V2Cgroup", "remove_empty_parents"]
 
 _POLL_MASK = select.POLLPRI | select.POLLERR
 
@@ -57,39 +57,12 @@ class V2Driver(CgroupDriver):
         return V2Cgroup(paths[""], self.mountpoint)
 
 
-def cpu_weight_from_shares(shares: int) -> int:
-    """v1 cpu.shares (2..262144) to v2 cpu.weight (1..10000), runc's formula."""
-    return 1 + ((shares - 2) * 9999) // 262142
-
-
-def io_weight_from_blkio(weight: int) -> int:
-    """v1 blkio weight (10..1000) to v2 io.weight (1..10000), runc's formula."""
-    return 1 + ((weight - 10) * 9999) // 990
-
-
-def swap_max(memory: int | None, swap: int | None) -> int | str | None:
-    """OCI swap is memory+swap; memory.swap.max is swap alone (runc's conversion)."""
-    if memory == -1 and swap is None:
-        return "max"  # unlimited memory with swap unset: both unlimited
-    if swap is None:
-        return None
-    if swap == -1:
-        return "max"
-    where = "linux.resources.memory.swap"
-    if memory is None or memory == -1:
-        raise ConfigError(where, "a swap limit needs a memory limit (OCI swap is memory+swap)")
-    if swap < memory:
-        raise ConfigError(where, f"{swap} is below the memory limit {memory}; OCI swap is memory+swap")
-    return swap - memory
-
-
-def _limit(value: int) -> int | str:
-    """OCI -1 means unlimited, which v2 spells `max`."""
-    return "max" if value < 0 else value
-
-
 class V2Cgroup(Cgroup):
     """A container's directory in a cgroup2 hierarchy."""
+
+    device_rules_refused = "device rules on cgroup v2 need an eBPF program, which corral does not load yet"
+    io_controller = "io"
+    io_weight_files = (("io.weight", oci.io_weight_from_blkio), ("io.bfq.weight", int))
 
     def __init__(self, path: str, mountpoint: str) -> None:
         self.path = os.path.normpath(path)
@@ -106,6 +79,10 @@ class V2Cgroup(Cgroup):
 
     def _file(self, name: str) -> str:
         return f"{self.path}/{name}"
+
+    def dir_for(self, controller: str) -> str | None:
+        """This cgroup's directory: every controller's files live there (when enabled)."""
+        return self.path
 
     # --- create, join -----------------------------------------------------------------------
 
@@ -150,38 +127,7 @@ class V2Cgroup(Cgroup):
                     except OSError:
                         pass
 
-    def add(self, pid: int) -> None:
-        try:
-            _fs.write_file(self._file("cgroup.procs"), str(pid))
-        except OSError as err:
-            raise CgroupError(
-                f"cannot move PID {pid} into {self._file('cgroup.procs')}: {_fs.describe(err)}"
-            ) from err
-
-    def procs_files(self) -> list[str]:
-        return [self._file("cgroup.procs")]
-
     # --- limits -----------------------------------------------------------------------------
-
-    def apply(self, resources: Resources | None) -> None:
-        if resources is None:
-            return
-        if resources.devices:
-            raise ConfigError(
-                "linux.resources.devices",
-                "device rules on cgroup v2 need an eBPF program, which corral does not load yet",
-            )
-        if resources.memory is not None:
-            self._apply_memory(resources.memory)
-        if resources.cpu is not None:
-            self._apply_cpu(resources.cpu)
-        if resources.pids is not None:
-            self._require("pids", "linux.resources.pids")
-            limit = resources.pids.limit  # OCI: 0 or -1 means unlimited
-            value = limit if limit > 0 else "max"
-            _fs.write_resource(self._file("pids.max"), value, "linux.resources.pids.limit")
-        if resources.block_io is not None:
-            self._apply_io(resources.block_io)
 
     def controllers(self) -> set[str]:
         """The controllers this cgroup has (its parent's subtree_control)."""
@@ -190,12 +136,12 @@ class V2Cgroup(Cgroup):
             raise CgroupError(f"{self.path} does not exist: create() the cgroup before apply()")
         return set(text.split())
 
-    def _require(self, controller: str, where: str) -> None:
+    def _require(self, controller: str, where: str) -> str:
         if controller in self.controllers():
-            return
+            return self.path
         self._enable_controllers(controller)
         if controller in self.controllers():
-            return
+            return self.path
         parent = os.path.dirname(self.path)
         offered = (_fs.read_optional(f"{parent}/cgroup.controllers") or "").split()
         raise ConfigError(
@@ -205,55 +151,27 @@ class V2Cgroup(Cgroup):
             f"enable it (it may be bound to a v1 hierarchy) or leave {where} unset",
         )
 
-    def _apply_memory(self, mem: MemoryResources) -> None:
-        where = "linux.resources.memory"
-        if mem.limit is None and mem.reservation is None and mem.swap is None:
-            return
-        self._require("memory", where)
-        swap = swap_max(mem.limit, mem.swap)
-        if swap is not None and not os.path.exists(self._file("memory.swap.max")):
-            if mem.swap is not None:
-                raise ConfigError(
-                    f"{where}.swap",
-                    f"swap accounting is off in this kernel ({self._file('memory.swap.max')} does not "
-                    "exist); boot with swapaccount=1 or leave swap unset",
-                )
-            swap = None
-        if mem.limit is not None:
-            _fs.write_resource(self._file("memory.max"), _limit(mem.limit), f"{where}.limit")
-        if swap is not None:
-            _fs.write_resource(self._file("memory.swap.max"), swap, f"{where}.swap")
-        if mem.reservation is not None:
-            _fs.write_resource(self._file("memory.low"), _limit(mem.reservation), f"{where}.reservation")
+    def _swap_file(self, d: str) -> str:
+        return f"{d}/memory.swap.max"
 
-    def _apply_cpu(self, cpu: CpuResources) -> None:
-        where = "linux.resources.cpu"
-        if cpu.shares or cpu.quota is not None or cpu.period is not None:
-            self._require("cpu", where)
-            if cpu.shares:
-                weight = cpu_weight_from_shares(cpu.shares)
-                _fs.write_resource(self._file("cpu.weight"), weight, f"{where}.shares")
-            value = _cpu_max(cpu.quota, cpu.period)
-            if value is not None:
-                _fs.write_resource(self._file("cpu.max"), value, f"{where}.quota")
-        if cpu.cpus or cpu.mems:
-            self._require("cpuset", where)
-            if cpu.cpus:
-                _fs.write_resource(self._file("cpuset.cpus"), cpu.cpus, f"{where}.cpus")
-            if cpu.mems:
-                _fs.write_resource(self._file("cpuset.mems"), cpu.mems, f"{where}.mems")
+    def _write_memory(self, d: str, limits: oci.MemoryLimits) -> None:
+        where = oci.WHERE_MEMORY
+        if limits.limit is not None:
+            _fs.write_resource(f"{d}/memory.max", oci.max_or(limits.limit), f"{where}.limit")
+        if limits.swap is not None:
+            swap = oci.swap_max(limits.limit, limits.swap)
+            assert swap is not None  # a swap is given
+            _fs.write_resource(self._swap_file(d), swap, f"{where}.swap")
+        if limits.reservation is not None:
+            _fs.write_resource(f"{d}/memory.low", oci.max_or(limits.reservation), f"{where}.reservation")
 
-    def _apply_io(self, blkio: BlockIOResources) -> None:
-        where = "linux.resources.blockIO.weight"
-        if not blkio.weight:
-            return
-        self._require("io", "linux.resources.blockIO")
-        if os.path.exists(self._file("io.weight")):
-            _fs.write_resource(self._file("io.weight"), io_weight_from_blkio(blkio.weight), where)
-        elif os.path.exists(self._file("io.bfq.weight")):
-            _fs.write_resource(self._file("io.bfq.weight"), blkio.weight, where)
-        else:
-            raise ConfigError(where, f"neither io.weight nor io.bfq.weight exists in {self.path}")
+    def _write_cpu(self, d: str, cpu: CpuResources) -> None:
+        where = oci.WHERE_CPU
+        if cpu.shares:
+            _fs.write_resource(f"{d}/cpu.weight", oci.cpu_weight_from_shares(cpu.shares), f"{where}.shares")
+        value = oci.cpu_max(cpu.quota, cpu.period)
+        if value is not None:
+            _fs.write_resource(f"{d}/cpu.max", value, f"{where}.quota")
 
     # --- freezer ----------------------------------------------------------------------------
 
@@ -318,9 +236,6 @@ class V2Cgroup(Cgroup):
 
     # --- processes --------------------------------------------------------------------------
 
-    def exists(self) -> bool:
-        return os.path.isdir(self.path)
-
     def pids(self) -> list[int]:
         return _fs.procs_recursive(self.path)
 
@@ -329,9 +244,6 @@ class V2Cgroup(Cgroup):
         return self._events().get("populated", 0) == 1
 
     # --- stats and OOM ----------------------------------------------------------------------
-
-    def stats(self) -> Stats:
-        return Stats(memory=self._memory_stats(), cpu=self._cpu_stats(), pids=self._pids_stats())
 
     def _memory_stats(self) -> MemoryStats | None:
         usage = _fs.read_int(self._file("memory.current"))
@@ -363,12 +275,6 @@ class V2Cgroup(Cgroup):
             throttled_periods=stat.get("nr_throttled"),
             throttled_time_ns=ns("throttled_usec"),
         )
-
-    def _pids_stats(self) -> PidsStats | None:
-        current = _fs.read_int(self._file("pids.current"))
-        if current is None:
-            return None
-        return PidsStats(current=current, limit=_fs.read_int(self._file("pids.max")))
 
     def oom_kill_count(self) -> int:
         """memory.events `oom_kill`; 0 without a memory controller."""
@@ -425,24 +331,20 @@ class V2Cgroup(Cgroup):
 
     # --- teardown ---------------------------------------------------------------------------
 
-    def kill_all(self, timeout: float = 10.0) -> None:
-        """cgroup.kill when the kernel has it (5.14+), else freeze → SIGKILL → thaw; then wait.
+    def _kill_at_once(self) -> bool:
+        """cgroup.kill (Linux 5.14+): atomic against forks, and frozen tasks die too."""
+        if not os.path.exists(self._file("cgroup.kill")):
+            return False
+        try:
+            _fs.write_file(self._file("cgroup.kill"), "1")
+        except OSError as err:
+            raise _fs.cgroup_error("write 1 to", self._file("cgroup.kill"), err) from err
+        return True
 
-        A frozen cgroup is thawed afterwards so that an empty cgroup does not
-        read as paused (status checks the freezer before the init).
-        """
-        if not self.exists():
-            return
-        deadline = time.monotonic() + timeout
-        if os.path.exists(self._file("cgroup.kill")):
-            self._write_kill()
-        elif self.pids():
-            froze = self._freeze_quietly(min(1.0, timeout / 4))
-            _fs.kill_pids(self.pids())
-            if froze:
-                self._set_freeze("0")
-        if self.frozen():
-            self._set_freeze("0")
+    def _unfreeze(self) -> None:
+        self._set_freeze("0")
+
+    def _wait_empty(self, deadline: float, timeout: float) -> None:
         if not self._wait_events(lambda e: e.get("populated", 0) == 0, deadline):
             left = self.pids()
             raise CgroupError(
@@ -450,27 +352,6 @@ class V2Cgroup(Cgroup):
                 f"{_fs.describe_pids(left) or 'none listed, but cgroup.events says populated 1'} "
                 "(state D: stuck in the kernel)"
             )
-
-    def _write_kill(self) -> None:
-        try:
-            _fs.write_file(self._file("cgroup.kill"), "1")
-        except OSError as err:
-            raise _fs.cgroup_error("write 1 to", self._file("cgroup.kill"), err) from err
-
-    def _freeze_quietly(self, timeout: float) -> bool:
-        try:
-            self.freeze(timeout)
-            return True
-        except FreezeTimeout:
-            return False
-
-    def destroy(self, timeout: float = 10.0) -> None:
-        """kill_all, then rmdir this cgroup and its children, children first."""
-        deadline = time.monotonic() + timeout
-        self.kill_all(timeout)
-        failures = _fs.remove_tree(self.path, max(deadline, time.monotonic() + 0.5))
-        if failures:
-            raise CgroupError("cannot remove cgroup directories: " + "; ".join(failures))
 
 
 def _rearm(fds: list[int]) -> bool:
@@ -484,10 +365,3 @@ def _rearm(fds: list[int]) -> bool:
         raise
     return True
 
-
-def _cpu_max(quota: int | None, period: int | None) -> str | None:
-    """cpu.max as "$MAX $PERIOD"; one number alone updates only $MAX (kernel docs)."""
-    if quota is None and period is None:
-        return None
-    max_part = "max" if quota is None or quota <= 0 else str(quota)
-    return max_part if period is None else f"{max_part} {period}"
