@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from corral.executor.interface import ProcessIdentity
+from corral.types import ProcessIdentity
 
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 

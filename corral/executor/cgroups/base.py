@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 
 from corral.config import Resources
-from corral.executor.interface import Stats
+from corral.types import Stats
 
 
 class CgroupDriver(ABC):
