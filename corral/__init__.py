@@ -25,8 +25,8 @@ _EXPORTS: dict[str, str] = {
     "Namespace": "corral.config",
     "IDMapping": "corral.config",
     "Resources": "corral.config",
-    "Stdio": "corral.executor.interface",
-    "Stats": "corral.executor.interface",
+    "Stdio": "corral.types",
+    "Stats": "corral.types",
     "errors": "corral.errors",
     "CorralError": "corral.errors",
     "InvalidID": "corral.errors",
@@ -64,7 +64,6 @@ if TYPE_CHECKING:  # pragma: no cover
         Root,
         User,
     )
-    from corral.executor.interface import Stats, Stdio
     from corral.errors import (
         ConcurrentModification,
         ConfigError,
@@ -75,3 +74,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from corral.statemachine.container import Container
     from corral.statemachine.lifecycle import State
     from corral.statemachine.runtime import Runtime
+    from corral.types import Stats, Stdio

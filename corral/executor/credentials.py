@@ -12,7 +12,8 @@ import errno
 import os
 import resource
 
-from corral.config import CAPABILITIES, RLIMIT_UNLIMITED, Capabilities, Process
+from corral.config import Capabilities, Process
+from corral.config.linux import CAPABILITIES, RLIMIT_UNLIMITED
 from corral.executor import syscalls as sc
 
 

@@ -15,48 +15,16 @@ from typing import Protocol, runtime_checkable
 
 from corral.config import Config, Process
 
-
-@dataclass(frozen=True)
-class ProcessIdentity:
-    """A process as the kernel knows it within one boot: a PID alone is reused, a PID
-    and its start time are not. The boot id that completes it is the record's
-    (the Runtime reads it, so that tests can fake a reboot).
-    """
-
-    pid: int
-    start_time: int  # field 22 of /proc/<pid>/stat: clock ticks after boot
-
-
-@dataclass(frozen=True)
-class ExitStatus:
-    """How a process ended.
-
-    `status` follows the shell and runc/containerd convention: the exit code, or
-    128 + the signal number when a signal killed it. `None` means nobody could
-    observe it (the monitor was gone, or the host restarted): corral says so
-    rather than invent one.
-    """
-
-    status: int | None
-    signal: int | None = None
-    oom_killed: bool = False
-
-    @property
-    def known(self) -> bool:
-        return self.status is not None
-
-    @classmethod
-    def from_wait_status(cls, wait_status: int) -> ExitStatus:
-        import os
-
-        if os.WIFSIGNALED(wait_status):
-            sig = os.WTERMSIG(wait_status)
-            return cls(status=128 + sig, signal=sig)
-        return cls(status=os.WEXITSTATUS(wait_status))
-
-    @classmethod
-    def unknown(cls) -> ExitStatus:
-        return cls(status=None)
+# The values the interface speaks live in the vocabulary module; re-exported for
+# the code that imports them from here.
+from corral.types import CpuStats as CpuStats
+from corral.types import ExitStatus as ExitStatus
+from corral.types import MemoryStats as MemoryStats
+from corral.types import OOMEvent as OOMEvent
+from corral.types import PidsStats as PidsStats
+from corral.types import ProcessIdentity as ProcessIdentity
+from corral.types import Stats as Stats
+from corral.types import Stdio as Stdio
 
 
 @dataclass(frozen=True)
@@ -102,15 +70,6 @@ class KernelStatus:
     fifo_present: bool  # the exec fifo exists: created, not yet started
 
 
-@dataclass(frozen=True)
-class Stdio:
-    """File descriptors to give the container's process as 0, 1 and 2 (None: /dev/null)."""
-
-    stdin: int | None = None
-    stdout: int | None = None
-    stderr: int | None = None
-
-
 class Spawned(Protocol):
     """A container's init, ready and blocked on its exec fifo, not yet confirmed.
 
@@ -135,49 +94,6 @@ class ExecHandle(Protocol):
     def wait(self, timeout: float | None = None) -> ExitStatus: ...
 
     def poll(self) -> ExitStatus | None: ...
-
-
-@dataclass(frozen=True)
-class MemoryStats:
-    usage: int
-    max_usage: int | None
-    limit: int | None  # None: unlimited
-    failcnt: int | None  # v1: memory.failcnt; v2: memory.events "max"
-    oom_kills: int
-
-
-@dataclass(frozen=True)
-class CpuStats:
-    total_usage_ns: int
-    per_cpu_usage_ns: tuple[int, ...] | None
-    user_ns: int | None
-    system_ns: int | None
-    periods: int | None
-    throttled_periods: int | None
-    throttled_time_ns: int | None
-
-
-@dataclass(frozen=True)
-class PidsStats:
-    current: int
-    limit: int | None  # None: unlimited
-
-
-@dataclass(frozen=True)
-class Stats:
-    """A container's resource usage; a part is None when its controller is absent."""
-
-    memory: MemoryStats | None = None
-    cpu: CpuStats | None = None
-    pids: PidsStats | None = None
-
-
-@dataclass(frozen=True)
-class OOMEvent:
-    """The kernel OOM-killed a process in the container (`count` kills so far)."""
-
-    container_id: str
-    count: int
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from corral.executor.interface import ProcessIdentity
+from corral.types import ProcessIdentity
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -27,7 +27,7 @@ from corral.config import Config, CpuResources, DeviceRule, MemoryResources, Res
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
 from corral.executor.cgroups import _fs, oci
 from corral.executor.cgroups.devices import with_device_rules
-from corral.executor.interface import CpuStats, MemoryStats, PidsStats, Stats
+from corral.types import CpuStats, MemoryStats, PidsStats, Stats
 
 
 class CgroupDriver(ABC):

@@ -31,7 +31,7 @@ from corral.executor.cgroups import _fs, oci
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
 from corral.executor.cgroups.devices import device_rule_line
-from corral.executor.interface import CpuStats, MemoryStats
+from corral.types import CpuStats, MemoryStats
 
 __all__ = ["Hierarchy", "V1Driver", "V1Cgroup", "remove_empty_parents", "discover"]
 

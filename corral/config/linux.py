@@ -1,0 +1,112 @@
+"""Linux's names and numbers that a config may use: capabilities, rlimits, namespaces, sysctls.
+
+Kept apart from the dataclasses and from validation because both the config
+layer (to refuse a name the kernel would refuse) and the executor (to turn a
+name into the number that capset() or setrlimit() takes) need the same table;
+the executor sits above the config, so the tables live here.
+
+Standard library only: the container's init imports this in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import resource
+
+NAMESPACE_TYPES: tuple[str, ...] = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup")
+
+#: Linux capability names and their bit numbers (linux/capability.h), for capset
+#: and PR_CAPBSET_DROP. A name the running kernel does not know (a number above
+#: /proc/sys/kernel/cap_last_cap) is the executor's to report, not the config's.
+CAPABILITIES: dict[str, int] = {
+    "CAP_CHOWN": 0,
+    "CAP_DAC_OVERRIDE": 1,
+    "CAP_DAC_READ_SEARCH": 2,
+    "CAP_FOWNER": 3,
+    "CAP_FSETID": 4,
+    "CAP_KILL": 5,
+    "CAP_SETGID": 6,
+    "CAP_SETUID": 7,
+    "CAP_SETPCAP": 8,
+    "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10,
+    "CAP_NET_BROADCAST": 11,
+    "CAP_NET_ADMIN": 12,
+    "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14,
+    "CAP_IPC_OWNER": 15,
+    "CAP_SYS_MODULE": 16,
+    "CAP_SYS_RAWIO": 17,
+    "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_PACCT": 20,
+    "CAP_SYS_ADMIN": 21,
+    "CAP_SYS_BOOT": 22,
+    "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24,
+    "CAP_SYS_TIME": 25,
+    "CAP_SYS_TTY_CONFIG": 26,
+    "CAP_MKNOD": 27,
+    "CAP_LEASE": 28,
+    "CAP_AUDIT_WRITE": 29,
+    "CAP_AUDIT_CONTROL": 30,
+    "CAP_SETFCAP": 31,
+    "CAP_MAC_OVERRIDE": 32,
+    "CAP_MAC_ADMIN": 33,
+    "CAP_SYSLOG": 34,
+    "CAP_WAKE_ALARM": 35,
+    "CAP_BLOCK_SUSPEND": 36,
+    "CAP_AUDIT_READ": 37,
+    "CAP_PERFMON": 38,
+    "CAP_BPF": 39,
+    "CAP_CHECKPOINT_RESTORE": 40,
+}
+
+#: The capability sets of a process (capabilities(7)), in the order of the OCI
+#: `process.capabilities` object.
+CAPABILITY_SETS: tuple[str, ...] = ("bounding", "effective", "inheritable", "permitted", "ambient")
+
+#: The rlimits this Python can set (name -> resource number), so that a name in
+#: the config is one the init can pass to resource.setrlimit() as it is.
+RLIMITS: dict[str, int] = {
+    name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")
+}
+
+#: "No limit" for an rlimit in OCI JSON (a uint64). Python's setrlimit() spells
+#: it resource.RLIM_INFINITY (-1): the init must translate.
+RLIMIT_UNLIMITED: int = 2**64 - 1
+
+DEVICE_TYPES: tuple[str, ...] = ("c", "b", "u", "p")
+DEVICE_RULE_TYPES: tuple[str, ...] = ("a", "c", "b")
+ROOTFS_PROPAGATIONS: tuple[str, ...] = (
+    "private",
+    "rprivate",
+    "slave",
+    "rslave",
+    "shared",
+    "rshared",
+    "unbindable",
+    "runbindable",
+)
+
+UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
+INT64_MAX = 2**63 - 1
+HOST_NAME_MAX = 64  # bytes, as sethostname(2) takes them
+MAX_ID_MAP_RANGES = 340  # lines in /proc/<pid>/uid_map since Linux 4.15
+
+#: sysctls that belong to the IPC namespace (runc's list); `net.*` belongs to the
+#: network namespace, `kernel.domainname` to the UTS namespace; all others would
+#: change the host's value and are refused.
+IPC_SYSCTLS: frozenset[str] = frozenset(
+    {
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    }
+)
+

@@ -1,0 +1,488 @@
+"""OCI runtime-spec JSON in and out: config.json (and an exec process) to the dataclasses and back.
+
+The counterpart of runc's specconv. JSON follows OCI semantics, not the Python
+defaults: a section that is left out means "none" (no mounts, no new
+namespaces, no capability changes), because that is what every other OCI
+runtime reads into the same file; `to_dict` therefore writes every non-empty
+section, so that `Config.from_dict(c.to_dict()) == c` always holds.
+
+Whatever corral cannot honour exactly is refused with a ConfigError naming the
+JSON path; nothing is silently ignored, because a container that quietly runs
+without the seccomp profile or the hook it was given is worse than one that
+does not start. Keys are refused here; values are checked by the dataclasses
+themselves as they are built (validate.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import fields
+from typing import Any, Callable, Mapping, TypeVar
+
+from corral.config.checks import fail, join, json_type
+from corral.config.linux import CAPABILITY_SETS
+from corral.config.spec import Config, Process
+from corral.config.types import (
+    BlockIOResources,
+    Capabilities,
+    CpuResources,
+    Device,
+    DeviceRule,
+    IDMapping,
+    MemoryResources,
+    Mount,
+    Namespace,
+    PidsResources,
+    Resources,
+    Rlimit,
+    Root,
+    User,
+)
+from corral.config.validate import validate_version
+from corral.errors import ConfigError
+
+# --------------------------------------------------------------------------- JSON -> dataclasses
+
+_T = TypeVar("_T")
+
+
+def _unsupported(known_to_oci: bool) -> str:
+    if known_to_oci:
+        return "not supported yet"
+    return (
+        "not supported yet (not a key corral knows from the OCI runtime spec; "
+        "check its spelling)"
+    )
+
+
+def _object(
+    value: object, where: str, keys: frozenset[str], oci_keys: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The object's non-null members, after refusing every key corral does not honour.
+
+    Keys are checked before any value, so that an unsupported feature is named
+    first rather than a detail of the object it sits in.
+    """
+    if not isinstance(value, Mapping):
+        fail(where or "(top level)", f"must be an object, not {json_type(value)}")
+    members: dict[str, Any] = {}
+    for key, item in value.items():
+        if item is None:
+            continue
+        if key not in keys:
+            fail(join(where, str(key)), _unsupported(key in oci_keys))
+        members[key] = item
+    return members
+
+
+def _required(members: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in members:
+        fail(join(where, key), "required")
+    return members[key]
+
+
+def _objects(value: object, where: str, parse: Callable[[object, str], _T]) -> tuple[_T, ...]:
+    if not isinstance(value, list):
+        fail(where, f"must be a list, not {json_type(value)}")
+    return tuple(parse(item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+_CONFIG_KEYS = frozenset(
+    {"ociVersion", "process", "root", "hostname", "mounts", "annotations", "linux"}
+)
+_CONFIG_OCI_KEYS = frozenset({"hooks", "domainname", "solaris", "windows", "vm", "zos"})
+
+
+def parse_config(data: object, bundle: str | None) -> Config:
+    d = _object(data, "", _CONFIG_KEYS, _CONFIG_OCI_KEYS)
+    _required(d, "ociVersion", "")
+    validate_version(d["ociVersion"])  # first: other keys mean nothing in another version
+    process = parse_process(_required(d, "process", ""), "process")
+    root = _parse_root(_required(d, "root", ""), "root")
+    linux = _parse_linux(d.get("linux", {}), "linux")
+    return Config(
+        process=process,
+        root=root,
+        hostname=d.get("hostname"),
+        mounts=_objects(d.get("mounts", []), "mounts", _parse_mount),
+        annotations=d.get("annotations", {}),
+        oci_version=d["ociVersion"],
+        bundle=bundle,
+        **linux,
+    )
+
+
+_PROCESS_KEYS = frozenset(
+    {
+        "args",
+        "env",
+        "cwd",
+        "user",
+        "rlimits",
+        "noNewPrivileges",
+        "capabilities",
+        "oomScoreAdj",
+        "terminal",
+    }
+)
+_PROCESS_OCI_KEYS = frozenset(
+    {
+        "consoleSize",
+        "commandLine",
+        "apparmorProfile",
+        "selinuxLabel",
+        "ioPriority",
+        "scheduler",
+        "execCPUAffinity",
+    }
+)
+
+
+def parse_process(value: object, w: str) -> Process:
+    d = _object(value, w, _PROCESS_KEYS, _PROCESS_OCI_KEYS)
+    capabilities = d.get("capabilities")
+    return Process(
+        args=d.get("args", ()),
+        env=d.get("env", ()),
+        cwd=_required(d, "cwd", w),
+        user=_parse_user(d["user"], f"{w}.user") if "user" in d else User(),
+        rlimits=_objects(d.get("rlimits", []), f"{w}.rlimits", _parse_rlimit),
+        no_new_privileges=d.get("noNewPrivileges", False),
+        capabilities=None
+        if capabilities is None
+        else _parse_capabilities(capabilities, f"{w}.capabilities"),
+        oom_score_adj=d.get("oomScoreAdj"),
+        terminal=d.get("terminal", False),
+    )
+
+
+def _parse_user(value: object, w: str) -> User:
+    d = _object(
+        value, w, frozenset({"uid", "gid", "additionalGids", "umask"}), frozenset({"username"})
+    )
+    return User(
+        uid=_required(d, "uid", w),
+        gid=_required(d, "gid", w),
+        additional_gids=d.get("additionalGids", ()),
+        umask=d.get("umask"),
+    )
+
+
+def _parse_rlimit(value: object, w: str) -> Rlimit:
+    d = _object(value, w, frozenset({"type", "soft", "hard"}))
+    return Rlimit(_required(d, "type", w), _required(d, "soft", w), _required(d, "hard", w))
+
+
+def _parse_capabilities(value: object, w: str) -> Capabilities:
+    d = _object(value, w, frozenset(CAPABILITY_SETS))
+    return Capabilities(**{name: d.get(name, ()) for name in CAPABILITY_SETS})
+
+
+def _parse_root(value: object, w: str) -> Root:
+    d = _object(value, w, frozenset({"path", "readonly"}))
+    return Root(_required(d, "path", w), d.get("readonly", False))
+
+
+def _parse_mount(value: object, w: str) -> Mount:
+    d = _object(
+        value,
+        w,
+        frozenset({"destination", "type", "source", "options"}),
+        frozenset({"uidMappings", "gidMappings"}),
+    )
+    return Mount(
+        destination=_required(d, "destination", w),
+        type=d.get("type"),
+        source=d.get("source"),
+        options=d.get("options", ()),
+    )
+
+
+_LINUX_KEYS = frozenset(
+    {
+        "namespaces",
+        "uidMappings",
+        "gidMappings",
+        "resources",
+        "cgroupsPath",
+        "maskedPaths",
+        "readonlyPaths",
+        "devices",
+        "sysctl",
+        "rootfsPropagation",
+    }
+)
+_LINUX_OCI_KEYS = frozenset(
+    {
+        "seccomp",
+        "mountLabel",
+        "intelRdt",
+        "personality",
+        "timeOffsets",
+        "memoryPolicy",
+        "netDevices",
+    }
+)
+
+
+def _parse_linux(value: object, w: str) -> dict[str, Any]:
+    """The `linux` section as keyword arguments of Config."""
+    d = _object(value, w, _LINUX_KEYS, _LINUX_OCI_KEYS)
+    resources = d.get("resources")
+    return {
+        "namespaces": _objects(d.get("namespaces", []), f"{w}.namespaces", _parse_namespace),
+        "uid_mappings": _objects(d.get("uidMappings", []), f"{w}.uidMappings", _parse_mapping),
+        "gid_mappings": _objects(d.get("gidMappings", []), f"{w}.gidMappings", _parse_mapping),
+        "resources": None if resources is None else _parse_resources(resources, f"{w}.resources"),
+        "cgroups_path": d.get("cgroupsPath"),
+        "masked_paths": d.get("maskedPaths", ()),
+        "readonly_paths": d.get("readonlyPaths", ()),
+        "devices": _objects(d.get("devices", []), f"{w}.devices", _parse_device),
+        "sysctl": d.get("sysctl", {}),
+        "rootfs_propagation": d.get("rootfsPropagation"),
+    }
+
+
+def _parse_namespace(value: object, w: str) -> Namespace:
+    d = _object(value, w, frozenset({"type", "path"}))
+    return Namespace(_required(d, "type", w), d.get("path"))
+
+
+def _parse_mapping(value: object, w: str) -> IDMapping:
+    d = _object(value, w, frozenset({"containerID", "hostID", "size"}))
+    return IDMapping(
+        _required(d, "containerID", w), _required(d, "hostID", w), _required(d, "size", w)
+    )
+
+
+def _parse_device(value: object, w: str) -> Device:
+    d = _object(
+        value, w, frozenset({"path", "type", "major", "minor", "fileMode", "uid", "gid"})
+    )
+    kind = _required(d, "type", w)
+    if kind in ("c", "b", "u"):
+        _required(d, "major", w)
+        _required(d, "minor", w)
+    return Device(
+        path=_required(d, "path", w),
+        type=kind,
+        major=d.get("major", 0),
+        minor=d.get("minor", 0),
+        file_mode=d.get("fileMode"),
+        uid=d.get("uid"),
+        gid=d.get("gid"),
+    )
+
+
+_RESOURCES_KEYS = frozenset({"memory", "cpu", "pids", "blockIO", "devices"})
+_RESOURCES_OCI_KEYS = frozenset({"hugepageLimits", "network", "rdma", "unified"})
+_MEMORY_KEYS = frozenset({"limit", "reservation", "swap"})
+_CPU_KEYS = frozenset({"shares", "quota", "period", "cpus", "mems"})
+_MEMORY_OCI_KEYS = frozenset(
+    {"kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"}
+)
+_CPU_OCI_KEYS = frozenset({"realtimeRuntime", "realtimePeriod", "idle", "burst"})
+_BLOCK_IO_OCI_KEYS = frozenset(
+    {
+        "leafWeight",
+        "weightDevice",
+        "throttleReadBpsDevice",
+        "throttleWriteBpsDevice",
+        "throttleReadIOPSDevice",
+        "throttleWriteIOPSDevice",
+    }
+)
+
+
+def _parse_resources(value: object, w: str) -> Resources:
+    d = _object(value, w, _RESOURCES_KEYS, _RESOURCES_OCI_KEYS)
+    parts: dict[str, Any] = {}
+    if "memory" in d:
+        m = _object(d["memory"], f"{w}.memory", _MEMORY_KEYS, _MEMORY_OCI_KEYS)
+        parts["memory"] = MemoryResources(**m)
+    if "cpu" in d:
+        parts["cpu"] = CpuResources(**_object(d["cpu"], f"{w}.cpu", _CPU_KEYS, _CPU_OCI_KEYS))
+    if "pids" in d:
+        p = _object(d["pids"], f"{w}.pids", frozenset({"limit"}))
+        parts["pids"] = PidsResources(_required(p, "limit", f"{w}.pids"))
+    if "blockIO" in d:
+        b = _object(d["blockIO"], f"{w}.blockIO", frozenset({"weight"}), _BLOCK_IO_OCI_KEYS)
+        parts["block_io"] = BlockIOResources(**b)
+    parts["devices"] = _objects(d.get("devices", []), f"{w}.devices", _parse_device_rule)
+    return Resources(**parts)
+
+
+def _parse_device_rule(value: object, w: str) -> DeviceRule:
+    d = _object(value, w, frozenset({"allow", "type", "major", "minor", "access"}))
+    return DeviceRule(
+        allow=_required(d, "allow", w),
+        type=d.get("type"),
+        major=d.get("major"),
+        minor=d.get("minor"),
+        access=d.get("access"),
+    )
+
+
+# --------------------------------------------------------------------------- dataclasses -> JSON
+
+
+def _set(out: dict[str, Any], key: str, value: Any) -> None:
+    """Write only what is set: None is absent in OCI JSON."""
+    if value is not None:
+        out[key] = value
+
+
+def config_to_dict(c: Config) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ociVersion": c.oci_version,
+        "process": process_to_dict(c.process),
+        "root": {"path": c.root.path},
+    }
+    if c.root.readonly:
+        out["root"]["readonly"] = True
+    _set(out, "hostname", c.hostname)
+    if c.mounts:
+        out["mounts"] = [_mount_to_dict(m) for m in c.mounts]
+    if c.annotations:
+        out["annotations"] = dict(c.annotations)
+    linux = _linux_to_dict(c)
+    if linux:
+        out["linux"] = linux
+    return out
+
+
+def _linux_to_dict(c: Config) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if c.namespaces:
+        out["namespaces"] = [_namespace_to_dict(ns) for ns in c.namespaces]
+    if c.uid_mappings:
+        out["uidMappings"] = [_mapping_to_dict(m) for m in c.uid_mappings]
+    if c.gid_mappings:
+        out["gidMappings"] = [_mapping_to_dict(m) for m in c.gid_mappings]
+    if c.resources is not None:
+        out["resources"] = _resources_to_dict(c.resources)
+    _set(out, "cgroupsPath", c.cgroups_path)
+    if c.masked_paths:
+        out["maskedPaths"] = list(c.masked_paths)
+    if c.readonly_paths:
+        out["readonlyPaths"] = list(c.readonly_paths)
+    if c.devices:
+        out["devices"] = [_device_to_dict(d) for d in c.devices]
+    if c.sysctl:
+        out["sysctl"] = dict(c.sysctl)
+    _set(out, "rootfsPropagation", c.rootfs_propagation)
+    return out
+
+
+def process_to_dict(p: Process) -> dict[str, Any]:
+    out: dict[str, Any] = {"args": list(p.args), "cwd": p.cwd, "user": _user_to_dict(p.user)}
+    if p.env:
+        out["env"] = list(p.env)
+    if p.rlimits:
+        out["rlimits"] = [{"type": r.type, "soft": r.soft, "hard": r.hard} for r in p.rlimits]
+    if p.no_new_privileges:
+        out["noNewPrivileges"] = True
+    if p.capabilities is not None:
+        caps = p.capabilities
+        out["capabilities"] = {
+            name: list(getattr(caps, name)) for name in CAPABILITY_SETS if getattr(caps, name)
+        }
+    _set(out, "oomScoreAdj", p.oom_score_adj)
+    if p.terminal:
+        out["terminal"] = True
+    return out
+
+
+def _user_to_dict(u: User) -> dict[str, Any]:
+    out: dict[str, Any] = {"uid": u.uid, "gid": u.gid}
+    if u.additional_gids:
+        out["additionalGids"] = list(u.additional_gids)
+    _set(out, "umask", u.umask)
+    return out
+
+
+def _mount_to_dict(m: Mount) -> dict[str, Any]:
+    out: dict[str, Any] = {"destination": m.destination}
+    _set(out, "type", m.type)
+    _set(out, "source", m.source)
+    if m.options:
+        out["options"] = list(m.options)
+    return out
+
+
+def _namespace_to_dict(ns: Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": ns.type}
+    _set(out, "path", ns.path)
+    return out
+
+
+def _mapping_to_dict(m: IDMapping) -> dict[str, Any]:
+    return {"containerID": m.container_id, "hostID": m.host_id, "size": m.size}
+
+
+def _device_to_dict(d: Device) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": d.path, "type": d.type, "major": d.major, "minor": d.minor}
+    _set(out, "fileMode", d.file_mode)
+    _set(out, "uid", d.uid)
+    _set(out, "gid", d.gid)
+    return out
+
+
+def _resources_to_dict(r: Resources) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if r.memory is not None:
+        out["memory"] = _fields_to_dict(r.memory)
+    if r.cpu is not None:
+        out["cpu"] = _fields_to_dict(r.cpu)
+    if r.pids is not None:
+        out["pids"] = {"limit": r.pids.limit}
+    if r.block_io is not None:
+        out["blockIO"] = _fields_to_dict(r.block_io)
+    if r.devices:
+        out["devices"] = [_fields_to_dict(rule) for rule in r.devices]
+    return out
+
+
+def _fields_to_dict(obj: Any) -> dict[str, Any]:
+    """For the resource dataclasses, whose field names are their OCI keys."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        _set(out, f.name, getattr(obj, f.name))
+    return out
+
+
+# --------------------------------------------------------------------------- text and files
+
+
+def load_json(text: str | bytes, source: str | None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"line {e.lineno} column {e.colno}", f"invalid JSON: {e.msg}", source=source
+        ) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError("(file)", f"is not UTF-8 text ({e.reason})", source=source) from None
+
+
+def dump_json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def read_config_file(bundle: str, config_path: str) -> bytes:
+    if not os.path.isdir(bundle):
+        raise ConfigError(
+            "bundle", f"{bundle} does not exist or is not a directory", source=config_path
+        )
+    try:
+        with open(config_path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ConfigError(
+            "bundle",
+            f"{bundle} has no config.json (`runc spec` writes an example)",
+            source=config_path,
+        ) from None
+    except OSError as e:
+        raise ConfigError("(file)", f"cannot be read: {e.strerror}", source=config_path) from None

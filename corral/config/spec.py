@@ -1,0 +1,235 @@
+"""The two objects that are valid by construction: a container's `Config` and a `Process`.
+
+A `Config` is built in Python (with the defaults of `runc spec`, so that
+`Config(process=Process(args=["sh"]), root=Root("/srv/rootfs"))` is a usable
+container), or read from an OCI bundle with `Config.from_bundle()`. A `Process`
+is the container's own (`Config.process`) or one to exec.
+
+Both validate themselves in `__post_init__` (validate.py), whichever way they
+were built, so that an invalid object never exists and errors always name the
+OCI JSON path (``mounts[2].destination``), also for Python callers.
+
+Their JSON methods (`from_dict`, `to_dict`, ...) are thin entry points to oci.py,
+which builds these classes and so sits above this module: they import it when
+called, the one import here that is not at the top, to keep the module graph
+free of cycles.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from types import MappingProxyType, ModuleType
+from typing import Any, Mapping
+
+from corral.config.checks import ErrorsFrom, check_instance
+from corral.config.types import (
+    DEFAULT_MASKED_PATHS,
+    DEFAULT_NAMESPACES,
+    DEFAULT_PATH_ENV,
+    DEFAULT_READONLY_PATHS,
+    Capabilities,
+    Device,
+    FrozenMap,
+    IDMapping,
+    Mount,
+    Namespace,
+    Resources,
+    Rlimit,
+    Root,
+    User,
+    default_mounts,
+    lists_to_tuples,
+)
+from corral.config.validate import (
+    resolve_paths,
+    validate_process,
+    validate_sections,
+    validate_version,
+)
+from corral.errors import ConfigError
+
+
+def _oci() -> ModuleType:
+    """oci.py, which builds Process and Config and so cannot be imported at the top."""
+    from corral.config import oci
+
+    return oci
+
+
+@dataclass(frozen=True)
+class Process:
+    """The process to run: the container's own (in `Config.process`) or one to exec.
+
+    Validated on construction, with errors under ``process.`` (the OCI name of
+    this object), both for the container's process and for `exec`.
+    """
+
+    args: tuple[str, ...]
+    env: tuple[str, ...] = (DEFAULT_PATH_ENV,)
+    cwd: str = "/"
+    user: User = User()
+    rlimits: tuple[Rlimit, ...] = ()
+    no_new_privileges: bool = False
+    capabilities: Capabilities | None = Capabilities()
+    oom_score_adj: int | None = None
+    terminal: bool = False
+
+    def __post_init__(self) -> None:
+        lists_to_tuples(self, "args", "env", "rlimits")
+        validate_process(self, "process")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Process:
+        """Read an OCI `process` object (as for `runc exec --process`).
+
+        Left-out keys mean what they mean in OCI JSON, not the Python defaults:
+        no `env` is an empty environment, no `capabilities` is None, no `user`
+        is uid 0 / gid 0. `cwd` is required, as in OCI.
+        """
+        with ErrorsFrom(source):
+            return _oci().parse_process(data, "process")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OCI `process` object; `Process.from_dict(p.to_dict()) == p`."""
+        return _oci().process_to_dict(self)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, source: str | None = None) -> Process:
+        return cls.from_dict(_oci().load_json(text, source), source=source)
+
+    def to_json(self) -> str:
+        """Compact and with sorted keys, so that equal processes give equal text."""
+        return _oci().dump_json(self.to_dict())
+
+
+@dataclass(frozen=True)
+class Config:
+    """A container's configuration, valid by construction.
+
+    Built in Python, the defaults are those of `runc spec`. Read from JSON
+    (`from_dict`, `from_json`, `from_bundle`), a left-out section means "none",
+    as OCI says: no `mounts` is no mounts, no `linux.namespaces` is no new
+    namespaces, no `process.capabilities` is ``capabilities=None``.
+
+    A relative `root.path` (or bind-mount source) resolves against `bundle`;
+    without a bundle it must be absolute. Lists are stored as tuples, `sysctl`
+    and `annotations` as `FrozenMap`, so that equal configs compare equal, hash
+    alike, and cannot be changed after validation.
+    """
+
+    process: Process
+    root: Root
+    hostname: str | None = None
+    mounts: tuple[Mount, ...] = field(default_factory=default_mounts)
+    namespaces: tuple[Namespace, ...] = DEFAULT_NAMESPACES
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
+    resources: Resources | None = None
+    cgroups_path: str | None = None
+    masked_paths: tuple[str, ...] = DEFAULT_MASKED_PATHS
+    readonly_paths: tuple[str, ...] = DEFAULT_READONLY_PATHS
+    devices: tuple[Device, ...] = ()
+    sysctl: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    rootfs_propagation: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    oci_version: str = "1.0.2"
+    bundle: str | None = None  # the directory it was read from, if any
+
+    def __post_init__(self) -> None:
+        lists_to_tuples(
+            self,
+            "mounts",
+            "namespaces",
+            "uid_mappings",
+            "gid_mappings",
+            "masked_paths",
+            "readonly_paths",
+            "devices",
+        )
+        for name in ("sysctl", "annotations"):
+            value = getattr(self, name)
+            if isinstance(value, Mapping) and not isinstance(value, FrozenMap):
+                object.__setattr__(self, name, FrozenMap(value))
+        resolve_paths(self)
+        self.validate()
+
+    def namespace(self, ns_type: str) -> Namespace | None:
+        for ns in self.namespaces:
+            if ns.type == ns_type:
+                return ns
+        return None
+
+    def creates_namespace(self, ns_type: str) -> bool:
+        """Whether a new namespace of this type is created (listed, and without a path)."""
+        ns = self.namespace(ns_type)
+        return ns is not None and ns.path is None
+
+    def validate(self) -> None:
+        """Raise ConfigError for the first problem found; construction already calls it.
+
+        Public so that a caller holding a Config can state the check explicitly;
+        it is cheap and has no side effects.
+        """
+        validate_version(self.oci_version)  # first: nothing else means anything in another version
+        check_instance(self.process, Process, "process")
+        validate_sections(self)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, bundle: str | None = None, source: str | None = None
+    ) -> Config:
+        """Read an OCI runtime-spec 1.x config.json object.
+
+        OCI semantics, not the Python defaults: a section that is left out means
+        "none" (no `mounts`, no `linux.namespaces`, no `linux.maskedPaths` are
+        empty; no `process.capabilities` is None; no `process.env` is an empty
+        environment). A key whose value is null counts as left out. Every key
+        corral does not honour is refused, never ignored; only `annotations` is
+        free-form. `bundle` (made absolute) is where a relative `root.path`
+        resolves; it does not need to exist here (see `from_bundle`). `source`
+        prefixes every error, usually the config.json path.
+        """
+        with ErrorsFrom(source):
+            absolute = os.path.abspath(bundle) if bundle is not None else None
+            return _oci().parse_config(data, absolute)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OCI JSON form, with only what is set.
+
+        Every non-empty section is written, the Python defaults included,
+        because JSON reads a missing section as "none". `bundle` is not part of
+        OCI JSON and is left out: ``Config.from_dict(c.to_dict(), bundle=c.bundle) == c``.
+        """
+        return _oci().config_to_dict(self)
+
+    @classmethod
+    def from_json(
+        cls, text: str | bytes, *, bundle: str | None = None, source: str | None = None
+    ) -> Config:
+        return cls.from_dict(_oci().load_json(text, source), bundle=bundle, source=source)
+
+    def to_json(self) -> str:
+        """Compact, with sorted keys: stored in the database and sent to the init,
+        where equal configs should give equal text."""
+        return _oci().dump_json(self.to_dict())
+
+    @classmethod
+    def from_bundle(cls, path: str | os.PathLike[str]) -> Config:
+        """Read `<path>/config.json`, resolving `root.path` against the bundle.
+
+        Unlike `from_dict`, it checks the filesystem: the bundle directory and
+        the rootfs must exist. Errors are prefixed with the config.json path.
+        """
+        bundle = os.path.abspath(os.fspath(path))
+        config_path = os.path.join(bundle, "config.json")
+        text = _oci().read_config_file(bundle, config_path)
+        config = cls.from_json(text, bundle=bundle, source=config_path)
+        if not os.path.isdir(config.root.path):
+            raise ConfigError(
+                "root.path",
+                f"{config.root.path} does not exist or is not a directory",
+                source=config_path,
+            )
+        return config
+
