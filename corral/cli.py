@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from corral import __version__
+from corral.version import __version__
 
 
 def main(argv: list[str] | None = None) -> int:

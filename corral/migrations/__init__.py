@@ -1,18 +1,5 @@
-"""Alembic migrations, shipped inside the package so that an installed corral can upgrade a store."""
+"""Alembic migrations, shipped inside the package so that an installed corral can upgrade a store.
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from alembic.config import Config
-
-
-def alembic_config(url: str) -> "Config":
-    """An Alembic config for `url` that finds the scripts as a package resource."""
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", "corral:migrations")
-    config.set_main_option("sqlalchemy.url", url)
-    return config
+The store runs them (corral.store.migrate.alembic_config finds them as a package
+resource); they import the store's models, never the other way round.
+"""

@@ -144,7 +144,7 @@ def _upgrade(engine: Engine, path: Path, current: str | None) -> None:
     from alembic import command
     from alembic.script import ScriptDirectory
 
-    from corral.migrations import alembic_config
+    from corral.store.migrate import alembic_config
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     script = ScriptDirectory.from_config(config)

@@ -26,7 +26,7 @@ def _lint(repo: Path) -> subprocess.CompletedProcess[str]:
         pytest.fail(f"{LINT_IMPORTS} is missing: `pip install -e '.[test]'` installs import-linter")
     env = dict(os.environ, PYTHONPATH=str(repo))
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", "--config", str(repo / "pyproject.toml")],
+        [str(LINT_IMPORTS), "--no-cache", str(repo / "pyproject.toml")],
         cwd=repo,
         env=env,
         capture_output=True,

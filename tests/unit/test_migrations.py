@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from corral.migrations import alembic_config
+from corral.store.migrate import alembic_config
 from corral.store.engine import HEAD_REVISION, known_revisions, make_engine
 from corral.store.models import Base
 from corral.store.repository import Repository
