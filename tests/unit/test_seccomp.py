@@ -453,9 +453,8 @@ def test_invalid_sections_name_their_json_path(data: object, where: str, words: 
 
 
 def test_python_callers_are_validated_before_compiling() -> None:
-    spec = Seccomp(
-        default_action="SCMP_ACT_ALLOW", syscalls=[SeccompSyscall(["getpid"], "SCMP_ACT_BOGUS")]
-    )  # type: ignore[arg-type]
+    rules: Any = [SeccompSyscall(["getpid"], "SCMP_ACT_BOGUS")]  # type: ignore[arg-type]
+    spec = Seccomp(default_action="SCMP_ACT_ALLOW", syscalls=rules)
     assert spec.syscalls[0].names == ("getpid",)  # lists become tuples
     with pytest.raises(ConfigError) as info:
         seccomp.compile_bpf(spec)
