@@ -3,8 +3,8 @@
 API mode: compiled once at install, so that importing the bindings costs about
 a millisecond, where the ABI mode's cdef parsing costs ~25 ms in every process
 (the init and the spawn helper start fresh). The C side is only thin wrappers
-for calls glibc does not export (pivot_root, capget/capset, openat2); the
-logic stays in Python.
+for calls glibc does not export (pivot_root, capget/capset, openat2,
+seccomp); the logic stays in Python.
 """
 
 from cffi import FFI
@@ -65,6 +65,10 @@ ffibuilder.cdef(
     #define RESOLVE_BENEATH ...
     #define RESOLVE_IN_ROOT ...
 
+    #define SECCOMP_FILTER_FLAG_TSYNC ...
+    #define SECCOMP_FILTER_FLAG_LOG ...
+    #define SECCOMP_FILTER_FLAG_SPEC_ALLOW ...
+
     int unshare(int flags);
     int setns(int fd, int nstype);
     int mount(const char *source, const char *target, const char *filesystemtype,
@@ -79,6 +83,7 @@ ffibuilder.cdef(
     int corral_capset(int pid, const uint32_t *data);
     int corral_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
                        uint64_t resolve);
+    int corral_seccomp_set_filter(unsigned int flags, const void *filter, unsigned short len);
     """
 )
 
@@ -95,6 +100,8 @@ ffibuilder.set_source(
     #include <sys/syscall.h>
     #include <linux/capability.h>
     #include <linux/openat2.h>
+    #include <linux/filter.h>
+    #include <linux/seccomp.h>
 
     static int corral_pivot_root(const char *new_root, const char *put_old) {
         return (int) syscall(SYS_pivot_root, new_root, put_old);
@@ -132,6 +139,13 @@ ffibuilder.set_source(
         how.mode = mode;
         how.resolve = resolve;
         return (int) syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    }
+
+    /* filter: `len` struct sock_filter, as libseccomp's seccomp_export_bpf writes them. */
+    static int corral_seccomp_set_filter(unsigned int flags, const void *filter,
+                                         unsigned short len) {
+        struct sock_fprog prog = { len, (struct sock_filter *) filter };
+        return (int) syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
     }
     """,
 )
