@@ -128,6 +128,16 @@ class InitError(ExecutorError):
     """The container's init reported a failure before it could run the user's process."""
 
 
+class MountError(ExecutorError):
+    """Setting up the container's filesystem failed: names the mount (its destination, as
+    the config gives it) because the kernel's call only shows a /proc/self/fd target."""
+
+    def __init__(self, destination: str, cause: OSError, *, what: str = "mount") -> None:
+        self.destination = destination
+        self.errno = cause.errno
+        super().__init__(f"{what} {destination!r}: {cause}")
+
+
 class CgroupError(ExecutorError):
     """A cgroup operation failed (creating, joining, freezing, removing)."""
 

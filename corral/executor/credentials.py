@@ -3,24 +3,24 @@
 Applied last before exec, in runc's order: drop the bounding set while still
 privileged, keep capabilities across the uid change (PR_SET_KEEPCAPS), change
 groups, gid and uid, then set the final effective/permitted/inheritable sets and
-the ambient set.
+the ambient set. Every call goes through a `Syscalls` object (`kernel=`, the
+real one by default) so that unit tests can check that order without root.
 """
 
 from __future__ import annotations
 
 import errno
-import os
 import resource
 
 from corral.config import Capabilities, Process
 from corral.config.linux import CAPABILITIES, RLIMIT_UNLIMITED
 from corral.executor import syscalls as sc
+from corral.executor.kernel import LINUX, Syscalls
 
 
-def last_capability() -> int:
+def last_capability(*, kernel: Syscalls = LINUX) -> int:
     try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
+        return int(kernel.read_file("/proc/sys/kernel/cap_last_cap"))
     except OSError:
         return max(CAPABILITIES.values())
 
@@ -37,59 +37,58 @@ def _rlimit_value(value: int) -> int:
     return resource.RLIM_INFINITY if value >= RLIMIT_UNLIMITED or value > 2**63 - 1 else value
 
 
-def apply_rlimits(process: Process) -> None:
+def apply_rlimits(process: Process, *, kernel: Syscalls = LINUX) -> None:
     for rlimit in process.rlimits:
-        resource.setrlimit(
+        kernel.setrlimit(
             getattr(resource, rlimit.type), (_rlimit_value(rlimit.soft), _rlimit_value(rlimit.hard))
         )
 
 
-def apply_oom_score_adj(process: Process) -> None:
+def apply_oom_score_adj(process: Process, *, kernel: Syscalls = LINUX) -> None:
     if process.oom_score_adj is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(process.oom_score_adj))
+        kernel.write_file("/proc/self/oom_score_adj", str(process.oom_score_adj))
 
 
-def drop_bounding_set(keep: int) -> None:
-    for cap in range(last_capability() + 1):
+def drop_bounding_set(keep: int, *, kernel: Syscalls = LINUX) -> None:
+    for cap in range(last_capability(kernel=kernel) + 1):
         if not keep & (1 << cap):
             try:
-                sc.prctl(sc.PR_CAPBSET_DROP, cap)
+                kernel.prctl(sc.PR_CAPBSET_DROP, cap)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:  # a capability this kernel does not know
                     raise
 
 
-def apply(process: Process) -> None:
+def apply(process: Process, *, kernel: Syscalls = LINUX) -> None:
     """Become the configured user with the configured capabilities (irreversible).
 
     `capabilities=None` (no `process.capabilities` in config.json) means none at all:
     the safe reading of an absent list.
     """
-    apply_rlimits(process)
-    apply_oom_score_adj(process)
+    apply_rlimits(process, kernel=kernel)
+    apply_oom_score_adj(process, kernel=kernel)
     caps = process.capabilities or Capabilities((), (), (), (), ())
-    drop_bounding_set(capability_mask(caps.bounding))
+    drop_bounding_set(capability_mask(caps.bounding), kernel=kernel)
     user = process.user
-    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
-    os.setgroups(list(user.additional_gids))
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
-    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
-    sc.capset(
+    kernel.prctl(sc.PR_SET_KEEPCAPS, 1)
+    kernel.setgroups(list(user.additional_gids))
+    kernel.setresgid(user.gid, user.gid, user.gid)
+    kernel.setresuid(user.uid, user.uid, user.uid)
+    kernel.prctl(sc.PR_SET_KEEPCAPS, 0)
+    kernel.capset(
         effective=capability_mask(caps.effective),
         permitted=capability_mask(caps.permitted),
         inheritable=capability_mask(caps.inheritable),
     )
-    sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+    kernel.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
     # The kernel raises an ambient capability only if it is permitted and
     # inheritable; `runc spec` lists ambient ones without inheritable, and runc
     # skips those rather than fail the container. So do we.
     raisable = set(caps.permitted) & set(caps.inheritable)
     for name in caps.ambient:
         if name in raisable:
-            sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, CAPABILITIES[name])
+            kernel.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, CAPABILITIES[name])
     if user.umask is not None:
-        os.umask(user.umask)
+        kernel.umask(user.umask)
     if process.no_new_privileges:
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        kernel.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)

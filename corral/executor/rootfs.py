@@ -5,6 +5,10 @@ Every mount target is resolved inside the rootfs with openat2(RESOLVE_IN_ROOT)
 and mounted through its /proc/self/fd path, so that a symlink planted in the
 rootfs (CVE-2021-30465) cannot send a mount outside it: an absolute symlink
 resolves against the rootfs, `..` stops at it.
+
+Every kernel call goes through a `Syscalls` object (`kernel=`, the real one by
+default) so that unit tests can check the sequence without root. A failed mount
+raises MountError naming the configured destination, not the fd path.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from corral.config import Config, Device, Mount
+from corral.errors import MountError
 from corral.executor import syscalls as sc
+from corral.executor.kernel import LINUX, Syscalls
 
 #: option -> (clears the flag?, flag)
 FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
@@ -118,49 +124,53 @@ def fd_path(fd: int) -> str:
 _RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 
 
-def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
+def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH, *, kernel: Syscalls = LINUX) -> int:
     """Open `path` as if `root_fd` were `/`: symlinks and `..` cannot leave it."""
     relative = os.path.normpath("/" + path).lstrip("/") or "."
-    return sc.openat2(root_fd, relative, flags, _RESOLVE)
+    return kernel.openat2(root_fd, relative, flags, _RESOLVE)
 
 
-def make_in_root(root_fd: int, path: str, *, directory: bool, mode: int = 0o755) -> int:
+def make_in_root(
+    root_fd: int, path: str, *, directory: bool, mode: int = 0o755, kernel: Syscalls = LINUX
+) -> int:
     """Create `path` (and missing parents) inside the rootfs; return an O_PATH fd to it."""
     parts = [p for p in os.path.normpath("/" + path).split("/") if p]
     for i in range(len(parts)):
         prefix = "/".join(parts[: i + 1])
         last = i == len(parts) - 1
         try:
-            os.close(open_in_root(root_fd, prefix))
+            kernel.close(open_in_root(root_fd, prefix, kernel=kernel))
             continue
         except FileNotFoundError:
             pass
-        parent = open_in_root(root_fd, "/".join(parts[:i]), os.O_PATH | os.O_DIRECTORY)
+        parent = open_in_root(root_fd, "/".join(parts[:i]), os.O_PATH | os.O_DIRECTORY, kernel=kernel)
         try:
             if directory or not last:
                 try:
-                    os.mkdir(parts[i], mode, dir_fd=parent)
+                    kernel.mkdir(parts[i], mode, dir_fd=parent)
                 except FileExistsError:
                     pass
             else:
                 try:
-                    os.close(os.open(parts[i], os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                    kernel.close(
+                        kernel.open(parts[i], os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent)
+                    )
                 except FileExistsError:
                     pass
         finally:
-            os.close(parent)
-    return open_in_root(root_fd, path)
+            kernel.close(parent)
+    return open_in_root(root_fd, path, kernel=kernel)
 
 
-def _mount_flags_of(path: str) -> int:
+def _mount_flags_of(path: str, kernel: Syscalls) -> int:
     """The flags a remount of `path` must keep (a user namespace locks them)."""
-    f_flag = os.statvfs(path).f_flag
+    f_flag = kernel.statvfs(path).f_flag
     return sum(ms for st, ms in _STATVFS_TO_MS if f_flag & st)
 
 
-def remount(path: str, flags: int) -> None:
+def remount(path: str, flags: int, *, kernel: Syscalls = LINUX) -> None:
     """Remount a bind mount with `flags` added to the ones it has."""
-    sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | _mount_flags_of(path) | flags)
+    kernel.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | _mount_flags_of(path, kernel) | flags)
 
 
 def _source_path(mount: Mount, bundle: str | None) -> str | None:
@@ -174,49 +184,72 @@ def _is_bind(options: MountOptions, mount: Mount) -> bool:
     return bool(options.flags & sc.MS_BIND) or mount.type == "bind"
 
 
-def mount_one(root_fd: int, mount: Mount, config: Config, cgroup_paths: Mapping[str, str], new_cgroupns: bool) -> None:
+def mount_one(
+    root_fd: int,
+    mount: Mount,
+    config: Config,
+    cgroup_paths: Mapping[str, str],
+    new_cgroupns: bool,
+    *,
+    kernel: Syscalls = LINUX,
+) -> None:
+    """One of the config's mounts, with its remount and propagation calls; MountError names it."""
+    try:
+        _mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns, kernel)
+    except OSError as exc:
+        raise MountError(mount.destination, exc) from exc
+
+
+def _mount_one(
+    root_fd: int, mount: Mount, config: Config, cgroup_paths: Mapping[str, str], new_cgroupns: bool, kernel: Syscalls
+) -> None:
     options = parse_options(mount.options)
     if mount.type == "cgroup":
-        _mount_cgroup(root_fd, mount, options, cgroup_paths, new_cgroupns)
+        _mount_cgroup(root_fd, mount, options, cgroup_paths, new_cgroupns, kernel)
         return
     bind = _is_bind(options, mount)
     source = _source_path(mount, config.bundle) if bind else mount.source
     directory = True
     if bind and source is not None:
         try:
-            directory = stat.S_ISDIR(os.stat(source).st_mode)
+            directory = stat.S_ISDIR(kernel.stat(source).st_mode)
         except OSError as exc:
-            raise OSError(exc.errno, f"mounts: bind source {source!r} for {mount.destination!r}: {exc.strerror}") from exc
-    target_fd = make_in_root(root_fd, mount.destination, directory=directory)
+            raise OSError(exc.errno, f"bind source {source!r}: {exc.strerror}") from exc
+    target_fd = make_in_root(root_fd, mount.destination, directory=directory, kernel=kernel)
     try:
         target = fd_path(target_fd)
         if bind:
-            sc.mount(source, target, None, sc.MS_BIND | (options.flags & sc.MS_REC))
+            kernel.mount(source, target, None, sc.MS_BIND | (options.flags & sc.MS_REC))
             extra = options.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
             if extra:
-                _remount_new(root_fd, mount.destination, extra)
+                _remount_new(root_fd, mount.destination, extra, kernel)
         else:
-            sc.mount(source or mount.type, target, mount.type, options.flags & ~sc.MS_REMOUNT, options.data)
+            kernel.mount(source or mount.type, target, mount.type, options.flags & ~sc.MS_REMOUNT, options.data)
     finally:
-        os.close(target_fd)
+        kernel.close(target_fd)
     for propagation in options.propagation:
-        fd = open_in_root(root_fd, mount.destination)
+        fd = open_in_root(root_fd, mount.destination, kernel=kernel)
         try:
-            sc.mount(None, fd_path(fd), None, propagation)
+            kernel.mount(None, fd_path(fd), None, propagation)
         finally:
-            os.close(fd)
+            kernel.close(fd)
 
 
-def _remount_new(root_fd: int, destination: str, flags: int) -> None:
-    fd = open_in_root(root_fd, destination)  # now the root of the new mount
+def _remount_new(root_fd: int, destination: str, flags: int, kernel: Syscalls) -> None:
+    fd = open_in_root(root_fd, destination, kernel=kernel)  # now the root of the new mount
     try:
-        remount(fd_path(fd), flags)
+        remount(fd_path(fd), flags, kernel=kernel)
     finally:
-        os.close(fd)
+        kernel.close(fd)
 
 
 def _mount_cgroup(
-    root_fd: int, mount: Mount, options: MountOptions, cgroup_paths: Mapping[str, str], new_cgroupns: bool
+    root_fd: int,
+    mount: Mount,
+    options: MountOptions,
+    cgroup_paths: Mapping[str, str],
+    new_cgroupns: bool,
+    kernel: Syscalls,
 ) -> None:
     """A `cgroup` mount: the container sees its own cgroups, as runc arranges.
 
@@ -226,129 +259,154 @@ def _mount_cgroup(
     """
     flags = options.flags & ~sc.MS_RDONLY
     readonly = bool(options.flags & sc.MS_RDONLY)
-    target_fd = make_in_root(root_fd, mount.destination, directory=True)
+    target_fd = make_in_root(root_fd, mount.destination, directory=True, kernel=kernel)
     try:
         if "" in cgroup_paths:
             if new_cgroupns:
-                sc.mount("cgroup2", fd_path(target_fd), "cgroup2", options.flags)
+                kernel.mount("cgroup2", fd_path(target_fd), "cgroup2", options.flags)
             else:
-                sc.mount(cgroup_paths[""], fd_path(target_fd), None, sc.MS_BIND)
+                kernel.mount(cgroup_paths[""], fd_path(target_fd), None, sc.MS_BIND)
                 if readonly:
-                    _remount_new(root_fd, mount.destination, sc.MS_RDONLY | flags)
+                    _remount_new(root_fd, mount.destination, sc.MS_RDONLY | flags, kernel)
             return
-        sc.mount("tmpfs", fd_path(target_fd), "tmpfs", flags, "mode=755")
+        kernel.mount("tmpfs", fd_path(target_fd), "tmpfs", flags, "mode=755")
     finally:
-        os.close(target_fd)
+        kernel.close(target_fd)
     for key, host_path in sorted(cgroup_paths.items()):
         destination = f"{mount.destination}/{key}"
-        fd = make_in_root(root_fd, destination, directory=True)
+        fd = make_in_root(root_fd, destination, directory=True, kernel=kernel)
         try:
-            sc.mount(host_path, fd_path(fd), None, sc.MS_BIND)
+            kernel.mount(host_path, fd_path(fd), None, sc.MS_BIND)
         finally:
-            os.close(fd)
-        _remount_new(root_fd, destination, flags | (sc.MS_RDONLY if readonly else 0))
+            kernel.close(fd)
+        _remount_new(root_fd, destination, flags | (sc.MS_RDONLY if readonly else 0), kernel)
     if readonly:
-        _remount_new(root_fd, mount.destination, flags | sc.MS_RDONLY)
+        _remount_new(root_fd, mount.destination, flags | sc.MS_RDONLY, kernel)
 
 
-def create_devices(root_fd: int, devices: Iterable[Device], in_user_namespace: bool) -> None:
+def create_devices(
+    root_fd: int, devices: Iterable[Device], in_user_namespace: bool, *, kernel: Syscalls = LINUX
+) -> None:
     """Device nodes under the container's /dev: mknod, or bind the host's in a user namespace
     (mknod is not allowed there)."""
     for device in devices:
-        parent = make_in_root(root_fd, os.path.dirname(device.path), directory=True)
+        parent = make_in_root(root_fd, os.path.dirname(device.path), directory=True, kernel=kernel)
         name = os.path.basename(device.path)
         try:
             if in_user_namespace:
-                fd = make_in_root(root_fd, device.path, directory=False)
+                fd = make_in_root(root_fd, device.path, directory=False, kernel=kernel)
                 try:
-                    sc.mount(device.path, fd_path(fd), None, sc.MS_BIND)
+                    try:
+                        kernel.mount(device.path, fd_path(fd), None, sc.MS_BIND)
+                    except OSError as exc:
+                        raise MountError(device.path, exc, what="binding the device") from exc
                 finally:
-                    os.close(fd)
+                    kernel.close(fd)
                 continue
             kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[device.type]
             mode = device.file_mode if device.file_mode is not None else 0o666
             try:
-                os.unlink(name, dir_fd=parent)
+                kernel.unlink(name, dir_fd=parent)
             except FileNotFoundError:
                 pass
             try:
-                os.mknod(name, kind | (mode & 0o7777), os.makedev(device.major, device.minor), dir_fd=parent)
+                kernel.mknod(name, kind | (mode & 0o7777), os.makedev(device.major, device.minor), dir_fd=parent)
             except OSError as exc:
                 raise OSError(exc.errno, f"mknod {device.path} ({device.type} {device.major}:{device.minor}): {exc.strerror}") from exc
-            os.chmod(name, mode & 0o7777, dir_fd=parent)  # mknod's mode went through the umask
-            os.chown(name, device.uid or 0, device.gid or 0, dir_fd=parent, follow_symlinks=False)
+            kernel.chmod(name, mode & 0o7777, dir_fd=parent)  # mknod's mode went through the umask
+            kernel.chown(name, device.uid or 0, device.gid or 0, dir_fd=parent, follow_symlinks=False)
         finally:
-            os.close(parent)
+            kernel.close(parent)
 
 
-def create_dev_symlinks(root_fd: int, with_ptmx: bool) -> None:
-    dev = open_in_root(root_fd, "/dev", os.O_PATH | os.O_DIRECTORY)
+def create_dev_symlinks(root_fd: int, with_ptmx: bool, *, kernel: Syscalls = LINUX) -> None:
+    dev = open_in_root(root_fd, "/dev", os.O_PATH | os.O_DIRECTORY, kernel=kernel)
     try:
         links = list(DEV_SYMLINKS) + ([("pts/ptmx", "ptmx")] if with_ptmx else [])
         for target, name in links:
             try:
-                os.symlink(target, name, dir_fd=dev)
+                kernel.symlink(target, name, dir_fd=dev)
             except FileExistsError:
                 pass
     finally:
-        os.close(dev)
+        kernel.close(dev)
 
 
-def pivot(rootfs: str) -> None:
+def pivot(rootfs: str, *, kernel: Syscalls = LINUX) -> None:
     """pivot_root into `rootfs` and detach the old root (the `pivot_root(".", ".")` idiom)."""
-    os.chdir(rootfs)
-    sc.pivot_root(".", ".")
-    # The old root is now stacked under the new one: keep its unmount from
-    # propagating anywhere, then drop it.
-    sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
-    sc.umount2(".", sc.MNT_DETACH)
-    os.chdir("/")
+    try:
+        kernel.chdir(rootfs)
+        kernel.pivot_root(".", ".")
+        # The old root is now stacked under the new one: keep its unmount from
+        # propagating anywhere, then drop it.
+        kernel.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        kernel.umount2(".", sc.MNT_DETACH)
+        kernel.chdir("/")
+    except OSError as exc:
+        raise MountError(rootfs, exc, what="pivot_root into") from exc
 
 
-def mask_paths(paths: Iterable[str]) -> None:
+def mask_paths(paths: Iterable[str], *, kernel: Syscalls = LINUX) -> None:
     for path in paths:
         try:
-            st = os.lstat(path)
+            st = kernel.lstat(path)
         except FileNotFoundError:
             continue
-        if stat.S_ISDIR(st.st_mode):
-            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
-        else:
-            sc.mount("/dev/null", path, None, sc.MS_BIND)
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                kernel.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
+            else:
+                kernel.mount("/dev/null", path, None, sc.MS_BIND)
+        except OSError as exc:
+            raise MountError(path, exc, what="masking") from exc
 
 
-def readonly_paths(paths: Iterable[str]) -> None:
+def readonly_paths(paths: Iterable[str], *, kernel: Syscalls = LINUX) -> None:
     for path in paths:
         try:
-            sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+            kernel.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
         except FileNotFoundError:
             continue
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 continue
-            raise
-        remount(path, sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_REC)
+            raise MountError(path, exc, what="read-only path") from exc
+        try:
+            remount(path, sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_REC, kernel=kernel)
+        except OSError as exc:
+            raise MountError(path, exc, what="read-only path") from exc
 
 
-def write_sysctls(sysctl: Mapping[str, str]) -> None:
+def write_sysctls(sysctl: Mapping[str, str], *, kernel: Syscalls = LINUX) -> None:
     for key, value in sysctl.items():
-        path = "/proc/sys/" + key.replace(".", "/")
-        with open(path, "w") as f:
-            f.write(value)
+        kernel.write_file("/proc/sys/" + key.replace(".", "/"), value)
 
 
-def prepare(config: Config, cgroup_paths: Mapping[str, str], *, in_user_namespace: bool, new_cgroupns: bool) -> None:
+def prepare(
+    config: Config,
+    cgroup_paths: Mapping[str, str],
+    *,
+    in_user_namespace: bool,
+    new_cgroupns: bool,
+    kernel: Syscalls = LINUX,
+) -> None:
     """Everything before pivot_root: propagation, the rootfs bind, the config's mounts, /dev."""
     propagation = PROPAGATION_OPTIONS.get(config.rootfs_propagation or "rprivate", sc.MS_PRIVATE | sc.MS_REC)
-    sc.mount(None, "/", None, propagation | sc.MS_REC)
     rootfs = config.root.path
-    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)  # pivot_root needs a mount point
-    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        kernel.mount(None, "/", None, propagation | sc.MS_REC)
+    except OSError as exc:
+        raise MountError("/", exc, what="rootfs propagation of") from exc
+    try:
+        kernel.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)  # pivot_root needs a mount point
+    except OSError as exc:
+        raise MountError(rootfs, exc, what="binding the rootfs") from exc
+    root_fd = kernel.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         dev_is_tmpfs = False
         has_pts = False
         for mount in config.mounts:
-            mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns)
+            mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns, kernel=kernel)
             dest = os.path.normpath(mount.destination)
             if dest == "/dev" and mount.type == "tmpfs":
                 dev_is_tmpfs = True
@@ -358,19 +416,22 @@ def prepare(config: Config, cgroup_paths: Mapping[str, str], *, in_user_namespac
         if dev_is_tmpfs:
             configured = {os.path.normpath(d.path) for d in devices}
             devices = [d for d in DEFAULT_DEVICES if d.path not in configured] + devices
-            create_dev_symlinks(root_fd, has_pts)
+            create_dev_symlinks(root_fd, has_pts, kernel=kernel)
         if devices:
-            create_devices(root_fd, devices, in_user_namespace)
+            create_devices(root_fd, devices, in_user_namespace, kernel=kernel)
         cwd = config.process.cwd
-        os.close(make_in_root(root_fd, cwd, directory=True))
+        kernel.close(make_in_root(root_fd, cwd, directory=True, kernel=kernel))
     finally:
-        os.close(root_fd)
+        kernel.close(root_fd)
 
 
-def finish(config: Config) -> None:
+def finish(config: Config, *, kernel: Syscalls = LINUX) -> None:
     """Everything after pivot_root: sysctls, read-only and masked paths, a read-only root."""
-    write_sysctls(config.sysctl)
-    readonly_paths(config.readonly_paths)
-    mask_paths(config.masked_paths)
+    write_sysctls(config.sysctl, kernel=kernel)
+    readonly_paths(config.readonly_paths, kernel=kernel)
+    mask_paths(config.masked_paths, kernel=kernel)
     if config.root.readonly:
-        remount("/", sc.MS_RDONLY)
+        try:
+            remount("/", sc.MS_RDONLY, kernel=kernel)
+        except OSError as exc:
+            raise MountError("/", exc, what="read-only remount of") from exc
