@@ -22,7 +22,8 @@ import sqlalchemy.exc
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from corral.errors import StoreAccessDenied, StoreError, StoreUnreadable
+from corral.errors import CorralError, LockError, StoreAccessDenied, StoreError, StoreUnreadable
+from corral.statemachine.locks import Locks
 from corral.store.repository import Repository
 from tests.unit.asuser import NOBODY, dir_for, run_as
 
@@ -295,6 +296,33 @@ def test_a_shm_file_owned_by_another_user_is_refused_at_open() -> None:
         result = run_as(NOBODY, lambda: Repository(root).close())
         assert result is not None and result[0] == "StoreAccessDenied", result
         assert str(shm) in result[1] and "permission denied" in result[1]
+
+
+# -- 5. the lock file --------------------------------------------------------------
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_lock_error(tmp_path: Path) -> None:
+    (tmp_path / "corral.lock").mkdir()  # EISDIR, as a read-only filesystem gives EROFS
+    locks = Locks(tmp_path)
+    with pytest.raises(LockError) as info:
+        with locks.hold("c1"):
+            pass
+    assert isinstance(info.value, CorralError)
+    assert str(tmp_path / "corral.lock") in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
+def test_a_lock_file_the_user_may_not_write_is_a_lock_error() -> None:
+    with dir_for(NOBODY) as root:
+        lock = root / "corral.lock"
+        lock.write_bytes(b"")
+        lock.chmod(0o600)
+        def hold() -> None:
+            with Locks(root).hold("c1"):
+                pass
+        result = run_as(NOBODY, hold)
+        assert result is not None and result[0] == "LockError", result
+        assert str(lock) in result[1] and "permission denied" in result[1].lower()
 
 
 # -- 6. permission problems are reported as such -----------------------------------
