@@ -178,6 +178,35 @@ def test_every_database_error_becomes_a_store_error_naming_the_file(
         repo.close()
 
 
+@pytest.mark.parametrize("damage", ["truncated", "zeroed"])
+def test_a_damaged_wal_is_a_store_error_naming_the_file(tmp_path: Path, damage: str) -> None:
+    """Reproduced on main: the zeroed tail gave a raw sqlalchemy.exc.DatabaseError."""
+    writer = Repository(tmp_path)  # kept open, so that its WAL is not checkpointed away
+    try:
+        r = _insert(writer)
+        for _ in range(50):
+            r = writer.update(r.key, r.version, base=r, last_error="x" * 3000)
+        wal = tmp_path / "corral.db-wal"
+        size = wal.stat().st_size
+        os.truncate(wal, size // 2)
+        if damage == "zeroed":
+            os.truncate(wal, size)
+        reader = Repository(tmp_path)
+        try:
+            for call in (
+                lambda: reader.get(r.key),
+                lambda: reader.all(),
+                lambda: reader.update(r.key, r.version, last_error="y"),
+            ):
+                with pytest.raises(StoreError) as info:
+                    call()
+                assert str(tmp_path / "corral.db") in str(info.value)
+        finally:
+            reader.close()
+    finally:
+        writer.close()
+
+
 def test_a_corrupt_page_read_later_is_store_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = Repository(tmp_path)
     try:
