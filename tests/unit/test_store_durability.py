@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy.exc
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from corral import Config, Runtime, State
 from corral.errors import CorralError, LockError, StoreAccessDenied, StoreError, StoreUnreadable
 from corral.statemachine.locks import Locks
 from corral.store.repository import Repository
@@ -83,6 +85,32 @@ def test_create_and_destroy_commit_with_synchronous_full_and_the_rest_normal(tmp
         assert p.pid == 10
     finally:
         repo.close()
+
+
+def test_the_lifecycle_commits_create_and_destroy_durably_and_nothing_else(
+    runtime: Runtime, config: Config
+) -> None:
+    """The same, through the Runtime: the repository decides, the lifecycle passes nothing."""
+    seen: list[int] = []
+
+    def commit(conn) -> None:  # type: ignore[no-untyped-def]
+        seen.append(conn.connection.dbapi_connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    event.listen(Engine, "commit", commit)
+    try:
+        box = runtime.create("c", config)
+        created, seen[:] = list(seen), []
+        box.start()
+        box.signal(signal.SIGUSR1)
+        ordinary, seen[:] = list(seen), []
+        box.destroy(force=True)
+        destroyed = list(seen)
+    finally:
+        event.remove(Engine, "commit", commit)
+    assert created.count(FULL) >= 2 and created[-1] == FULL, created  # intent and outcome
+    assert ordinary and set(ordinary) == {NORMAL}, ordinary
+    assert destroyed.count(FULL) >= 2 and destroyed[-1] == FULL, destroyed
+    assert box.state is State.DESTROYED
 
 
 def test_a_signal_to_a_created_container_is_not_a_durable_commit(tmp_path: Path) -> None:
