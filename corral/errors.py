@@ -105,6 +105,50 @@ class StoreUnreadable(StoreError):
         )
 
 
+class StoreAccessDenied(StoreError):
+    """corral may not read or write a file of its store: a permission problem, not a damaged file."""
+
+    def __init__(self, path: str, reason: str = "permission denied") -> None:
+        self.path = path
+        super().__init__(
+            f"corral needs read and write access to {path}: {reason}; run corral as the user "
+            "that owns the store (or as root), or fix the owner and mode of the file; "
+            "nothing was changed"
+        )
+
+
+class StoreReplaced(StoreError):
+    """The database file was deleted or replaced while a Runtime had it open."""
+
+    def __init__(self, path: str, what: str) -> None:
+        self.path = path
+        self.what = what
+        if what.startswith("deleted"):
+            advice = (
+                "other processes no longer see this store. Put the file back (or restore it "
+                "from a backup) before opening a new Runtime: a new, empty store does not know "
+                "the containers this one recorded"
+            )
+        else:
+            advice = "close this Runtime and open a new one to use the new file, or put the original back"
+        super().__init__(
+            f"{path}: the store's database file was {what} while this corral had it open; "
+            f"nothing more was written to it: {advice}"
+        )
+
+
+class LockError(StoreError):
+    """The lock file beside the store cannot be opened or locked."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: cannot open or lock corral's lock file ({reason}); corral needs read and "
+            "write access to its root on a writable filesystem: fix the owner and mode, or "
+            "remount it read-write, or run corral as the store's owner (or root)"
+        )
+
+
 class UnknownRevision(StoreError):
     def __init__(self, path: str, revision: str, head: str) -> None:
         self.path = path

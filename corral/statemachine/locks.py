@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from corral.errors import LockError
+
 _SLOTS = 1 << 40
 
 
@@ -66,7 +68,10 @@ class Locks:
             return entry
 
     def _lock_file(self, name: str, blocking: bool) -> int | None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:  # read-only filesystem, permission denied, a directory...
+            raise LockError(str(self.path), (exc.strerror or str(exc)).lower()) from exc
         command = fcntl.F_OFD_SETLKW if blocking else fcntl.F_OFD_SETLK
         try:
             while True:
@@ -79,7 +84,7 @@ class Locks:
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 return None
-            raise
+            raise LockError(str(self.path), (exc.strerror or str(exc)).lower()) from exc
 
     @contextmanager
     def hold(self, name: str, *, blocking: bool = True) -> Iterator[bool]:

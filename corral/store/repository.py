@@ -5,6 +5,12 @@ frozen records, never ORM objects, so that nothing outside this module can hold
 a session open across kernel work. Updates name the version they were decided
 on: a writer that decided on a stale record gets ConcurrentModification and
 changes nothing.
+
+Durable commits: the transactions that record create's and destroy's intent
+and outcome commit with `synchronous = FULL` (see engine.py); the repository
+decides from what is written (`_durable`), so its callers need not know.
+Every database error leaving this module is a StoreError naming the file
+(store/failures.py).
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from sqlalchemy import or_, select
 from sqlalchemy import Table
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, raiseload, sessionmaker
 
 from corral.errors import ConcurrentModification, ContainerExists, StoreError
 from corral.store.engine import open_engine
+from corral.store.failures import DATABASE_ERRORS, store_error
 from corral.store.models import (
     CgroupPathRow,
     ContainerRow,
@@ -38,6 +45,25 @@ from corral.store.models import (
 )
 
 DESTROYED = "destroyed"
+
+#: The events whose intent and outcome must survive a power loss: a container
+#: recorded created must not vanish while it runs, nor come back once destroyed.
+DURABLE_EVENTS = frozenset({"create", "destroy"})
+#: The states that end those events.
+DURABLE_STATES = frozenset({"created", DESTROYED})
+
+
+def _durable(changes: Mapping[str, Any], before: str | None) -> bool:
+    """Whether an update records a durable event's intent or outcome.
+
+    `before` is the state the caller decided on (None when unknown, then any
+    write of a durable state counts): a signal to a created container writes
+    `created` again, and is an ordinary commit.
+    """
+    if changes.get("pending_event") in DURABLE_EVENTS:
+        return True
+    state = changes.get("state")
+    return state in DURABLE_STATES and state != before
 
 
 def utcnow() -> datetime:
@@ -194,25 +220,38 @@ class Repository:
         self._readonly = sessionmaker(
             self.engine.execution_options(corral_readonly=True), expire_on_commit=False
         )
+        self._durable_sessions = sessionmaker(
+            self.engine.execution_options(corral_durable=True), expire_on_commit=False
+        )
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
-    def _write(self) -> Iterator[Session]:
+    def _write(self, *, durable: bool = False, conflicts: bool = False) -> Iterator[Session]:
+        """One write transaction; `durable` commits it with an fsync of the WAL.
+
+        `conflicts` lets an IntegrityError through for a caller that turns it
+        into its own error (insert: ContainerExists); otherwise it is a StoreError.
+        """
+        sessions = self._durable_sessions if durable else self._sessions
         try:
-            with self._sessions() as session, session.begin():
+            with sessions() as session, session.begin():
                 yield session
-        except OperationalError as exc:
-            raise StoreError(f"{self.path}: {exc.orig}") from exc
+        except IntegrityError as exc:
+            if conflicts:
+                raise
+            raise store_error(self.path, exc) from exc
+        except DATABASE_ERRORS as exc:
+            raise store_error(self.path, exc) from exc
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
         try:
             with self._readonly() as session, session.begin():
                 yield session
-        except OperationalError as exc:
-            raise StoreError(f"{self.path}: {exc.orig}") from exc
+        except DATABASE_ERRORS as exc:
+            raise store_error(self.path, exc) from exc
 
     # -- containers ---------------------------------------------------------
 
@@ -247,7 +286,7 @@ class Repository:
         )
         row.cgroups = [CgroupPathRow(hierarchy=k, path=v) for k, v in cgroup_paths.items()]
         try:
-            with self._write() as session:
+            with self._write(durable=True, conflicts=True) as session:
                 existing = session.scalars(
                     select(ContainerRow).where(ContainerRow.live_id == container_id)
                 ).first()
@@ -267,6 +306,8 @@ class Repository:
                 )
                 return _record(row)
         except IntegrityError as exc:  # a concurrent create of the same id won the race
+            if "live_id" not in str(exc.orig):
+                raise store_error(self.path, exc) from exc
             raise ContainerExists(container_id, "being created") from exc
 
     def get(self, key: int) -> ContainerRecord:
@@ -346,7 +387,8 @@ class Repository:
         values = dict(changes, updated_at=now, version=expected_version + 1)
         if "state" in changes:  # live_id is the id until destroyed (one live container per id)
             values["live_id"] = None if changes["state"] == DESTROYED else table.c.id
-        with self._write() as session:
+        before = journal[1] if journal is not None else (base.state if base is not None else None)
+        with self._write(durable=_durable(changes, before)) as session:
             result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
                 sa_update(table)
                 .where(table.c.key == key, table.c.version == expected_version)

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from corral.errors import ConcurrentModification, ContainerExists, StoreUnreadable, UnknownRevision
+from corral.errors import (
+    ConcurrentModification,
+    ContainerExists,
+    StoreAccessDenied,
+    StoreUnreadable,
+    UnknownRevision,
+)
 from corral.store.engine import HEAD_REVISION
 from corral.store.repository import Repository
+from tests.unit.asuser import NOBODY, dir_for, run_as
 
 
 def _insert(repo: Repository, cid: str = "c1"):
@@ -155,13 +162,25 @@ def test_a_newer_unknown_revision_is_refused_and_left_untouched(tmp_path: Path) 
     assert _fingerprint(db) == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_an_unreadable_file_is_refused(tmp_path: Path) -> None:
-    Repository(tmp_path).close()
-    db = tmp_path / "corral.db"
-    db.chmod(0)
-    try:
-        with pytest.raises(StoreUnreadable, match=str(db)):
-            Repository(tmp_path)
-    finally:
-        db.chmod(0o600)
+    """Mode 0 on the file: refused as a permission problem, naming the file.
+
+    Run as nobody in a forked child when we are root, since root ignores modes.
+    """
+    if os.geteuid() != 0:
+        Repository(tmp_path).close()
+        db = tmp_path / "corral.db"
+        db.chmod(0)
+        try:
+            with pytest.raises(StoreAccessDenied, match=str(db)):
+                Repository(tmp_path)
+        finally:
+            db.chmod(0o600)
+        return
+    with dir_for(NOBODY) as root:
+        assert run_as(NOBODY, lambda: Repository(root).close()) is None
+        db = root / "corral.db"
+        db.chmod(0)
+        result = run_as(NOBODY, lambda: Repository(root))
+        assert result is not None and result[0] == "StoreAccessDenied", result
+        assert str(db) in result[1]
