@@ -61,7 +61,7 @@ def signal(step: Step, sig: int, all_processes: bool = False, **_: Any) -> None:
     step.detail = {"signal": sig, "all": all_processes}
 
 
-def exec(step: Step, process: Process, stdio: Stdio, **_: Any) -> None:  # noqa: A001 (the event's name)
+def exec(step: Step, process: Process, stdio: Stdio, **_: Any) -> None:
     context = step.context
     handle = context.executor.exec(step.facts(), process, stdio)
     faults.point("exec.spawned")
