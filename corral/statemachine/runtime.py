@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import threading
 import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 from corral import faults
@@ -29,6 +30,10 @@ from corral.store.repository import ContainerRecord, JournalEntry, Repository
 DEFAULT_ROOT = "/var/lib/corral"  # the store: must survive a reboot
 DEFAULT_RUN_ROOT = "/run/corral"  # per-boot files (exec fifos, exit files): tmpfs on most hosts
 DEFAULT_BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+
+#: How many recently used Containers a Runtime keeps alive, so that a loop of
+#: `runtime.load(id).state` does not build a machine and parse a config each time.
+RECENT_CONTAINERS = 64
 
 
 class Runtime:
@@ -64,6 +69,7 @@ class Runtime:
         self._containers: weakref.WeakValueDictionary[int, Container] = weakref.WeakValueDictionary()
         # Each cached Container's recipe (the Container holds it, so it lives as long).
         self._recipes: weakref.WeakValueDictionary[int, Recipe] = weakref.WeakValueDictionary()
+        self._recent: OrderedDict[int, Container] = OrderedDict()
         self._containers_guard = threading.Lock()
         self.last_recovery: RecoveryReport | None = self.recover() if recover else None
 
@@ -156,6 +162,10 @@ class Runtime:
                 self._recipes[record.key] = recipe
             else:
                 self._recipes[record.key].adopt(record)
+            self._recent[record.key] = container
+            self._recent.move_to_end(record.key)
+            if len(self._recent) > RECENT_CONTAINERS:
+                self._recent.popitem(last=False)
             return container
 
     def _recipe(self, record: ContainerRecord) -> Recipe:
