@@ -170,6 +170,5 @@ class Runtime:
 
     def _recipe(self, record: ContainerRecord) -> Recipe:
         """The recipe of the record's Container (made if need be)."""
-        container = self._container(record)  # held here, so its recipe stays in _recipes
-        assert container.id == record.id
+        _held = self._container(record)  # while the Container lives, its recipe stays in _recipes
         return self._recipes[record.key]
