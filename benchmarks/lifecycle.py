@@ -828,8 +828,8 @@ def corral_detail(rt: Corral, count: int) -> dict[str, Any]:
                 setattr(obj, name, timed)
                 patched.append((obj, name))
 
-    wrap(runtime._repo, "store")
-    wrap(runtime._executor, "executor")
+    wrap(runtime.context.store, "store")
+    wrap(runtime.context.executor, "executor")
     whole = 0.0
     try:
         for n in range(count):

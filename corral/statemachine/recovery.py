@@ -1,6 +1,7 @@
 """Recovery: bring every unfinished record back into agreement with the kernel.
 
-Run by `Runtime.recover()` and whenever a Runtime opens its root. Each
+Run by `Runtime.recover()` and whenever a Runtime opens its root, on the
+Runtime's Context and each container's Recipe (never the Runtime). Each
 container is handled under its own lock, taken without waiting: a lock that is
 held belongs to a live process in the middle of a transition (the kernel drops
 the lock of a dead one), so that container is not crashed and is left alone.
@@ -15,17 +16,15 @@ Idempotent: a second run finds every record in agreement and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from corral.errors import CorralError
 from corral.executor.interface import ExitStatus
+from corral.statemachine.context import Context
 from corral.statemachine.lifecycle import State, event_between, state_info
+from corral.statemachine.transition import Recipe
 from corral.store.repository import ContainerRecord
-
-if TYPE_CHECKING:  # pragma: no cover
-    from corral.statemachine.container import Container
-    from corral.statemachine.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -49,16 +48,17 @@ class RecoveryReport:
         return [a for a in self.actions if a.container_id == container_id]
 
 
-def recover(runtime: Runtime) -> RecoveryReport:
+def recover(context: Context, recipe_for: Callable[[ContainerRecord], Recipe]) -> RecoveryReport:
+    """Recover every unfinished record; `recipe_for` gives the recipe of a record's container."""
     report = RecoveryReport()
-    for record in runtime._repo.unfinished():
-        with runtime._locks.hold(record.id, blocking=False) as got:
+    for record in context.store.unfinished():
+        with context.locks.hold(record.id, blocking=False) as got:
             if not got:
                 report.busy.append(record.id)
                 continue
-            container = runtime._container(record)
+            recipe = recipe_for(record)
             try:
-                action = _recover_one(runtime, container)
+                action = _recover_one(context, recipe)
             except CorralError as exc:
                 report.failed.append(RecoveryAction(record.id, "recovery failed", str(exc)))
                 continue
@@ -67,8 +67,8 @@ def recover(runtime: Runtime) -> RecoveryReport:
     return report
 
 
-def _observed_state(runtime: Runtime, container: Container, record: ContainerRecord) -> State:
-    status = runtime._executor.status(container._facts(record))
+def _observed_state(context: Context, recipe: Recipe, record: ContainerRecord) -> State:
+    status = context.executor.status(recipe.facts(record))
     if not status.alive:
         return State.STOPPED
     if status.frozen:
@@ -78,11 +78,11 @@ def _observed_state(runtime: Runtime, container: Container, record: ContainerRec
     return State.RUNNING
 
 
-def _recover_one(runtime: Runtime, container: Container) -> RecoveryAction | None:
-    record = container._reload()
+def _recover_one(context: Context, recipe: Recipe) -> RecoveryAction | None:
+    record = recipe.reload()
     state = State(record.state)
     pending = record.pending_event
-    rebooted = record.boot_id != runtime.boot_id()
+    rebooted = record.boot_id != context.boot_id()
     found = f"{state.value}" + (f", {pending} interrupted" if pending else "")
     if rebooted:
         found += ", host restarted since"
@@ -92,7 +92,7 @@ def _recover_one(runtime: Runtime, container: Container) -> RecoveryAction | Non
 
     if state is State.CREATING or pending == "destroy":
         what = "create" if state is State.CREATING else "destroy"
-        container._fire(
+        recipe.fire(
             "destroy", force=True, reason=f"{what} interrupted (its controller died); finished by recovery"
         )
         rolled_back = "rolled back: processes killed, cgroups and run dir removed, destroyed"
@@ -101,24 +101,24 @@ def _recover_one(runtime: Runtime, container: Container) -> RecoveryAction | Non
     done: list[str] = []
     if rebooted:
         if state_info(state).init_alive:
-            container._fire("exited", exit=ExitStatus.unknown())
+            recipe.fire("exited", exit=ExitStatus.unknown())
             done.append("stopped (exit status unknown)")
-        leftovers = runtime._executor.leftovers(container._facts(container._record))
+        leftovers = context.executor.leftovers(recipe.facts())
         if leftovers:
-            runtime._executor.destroy(container._facts(container._record))
+            context.executor.destroy(recipe.facts())
             done.append("removed " + ", ".join(leftovers))
-        if container._record.pending_event is not None:
-            _clear_intent(runtime, container)
+        if recipe.record.pending_event is not None:
+            _clear_intent(context, recipe)
             done.append(f"cleared the {pending} intent")
         return RecoveryAction(record.id, found, "; ".join(done)) if done else None
 
     if not state_info(state).init_alive:  # stopped, same boot: nothing in the kernel to agree with
         if pending is not None:
-            _clear_intent(runtime, container)
+            _clear_intent(context, recipe)
             return RecoveryAction(record.id, found, f"cleared the {pending} intent")
         return None
 
-    observed = _observed_state(runtime, container, record)
+    observed = _observed_state(context, recipe, record)
     if observed is not state:
         event = event_between(state, observed)
         if event is None:
@@ -127,24 +127,26 @@ def _recover_one(runtime: Runtime, container: Container) -> RecoveryAction | Non
                 f"{observed.value}, and no event of the lifecycle leads there"
             )
         if event == "exited":
-            container._fire("exited", exit=runtime._executor.exit_status(container._facts()))
+            recipe.fire("exited", exit=context.executor.exit_status(recipe.facts()))
         else:
-            container._fire(event, recovered=f"the kernel says {observed.value}")
+            recipe.fire(event, recovered=f"the kernel says {observed.value}")
         done.append(f"{event}: now {observed.value}")
-    if container._record.pending_event is not None:
-        _clear_intent(runtime, container)
+    if recipe.record.pending_event is not None:
+        _clear_intent(context, recipe)
         done.append(f"cleared the {pending} intent")
     return RecoveryAction(record.id, found, "; ".join(done)) if done else None
 
 
-def _clear_intent(runtime: Runtime, container: Container) -> None:
-    record = container._record
-    container._record = runtime._repo.update(
-        record.key,
-        record.version,
-        base=record,
-        pending_event=None,
-        pending_since=None,
-        last_error=f"{record.pending_event} interrupted (its controller died); recovery found "
-        f"the kernel {record.state}",
+def _clear_intent(context: Context, recipe: Recipe) -> None:
+    record = recipe.record
+    recipe.adopt(
+        context.store.update(
+            record.key,
+            record.version,
+            base=record,
+            pending_event=None,
+            pending_since=None,
+            last_error=f"{record.pending_event} interrupted (its controller died); recovery found "
+            f"the kernel {record.state}",
+        )
     )

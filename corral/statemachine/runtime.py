@@ -1,10 +1,17 @@
-"""The Runtime: the factory of containers on one root, and the entry point of recovery."""
+"""The Runtime: the factory of containers on one root, and the entry point of recovery.
+
+It opens the root's services once, as one Context (context.py), and hands that
+to each container's Recipe and Container and to recovery: nothing below it
+knows the Runtime, so the lifecycle's imports run one way (runtime → container,
+recovery, transition → context).
+"""
 
 from __future__ import annotations
 
 import builtins
 import threading
 import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 from corral import faults
@@ -13,14 +20,20 @@ from corral.errors import ConfigError, ContainerNotFound, CorralError
 from corral.executor.interface import Executor, Stdio
 from corral.ids import validate_id
 from corral.statemachine.container import Container
+from corral.statemachine.context import Context
 from corral.statemachine.lifecycle import INITIAL_STATE
 from corral.statemachine.locks import Locks
 from corral.statemachine.recovery import RecoveryReport, recover
+from corral.statemachine.transition import Recipe
 from corral.store.repository import ContainerRecord, JournalEntry, Repository
 
 DEFAULT_ROOT = "/var/lib/corral"  # the store: must survive a reboot
 DEFAULT_RUN_ROOT = "/run/corral"  # per-boot files (exec fifos, exit files): tmpfs on most hosts
 DEFAULT_BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+
+#: How many recently used Containers a Runtime keeps alive, so that a loop of
+#: `runtime.load(id).state` does not build a machine and parse a config each time.
+RECENT_CONTAINERS = 64
 
 
 class Runtime:
@@ -44,14 +57,19 @@ class Runtime:
         self.root = Path(root)
         self.run_root = Path(run_root)
         self.boot_id_file = Path(boot_id_file)
-        self._repo = Repository(self.root)
-        self._locks = Locks(self.root)
+        store = Repository(self.root)
         if executor is None:
             from corral.executor.linux import LinuxExecutor
 
             executor = LinuxExecutor()
-        self._executor = executor
+        #: The root's services, as every container and recovery use them.
+        self.context = Context(
+            store=store, locks=Locks(self.root), executor=executor, boot_id=self.boot_id, run_root=self.run_root
+        )
         self._containers: weakref.WeakValueDictionary[int, Container] = weakref.WeakValueDictionary()
+        # Each cached Container's recipe (the Container holds it, so it lives as long).
+        self._recipes: weakref.WeakValueDictionary[int, Recipe] = weakref.WeakValueDictionary()
+        self._recent: OrderedDict[int, Container] = OrderedDict()
         self._containers_guard = threading.Lock()
         self.last_recovery: RecoveryReport | None = self.recover() if recover else None
 
@@ -63,10 +81,10 @@ class Runtime:
 
     def close(self) -> None:
         """Release the database and any helper process; containers keep running."""
-        close = getattr(self._executor, "close", None)
+        close = getattr(self.context.executor, "close", None)
         if close is not None:
             close()
-        self._repo.close()
+        self.context.store.close()
 
     def boot_id(self) -> str:
         """The host's boot id now (read each time: a reboot changes it under a stored record)."""
@@ -86,10 +104,11 @@ class Runtime:
         validate_id(container_id)
         if not isinstance(config, Config):
             raise ConfigError("config", f"must be a corral.Config, not {type(config).__name__}")
-        with self._locks.hold(container_id):
+        store, executor = self.context.store, self.context.executor
+        with self.context.locks.hold(container_id):
             run_dir = str(self.run_root / container_id)
-            plan = self._executor.plan(container_id, config, run_dir)
-            record = self._repo.insert(
+            plan = executor.plan(container_id, config, run_dir)
+            record = store.insert(
                 container_id=container_id,
                 state=INITIAL_STATE.value,
                 pending_event="create",
@@ -101,12 +120,13 @@ class Runtime:
                 journal_event="create",
             )
             container = self._container(record)
+            recipe = self._recipe(record)
             try:
                 faults.point("create.intent")
-                container._fire("create", stdio=stdio)
+                recipe.fire("create", stdio=stdio)
             except BaseException as exc:
                 try:
-                    container._fire("destroy", force=True, reason=f"create failed: {exc}")
+                    recipe.fire("destroy", force=True, reason=f"create failed: {exc}")
                 except CorralError as cleanup:
                     exc.add_note(f"cleaning up also failed: {cleanup}; Runtime.recover() retries")
                 raise
@@ -115,28 +135,40 @@ class Runtime:
     def load(self, container_id: str) -> Container:
         """The live container with this id, else its latest tombstone."""
         validate_id(container_id)
-        record = self._repo.find(container_id)
+        record = self.context.store.find(container_id)
         if record is None:
             raise ContainerNotFound(container_id, str(self.root))
         return self._container(record)
 
     def list(self, *, include_destroyed: bool = False) -> builtins.list[Container]:
-        return [self._container(r) for r in self._repo.all(include_destroyed=include_destroyed)]
+        return [self._container(r) for r in self.context.store.all(include_destroyed=include_destroyed)]
 
     def journal(self, since: int = 0) -> builtins.list[tuple[str, JournalEntry]]:
         """Every transition recorded after journal sequence number `since`, with its container id."""
-        return self._repo.journal_since(since)
+        return self.context.store.journal_since(since)
 
     def recover(self) -> RecoveryReport:
         """Bring every unfinished record into agreement with the kernel; see recovery.py."""
-        return recover(self)
+        return recover(self.context, self._recipe)
 
     def _container(self, record: ContainerRecord) -> Container:
+        """The one Container object of this record's incarnation, holding the newest record read."""
         with self._containers_guard:
             container = self._containers.get(record.key)
             if container is None:
-                container = Container(self, record)
+                recipe = Recipe(self.context, record)
+                container = Container(recipe)
                 self._containers[record.key] = container
+                self._recipes[record.key] = recipe
             else:
-                container._record = record if record.version >= container._record.version else container._record
+                self._recipes[record.key].adopt(record)
+            self._recent[record.key] = container
+            self._recent.move_to_end(record.key)
+            if len(self._recent) > RECENT_CONTAINERS:
+                self._recent.popitem(last=False)
             return container
+
+    def _recipe(self, record: ContainerRecord) -> Recipe:
+        """The recipe of the record's Container (made if need be)."""
+        _held = self._container(record)  # while the Container lives, its recipe stays in _recipes
+        return self._recipes[record.key]

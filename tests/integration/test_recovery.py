@@ -244,7 +244,7 @@ def test_pid_reuse_is_stopped_and_never_signalled(runtime: Runtime, bundle: Path
     victim = subprocess.Popen(["sleep", "1000"])
     try:
         # the recorded init "died" and its PID went to `victim` (a different start time)
-        runtime._repo.update(real.key, real.version, init_pid=victim.pid)
+        runtime.context.store.update(real.key, real.version, init_pid=victim.pid)
         report = runtime.recover()
         assert [a.container_id for a in report.actions] == ["reused"]
         assert box.state is State.STOPPED
@@ -273,7 +273,7 @@ def test_two_processes_recovering_at_once_do_not_fight(runtime: Runtime, bundle:
         box = runtime.create(cid, make_config(bundle, cid, "/bin/sleep", "1000"))
         box.start()
         record = box.record
-        runtime._repo.update(record.key, record.version, pending_event="pause")  # a crash mid-pause
+        runtime.context.store.update(record.key, record.version, pending_event="pause")  # a crash mid-pause
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_recover, args=(str(runtime.root), str(runtime.run_root), queue)) for _ in range(2)]

@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from corral import Config, Process, Root, Runtime, State
 from corral.errors import ContainerExists, InvalidTransition
+from corral.statemachine.step import facts_of
 from tests.fakes import FakeExecutor
 
 IDS = st.sampled_from(["a", "b", "c"])
@@ -60,7 +61,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @property
     def fake(self) -> FakeExecutor:
-        return self.runtime._executor  # type: ignore[return-value]
+        return self.runtime.context.executor  # type: ignore[return-value]
 
     # -- rules ----------------------------------------------------------------
 
@@ -144,7 +145,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             if expected == "destroyed":
                 assert not self.fake.leaked(cid)
             if expected in LIVE:
-                assert self.fake.status(box._facts()).alive
+                assert self.fake.status(facts_of(box.record, box.config)).alive
 
 
 LifecycleMachine.TestCase.settings = settings(

@@ -89,3 +89,17 @@ def test_diagram_has_every_transition(t: lifecycle.Transition) -> None:
     diagram = lifecycle.mermaid()
     for source in t.sources:
         assert f"{source.value} --> {(t.dest or source).value}: {t.event}" in diagram
+
+
+def test_every_event_has_exactly_one_kernel_work_function() -> None:
+    """The recipe finds an event's kernel work in one hop from the table's event name."""
+    import inspect
+
+    from corral.statemachine import events
+
+    assert sorted(events.KERNEL_WORK) == sorted(lifecycle.events())
+    functions = list(events.KERNEL_WORK.values())
+    assert len(set(functions)) == len(functions)
+    for name, function in events.KERNEL_WORK.items():
+        assert inspect.isfunction(function) and function.__module__ == events.__name__
+        assert function.__name__ == name

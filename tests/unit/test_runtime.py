@@ -23,7 +23,7 @@ from tests.unit.conftest import make_runtime, simple_config
 
 
 def fake(runtime: Runtime) -> FakeExecutor:
-    executor = runtime._executor
+    executor = runtime.context.executor
     assert isinstance(executor, FakeExecutor)
     return executor
 
@@ -127,14 +127,14 @@ def test_an_init_whose_creation_cannot_be_recorded_is_aborted(runtime: Runtime, 
     """Spawned, but `created` could not be written: the init is aborted now, not when garbage-collected."""
     from corral.errors import StoreError
 
-    update = runtime._repo.update
+    update = runtime.context.store.update
 
     def failing_update(*args, **kwargs):
         if kwargs.get("state") == "created":
             raise StoreError("disk full (simulated)")
         return update(*args, **kwargs)
 
-    monkeypatch.setattr(runtime._repo, "update", failing_update)
+    monkeypatch.setattr(runtime.context.store, "update", failing_update)
     with pytest.raises(StoreError, match="disk full"):
         runtime.create("c", config)
     [spawned] = fake(runtime).spawned
@@ -205,7 +205,7 @@ def test_config_round_trips_through_the_store(runtime: Runtime, config: Config) 
 
 
 def test_recovery_rolls_back_an_interrupted_create(runtime: Runtime, config: Config, tmp_path: Path, kernel_dir: Path, boot_id_file: Path) -> None:
-    record = runtime._repo.insert(
+    record = runtime.context.store.insert(
         container_id="half", state="creating", pending_event="create", config=config.to_json(),
         bundle=None, run_dir=str(tmp_path / "run" / "half"), boot_id="boot-1",
         cgroup_paths={"fake": "/fake-cgroup/corral/half"}, journal_event="create",
@@ -225,7 +225,7 @@ def test_recovery_finishes_what_the_kernel_already_did(runtime: Runtime, config:
     box.start()
     record = box.record
     # a controller froze the cgroup, then died before recording `paused`
-    runtime._repo.update(record.key, record.version, pending_event="pause")
+    runtime.context.store.update(record.key, record.version, pending_event="pause")
     with fake(runtime)._kernel("c") as k:
         k["frozen"] = True
     report = runtime.recover()
@@ -256,7 +256,7 @@ def test_recovery_after_a_reboot_stops_everything(runtime: Runtime, config: Conf
 def test_recovery_leaves_locked_containers_alone(runtime: Runtime, config: Config) -> None:
     box = runtime.create("c", config)
     record = box.record
-    runtime._repo.update(record.key, record.version, pending_event="start")
+    runtime.context.store.update(record.key, record.version, pending_event="start")
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")

@@ -1,0 +1,127 @@
+"""The kernel work of each event of the lifecycle table, one function per event.
+
+The recipe (transition.py) finds an event's function in one hop, by name, in
+KERNEL_WORK, and calls it between recording the intent and recording the
+outcome. Each function asks the executor to act and writes what happened into
+the Step; none of them decides lifecycle (the table does) or writes a state
+(the recipe does). Extra keyword arguments are the public call's arguments.
+"""
+
+from __future__ import annotations
+
+import signal as signal_module
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from corral import faults
+from corral.config import Process
+from corral.executor.interface import ExitStatus, Stdio
+from corral.statemachine.lifecycle import State, state_info
+from corral.statemachine.process import ExecProcess
+from corral.statemachine.step import Step
+from corral.store.repository import NamespaceRecord
+
+#: How long `destroy(force=True)` waits for the processes to die.
+KILL_TIMEOUT = 10.0
+
+
+def create(step: Step, stdio: Stdio | None = None, **_: Any) -> None:
+    spawned = step.context.executor.spawn(step.facts(), stdio or Stdio())
+    facts = spawned.facts
+    step.changes = {
+        "init_pid": facts.init.pid,
+        "init_start_time": facts.init.start_time,
+        "boot_id": step.context.boot_id(),
+        "monitor_pid": facts.monitor.pid if facts.monitor else None,
+        "monitor_start_time": facts.monitor.start_time if facts.monitor else None,
+    }
+    step.namespaces = {
+        t: NamespaceRecord(path, facts.namespace_inodes.get(t)) for t, path in facts.namespaces.items()
+    }
+    step.detail = {"pid": facts.init.pid}
+    step.on_recorded = spawned.confirm
+    step.on_failed = spawned.abort  # not recorded: the monitor kills the init now
+
+
+def start(step: Step, **_: Any) -> None:
+    step.context.executor.start(step.facts())
+
+
+def pause(step: Step, **_: Any) -> None:
+    step.context.executor.freeze(step.facts())
+
+
+def resume(step: Step, **_: Any) -> None:
+    step.context.executor.thaw(step.facts())
+
+
+def signal(step: Step, sig: int, all_processes: bool = False, **_: Any) -> None:
+    step.context.executor.signal(step.facts(), sig, all_processes)
+    faults.point("signal.sent")
+    step.detail = {"signal": sig, "all": all_processes}
+
+
+def exec(step: Step, process: Process, stdio: Stdio, **_: Any) -> None:
+    context = step.context
+    handle = context.executor.exec(step.facts(), process, stdio)
+    faults.point("exec.spawned")
+    row = context.store.add_process(
+        step.record.key, handle.pid, handle.start_time, context.boot_id(), tuple(process.args)
+    )
+    step.detail = {"pid": handle.pid, "args": list(process.args)}
+    step.result = ExecProcess(context.store, handle, row.key)
+
+
+def oom(step: Step, count: int = 0, **_: Any) -> None:
+    step.detail = {"oom_kills": count}
+
+
+def exited(step: Step, exit: ExitStatus | None = None, **_: Any) -> None:
+    if exit is None:
+        exit = step.context.executor.exit_status(step.facts())
+    if exit.oom_killed and _sigkilled_by_corral(step):
+        exit = ExitStatus(exit.status, exit.signal, oom_killed=False)
+    _set_exit(step, exit)
+
+
+def destroy(step: Step, force: bool = False, reason: str | None = None, **_: Any) -> None:
+    executor = step.context.executor
+    facts = step.facts()
+    if state_info(State(step.record.state)).init_alive:
+        gone = step.record.boot_id != step.context.boot_id()
+        _set_exit(step, ExitStatus.unknown() if gone else executor.kill(facts, KILL_TIMEOUT))
+    executor.destroy(facts)
+    faults.point("destroy.run-dir-removed")
+    step.detail["force"] = force
+    if reason:
+        step.detail["reason"] = reason
+        step.changes["last_error"] = reason
+
+
+#: Event name → its kernel work: every event of the lifecycle table, once.
+KERNEL_WORK: Mapping[str, Callable[..., None]] = {
+    "create": create,
+    "start": start,
+    "pause": pause,
+    "resume": resume,
+    "signal": signal,
+    "exec": exec,
+    "oom": oom,
+    "exited": exited,
+    "destroy": destroy,
+}
+
+
+def _sigkilled_by_corral(step: Step) -> bool:
+    """Whether signal(SIGKILL) was sent through corral to this incarnation."""
+    return any(
+        e.event == "signal" and e.detail.get("signal") == signal_module.SIGKILL
+        for e in step.context.store.history(step.record.key)
+    )
+
+
+def _set_exit(step: Step, exit: ExitStatus) -> None:
+    step.changes.update(exit_status=exit.status, exit_signal=exit.signal, oom_killed=exit.oom_killed)
+    step.detail.update(exit_status=exit.status, signal=exit.signal, oom_killed=exit.oom_killed)
+    if not exit.known:
+        step.detail["exit"] = "exit status unknown"

@@ -1,0 +1,213 @@
+"""The transition recipe: how every event of one container fires, whoever fires it.
+
+Every transition follows one recipe, from whichever thread or process:
+
+1. take the container's lock (corral.statemachine.locks), which lasts across
+   the kernel work but is not a database lock;
+2. reload the record, and notice an init that died meanwhile (`exited`);
+3. look the event up in the lifecycle table: not allowed → InvalidTransition,
+   nothing changed;
+4. record the intent (pending event) in one short transaction;
+5. do the kernel work through the executor: the event's function in
+   events.KERNEL_WORK (the machine's before callback), writing into a Step made
+   for this firing only;
+6. record the outcome, the new state and a journal row in one transaction,
+   naming the version decided on (the after callback); then the step's
+   `on_recorded` hook runs, or its `on_failed` hook if anything failed first.
+
+A `transitions` Machine built from the lifecycle table drives steps 5 and 6.
+The machine never sees the kernel and the executor never decides lifecycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from transitions import EventData, Machine
+
+from corral import faults
+from corral.config import Config
+from corral.errors import CorralError, InvalidTransition
+from corral.executor.interface import ContainerFacts, ExitStatus
+from corral.statemachine.context import Context
+from corral.statemachine.events import KERNEL_WORK
+from corral.statemachine.lifecycle import (
+    State,
+    allowed_events,
+    find_transition,
+    machine_transitions,
+    needs_force,
+    state_info,
+)
+from corral.statemachine.step import Step, facts_of
+from corral.store.repository import ContainerRecord, utcnow
+
+#: Events whose kernel work is worth an intent record (exited has none: it is observed).
+_NO_INTENT = frozenset({"exited", "oom"})
+
+
+class _Model:
+    """The model the `transitions` machine drives: the state and the callbacks.
+
+    Kept apart from Container so that the machine's generated attributes
+    (`trigger`, `may_start`, `is_running`, ...) never collide with the public
+    API. It holds nothing of a transition: each firing passes its Step along.
+    """
+
+    trigger: Callable[..., bool]  # added by the machine
+    state: str  # kept by the machine
+
+    def _forced(self, event: EventData) -> bool:
+        return bool(event.kwargs.get("force"))
+
+    def _before(self, event: EventData) -> None:
+        _kernel_work(event)
+
+    def _after(self, event: EventData) -> None:
+        _persist(event)
+
+
+class Recipe:
+    """The transitions of one container: its last-read record, its machine, its config.
+
+    One per Container (the Runtime makes both); used by the Container's public
+    API, by `Runtime.create` and by recovery.
+    """
+
+    def __init__(self, context: Context, record: ContainerRecord) -> None:
+        self.context = context
+        self.record = record
+        self.id = record.id
+        self.key = record.key
+        self._config: Config | None = None
+        self._model = _Model()
+        self._machine = Machine(
+            model=self._model,
+            states=[s.value for s in State],
+            transitions=machine_transitions(),
+            initial=record.state,
+            auto_transitions=False,
+            send_event=True,
+            before_state_change="_before",
+            after_state_change="_after",
+        )
+
+    def reload(self) -> ContainerRecord:
+        self.record = self.context.store.get(self.key)
+        return self.record
+
+    def adopt(self, record: ContainerRecord) -> None:
+        """Keep `record` as the last-read one unless the one held is newer."""
+        if record.version >= self.record.version:
+            self.record = record
+
+    def config_of(self, record: ContainerRecord) -> Config:
+        """The record's config, parsed once: it never changes for an incarnation."""
+        if self._config is None:
+            self._config = Config.from_json(record.config, bundle=record.bundle)
+        return self._config
+
+    def facts(self, record: ContainerRecord | None = None) -> ContainerFacts:
+        record = record or self.record
+        return facts_of(record, self.config_of(record))
+
+    def observe_exit(self) -> bool:
+        """Under the lock: fire `exited` if a live-state record's init is gone.
+
+        Gone means another boot (exit status unknown), no recorded init, or a
+        PID that is dead or now names another process.
+        """
+        record = self.record
+        if not state_info(State(record.state)).init_alive:
+            return False
+        rebooted = record.boot_id != self.context.boot_id()
+        if not rebooted and record.init_pid is not None and self.context.executor.alive(self.facts(record)):
+            return False
+        self.fire("exited", exit=ExitStatus.unknown() if rebooted else None)
+        return True
+
+    def fire(self, event: str, *, force: bool = False, **kwargs: Any) -> Any:
+        """Run the recipe for `event`; return what its kernel work returns (exec: an ExecProcess)."""
+        with self.context.locks.hold(self.id):
+            self.reload()
+            if event not in ("exited", "destroy"):
+                self.observe_exit()
+            state = State(self.record.state)
+            if find_transition(state, event, force=force) is None:
+                hint = "pass force=True" if needs_force(state, event) else ""
+                raise InvalidTransition(self.id, state.value, event, allowed_events(state), hint)
+            self._machine.set_state(state.value)
+            step = Step(event, self.context, self.record, self.config_of)
+            try:
+                fired = self._model.trigger(event, step=step, force=force, **kwargs)
+            except BaseException:
+                self.record = step.record
+                if step.on_failed is not None:
+                    step.on_failed()
+                raise
+            self.record = step.record
+            if not fired:  # the table and the machine disagree: a bug, not a user error
+                raise CorralError(f"{event} did not fire for container {self.id!r} in {state.value}")
+            if step.on_recorded is not None:
+                step.on_recorded()
+            return step.result
+
+
+def _kernel_work(event: EventData) -> None:
+    kwargs = dict(event.kwargs)
+    step: Step = kwargs.pop("step")
+    name = step.event
+    recovered = kwargs.get("recovered")
+    if recovered:  # recovery records what the kernel already did; nothing to do again
+        step.detail = {"recovered": recovered}
+        return
+    record = step.record
+    if name not in _NO_INTENT and record.pending_event != name:
+        step.record = step.context.store.update(
+            record.key, record.version, base=record, pending_event=name, pending_since=utcnow()
+        )
+        faults.point(f"{name}.intent")
+    try:
+        KERNEL_WORK[name](step, **kwargs)
+    except BaseException as exc:
+        _record_failure(step, exc)
+        raise
+
+
+def _record_failure(step: Step, exc: BaseException) -> None:
+    if step.event == "create":  # rolled back by Runtime.create, which records the outcome
+        return
+    store = step.context.store
+    try:
+        step.record = store.get(step.record.key)
+        step.record = store.update(
+            step.record.key,
+            step.record.version,
+            pending_event=None,
+            pending_since=None,
+            last_error=f"{step.event}: {exc}",
+        )
+    except CorralError:
+        pass  # the original error matters more; recovery will clear the intent
+
+
+def _persist(event: EventData) -> None:
+    step: Step = event.kwargs["step"]
+    name = event.event.name
+    assert event.transition is not None
+    source = event.transition.source
+    dest = event.transition.dest or source
+    record = step.record
+    step.record = step.context.store.update(
+        record.key,
+        record.version,
+        base=record,
+        journal=(name, source, dest, step.detail),
+        namespaces=step.namespaces,
+        state=dest,
+        pending_event=None,
+        pending_since=None,
+        **step.changes,
+    )
+    faults.point(f"{name}.recorded")
