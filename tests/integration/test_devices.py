@@ -24,6 +24,7 @@ import pytest
 
 from corral import Runtime
 from corral.config import DeviceRule, Resources
+from corral.errors import CgroupError
 from corral.executor.cgroups import V2Driver, bpf_devices
 from corral.executor.interface import Stdio
 from corral.executor.linux import LinuxExecutor
@@ -138,3 +139,22 @@ def test_the_container_opens_only_what_its_rules_allow(
     assert ENXIO in probes["granted-read"], probes
     assert EPERM in probes["granted-write"], probes
     assert EPERM in probes["other-read"], probes
+
+
+# --- what a failure says ------------------------------------------------------------------------
+
+
+def test_a_program_the_verifier_refuses_is_a_cgroup_error_with_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bpf_devices, "program", lambda rules: bpf_devices.PROLOGUE)  # no exit
+    with pytest.raises(CgroupError) as info:
+        bpf_devices.install(str(tmp_path), (DeviceRule(allow=False),))
+    message = str(info.value)
+    assert str(tmp_path) in message and "BPF_PROG_LOAD" in message, message
+    assert "verifier log:" in message and "last insn is not an exit or jmp" in message, message
+
+
+def test_a_directory_that_is_no_cgroup_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CgroupError, match=f"{tmp_path}: not a cgroup2 directory"):
+        bpf_devices.install(str(tmp_path), (DeviceRule(allow=False),))
