@@ -4,7 +4,7 @@ API mode: compiled once at install, so that importing the bindings costs about
 a millisecond, where the ABI mode's cdef parsing costs ~25 ms in every process
 (the init and the spawn helper start fresh). The C side is only thin wrappers
 for calls glibc does not export (pivot_root, capget/capset, openat2,
-seccomp); the logic stays in Python.
+seccomp, bpf); the logic stays in Python.
 """
 
 from cffi import FFI
@@ -69,6 +69,15 @@ ffibuilder.cdef(
     #define SECCOMP_FILTER_FLAG_LOG ...
     #define SECCOMP_FILTER_FLAG_SPEC_ALLOW ...
 
+    #define BPF_PROG_TYPE_CGROUP_DEVICE ...
+    #define BPF_CGROUP_DEVICE ...
+    #define BPF_F_ALLOW_MULTI ...
+    #define BPF_DEVCG_ACC_MKNOD ...
+    #define BPF_DEVCG_ACC_READ ...
+    #define BPF_DEVCG_ACC_WRITE ...
+    #define BPF_DEVCG_DEV_BLOCK ...
+    #define BPF_DEVCG_DEV_CHAR ...
+
     int unshare(int flags);
     int setns(int fd, int nstype);
     int mount(const char *source, const char *target, const char *filesystemtype,
@@ -84,6 +93,15 @@ ffibuilder.cdef(
     int corral_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
                        uint64_t resolve);
     int corral_seccomp_set_filter(unsigned int flags, const void *filter, unsigned short len);
+    int corral_bpf_prog_load(unsigned int prog_type, const void *insns, unsigned int insn_cnt,
+                             const char *license, unsigned int log_level, char *log_buf,
+                             unsigned int log_size);
+    int corral_bpf_prog_attach(int prog_fd, int target_fd, unsigned int attach_type,
+                               unsigned int flags);
+    int corral_bpf_prog_detach(int prog_fd, int target_fd, unsigned int attach_type);
+    int corral_bpf_prog_query(int target_fd, unsigned int attach_type, uint32_t *ids,
+                              uint32_t *count);
+    int corral_bpf_prog_get_fd_by_id(uint32_t id);
     """
 )
 
@@ -102,6 +120,7 @@ ffibuilder.set_source(
     #include <linux/openat2.h>
     #include <linux/filter.h>
     #include <linux/seccomp.h>
+    #include <linux/bpf.h>
 
     static int corral_pivot_root(const char *new_root, const char *put_old) {
         return (int) syscall(SYS_pivot_root, new_root, put_old);
@@ -146,6 +165,70 @@ ffibuilder.set_source(
                                          unsigned short len) {
         struct sock_fprog prog = { len, (struct sock_filter *) filter };
         return (int) syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    }
+
+    /* bpf(2): one union bpf_attr per command, zeroed first (the kernel refuses
+       non-zero bytes past the fields a command uses). */
+    static int corral_bpf(int cmd, union bpf_attr *attr) {
+        return (int) syscall(SYS_bpf, cmd, attr, sizeof(*attr));
+    }
+
+    /* insns: `insn_cnt` struct bpf_insn (8 bytes each); the returned fd is O_CLOEXEC. */
+    static int corral_bpf_prog_load(unsigned int prog_type, const void *insns,
+                                    unsigned int insn_cnt, const char *license,
+                                    unsigned int log_level, char *log_buf,
+                                    unsigned int log_size) {
+        union bpf_attr attr;
+        memset(&attr, 0, sizeof(attr));
+        attr.prog_type = prog_type;
+        attr.insns = (uint64_t) (uintptr_t) insns;
+        attr.insn_cnt = insn_cnt;
+        attr.license = (uint64_t) (uintptr_t) license;
+        attr.log_level = log_level;
+        attr.log_buf = (uint64_t) (uintptr_t) log_buf;
+        attr.log_size = log_size;
+        return corral_bpf(BPF_PROG_LOAD, &attr);
+    }
+
+    static int corral_bpf_prog_attach(int prog_fd, int target_fd, unsigned int attach_type,
+                                      unsigned int flags) {
+        union bpf_attr attr;
+        memset(&attr, 0, sizeof(attr));
+        attr.target_fd = target_fd;
+        attr.attach_bpf_fd = prog_fd;
+        attr.attach_type = attach_type;
+        attr.attach_flags = flags;
+        return corral_bpf(BPF_PROG_ATTACH, &attr);
+    }
+
+    static int corral_bpf_prog_detach(int prog_fd, int target_fd, unsigned int attach_type) {
+        union bpf_attr attr;
+        memset(&attr, 0, sizeof(attr));
+        attr.target_fd = target_fd;
+        attr.attach_bpf_fd = prog_fd;
+        attr.attach_type = attach_type;
+        return corral_bpf(BPF_PROG_DETACH, &attr);
+    }
+
+    /* ids: room for *count program ids; *count becomes how many are attached. */
+    static int corral_bpf_prog_query(int target_fd, unsigned int attach_type, uint32_t *ids,
+                                     uint32_t *count) {
+        union bpf_attr attr;
+        memset(&attr, 0, sizeof(attr));
+        attr.query.target_fd = target_fd;
+        attr.query.attach_type = attach_type;
+        attr.query.prog_ids = (uint64_t) (uintptr_t) ids;
+        attr.query.prog_cnt = *count;
+        int ret = corral_bpf(BPF_PROG_QUERY, &attr);
+        *count = attr.query.prog_cnt;
+        return ret;
+    }
+
+    static int corral_bpf_prog_get_fd_by_id(uint32_t id) {
+        union bpf_attr attr;
+        memset(&attr, 0, sizeof(attr));
+        attr.prog_id = id;
+        return corral_bpf(BPF_PROG_GET_FD_BY_ID, &attr);
     }
     """,
 )

@@ -7,6 +7,7 @@ Constants come from the C headers at build time (see _build_syscalls.py).
 
 from __future__ import annotations
 
+import errno
 import os
 
 from corral.executor._syscalls import ffi, lib
@@ -73,6 +74,18 @@ RESOLVE_NO_MAGICLINKS: int = lib.RESOLVE_NO_MAGICLINKS
 RESOLVE_NO_SYMLINKS: int = lib.RESOLVE_NO_SYMLINKS
 RESOLVE_BENEATH: int = lib.RESOLVE_BENEATH
 RESOLVE_IN_ROOT: int = lib.RESOLVE_IN_ROOT
+
+BPF_PROG_TYPE_CGROUP_DEVICE: int = lib.BPF_PROG_TYPE_CGROUP_DEVICE
+BPF_CGROUP_DEVICE: int = lib.BPF_CGROUP_DEVICE
+BPF_F_ALLOW_MULTI: int = lib.BPF_F_ALLOW_MULTI
+BPF_DEVCG_ACC_MKNOD: int = lib.BPF_DEVCG_ACC_MKNOD
+BPF_DEVCG_ACC_READ: int = lib.BPF_DEVCG_ACC_READ
+BPF_DEVCG_ACC_WRITE: int = lib.BPF_DEVCG_ACC_WRITE
+BPF_DEVCG_DEV_BLOCK: int = lib.BPF_DEVCG_DEV_BLOCK
+BPF_DEVCG_DEV_CHAR: int = lib.BPF_DEVCG_DEV_CHAR
+
+#: Room for the verifier's log when a load fails (it is asked for only then).
+BPF_LOG_SIZE = 1 << 20
 
 
 def _fail(call: str) -> OSError:
@@ -160,4 +173,61 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     fd = lib.corral_openat2(dirfd, path.encode(), flags | os.O_CLOEXEC, mode, resolve)
     if fd == -1:
         raise _fail(f"openat2(dirfd={dirfd}, {path!r}, flags={flags:#x}, resolve={resolve:#x})")
+    return int(fd)
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache") -> int:
+    """Load `insns` (struct bpf_insn, 8 bytes each) and return the program's fd (O_CLOEXEC).
+
+    Loaded first without a log (cheap); on failure loaded again with one, so
+    that the OSError's message ends with the verifier's reason.
+    """
+    if len(insns) % 8:
+        raise ValueError(f"{len(insns)} bytes is not a whole number of 8-byte BPF instructions")
+    buf = ffi.from_buffer(insns)
+    lic = license.encode()
+    fd = lib.corral_bpf_prog_load(prog_type, buf, len(insns) // 8, lic, 0, ffi.NULL, 0)
+    if fd >= 0:
+        return int(fd)
+    log = ffi.new("char[]", BPF_LOG_SIZE)
+    fd = lib.corral_bpf_prog_load(prog_type, buf, len(insns) // 8, lic, 1, log, BPF_LOG_SIZE)
+    if fd >= 0:  # loaded on the second try: keep it
+        return int(fd)
+    err = ffi.errno
+    text = ffi.string(log).decode(errors="replace").strip()
+    call = f"bpf(BPF_PROG_LOAD, type={prog_type}, insns={len(insns) // 8})"
+    why = f"; verifier log:\n{text}" if text else " (the verifier gave no log)"
+    raise OSError(err, f"{os.strerror(err)}: {call}{why}")
+
+
+def bpf_prog_attach(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0) -> None:
+    if lib.corral_bpf_prog_attach(prog_fd, target_fd, attach_type, flags) == -1:
+        raise _fail(
+            f"bpf(BPF_PROG_ATTACH, prog_fd={prog_fd}, target_fd={target_fd}, "
+            f"attach_type={attach_type}, flags={flags:#x})"
+        )
+
+
+def bpf_prog_detach(prog_fd: int, target_fd: int, attach_type: int) -> None:
+    if lib.corral_bpf_prog_detach(prog_fd, target_fd, attach_type) == -1:
+        raise _fail(f"bpf(BPF_PROG_DETACH, prog_fd={prog_fd}, target_fd={target_fd}, attach_type={attach_type})")
+
+
+def bpf_prog_query(target_fd: int, attach_type: int) -> list[int]:
+    """The ids of the programs attached to `target_fd` itself (not inherited ones)."""
+    room = 64
+    while True:
+        ids = ffi.new("uint32_t[]", room)
+        count = ffi.new("uint32_t *", room)
+        if lib.corral_bpf_prog_query(target_fd, attach_type, ids, count) == 0:
+            return [int(ids[i]) for i in range(count[0])]
+        if ffi.errno != errno.ENOSPC:
+            raise _fail(f"bpf(BPF_PROG_QUERY, target_fd={target_fd}, attach_type={attach_type})")
+        room = int(count[0])
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    fd = lib.corral_bpf_prog_get_fd_by_id(prog_id)
+    if fd == -1:
+        raise _fail(f"bpf(BPF_PROG_GET_FD_BY_ID, id={prog_id})")
     return int(fd)

@@ -40,8 +40,9 @@ from corral.executor.cgroups import (
     open_cgroup,
     remove_empty_parents,
 )
+from corral.executor.cgroups import bpf_devices
 from corral.executor.cgroups._fs import parse_mountinfo, relative_cgroup_path
-from corral.executor.cgroups.devices import device_rule_line
+from corral.executor.cgroups.devices import DEFAULT_ALLOWED, DENY_ALL, device_rule_line
 from corral.executor.cgroups.oci import cpu_weight_from_shares, swap_max
 from corral.executor.cgroups.v1 import V1Cgroup, discover
 from corral.executor.cgroups.v2 import V2Cgroup
@@ -502,16 +503,44 @@ def test_apply_refuses_a_controller_that_is_not_there(box: Box) -> None:
     assert info1.value.where == "linux.resources.pids.limit" and "pids controller" in str(info1.value)
 
 
+OPENS = """
+import errno, os, sys
+for path in sys.argv[1:]:
+    try:
+        os.close(os.open(path, os.O_RDWR))
+        print(path, "ok")
+    except OSError as err:
+        print(path, errno.errorcode[err.errno])
+"""
+
+
+def opens(box: Box, *paths: str) -> dict[str, str]:
+    """What a process in the cgroup gets opening each of `paths` read-write: ok or the errno's name."""
+    out, _ = box.python(OPENS, *paths, stdout=subprocess.PIPE).communicate(timeout=10)
+    return dict(line.split() for line in out.decode().splitlines())
+
+
 @pytest.mark.root
 def test_device_rules(box: Box) -> None:
     rules = (DeviceRule(allow=False), DeviceRule(allow=True, type="c", major=1, minor=3, access="rwm"))
-    if box.v2:
-        with pytest.raises(ConfigError, match="eBPF"):
-            box.cgroup.apply(Resources(devices=rules))
-        box.cgroup.apply(Resources(devices=()))
-        return
     box.cgroup.apply(Resources(devices=rules))
-    assert Path(box.cgroup.paths["devices"], "devices.list").read_text().split() == ["c", "1:3", "rwm"]
+    if box.v2:
+        assert len(bpf_devices.attached(box.cgroup.paths[""])) == 1
+    else:
+        assert Path(box.cgroup.paths["devices"], "devices.list").read_text().split() == ["c", "1:3", "rwm"]
+    assert opens(box, "/dev/null", "/dev/zero") == {"/dev/null": "ok", "/dev/zero": "EPERM"}
+
+
+@pytest.mark.root
+def test_device_rules_again_replace_the_first_and_the_last_rule_wins(box: Box) -> None:
+    box.cgroup.apply(Resources(devices=(DeviceRule(allow=False),)))
+    no_zero = DeviceRule(allow=False, type="c", major=1, minor=5, access="rwm")
+    box.cgroup.apply(Resources(devices=(DENY_ALL, *DEFAULT_ALLOWED, no_zero)))
+    if box.v2:
+        assert len(bpf_devices.attached(box.cgroup.paths[""])) == 1  # the first program was detached
+    assert opens(box, "/dev/null", "/dev/zero", "/dev/full") == {
+        "/dev/null": "ok", "/dev/zero": "EPERM", "/dev/full": "ok",
+    }
 
 
 # --- stats ----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from corral.config import (
     Root,
 )
 from corral.errors import ConfigError
-from corral.executor.cgroups import _fs, oci
+from corral.executor.cgroups import _fs, bpf_devices, oci
 from corral.executor.cgroups.devices import DEFAULT_ALLOWED, DENY_ALL, device_rule_line
 from corral.executor.cgroups.v1 import Hierarchy, V1Cgroup
 from corral.executor.cgroups.v2 import V2Cgroup
@@ -69,6 +69,22 @@ def writes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Writes:
         log.append((os.path.relpath(path, tmp_path), value))
 
     monkeypatch.setattr(_fs, "write_file", write_file)
+    return log
+
+
+Programs = list[tuple[str, tuple[DeviceRule, ...]]]
+
+
+@pytest.fixture
+def programs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Programs:
+    """Every v2 device program installed, as (cgroup path relative to tmp_path, rules); no bpf(2)."""
+    log: Programs = []
+
+    def install(cgroup_dir: str, rules: tuple[DeviceRule, ...]) -> None:
+        bpf_devices.program(rules)  # the rules compile
+        log.append((os.path.relpath(cgroup_dir, tmp_path), tuple(rules)))
+
+    monkeypatch.setattr(bpf_devices, "install", install)
     return log
 
 
@@ -306,21 +322,30 @@ def test_v2_io_weight_falls_back_to_bfq_unconverted(tmp_path: Path, writes: Writ
     assert writes == [("corral/c/io.bfq.weight", "500")]
 
 
-def test_v2_refuses_device_rules_before_any_write(tmp_path: Path, writes: Writes) -> None:
+def test_v2_device_rules_become_a_program_after_the_limits(
+    tmp_path: Path, writes: Writes, programs: Programs
+) -> None:
     cgroup = make_v2(tmp_path)
-    rules = Resources(memory=MemoryResources(limit=64 * MiB), devices=(DeviceRule(allow=False),))
-    with pytest.raises(ConfigError) as info:
-        cgroup.apply(rules)
-    assert info.value.where == "linux.resources.devices" and "eBPF" in str(info.value)
-    with pytest.raises(ConfigError, match="eBPF"):
-        cgroup.apply_config(config(rules))
-    assert writes == []
+    rules = (DeviceRule(allow=False), DeviceRule(allow=True, type="c", major=1, minor=3))
+    cgroup.apply(Resources(memory=MemoryResources(limit=64 * MiB), devices=rules))
+    assert writes == [("corral/c/memory.max", str(64 * MiB))]  # no devices file on v2
+    assert programs == [("corral/c", rules)]
 
 
-def test_v2_container_without_device_rules_gets_none(tmp_path: Path, writes: Writes) -> None:
+def test_v2_container_gets_the_same_rule_list_as_v1(tmp_path: Path, writes: Writes, programs: Programs) -> None:
+    own = DeviceRule(allow=True, type="b", major=8, minor=0, access="r")
     node = Device(path="/dev/fuse", type="c", major=10, minor=229)
-    make_v2(tmp_path).apply_config(config(Resources(pids=PidsResources(limit=10)), devices=(node,)))
+    make_v2(tmp_path).apply_config(config(Resources(pids=PidsResources(limit=10), devices=(own,)), devices=(node,)))
     assert writes == [("corral/c/pids.max", "10")]
+    expected = (DENY_ALL, own, DeviceRule(allow=True, type="c", major=10, minor=229, access="rwm"), *DEFAULT_ALLOWED)
+    assert programs == [("corral/c", expected)]
+
+
+def test_v2_plain_apply_without_device_rules_loads_no_program(
+    tmp_path: Path, writes: Writes, programs: Programs
+) -> None:
+    make_v2(tmp_path).apply(Resources(pids=PidsResources(limit=10)))
+    assert writes == [("corral/c/pids.max", "10")] and programs == []
 
 
 def test_v2_missing_controller_names_the_setting(tmp_path: Path, writes: Writes) -> None:
@@ -331,7 +356,10 @@ def test_v2_missing_controller_names_the_setting(tmp_path: Path, writes: Writes)
     assert info.value.where == "linux.resources.pids.limit" and "pids controller" in str(info.value)
 
 
-def test_no_config_resources_writes_nothing(tmp_path: Path, writes: Writes) -> None:
+def test_no_config_resources_writes_nothing_but_the_device_rules(
+    tmp_path: Path, writes: Writes, programs: Programs
+) -> None:
     make_v2(tmp_path).apply_config(config())
     assert writes == []
+    assert programs == [("corral/c", (DENY_ALL, *DEFAULT_ALLOWED))]
 

@@ -2,8 +2,9 @@
 
 The interface and the meaning of the recorded paths are in base.py.
 
-Stdlib only (plus corral's plain-data modules): the init and the spawn helper
-import this in fresh interpreters.
+Stdlib only (plus corral's plain-data modules, and the cffi syscalls that v2's
+device programs need and those processes load anyway): the init and the spawn
+helper import this in fresh interpreters.
 """
 
 from __future__ import annotations

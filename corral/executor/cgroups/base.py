@@ -9,7 +9,7 @@ Keys: v1 uses the hierarchy's mount directory name under its cgroupfs root
 controller the same way); v2 uses the empty key ``""``.
 
 `Cgroup` holds what both layouts share: the order and the OCI rules of
-`apply` (values from oci.py), the device-rule decision, the quiet freeze
+`apply` (values from oci.py), the device rule list (devices.py), the quiet freeze
 before a kill, the kill → thaw → wait recipe, `Stats` assembly and teardown.
 A driver fills in the hooks: which directory holds a controller, which file
 gets which value, and the kernel mechanics of freezing, killing and waiting.
@@ -49,8 +49,6 @@ class Cgroup(ABC):
 
     paths: Mapping[str, str]
 
-    #: Why this layout cannot enforce device rules through the cgroup; None when it can.
-    device_rules_refused: ClassVar[str | None] = None
     #: The controller of the block I/O weight ("blkio" on v1, "io" on v2).
     io_controller: ClassVar[str]
     #: The I/O weight files, in order of preference, each with the OCI weight → file value rule.
@@ -59,20 +57,17 @@ class Cgroup(ABC):
     # --- the shared recipe ------------------------------------------------------------------
 
     def apply_config(self, config: Config) -> None:
-        """The container's limits; where the cgroup enforces device rules, runc's full list.
+        """The container's limits and runc's full device rule list (it starts from "deny all").
 
-        That list starts from "deny all" (see devices.py). A layout that cannot
-        enforce device rules gets the config's resources as they are, so that it
-        refuses the config's own rules, if any, rather than ignore them.
+        Both layouts enforce the same list (devices.py): v1 writes it to the
+        devices controller's files, v2 compiles it into an eBPF device program.
         """
-        self.apply(config.resources if self.device_rules_refused else with_device_rules(config))
+        self.apply(with_device_rules(config))
 
     def apply(self, resources: Resources | None) -> None:
         """Write the limits; a value the kernel rejects raises ConfigError naming it and the file."""
         if resources is None:
             return
-        if resources.devices and self.device_rules_refused:
-            raise ConfigError(oci.WHERE_DEVICES, self.device_rules_refused)
         if resources.memory is not None and oci.memory_is_set(resources.memory):
             self._apply_memory(resources.memory)
         if resources.cpu is not None:
@@ -83,8 +78,7 @@ class Cgroup(ABC):
         if resources.block_io is not None and resources.block_io.weight:
             self._apply_io_weight(resources.block_io.weight)
         if resources.devices:
-            d = self._require("devices", oci.WHERE_DEVICES)
-            self._write_device_rules(d, resources.devices)
+            self._apply_device_rules(resources.devices)
 
     def _apply_memory(self, mem: MemoryResources) -> None:
         d = self._require("memory", oci.WHERE_MEMORY)
@@ -221,8 +215,13 @@ class Cgroup(ABC):
     def _write_cpu(self, d: str, cpu: CpuResources) -> None:
         """shares, quota and period (those given) into cpu directory `d`."""
 
+    def _apply_device_rules(self, rules: tuple[DeviceRule, ...]) -> None:
+        """Enforce `rules` (in order: a later rule overrides an earlier one); v1: the devices files."""
+        self._write_device_rules(self._require("devices", oci.WHERE_DEVICES), rules)
+
     def _write_device_rules(self, d: str, rules: tuple[DeviceRule, ...]) -> None:
-        raise ConfigError(oci.WHERE_DEVICES, self.device_rules_refused or "no device rules here")
+        """Write `rules` to devices.allow/devices.deny in directory `d` (a layout with those files)."""
+        raise ConfigError(oci.WHERE_DEVICES, f"{type(self).__name__} has no devices controller files")
 
     @abstractmethod
     def _memory_stats(self) -> MemoryStats | None: ...

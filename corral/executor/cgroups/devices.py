@@ -7,8 +7,9 @@ device the config asks to be created, then the devices every container needs
 (null, zero, full, random, urandom, tty, ptmx, the pts range) and mknod of any
 node (creating one is harmless; using it is what the rules decide).
 
-Applied on cgroup v1 (the devices controller). cgroup v2 needs an eBPF program
-for this, which corral does not load yet: the v2 driver refuses device rules.
+Both layouts enforce this one list, in order (a later rule overrides an
+earlier one): cgroup v1 writes it to the devices controller's files, cgroup v2
+compiles it into an eBPF device program (bpf_devices.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ DENY_ALL = DeviceRule(allow=False, access="rwm")
 
 
 def with_device_rules(config: Config) -> Resources:
-    """The config's resources with the full device rule list a v1 devices cgroup gets."""
+    """The config's resources with the full device rule list every container gets."""
     resources = config.resources or Resources()
     for_devices = tuple(
         DeviceRule(allow=True, type="c" if d.type == "u" else d.type, major=d.major, minor=d.minor, access="rwm")

@@ -7,6 +7,8 @@ Kernel facts this code relies on:
   own cgroup.controllers lists; so `create()` enables, level by level, what
   each ancestor has (as runc does: stats need memory.current and pids.current
   even when no limit is set), and `apply()` checks each needed controller;
+- there is no devices controller: device rules are an eBPF program attached to
+  the directory (bpf_devices.py), which needs no controller either;
 - cgroup.freeze is part of the core (no controller needed); cgroup.events says
   when the freeze took effect and when the cgroup (with descendants) is empty;
 - cgroup.kill SIGKILLs every process in the subtree atomically with respect to
@@ -26,9 +28,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 
-from corral.config import CpuResources
+from corral.config import CpuResources, DeviceRule
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
-from corral.executor.cgroups import _fs, oci
+from corral.executor.cgroups import _fs, bpf_devices, oci
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
 from corral.types import CpuStats, MemoryStats
@@ -60,7 +62,6 @@ class V2Driver(CgroupDriver):
 class V2Cgroup(Cgroup):
     """A container's directory in a cgroup2 hierarchy."""
 
-    device_rules_refused = "device rules on cgroup v2 need an eBPF program, which corral does not load yet"
     io_controller = "io"
     io_weight_files = (("io.weight", oci.io_weight_from_blkio), ("io.bfq.weight", int))
 
@@ -150,6 +151,10 @@ class V2Cgroup(Cgroup):
             f"{self.mountpoint} ({parent}/cgroup.controllers lists: {' '.join(offered) or 'nothing'}); "
             f"enable it (it may be bound to a v1 hierarchy) or leave {where} unset",
         )
+
+    def _apply_device_rules(self, rules: tuple[DeviceRule, ...]) -> None:
+        """v2 has no devices controller: the rules become an eBPF program on this directory."""
+        bpf_devices.install(self.path, rules)
 
     def _swap_file(self, d: str) -> str:
         return f"{d}/memory.swap.max"
