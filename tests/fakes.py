@@ -1,10 +1,19 @@
 """A fake executor for unit tests of the lifecycle: a pretend kernel kept in files.
 
-The pretend kernel lives in a directory (one JSON file per container), so that
-several processes, each with its own FakeExecutor on the same directory, see
-the same "kernel" -- what the concurrency tests need. It models exactly the
-facts the state machine relies on: an init that is alive or has exited with a
-status, a freezer, an exec fifo, cgroups and a run dir that exist or not.
+The pretend kernel lives in a directory (one JSON file per container, plus one
+for processes outside any container), so that several processes, each with its
+own FakeExecutor on the same directory, see the same "kernel" -- what the
+concurrency tests need. It keeps the real executor's contract, clause by clause
+(tests/unit/test_executor_contract.py runs the same tests against both): `wait`
+blocks until the init exits or the timeout passes; a second `start` is refused;
+a process is named by its PID *and* start time, so a stale identity is gone and a
+reused PID is never signalled; `processes` lists every live process of the
+container; `exec` into a frozen container is refused (the real one would hang
+until its set-up timeout). A fake that is kinder than the kernel would let the
+lifecycle pass tests that the kernel fails.
+
+Exec'd processes are told apart by the base name of args[0]: `sleep` runs until
+it is killed or the init dies, `false` exits 1, anything else exits 0 at once.
 Tests can make the next call of an operation fail, or make an init exit.
 """
 
@@ -14,14 +23,16 @@ import fcntl
 import json
 import os
 import random
+import signal as signal_module
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from corral.config import Config, Process
-from corral.errors import ExecutorError, InitError, ProcessGone
+from corral.errors import ExecutorError, InitError, ProcessGone, WaitTimeout
 from corral.executor.interface import (
     ContainerFacts,
     ContainerPlan,
@@ -33,6 +44,15 @@ from corral.executor.interface import (
     Stats,
     Stdio,
 )
+
+POLL_INTERVAL = 0.005  # how often a blocked wait looks at the pretend kernel again
+HOST = ".host"  # the file of processes outside every container (for PID-reuse tests)
+SIGKILL = int(signal_module.SIGKILL)
+SIGTERM = int(signal_module.SIGTERM)
+
+
+def _new_identity() -> tuple[int, int]:
+    return random.randint(1000, 4_000_000), random.randint(1, 10**9)
 
 
 @dataclass
@@ -50,15 +70,48 @@ class FakeSpawned:
 
 @dataclass
 class FakeExecHandle:
+    """An exec'd process of the pretend kernel; `wait` blocks like the real handle's."""
+
     pid: int
     start_time: int
-    status: int = 0
+    executor: FakeExecutor = field(repr=False)
+    container_id: str = ""
+
+    def _status(self) -> ExitStatus | None:
+        for p in self.executor.kernel(self.container_id).get("procs", []):
+            if p["pid"] == self.pid and p["start_time"] == self.start_time:
+                if p["alive"]:
+                    return None
+                return ExitStatus(*p["exit"]) if p["exit"] else ExitStatus.unknown()
+        return ExitStatus.unknown()  # its container was destroyed under it
 
     def wait(self, timeout: float | None = None) -> ExitStatus:
-        return ExitStatus(self.status)
+        status = _poll_until(self._status, timeout)
+        if status is None:
+            raise WaitTimeout(f"exec'd process {self.pid}", timeout or 0)
+        return status
 
     def poll(self) -> ExitStatus | None:
-        return ExitStatus(self.status)
+        return self._status()
+
+
+def _poll_until(check: Callable[[], ExitStatus | None], timeout: float | None) -> ExitStatus | None:
+    """Look at the pretend kernel until `check` says something, or `timeout` passes."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        status = check()
+        if status is not None:
+            return status
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_INTERVAL)
+
+
+def _end_procs(k: dict[str, Any], sig: int) -> None:
+    """Every exec'd process dies (the init of their PID namespace is gone, or the cgroup was killed)."""
+    for p in k.get("procs", []):
+        if p["alive"]:
+            p.update(alive=False, exit=[128 + sig, sig])
 
 
 class FakeExecutor:
@@ -77,12 +130,13 @@ class FakeExecutor:
         self._fail_next[operation] = error or ExecutorError(f"fake {operation} failure")
 
     def make_exit(self, container_id: str, status: int = 0, signal: int | None = None) -> None:
-        """The init exits by itself (as if the user's process ended)."""
+        """The init exits by itself (as if the user's process ended); its exec'd processes die with it."""
         with self._kernel(container_id) as k:
             if k.get("alive"):
                 k["alive"] = False
                 k["exit"] = [status, signal]
                 k["frozen"] = False
+                _end_procs(k, SIGKILL)
 
     def kernel(self, container_id: str) -> dict[str, Any]:
         path = self.kernel_dir / f"{container_id}.json"
@@ -90,7 +144,28 @@ class FakeExecutor:
 
     def leaked(self, container_id: str) -> bool:
         k = self.kernel(container_id)
-        return bool(k.get("alive") or k.get("cgroups") or k.get("run_dir"))
+        return bool(
+            k.get("alive")
+            or k.get("cgroups")
+            or k.get("run_dir")
+            or any(p["alive"] for p in k.get("procs", []))
+        )
+
+    def host_process(self, pid: int | None = None) -> ProcessIdentity:
+        """A live process outside every container; `pid` may be one a container's init had (reuse)."""
+        new_pid, start_time = _new_identity()
+        identity = ProcessIdentity(pid if pid is not None else new_pid, start_time)
+        with self._kernel(HOST) as k:
+            k.setdefault("procs", []).append(
+                {"pid": identity.pid, "start_time": identity.start_time, "alive": True, "exit": None}
+            )
+        return identity
+
+    def host_process_alive(self, identity: ProcessIdentity) -> bool:
+        return any(
+            p["alive"] and p["pid"] == identity.pid and p["start_time"] == identity.start_time
+            for p in self.kernel(HOST).get("procs", [])
+        )
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -122,6 +197,18 @@ class FakeExecutor:
             and k.get("start_time") == facts.init.start_time
         )
 
+    @staticmethod
+    def _require_init(facts: ContainerFacts) -> ProcessIdentity:
+        if facts.init is None:
+            raise ProcessGone(f"container {facts.id!r} has no recorded init")
+        return facts.init
+
+    def _require_alive(self, facts: ContainerFacts, k: dict[str, Any]) -> None:
+        """The real executor opens a pidfd and checks the start time: a stale identity is gone."""
+        init = self._require_init(facts)
+        if not self._alive(facts, k):
+            raise ProcessGone(f"container {facts.id!r}: its init ({init.pid}) is gone")
+
     # -- the interface ----------------------------------------------------------
 
     def plan(self, container_id: str, config: Config, run_dir: str) -> ContainerPlan:
@@ -134,10 +221,11 @@ class FakeExecutor:
         self._maybe_fail("spawn")
         if not facts.config.process.args or facts.config.process.args[0] == "/nonexistent":
             raise InitError(f"exec {facts.config.process.args[0]!r}: no such file (fake)")
-        pid = random.randint(1000, 4_000_000)
-        start_time = random.randint(1, 10**9)
+        pid, start_time = _new_identity()
         with self._kernel(facts.id) as k:
-            k.update(alive=True, pid=pid, start_time=start_time, frozen=False, fifo=True, exit=None)
+            k.update(
+                alive=True, pid=pid, start_time=start_time, frozen=False, fifo=True, exit=None, procs=[]
+            )
         namespaces = {t: f"/proc/{pid}/ns/{t}" for t in ("pid", "mnt", "net")}
         spawned = FakeSpawned(
             InitFacts(
@@ -153,8 +241,9 @@ class FakeExecutor:
     def start(self, facts: ContainerFacts) -> None:
         self._maybe_fail("start")
         with self._kernel(facts.id) as k:
-            if not self._alive(facts, k):
-                raise ProcessGone(f"container {facts.id!r}: init is gone")
+            self._require_alive(facts, k)
+            if not k.get("fifo"):
+                raise ExecutorError(f"container {facts.id!r} was already started (its init no longer waits)")
             k["fifo"] = False
 
     def alive(self, facts: ContainerFacts) -> bool:
@@ -168,13 +257,26 @@ class FakeExecutor:
     def signal(self, facts: ContainerFacts, sig: int, all_processes: bool = False) -> None:
         self._maybe_fail("signal")
         with self._kernel(facts.id) as k:
-            if not self._alive(facts, k):
-                raise ProcessGone(f"container {facts.id!r}: init is gone")
-            if sig == 9 or (sig == 15 and not k.get("frozen") and not k.get("fifo")):
-                k.update(alive=False, exit=[128 + sig, sig], frozen=False)
+            self._require_alive(facts, k)
+            frozen = bool(k.get("frozen"))
+            if all_processes:
+                for p in k.get("procs", []):
+                    if p["alive"] and (sig == SIGKILL or (sig == SIGTERM and not frozen)):
+                        p.update(alive=False, exit=[128 + sig, sig])
+            if sig == SIGKILL or (sig == SIGTERM and not frozen and not k.get("fifo")):
+                k.update(alive=False, exit=[128 + sig, sig], frozen=False)  # SIGKILL thaws, as the real one
+                _end_procs(k, SIGKILL)
 
     def wait(self, facts: ContainerFacts, timeout: float | None) -> ExitStatus:
-        return self.exit_status(facts)
+        self._require_init(facts)
+
+        def exited() -> ExitStatus | None:
+            return None if self.alive(facts) else self.exit_status(facts)
+
+        status = _poll_until(exited, timeout)
+        if status is None:
+            raise WaitTimeout(f"container {facts.id!r}", timeout or 0)
+        return status
 
     def exit_status(self, facts: ContainerFacts) -> ExitStatus:
         k = self.kernel(facts.id)
@@ -195,11 +297,36 @@ class FakeExecutor:
 
     def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> FakeExecHandle:
         self._maybe_fail("exec")
-        return FakeExecHandle(pid=random.randint(1000, 4_000_000), start_time=random.randint(1, 10**9))
+        with self._kernel(facts.id) as k:
+            init = self._require_init(facts)
+            if not self._alive(facts, k):
+                raise InitError(f"exec in container {facts.id!r}: its init ({init.pid}) is gone")
+            if k.get("frozen"):
+                # The real exec joins the frozen cgroup and freezes before it can say
+                # it started: it fails only after its set-up timeout. Refused at once here.
+                raise InitError(f"exec in container {facts.id!r}: the container is frozen")
+            pid, start_time = _new_identity()
+            name = os.path.basename(process.args[0]) if process.args else ""
+            alive = name == "sleep"
+            k.setdefault("procs", []).append(
+                {
+                    "pid": pid,
+                    "start_time": start_time,
+                    "alive": alive,
+                    "exit": None if alive else [1 if name == "false" else 0, None],
+                    "args": list(process.args),
+                }
+            )
+        return FakeExecHandle(pid=pid, start_time=start_time, executor=self, container_id=facts.id)
 
     def processes(self, facts: ContainerFacts) -> list[int]:
+        """Every live process in the container's cgroup (like the real one: no identity needed)."""
         k = self.kernel(facts.id)
-        return [k["pid"]] if self._alive(facts, k) else []
+        if not k.get("cgroups"):
+            return []
+        pids = [k["pid"]] if k.get("alive") else []
+        pids.extend(p["pid"] for p in k.get("procs", []) if p["alive"])
+        return sorted(pids)
 
     def stats(self, facts: ContainerFacts) -> Stats:
         return Stats()
@@ -210,10 +337,14 @@ class FakeExecutor:
         return iter(())
 
     def kill(self, facts: ContainerFacts, timeout: float) -> ExitStatus:
+        """SIGKILL every process in the container's cgroup, as the real one: a PID that now
+        names a process outside it (the host file) is never touched, whatever the record says."""
         self._maybe_fail("kill")
         with self._kernel(facts.id) as k:
             if k.get("alive"):
-                k.update(alive=False, exit=[137, 9], frozen=False)
+                k.update(alive=False, exit=[137, 9])
+            k["frozen"] = False
+            _end_procs(k, SIGKILL)
         return self.exit_status(facts)
 
     def destroy(self, facts: ContainerFacts) -> None:
@@ -221,6 +352,7 @@ class FakeExecutor:
         with self._kernel(facts.id) as k:
             if k.get("alive"):
                 k.update(alive=False, exit=[137, 9])
+            _end_procs(k, SIGKILL)
             k.update(cgroups=False, run_dir=False, frozen=False, fifo=False)
 
     def leftovers(self, facts: ContainerFacts) -> list[str]:
@@ -240,3 +372,5 @@ class FakeExecutor:
             cid = path.stem
             with self._kernel(cid) as k:
                 k.update(alive=False, frozen=False, fifo=False, cgroups=False, run_dir=False, exit=None)
+                for p in k.get("procs", []):
+                    p.update(alive=False, exit=None)
