@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.errors import ExecutorError, InitError, WaitTimeout
-from corral.executor import proc, protocol
+from corral.executor import proc, protocol, sealed
 from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
 
 #: How long the init may take to set up before create gives up on it.
@@ -53,16 +53,19 @@ class Helper:
         ours, theirs = protocol.pair()
         env = dict(os.environ)
         env["PYTHONPATH"] = _python_path()
+        interpreter = sealed.sealed_copy()  # what the helper and every fork of it run (CVE-2019-5736)
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-S", "-m", "corral.executor.zygote", str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
+                executable=sealed.exec_path(interpreter),
+                pass_fds=[theirs.fileno(), interpreter],
                 stdin=subprocess.DEVNULL,
                 env=env,
                 start_new_session=True,
             )
         finally:
             theirs.close()
+            os.close(interpreter)
         self._sock = ours
         self._owner = os.getpid()
         protocol.send(ours, {"op": "ping"})

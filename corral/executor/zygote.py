@@ -20,7 +20,7 @@ import socket
 import sys
 
 from corral.executor import monitor, protocol  # noqa: F401  (pre-import for the children)
-from corral.executor import credentials, init, rootfs, syscalls  # noqa: F401
+from corral.executor import credentials, fds as fd_hygiene, init, rootfs, sealed, syscalls  # noqa: F401
 import corral.config  # noqa: F401
 
 HANDLERS = {"create": monitor.run_create, "exec": monitor.run_exec}
@@ -57,6 +57,7 @@ def serve(sock: socket.socket) -> None:
         if pid == 0:
             try:
                 sock.close()
+                fd_hygiene.close_all_except([0, 1, 2, *fds])
                 ctl = socket.socket(fileno=fds[0])
                 handler(request, ctl, fds[1:])
             finally:
@@ -67,6 +68,7 @@ def serve(sock: socket.socket) -> None:
 
 
 def main() -> None:
+    sealed.require_sealed()
     fd = int(sys.argv[1])
     sock = socket.socket(fileno=fd)
     serve(sock)
