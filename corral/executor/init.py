@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from corral.config import Config, Process
-from corral.executor import credentials, protocol, rootfs
+from corral.errors import ExecutorError
+from corral.executor import credentials, fds, protocol, rootfs
 from corral.executor import syscalls as sc
 
 #: The init's name until it execs (execve resets it): how the executor tells
@@ -110,8 +111,21 @@ def become(process: Process, stdio: list[int], step: Step) -> str:
     credentials.apply(process)
     step(f"changing to the working directory {process.cwd!r}")
     os.chdir(process.cwd)
+    check_cwd(process.cwd)
     install_stdio(stdio)
     return executable
+
+
+def check_cwd(cwd: str) -> None:
+    """Refuse a working directory outside the container's root (CVE-2024-21626): a `cwd`
+    such as /proc/self/fd/N resolves through a descriptor, which may be a host directory;
+    the kernel then names it "(unreachable)/..." and glibc's getcwd fails with ENOENT."""
+    try:
+        where = os.getcwd()
+    except OSError as exc:
+        where = f"getcwd failed: {exc.strerror}"
+    if not where.startswith("/"):
+        raise ExecutorError(f"process.cwd {cwd!r} is outside the container's root ({where})")
 
 
 def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
@@ -207,6 +221,7 @@ def init_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]
         os.write(fifo, b"0")
         os.close(fifo)
         reset_signals()
+        fds.close_all_except([0, 1, 2])  # the program gets its stdio and nothing else
         os.execve(executable, list(process.args), _env_dict(process.env))
     except BaseException as exc:
         os.write(2, f"corral init: {process.args[0]}: {exc}\n".encode(errors="replace"))
@@ -244,6 +259,7 @@ def _exec_process(request: Mapping[str, Any], sock: socket.socket, stdio: list[i
         process = Process.from_dict(request["process"])
         executable = become(process, stdio, step)
         reset_signals()
+        fds.close_all_except([0, 1, 2, sock.fileno()])  # sock is close-on-exec: it reports a failed execve
         os.execve(executable, list(process.args), _env_dict(process.env))
     except BaseException as exc:
         fail(sock, step, exc)

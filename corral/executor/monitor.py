@@ -28,7 +28,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from corral.executor import init, proc, protocol
+from corral.executor import fds, init, proc, protocol
 from corral.executor.interface import ExitStatus
 from corral.executor import syscalls as sc
 
@@ -106,6 +106,7 @@ def run_create(request: Mapping[str, Any], ctl: socket.socket, stdio: list[int])
     # even walk to the run dir. It reopens this O_PATH fd for writing once set up.
     request = {**request, "fifo_fd": os.open(request["fifo"], os.O_PATH | os.O_CLOEXEC)}
     ours, theirs = protocol.pair()
+    fds.close_all_except([0, 1, 2, ctl.fileno(), ours.fileno(), theirs.fileno(), request["fifo_fd"], *stdio])
     first = os.fork()
     if first == 0:
         ours.close()
@@ -164,6 +165,7 @@ def run_exec(request: Mapping[str, Any], ctl: socket.socket, stdio: list[int]) -
         protocol.send(ctl, {"event": "error", "message": "the container's init is gone"})
         os._exit(1)
     ours, theirs = protocol.pair()
+    fds.close_all_except([0, 1, 2, ctl.fileno(), ours.fileno(), theirs.fileno(), pidfd, *stdio])
     first = os.fork()
     if first == 0:
         ours.close()
