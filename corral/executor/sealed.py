@@ -17,7 +17,9 @@ finds the same stdlib, venv and site-packages as before. The helper checks at
 its start that it really runs sealed (`require_sealed`) and refuses to serve
 otherwise.
 
-This module imports nothing from corral: the helper calls it first thing.
+The memfd costs the interpreter binary's size once per helper (17.6 KB for a
+build with a shared libpython, 6.8 MB for Debian's static python3.11) and its
+copy 0.1 to 7 ms at helper start; nothing per container.
 """
 
 from __future__ import annotations
