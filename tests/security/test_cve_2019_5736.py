@@ -84,7 +84,11 @@ def interpreter_copy(tmp_path: Path) -> Path:
     real = Path(os.path.realpath(sys.executable))
     copy = venv / "bin" / real.name
     shutil.copy2(real, copy)
-    shutil.copy2(Path(sys.prefix) / "pyvenv.cfg", venv / "pyvenv.cfg")
+    cfg = Path(sys.prefix) / "pyvenv.cfg"
+    if cfg.exists():
+        shutil.copy2(cfg, venv / "pyvenv.cfg")
+    else:  # not run from a venv: the copy sees the installation's own site-packages
+        (venv / "pyvenv.cfg").write_text(f"home = {real.parent}\ninclude-system-site-packages = true\n")
     (venv / "lib").symlink_to(Path(sys.prefix) / "lib")  # the same site-packages (corral, its dependencies)
     check = subprocess.run([str(copy), "-c", "import sys, corral.executor.spawn; print(sys.executable)"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -93,7 +97,7 @@ def interpreter_copy(tmp_path: Path) -> Path:
 
 
 def _shared_libraries(binary: Path) -> list[str]:
-    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout  # static: none
     found = []
     for line in out.splitlines():
         parts = line.split()
