@@ -63,9 +63,10 @@ def main() -> None:
     if mode == "exec":
         process = box.exec(Process(args=("/bin/evil",), env=ATTACK_ENV), stdio=Stdio(stdout=log, stderr=log))
         seen["exec_pid"] = process.pid
-        seen["exec_monitor_pid"] = parent_of(process.pid)
     wait_for(os.path.join(rootfs, "attack", "holding"))
     if mode == "exec":
+        # Read only now: the process was forked by a short-lived stage, then reparented to its monitor.
+        seen["exec_monitor_pid"] = parent_of(int(seen["exec_pid"]))  # type: ignore[call-overload]
         seen["exec_monitor"] = exe(int(seen["exec_monitor_pid"]))  # type: ignore[call-overload]
     with open(result, "w") as f:
         json.dump(seen, f)
