@@ -3,11 +3,21 @@
 Stateless between calls on purpose: every method acts on the facts it is given
 (read from the store), so any process can pick up a container another one
 created. The only state is the spawn helper, which is a cache.
+
+Cgroups belong to one container. Without `linux.cgroupsPath` a container's cgroup
+is ``/corral/<store>/<id>`` in each hierarchy, where ``<store>`` is the first 12
+hex digits of the SHA-256 of the store root's resolved path: two stores that
+create the same id never share a cgroup. An explicit `linux.cgroupsPath` that
+exists is joined only when no process is in it (as runc 1.2); the directories
+corral had to create are recorded with the plan, and destroy and rollback remove
+only those (a joined cgroup stays, with the limits corral wrote). corral kills in
+a container's cgroup only once it has recorded an init there (cgroups/ownership.py).
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import select
@@ -42,6 +52,16 @@ FREEZE_TIMEOUT = 10.0
 MONITOR_GRACE = 5.0
 
 
+def store_tag(store_root: str) -> str:
+    """12 hex digits naming a store: the SHA-256 of its root's resolved path."""
+    return hashlib.sha256(os.path.realpath(store_root).encode()).hexdigest()[:12]
+
+
+def default_cgroups_path(store_root: str, container_id: str) -> str:
+    """``/corral/<store tag>/<id>``: unique to the store, so stores never share a cgroup."""
+    return f"/corral/{store_tag(store_root)}/{container_id}"
+
+
 def _id_map(mappings: tuple) -> str:
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
 
@@ -59,7 +79,7 @@ class LinuxExecutor:
     # -- helpers ----------------------------------------------------------------
 
     def _cgroup(self, facts: ContainerFacts) -> Cgroup:
-        return open_cgroup(facts.plan.cgroup_paths)
+        return open_cgroup(facts.plan.cgroup_paths, facts.plan.created_cgroups)
 
     @staticmethod
     def _fifo(facts: ContainerFacts) -> str:
@@ -71,7 +91,7 @@ class LinuxExecutor:
 
     # -- the interface ------------------------------------------------------------
 
-    def plan(self, container_id: str, config: Config, run_dir: str) -> ContainerPlan:
+    def plan(self, container_id: str, config: Config, run_dir: str, store_root: str) -> ContainerPlan:
         mount_ns = config.namespace("mount")
         if mount_ns is None:
             raise ConfigError(
@@ -84,8 +104,9 @@ class LinuxExecutor:
             raise ConfigError("process.terminal", "not supported yet (no console support)")
         if not os.path.isdir(config.root.path):
             raise ConfigError("root.path", f"{config.root.path} does not exist or is not a directory")
-        cgroups_path = config.cgroups_path or f"/corral/{container_id}"
-        return ContainerPlan(cgroup_paths=self.cgroups.plan(cgroups_path), run_dir=run_dir)
+        cgroups_path = config.cgroups_path or default_cgroups_path(store_root, container_id)
+        claim = self.cgroups.claim(cgroups_path)  # refuses a cgroup with processes, before any write
+        return ContainerPlan(cgroup_paths=claim.paths, run_dir=run_dir, created_cgroups=claim.created)
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> spawning.SpawnedInit:
         config = facts.config
@@ -313,7 +334,7 @@ class LinuxExecutor:
                     pass
                 finally:
                     os.close(pidfd)
-        if cgroup.exists():
+        if facts.init is not None and cgroup.exists():  # only a cgroup corral put a process in
             cgroup.kill_all(timeout)
         if facts.init is not None and not spawning.wait_for_exit(facts.init, timeout):
             raise ExecutorError(f"container {facts.id!r}: the init survived SIGKILL for {timeout:g} s")
@@ -325,12 +346,14 @@ class LinuxExecutor:
 
     def destroy(self, facts: ContainerFacts) -> None:
         cgroup = self._cgroup(facts)
-        if cgroup.exists():
+        # Kill only where corral recorded an init: it put it into a cgroup it had just
+        # found empty, so nothing there predates the container (cgroups/ownership.py).
+        ours = facts.init is not None
+        if ours and cgroup.exists():
             cgroup.kill_all()
         spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)
         faults.point("destroy.killed")
-        if cgroup.exists():
-            cgroup.destroy()
+        cgroup.destroy(kill=ours)  # also when only a parent corral created is left
         faults.point("destroy.cgroups-removed")
         try:
             shutil.rmtree(facts.plan.run_dir)
@@ -341,7 +364,7 @@ class LinuxExecutor:
                 raise ExecutorError(f"container {facts.id!r}: cannot remove {facts.plan.run_dir}: {exc}") from exc
 
     def leftovers(self, facts: ContainerFacts) -> list[str]:
-        found = [path for path in facts.plan.cgroup_paths.values() if os.path.isdir(path)]
+        found = self._cgroup(facts).leftovers()
         if os.path.exists(facts.plan.run_dir):
             found.append(facts.plan.run_dir)
         return found
