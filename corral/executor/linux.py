@@ -52,6 +52,10 @@ FREEZE_TIMEOUT = 10.0
 MONITOR_GRACE = 5.0
 
 
+#: corral's own subtree of every hierarchy: its empty directories are corral's to remove.
+DEFAULT_CGROUP_PARENT = "/corral"
+
+
 def store_tag(store_root: str) -> str:
     """12 hex digits naming a store: the SHA-256 of its root's resolved path."""
     return hashlib.sha256(os.path.realpath(store_root).encode()).hexdigest()[:12]
@@ -59,7 +63,7 @@ def store_tag(store_root: str) -> str:
 
 def default_cgroups_path(store_root: str, container_id: str) -> str:
     """``/corral/<store tag>/<id>``: unique to the store, so stores never share a cgroup."""
-    return f"/corral/{store_tag(store_root)}/{container_id}"
+    return f"{DEFAULT_CGROUP_PARENT}/{store_tag(store_root)}/{container_id}"
 
 
 def _id_map(mappings: tuple) -> str:
@@ -104,8 +108,10 @@ class LinuxExecutor:
             raise ConfigError("process.terminal", "not supported yet (no console support)")
         if not os.path.isdir(config.root.path):
             raise ConfigError("root.path", f"{config.root.path} does not exist or is not a directory")
-        cgroups_path = config.cgroups_path or default_cgroups_path(store_root, container_id)
-        claim = self.cgroups.claim(cgroups_path)  # refuses a cgroup with processes, before any write
+        if config.cgroups_path:
+            claim = self.cgroups.claim(config.cgroups_path)  # refuses a cgroup with processes, before any write
+        else:
+            claim = self.cgroups.claim(default_cgroups_path(store_root, container_id), DEFAULT_CGROUP_PARENT)
         return ContainerPlan(cgroup_paths=claim.paths, run_dir=run_dir, created_cgroups=claim.created)
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> spawning.SpawnedInit:

@@ -52,13 +52,14 @@ class CgroupDriver(ABC):
     def hierarchy_root(self, key: str) -> str:
         """Where the hierarchy of `key` is mounted (the directories above a cgroup end there)."""
 
-    def claim(self, cgroups_path: str) -> ownership.CgroupClaim:
+    def claim(self, cgroups_path: str, corral_parent: str | None = None) -> ownership.CgroupClaim:
         """`plan`, then refuse an existing cgroup with processes and list what is to be created.
 
         Reads only (see ownership.py): a refusal happens before anything is created or written.
         """
         paths = self.plan(cgroups_path)
-        return ownership.claim(cgroups_path, paths, {key: self.hierarchy_root(key) for key in paths})
+        roots = {key: self.hierarchy_root(key) for key in paths}
+        return ownership.claim(cgroups_path, paths, roots, corral_parent)
 
 
 class Cgroup(ABC):

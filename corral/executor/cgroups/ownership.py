@@ -54,6 +54,17 @@ def missing_dirs(path: str, mountpoint: str) -> tuple[str, ...]:
     return tuple(reversed(missing))
 
 
+def _parents_within(path: str, top: str) -> tuple[str, ...]:
+    """`top` and the directories below it that are ancestors of `path`, parents first."""
+    if not path.startswith(top + "/"):
+        return ()
+    out = [top]
+    for part in os.path.relpath(os.path.dirname(path), top).split("/"):
+        if part != ".":
+            out.append(f"{out[-1]}/{part}")
+    return tuple(out)
+
+
 def hierarchy_name(key: str) -> str:
     return f"the {key} hierarchy" if key else "the cgroup v2 hierarchy"
 
@@ -68,15 +79,25 @@ def busy_message(cgroups_path: str, key: str, path: str, pids: list[int]) -> str
     )
 
 
-def claim(cgroups_path: str, paths: Mapping[str, str], mountpoints: Mapping[str, str]) -> CgroupClaim:
+def claim(
+    cgroups_path: str, paths: Mapping[str, str], mountpoints: Mapping[str, str], corral_parent: str | None = None
+) -> CgroupClaim:
     """Refuse an existing cgroup with processes; else say which directories corral will create.
 
-    Reads only: nothing is created or written, so a refusal leaves the host as it was.
+    `corral_parent` (``/corral`` for default paths) names corral's own subtree:
+    the parents in it count as created even when another container of the store
+    made them, so that whichever container goes last removes them (only ever
+    when empty). Reads only: nothing is created or written, so a refusal leaves
+    the host as it was.
     """
     created: dict[str, tuple[str, ...]] = {}
     for key, path in sorted(paths.items()):
         path = os.path.normpath(path)
-        created[key] = missing_dirs(path, mountpoints[key])
+        missing = missing_dirs(path, mountpoints[key])
+        if corral_parent is not None:
+            own = _parents_within(path, os.path.normpath(mountpoints[key] + corral_parent))
+            missing = own + tuple(d for d in missing if d not in own)
+        created[key] = missing
         if path not in created[key]:
             check_empty(cgroups_path, key, path)
     return CgroupClaim({k: os.path.normpath(p) for k, p in paths.items()}, created)
