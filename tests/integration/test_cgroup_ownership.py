@@ -190,3 +190,25 @@ def test_the_same_id_in_two_stores_never_shares_a_cgroup(tmp_path: Path, bundle:
         tag = store_tag(str(tmp_path / root))
         for mountpoint in {DRIVER.hierarchy_root(k) for k in paths_one}:
             assert not os.path.isdir(f"{mountpoint}/corral/{tag}"), f"{mountpoint}/corral/{tag} left"
+
+
+def test_a_host_process_arriving_between_plan_and_spawn_is_refused_and_survives_the_rollback(
+    runtime: Runtime, bundle: Path, host_cgroup: HostCgroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim is checked again when the cgroup is made; the rollback kills nothing it did not start."""
+    executor = runtime.context.executor
+    real_plan = executor.plan
+    arrived: list[subprocess.Popen[bytes]] = []
+
+    def plan_then_intrude(*args: object, **kwargs: object) -> object:
+        plan = real_plan(*args, **kwargs)
+        arrived.append(host_cgroup.put_host_process())
+        return plan
+
+    monkeypatch.setattr(executor, "plan", plan_then_intrude)
+    config = make_config(bundle, "raced", "sleep", "1000", cgroups_path=host_cgroup.cgroups_path)
+    with pytest.raises(ConfigError, match="linux.cgroupsPath"):
+        runtime.create("raced", config)
+    assert runtime.load("raced").state is State.DESTROYED
+    assert running(arrived[0])
+    assert host_cgroup.directories_exist()
