@@ -340,7 +340,7 @@ class LinuxExecutor:
                     pass
                 finally:
                     os.close(pidfd)
-        if facts.init is not None and cgroup.exists():  # only a cgroup corral put a process in
+        if self._may_kill_in(facts, cgroup) and cgroup.exists():
             cgroup.kill_all(timeout)
         if facts.init is not None and not spawning.wait_for_exit(facts.init, timeout):
             raise ExecutorError(f"container {facts.id!r}: the init survived SIGKILL for {timeout:g} s")
@@ -352,9 +352,7 @@ class LinuxExecutor:
 
     def destroy(self, facts: ContainerFacts) -> None:
         cgroup = self._cgroup(facts)
-        # Kill only where corral recorded an init: it put it into a cgroup it had just
-        # found empty, so nothing there predates the container (cgroups/ownership.py).
-        ours = facts.init is not None
+        ours = self._may_kill_in(facts, cgroup)
         if ours and cgroup.exists():
             cgroup.kill_all()
         spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)
@@ -368,6 +366,16 @@ class LinuxExecutor:
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 raise ExecutorError(f"container {facts.id!r}: cannot remove {facts.plan.run_dir}: {exc}") from exc
+
+    @staticmethod
+    def _may_kill_in(facts: ContainerFacts, cgroup: Cgroup) -> bool:
+        """Whether every process in the cgroup is the container's (cgroups/ownership.py).
+
+        So when corral created the cgroup, or recorded an init in a joined one: it put
+        the init there right after finding it empty. In a joined cgroup without a
+        recorded init (a create that failed or crashed early) nothing is killed.
+        """
+        return facts.init is not None or cgroup.created_by_corral()
 
     def leftovers(self, facts: ContainerFacts) -> list[str]:
         found = self._cgroup(facts).leftovers()

@@ -146,8 +146,11 @@ def run_create(request: Mapping[str, Any], ctl: socket.socket, stdio: list[int])
         os._exit(1)
     ours.close()
     assert init_pid is not None
-    protocol.send(ctl, {"event": "ready", "pid": init_pid})
-    confirmed = protocol.recv(ctl)
+    try:
+        protocol.send(ctl, {"event": "ready", "pid": init_pid})
+        confirmed = protocol.recv(ctl)
+    except OSError:  # EPIPE: the controller died after "spawned", before recording the container
+        confirmed = None
     ctl.close()
     if confirmed is None:  # the controller died before recording the container
         _kill(init_pid)

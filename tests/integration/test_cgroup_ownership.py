@@ -212,3 +212,23 @@ def test_a_host_process_arriving_between_plan_and_spawn_is_refused_and_survives_
     assert runtime.load("raced").state is State.DESTROYED
     assert running(arrived[0])
     assert host_cgroup.directories_exist()
+
+
+@pytest.mark.parametrize("point", ["create.cgroups", "create.spawned", "create.ready"])
+def test_a_create_crashing_in_a_joined_cgroup_is_rolled_back_without_leaving_its_init(
+    point: str, runtime: Runtime, bundle: Path, tmp_path: Path, host_cgroup: HostCgroup
+) -> None:
+    """No init is recorded, so recovery kills nothing in a joined cgroup: the monitor must have."""
+    from tests.integration.test_recovery import run_controller
+
+    config_file = tmp_path / "config.json"
+    config_file.write_text(make_config(bundle, "crashed", "sleep", "1000", cgroups_path=host_cgroup.cgroups_path).to_json())
+    assert run_controller(runtime, "crashed", "create", config_file, fault=point) == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while host_cgroup.cgroup.pids() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = host_cgroup.cgroup.pids()
+    with Runtime(runtime.root, run_root=runtime.run_root) as recovered:
+        assert recovered.load("crashed").state is State.DESTROYED
+    assert left == [], f"the unconfirmed init outlived its controller: {left}"
+    assert host_cgroup.directories_exist()

@@ -218,16 +218,6 @@ def remove_if_empty(path: str) -> bool:
     return True
 
 
-def has_child_cgroups(path: str) -> bool:
-    """Whether the cgroup `path` has a child cgroup (its only subdirectories are cgroups)."""
-    try:
-        return any(entry.is_dir(follow_symlinks=False) for entry in os.scandir(path))
-    except OSError as err:
-        if err.errno in GONE_ERRNOS:
-            return False
-        raise
-
-
 def relative_cgroup_path(cgroups_path: str) -> str:
     """`/corral/abc` → `corral/abc`; refuses paths that would leave the hierarchy."""
     parts = [p for p in cgroups_path.split("/") if p not in ("", ".")]

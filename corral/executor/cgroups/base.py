@@ -160,6 +160,10 @@ class Cgroup(ABC):
                     ownership.check_empty(path, key, path)
         self._make_dirs()
 
+    def created_by_corral(self) -> bool:
+        """Whether corral created (or is to create) the container's directory in every hierarchy."""
+        return all(path in self.created.get(key, ()) for key, path in self.paths.items())
+
     def leftovers(self) -> list[str]:
         """What `destroy` would remove that still exists."""
         found: list[str] = []

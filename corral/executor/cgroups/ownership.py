@@ -134,8 +134,11 @@ def remove_created(path: str, created: tuple[str, ...], deadline: float) -> list
 
 
 def leftovers(path: str, created: tuple[str, ...]) -> list[str]:
-    """The directories `remove_created` would remove that still exist."""
+    """The container's directory if corral created it and it still exists.
+
+    Not its parents: one that is empty now may be the last of several
+    containers' (whichever goes last removes it), so counting it would make
+    recovery's answer depend on the order it visits containers.
+    """
     path = os.path.normpath(path)
-    found = [path] if path in created and os.path.isdir(path) else []
-    found += [d for d in created if d != path and os.path.isdir(d) and not _fs.has_child_cgroups(d)]
-    return found
+    return [path] if path in created and os.path.isdir(path) else []
