@@ -13,6 +13,9 @@ controller the same way); v2 uses the empty key ``""``.
 before a kill, the kill → thaw → wait recipe, `Stats` assembly and teardown.
 A driver fills in the hooks: which directory holds a controller, which file
 gets which value, and the kernel mechanics of freezing, killing and waiting.
+
+A container's directories may pre-exist (an explicit cgroupsPath): `claim`
+says which ones corral creates, and `destroy` removes only those (ownership.py).
 """
 
 from __future__ import annotations
