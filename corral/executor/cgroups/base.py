@@ -161,7 +161,15 @@ class Cgroup(ABC):
                     raise CgroupError(f"{path} existed when the container was planned and is gone now")
                 else:
                     ownership.check_empty(path, key, path)
-        self._make_dirs()
+        for attempt in range(3):
+            try:
+                self._make_dirs()
+                return
+            except CgroupError as err:
+                # A parent removed under makedirs: the last container under a shared parent
+                # (/corral/<store>) was destroyed just now, and took the emptied parent with it.
+                if attempt == 2 or not isinstance(err.__cause__, FileNotFoundError):
+                    raise
 
     def created_by_corral(self) -> bool:
         """Whether corral created (or is to create) the container's directory in every hierarchy."""
