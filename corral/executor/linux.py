@@ -11,7 +11,8 @@ create the same id never share a cgroup. An explicit `linux.cgroupsPath` that
 exists is joined only when no process is in it (as runc 1.2); the directories
 corral had to create are recorded with the plan, and destroy and rollback remove
 only those (a joined cgroup stays, with the limits corral wrote). corral kills in
-a container's cgroup only once it has recorded an init there (cgroups/ownership.py).
+a cgroup it created, or in a joined one once it has recorded an init there
+(cgroups/ownership.py).
 """
 
 from __future__ import annotations

@@ -14,9 +14,14 @@ destroy, and the directory removed. So, before anything is created or written
   before stay, and the limits corral wrote into a joined cgroup stay too (as
   with runc: nothing records the values it had before).
 
-The kill side of the rule lives in the executor: it kills in a container's
-cgroup only once it has recorded an init there, which it put into a cgroup it
-had just found empty, so no process that was there before is ever killed.
+The kill side of the rule lives in the executor: it kills in a cgroup corral
+created, or in a joined one once it has recorded an init there (which it put
+into the cgroup right after finding it empty, `Cgroup.create` checking again),
+so no process that was there before is ever killed.
+
+Known gap: two runtimes that plan the same new explicit cgroupsPath at the same
+moment both record it as created; the second's `Cgroup.create` refuses it, but
+its rollback then counts the directory as its own.
 
 Stdlib only (plus corral's plain-data modules), like the rest of the package.
 """
