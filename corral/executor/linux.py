@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import select
 import shutil
@@ -29,7 +28,7 @@ from collections.abc import Callable, Iterator
 from corral import faults
 from corral.config import Config, Process
 from corral.errors import ConfigError, ExecutorError, ProcessGone
-from corral.executor import proc
+from corral.executor import proc, protocol
 from corral.executor import spawn as spawning
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
 from corral.executor.cgroups.base import Cgroup
@@ -116,6 +115,7 @@ class LinuxExecutor:
         return ContainerPlan(cgroup_paths=claim.paths, run_dir=run_dir, created_cgroups=claim.created)
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> spawning.SpawnedInit:
+        spawning.check_stdio(stdio)
         config = facts.config
         cgroup = self._cgroup(facts)
         cgroup.create()
@@ -130,20 +130,18 @@ class LinuxExecutor:
             pass
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # any user of the container may open it for writing (runc does the same)
-        request = {
-            "op": "create",
-            "id": facts.id,
-            "config": config.to_dict(),
-            "bundle": config.bundle,
-            "cgroup_procs": cgroup.procs_files(),
-            "cgroup_paths": dict(facts.plan.cgroup_paths),
-            "fifo": fifo,
-            "exit_file": self._exit_file(facts),
-            "join": [[ns.type, ns.path] for ns in _ordered(config) if ns.path],
-            "new": [ns.type for ns in _ordered(config) if not ns.path],
-            "uid_map": _id_map(config.uid_mappings),
-            "gid_map": _id_map(config.gid_mappings),
-        }
+        request = protocol.CreateRequest(
+            id=facts.id,
+            config=config,
+            cgroup_procs=tuple(cgroup.procs_files()),
+            cgroup_paths=dict(facts.plan.cgroup_paths),
+            fifo=fifo,
+            exit_file=self._exit_file(facts),
+            join=tuple((ns.type, ns.path) for ns in _ordered(config) if ns.path),
+            new=tuple(ns.type for ns in _ordered(config) if not ns.path),
+            uid_map=_id_map(config.uid_mappings),
+            gid_map=_id_map(config.gid_mappings),
+        )
         init_pid, monitor, ctl = spawning.spawn_init(
             self._helper, request, stdio, lambda: faults.point("create.spawned")
         )
@@ -275,22 +273,20 @@ class LinuxExecutor:
     def exit_status(self, facts: ContainerFacts) -> ExitStatus:
         if facts.monitor is not None and facts.init is not None and not proc.alive(facts.init):
             spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)  # it writes the file as it exits
-        try:
-            with open(self._exit_file(facts)) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
+        exited = protocol.read_exit_file(self._exit_file(facts))
+        if exited is None:
             return ExitStatus.unknown()
         # The kernel does not say who sent a SIGKILL: the init counts as OOM-killed
         # when it died of SIGKILL while its cgroup's OOM-kill counter is non-zero,
         # unless corral sent that SIGKILL itself (kill(), and Container checks signal()).
         oom = False
-        if record.get("signal") == signal_module.SIGKILL:
+        if exited.signal == signal_module.SIGKILL:
             cgroup = self._cgroup(facts)
             try:
                 oom = cgroup.exists() and cgroup.oom_kill_count() > 0
             except OSError:
                 oom = False
-        return ExitStatus(record.get("status"), record.get("signal"), oom)
+        return ExitStatus(exited.status, exited.signal, oom)
 
     def freeze(self, facts: ContainerFacts) -> None:
         self._cgroup(facts).freeze(FREEZE_TIMEOUT)
@@ -301,17 +297,17 @@ class LinuxExecutor:
         faults.point("resume.thawed")
 
     def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> spawning.LinuxExecHandle:
+        spawning.check_stdio(stdio)
         init = self._require_init(facts)
         cgroup = self._cgroup(facts)
-        request = {
-            "op": "exec",
-            "id": facts.id,
-            "init_pid": init.pid,
-            "init_start_time": init.start_time,
-            "join": [ns.type for ns in _ordered(facts.config)],
-            "cgroup_procs": cgroup.procs_files(),
-            "process": process.to_dict(),
-        }
+        request = protocol.ExecRequest(
+            id=facts.id,
+            init_pid=init.pid,
+            init_start_time=init.start_time,
+            join=tuple(ns.type for ns in _ordered(facts.config)),
+            cgroup_procs=tuple(cgroup.procs_files()),
+            process=process,
+        )
         return spawning.spawn_exec(self._helper, request, stdio)
 
     def processes(self, facts: ContainerFacts) -> list[int]:
