@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal, NoReturn
 
-from corral.config.linux import INT64_MAX, UINT32_MAX, UINT64_MAX
+from corral.config.linux import INT64_MAX, UINT32_MAX
 from corral.errors import ConfigError
 
 # --------------------------------------------------------------------------- errors
@@ -90,8 +90,10 @@ def check_positive_or_unlimited(value: object, where: str, extra: str = "") -> N
         fail(where, f"must be a positive integer or -1 (unlimited){extra}")
 
 
-def check_positive(value: object, where: str) -> None:
-    check_range(value, where, 1, UINT64_MAX, "must be a positive integer")
+def check_range_or_unlimited(value: object, where: str, low: int, high: int, why: str) -> None:
+    """Kernel limits with their own range, where -1 spells "max"."""
+    if not is_int(value) or not (value == -1 or low <= value <= high):  # type: ignore[operator]
+        fail(where, f"must be -1 (unlimited) or an integer from {low} to {high} ({why})")
 
 
 def check_bool(value: object, where: str) -> None:
