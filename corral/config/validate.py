@@ -104,6 +104,7 @@ def validate_process(p: Process, w: str) -> None:
     for i, var in enumerate(check_list(p.env, f"{w}.env", "strings of the form NAME=value")):
         if not isinstance(var, str) or not _ENV.fullmatch(var):
             fail(f"{w}.env[{i}]", "must be a string of the form NAME=value")
+        check_no_nul(var, f"{w}.env[{i}]")
     check_abs_path(p.cwd, f"{w}.cwd")
     check_instance(p.user, User, f"{w}.user")
     _validate_user(p.user, f"{w}.user")
@@ -471,6 +472,7 @@ def _check_sysctl(c: Config, key: str) -> None:
     parts = re.split(r"[./]", key)
     if any(part in ("", "..") for part in parts) or "\0" in key or any(ch.isspace() for ch in key):
         fail(where, "is not a sysctl name")
+    check_no_nul(c.sysctl[key], where)  # written to /proc/sys: a NUL would cut it short
     if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
         needed = "ipc"
     elif key.startswith("net."):

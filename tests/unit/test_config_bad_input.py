@@ -310,3 +310,71 @@ def with_resources(resources: Resources) -> Config:
 
 def with_cpu(**fields: Any) -> Config:
     return with_resources(Resources(cpu=CpuResources(**fields)))
+
+
+# --------------------------------------------------------------------------- lone surrogates
+# Found by the fuzzer (test_config_fuzz.py): JSON may spell half a UTF-16 pair ("\ud800"),
+# which Python reads as a lone surrogate. No UTF-8 byte sequence holds one, so the kernel
+# cannot be given it: hostname raised UnicodeEncodeError while it was checked; args, paths
+# and env were accepted and would have failed in the container's init.
+
+SURROGATE_PROBLEM = "must be valid Unicode text: U+D800 is half of a UTF-16 surrogate pair (a lone \\ud800 escape)"
+
+
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        (lambda s: s.update(hostname="h\ud800"), "hostname"),
+        (lambda s: s["process"].update(args=["sh", "\ud800"]), "process.args[1]"),
+        (lambda s: s["process"].update(cwd="/\ud800"), "process.cwd"),
+        (lambda s: s["process"]["env"].append("A=\ud800"), "process.env[2]"),
+        (lambda s: s["root"].update(path="/srv/\ud800"), "root.path"),
+        (lambda s: s["mounts"][0].update(destination="/\ud800"), "mounts[0].destination"),
+        (lambda s: s["mounts"][1]["options"].append("\ud800"), "mounts[1].options[4]"),
+        (lambda s: s["linux"]["sysctl"].update({"net.ipv4.ip_forward": "\ud800"}), 'linux.sysctl["net.ipv4.ip_forward"]'),
+        (lambda s: s["linux"]["sysctl"].update({"net.\ud800": "1"}), 'linux.sysctl["net.\\ud800"]'),
+        (lambda s: s["annotations"].update(a="\ud800"), 'annotations["a"]'),
+        (lambda s: s["linux"].update(cgroupsPath="/corral/\ud800"), "linux.cgroupsPath"),
+    ],
+)
+def test_lone_surrogates_are_refused(change: Any, where: str) -> None:
+    spec = userns_spec()
+    change(spec)
+
+    with pytest.raises(ConfigError) as info:
+        Config.from_json(json.dumps(spec))
+
+    assert str(info.value) == f"{where}: {SURROGATE_PROBLEM}"
+
+
+def test_utf8_encoded_surrogates_in_bytes_are_refused_too() -> None:
+    text = json.dumps({**minimal(), "hostname": "@"}).encode().replace(b"@", b"\xed\xa0\x80")
+
+    with pytest.raises(ConfigError, match=r"^hostname: must be valid Unicode text"):
+        Config.from_json(text)
+
+
+def test_paired_surrogate_escapes_are_one_character() -> None:
+    spec = minimal()
+    spec["process"]["args"] = ["echo", "\U0001f600"]
+
+    config = Config.from_json(json.dumps(spec))  # ensure_ascii writes "\ud83d\ude00"
+
+    assert config.process.args[1] == "\U0001f600"
+
+
+def test_a_nul_in_a_sysctl_value_is_refused() -> None:
+    spec = userns_spec()
+    spec["linux"]["sysctl"]["net.ipv4.ip_forward"] = "1\u0000"
+
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(spec)
+
+    assert str(info.value) == 'linux.sysctl["net.ipv4.ip_forward"]: must not contain a NUL character'
+
+
+def test_annotations_may_hold_a_nul_they_never_reach_the_kernel() -> None:
+    spec = minimal()
+    spec["annotations"] = {"a": "x\u0000y"}
+
+    assert Config.from_dict(spec).annotations["a"] == "x\x00y"
