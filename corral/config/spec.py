@@ -219,7 +219,8 @@ class Config:
         """Read `<path>/config.json`, resolving `root.path` against the bundle.
 
         Unlike `from_dict`, it checks the filesystem: the bundle directory and
-        the rootfs must exist. Errors are prefixed with the config.json path.
+        the rootfs must exist. Errors are prefixed with the config.json path. A file
+        over 16 MiB is refused unread (the reader's limits: oci.MAX_CONFIG_BYTES).
         """
         bundle = os.path.abspath(os.fspath(path))
         config_path = os.path.join(bundle, "config.json")

@@ -378,3 +378,9 @@ def test_annotations_may_hold_a_nul_they_never_reach_the_kernel() -> None:
     spec["annotations"] = {"a": "x\u0000y"}
 
     assert Config.from_dict(spec).annotations["a"] == "x\x00y"
+
+
+def test_a_text_whose_brackets_are_all_inside_a_string() -> None:
+    # Many brackets, none outside the string: the depth count sums over nothing.
+    with pytest.raises(ConfigError, match=r"^\(top level\): must be an object, not a string$"):
+        Config.from_json(json.dumps("[" * (MAX_JSON_DEPTH + 1)))
