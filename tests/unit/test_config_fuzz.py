@@ -5,7 +5,8 @@ Three sources of input: configs that `runc spec` and the rootless-style spec in
 test_config.py would write, mutated at random paths (a value replaced by any JSON
 value, a key deleted or added); arbitrary JSON values; and arbitrary bytes, alone or
 spliced into a config's text. Each goes through `Config.from_json`, `Config.from_dict`
-and, through a bundle directory, `Config.from_bundle`. A Config that comes out must
+and, through a bundle directory, `Config.from_bundle` (and the mutated configs' process
+through `Process.from_dict` and `from_json`, as `exec --process` reads one). A Config that comes out must
 survive its own round trip: `to_dict()` read back by `from_dict` gives an equal Config.
 
 The suite runs a short pass (about 200 examples in all, a few seconds). The long run is
@@ -28,7 +29,7 @@ from typing import Any, Callable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corral.config import Config
+from corral.config import Config, Process
 from corral.config.oci import MAX_JSON_DEPTH, MAX_NUMBER_DIGITS
 from corral.errors import CorralError
 from tests.unit.test_config import minimal, runc_spec, userns_spec
@@ -167,16 +168,19 @@ def config_texts(draw: st.DrawFn) -> bytes:
 # --------------------------------------------------------------------------- the property
 
 
-def read_or_refuse(read: Callable[[], Config]) -> Config | None:
-    """The property: a Config that round-trips, or a CorralError; anything else fails."""
+def read_or_refuse(read: Callable[[], Config | Process]) -> None:
+    """The property: a Config (or Process) that round-trips, or a CorralError; anything
+    else fails the test."""
     try:
-        config = read()
+        result = read()
     except CorralError:
-        return None
-    again = Config.from_dict(config.to_dict(), bundle=config.bundle)
-    assert again == config
-    assert Config.from_json(config.to_json(), bundle=config.bundle) == config
-    return config
+        return
+    if isinstance(result, Process):
+        assert Process.from_dict(result.to_dict()) == result
+        assert Process.from_json(result.to_json()) == result
+        return
+    assert Config.from_dict(result.to_dict(), bundle=result.bundle) == result
+    assert Config.from_json(result.to_json(), bundle=result.bundle) == result
 
 
 def write_bundle(bundle: Path, text: bytes) -> None:
@@ -193,6 +197,9 @@ def test_mutated_configs(tmp_path: Path, spec: Any) -> None:
     read_or_refuse(lambda: Config.from_json(text))
     write_bundle(tmp_path / "bundle", text)
     read_or_refuse(lambda: Config.from_bundle(tmp_path / "bundle"))
+    if isinstance(spec, dict) and "process" in spec:  # as `exec --process` reads it
+        read_or_refuse(lambda: Process.from_dict(spec["process"]))
+        read_or_refuse(lambda: Process.from_json(json.dumps(spec["process"])))
 
 
 @examples(50)
