@@ -384,3 +384,10 @@ def test_a_text_whose_brackets_are_all_inside_a_string() -> None:
     # Many brackets, none outside the string: the depth count sums over nothing.
     with pytest.raises(ConfigError, match=r"^\(top level\): must be an object, not a string$"):
         Config.from_json(json.dumps("[" * (MAX_JSON_DEPTH + 1)))
+
+
+def test_a_bundle_path_given_as_bytes_is_read_like_a_str(tmp_path: Path) -> None:
+    # It raised TypeError ("Can't mix strings and bytes in path components").
+    bundle = write_bundle(tmp_path, {**minimal(), "root": {"path": "rootfs"}})
+
+    assert Config.from_bundle(os.fsencode(bundle)) == Config.from_bundle(bundle)

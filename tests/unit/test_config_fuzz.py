@@ -9,7 +9,9 @@ and, through a bundle directory, `Config.from_bundle` (and the mutated configs' 
 through `Process.from_dict` and `from_json`, as `exec --process` reads one). A Config that comes out must
 survive its own round trip: `to_dict()` read back by `from_dict` gives an equal Config.
 
-The suite runs a short pass (about 200 examples in all, a few seconds). The long run is
+A fourth test puts Python values that JSON cannot hold (bytes, tuples, sets, objects)
+into the dicts given to `from_dict`. The suite runs a short pass (about 200 examples in
+all, a few seconds). The long run is
 the same tests with more examples each (see tests/README.md)::
 
     CORRAL_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest tests/unit/test_config_fuzz.py
@@ -114,8 +116,14 @@ def _slots(value: Any) -> list[tuple[Any, Any]]:
     return found
 
 
+#: What a Python caller might pass to from_dict besides JSON's values.
+PYTHON_VALUES = JSON_VALUES | st.sampled_from(
+    [b"/bin/sh", ("sh",), {"sh"}, frozenset(), object(), 1.5, float("nan"), 1j, type, ...]
+) | st.tuples(JSON_VALUES) | st.dictionaries(st.integers() | st.none(), JSON_VALUES, max_size=2)
+
+
 @st.composite
-def mutated_configs(draw: st.DrawFn) -> Any:
+def mutated_configs(draw: st.DrawFn, values: st.SearchStrategy[Any] = JSON_VALUES) -> Any:
     """A seed config with one to four random changes (a value twisted, replaced by any JSON
     value, deleted, or a key added): most such inputs are nearly valid, which is where
     the checks of individual fields are reached."""
@@ -124,7 +132,7 @@ def mutated_configs(draw: st.DrawFn) -> Any:
         slots = _slots(spec)
         action = draw(st.sampled_from(["twist", "twist", "replace", "delete", "add", "root"]))
         if action == "root" or not slots:
-            spec = draw(JSON_VALUES) if action == "root" and draw(st.integers(0, 9)) == 0 else spec
+            spec = draw(values) if action == "root" and draw(st.integers(0, 9)) == 0 else spec
             continue
         container, key = draw(st.sampled_from(slots))
         value = container[key]
@@ -134,13 +142,13 @@ def mutated_configs(draw: st.DrawFn) -> Any:
         elif action == "twist" and isinstance(value, int) and not isinstance(value, bool):
             container[key] = draw(st.sampled_from([value - 1, value + 1, -value, value * 1024]) | INTS)
         elif action in ("replace", "twist"):
-            container[key] = draw(JSON_VALUES)
+            container[key] = draw(values)
         elif action == "delete":
             del container[key]
         elif isinstance(container, dict):
-            container[draw(st.sampled_from(KEYS))] = draw(JSON_VALUES)
+            container[draw(st.sampled_from(KEYS))] = draw(values)
         else:
-            container.append(draw(JSON_VALUES))
+            container.append(draw(values))
     return spec
 
 
@@ -188,7 +196,7 @@ def write_bundle(bundle: Path, text: bytes) -> None:
     (bundle / "config.json").write_bytes(text)
 
 
-@examples(100)
+@examples(80)
 @given(spec=mutated_configs())
 def test_mutated_configs(tmp_path: Path, spec: Any) -> None:
     read_or_refuse(lambda: Config.from_dict(spec))
@@ -202,15 +210,23 @@ def test_mutated_configs(tmp_path: Path, spec: Any) -> None:
         read_or_refuse(lambda: Process.from_json(json.dumps(spec["process"])))
 
 
-@examples(50)
+@examples(40)
 @given(value=JSON_VALUES)
 def test_arbitrary_json_values(value: Any) -> None:
     read_or_refuse(lambda: Config.from_json(json.dumps(value)))
 
 
-@examples(60)
+@examples(50)
 @given(text=config_texts())
 def test_arbitrary_bytes(tmp_path: Path, text: bytes) -> None:
     read_or_refuse(lambda: Config.from_json(text))
     write_bundle(tmp_path / "bundle", text)
     read_or_refuse(lambda: Config.from_bundle(tmp_path / "bundle"))
+
+
+@examples(40)
+@given(spec=mutated_configs(PYTHON_VALUES))
+def test_python_values_in_from_dict(spec: Any) -> None:
+    """A Python caller's dict may hold what JSON cannot: bytes, tuples, sets, objects."""
+    read_or_refuse(lambda: Config.from_dict(spec))
+    read_or_refuse(lambda: Config.from_dict(spec, bundle="/srv/bundle"))
