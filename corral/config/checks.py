@@ -91,10 +91,12 @@ def check_positive_or_unlimited(value: object, where: str, extra: str = "") -> N
         fail(where, f"must be a positive integer or -1 (unlimited){extra}")
 
 
-def check_range_or_unlimited(value: object, where: str, low: int, high: int, why: str) -> None:
+def check_range_or_unlimited(
+    value: object, where: str, low: int, high: int, why: str, extra: str = ""
+) -> None:
     """Kernel limits with their own range, where -1 spells "max"."""
     if not is_int(value) or not (value == -1 or low <= value <= high):  # type: ignore[operator]
-        fail(where, f"must be -1 (unlimited) or an integer from {low} to {high} ({why})")
+        fail(where, f"must be -1 (unlimited) or an integer from {low} to {high} ({why}){extra}")
 
 
 def check_bool(value: object, where: str) -> None:

@@ -534,8 +534,12 @@ def _refuse_depth(source: str | None) -> NoReturn:
 
 #: A JSON string, escapes included (unrolled, so that a long string costs no backtracking).
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-#: An integer token with too many digits: not the fraction or exponent of a float.
-_LONG_INT = re.compile(r"(?<![\d.eE+-])-?\d{%d,}(?![\d.eE])" % (MAX_NUMBER_DIGITS + 1))
+#: A string (skipped), or an integer token with too many digits (group 1): not the fraction
+#: or exponent of a float.
+_STRING_OR_LONG_INT = re.compile(
+    _STRING.pattern + r"|((?<![\d.eE+-])-?\d{%d,}(?![\d.eE]))" % (MAX_NUMBER_DIGITS + 1),
+    re.DOTALL,
+)
 
 
 def _too_deep(text: str) -> bool:
@@ -572,10 +576,12 @@ def _parse_int(digits: str) -> int:
 
 def _where_long_number(text: str) -> str:
     """The line and column of the first too-long integer outside strings, as JSON errors say."""
-    for match in re.finditer(f"{_STRING.pattern}|({_LONG_INT.pattern})", text, re.DOTALL):
+    for match in _STRING_OR_LONG_INT.finditer(text):
         if match.group(1) is not None:
             pos = match.start(1)
-            return f"line {text.count(chr(10), 0, pos) + 1} column {pos - text.rfind(chr(10), 0, pos)}"
+            line = text.count("\n", 0, pos) + 1
+            column = pos - text.rfind("\n", 0, pos)
+            return f"line {line} column {column}"
     return "(file)"
 
 

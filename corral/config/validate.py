@@ -296,7 +296,8 @@ def _validate_resources(r: Resources, w: str) -> None:
             f"{w}.pids.limit",
             1,
             PID_MAX_LIMIT,
-            "the kernel's PID_MAX_LIMIT); 0 is ambiguous (runc reads it as unlimited",
+            "the kernel's PID_MAX_LIMIT",
+            "; 0 is ambiguous (runc reads it as unlimited)",
         )
     if r.block_io is not None:
         check_instance(r.block_io, BlockIOResources, f"{w}.blockIO")

@@ -391,3 +391,11 @@ def test_a_bundle_path_given_as_bytes_is_read_like_a_str(tmp_path: Path) -> None
     bundle = write_bundle(tmp_path, {**minimal(), "root": {"path": "rootfs"}})
 
     assert Config.from_bundle(os.fsencode(bundle)) == Config.from_bundle(bundle)
+
+
+def test_a_long_number_is_located_past_long_digit_strings_and_floats() -> None:
+    digits = "9" * (MAX_NUMBER_DIGITS + 50)
+    text = '{"annotations": {"n": "' + digits + '"}, "f": 1.' + digits + ',\n "x": ' + digits + "}"
+
+    with pytest.raises(ConfigError, match=r"^line 2 column 7: a number with more than"):
+        Config.from_json(text)
