@@ -108,6 +108,10 @@ CFS_QUOTA_MAX_US = (1 << 44) - 1  # max_cfs_runtime: MAX_BW (2^(64 - BW_SHIFT) -
 PID_MAX_LIMIT = 4 * 1024 * 1024  # include/linux/threads.h, 64-bit: the largest pids.max
 BLKIO_WEIGHT_MIN = 10  # CFQ_WEIGHT_LEGACY_MIN; v2 maps 10..1000 onto io.weight 1..10000
 BLKIO_WEIGHT_MAX = 1000
+#: mknod(2) takes a 32-bit device number, 12 bits of major and 20 of minor (new_valid_dev());
+#: a larger one is EINVAL, or an OverflowError in os.makedev() above 2^31.
+DEVICE_MAJOR_BITS = 12
+DEVICE_MINOR_BITS = 20
 
 #: sysctls that belong to the IPC namespace (runc's list); `net.*` belongs to the
 #: network namespace, `kernel.domainname` to the UTS namespace; all others would

@@ -46,6 +46,8 @@ from corral.config.linux import (
     CFS_QUOTA_MAX_US,
     CPU_SHARES_MAX,
     CPU_SHARES_MIN,
+    DEVICE_MAJOR_BITS,
+    DEVICE_MINOR_BITS,
     DEVICE_RULE_TYPES,
     DEVICE_TYPES,
     HOST_NAME_MAX,
@@ -408,8 +410,11 @@ def _validate_device(d: Device, w: str) -> None:
     check_abs_path(d.path, f"{w}.path")
     if d.type not in DEVICE_TYPES:
         fail(f"{w}.type", f"must be one of {', '.join(DEVICE_TYPES)}")
-    check_uint32(d.major, f"{w}.major")
-    check_uint32(d.minor, f"{w}.minor")
+    for name, bits in (("major", DEVICE_MAJOR_BITS), ("minor", DEVICE_MINOR_BITS)):
+        check_range(
+            getattr(d, name), f"{w}.{name}", 0, (1 << bits) - 1,
+            f"must be an integer from 0 to {(1 << bits) - 1} (mknod takes {bits} bits of {name})",
+        )
     if d.file_mode is not None:
         check_range(
             d.file_mode, f"{w}.fileMode", 0, 0o7777,

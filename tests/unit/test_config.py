@@ -637,7 +637,7 @@ USERNS_ERRORS: list[tuple[Callable[[dict[str, Any]], None], str]] = [
     # devices, paths, sysctl, propagation
     (mutate("linux.devices[0].type", "x"), "linux.devices[0].type: must be one of c, b, u, p"),
     (mutate("linux.devices[0].path", "dev/fuse"), "linux.devices[0].path: must be an absolute path"),
-    (mutate("linux.devices[0].major", -1), "linux.devices[0].major: must be an integer from 0 to 4294967295"),
+    (mutate("linux.devices[0].major", -1), "linux.devices[0].major: must be an integer from 0 to 4095 (mknod takes 12 bits of major)"),
     (mutate("linux.devices[0].fileMode", 0o20666), "linux.devices[0].fileMode: must be an integer from 0 to 4095 (permission bits: 0o666 is 438)"),
     (mutate("linux.devices[0].uid", False), "linux.devices[0].uid: must be an integer from 0 to 4294967295"),
     (mutate("linux.devices[1]", {"path": "/dev/kmsg", "type": "c"}), "linux.devices[1].major: required"),

@@ -399,3 +399,40 @@ def test_a_long_number_is_located_past_long_digit_strings_and_floats() -> None:
 
     with pytest.raises(ConfigError, match=r"^line 2 column 7: a number with more than"):
         Config.from_json(text)
+
+
+# --------------------------------------------------------------------------- device numbers
+# mknod(2) takes a 32-bit device number: 12 bits of major, 20 of minor (new_valid_dev()).
+# Above them it was EINVAL at start, and a major above 2^31 made os.makedev() raise
+# OverflowError in the executor.
+
+DEVICE_MAJOR = "linux.devices[0].major: must be an integer from 0 to 4095 (mknod takes 12 bits of major)"
+DEVICE_MINOR = "linux.devices[0].minor: must be an integer from 0 to 1048575 (mknod takes 20 bits of minor)"
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("major", 4096, DEVICE_MAJOR),
+        ("major", 2**32 - 1, DEVICE_MAJOR),
+        ("minor", 2**20, DEVICE_MINOR),
+        ("minor", 2**32 - 1, DEVICE_MINOR),
+    ],
+)
+def test_device_numbers_mknod_cannot_take_are_refused(field: str, value: int, message: str) -> None:
+    spec = userns_spec()
+    spec["linux"]["devices"][0][field] = value
+
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(spec)
+
+    assert str(info.value) == message
+
+
+def test_the_largest_device_numbers_are_accepted() -> None:
+    spec = userns_spec()
+    spec["linux"]["devices"][0].update(major=4095, minor=2**20 - 1)
+
+    device = Config.from_dict(spec).devices[0]
+
+    assert (device.major, device.minor) == (4095, 2**20 - 1)
