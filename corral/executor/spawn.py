@@ -142,7 +142,7 @@ _PEER_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ECO
 
 
 def check_stdio(stdio: Stdio) -> None:
-    """Refuse an fd that cannot be passed to the container, before anything is made.
+    """Refuse an fd that is not open here, before anything is made (Stdio itself refuses non-fds).
 
     Checked here, in the controller, because a bad fd found later would fail the
     send to the helper, far from the caller's mistake.
@@ -151,8 +151,6 @@ def check_stdio(stdio: Stdio) -> None:
         fd = getattr(stdio, stream)
         if fd is None:
             continue
-        if not isinstance(fd, int) or isinstance(fd, bool) or fd < 0:
-            raise InvalidStdio(stream, fd, "is not a file descriptor (a non-negative int, or None for /dev/null)")
         try:
             fcntl.fcntl(fd, fcntl.F_GETFD)
         except OSError as exc:
