@@ -10,6 +10,7 @@ does, is ignored and logged at debug level) instead of a usage error.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any, NoReturn
 
 from corral.errors import CorralError
@@ -19,7 +20,20 @@ class UsageError(CorralError):
     """The command line itself is wrong (exit status 1, as runc's)."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter without its `import shutil` (for the terminal width) on every
+    parse: argparse builds formatters while adding arguments, and a fast command pays it."""
+
+    def __init__(self, prog: str) -> None:
+        columns = os.environ.get("COLUMNS", "")
+        super().__init__(prog, width=(int(columns) if columns.isdigit() else 100) - 2)
+
+
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 

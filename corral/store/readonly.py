@@ -15,11 +15,11 @@ is the engine's head revision, so a new migration cannot leave this behind).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from typing import NamedTuple
 
 #: The Alembic revision whose schema the queries below read.
 SCHEMA_REVISION = "0002_exec_facts"
@@ -33,9 +33,12 @@ _COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class RecordView:
-    """What a read-only caller needs of a container's record (a subset of ContainerRecord)."""
+class RecordView(NamedTuple):
+    """What a read-only caller needs of a container's record (a subset of ContainerRecord).
+
+    A NamedTuple, not a dataclass: `dataclasses` costs more to import than the
+    whole read it serves.
+    """
 
     key: int
     id: str
@@ -50,7 +53,7 @@ class RecordView:
     exit_status: int | None
     created_at: datetime
     live: bool
-    cgroup_paths: Mapping[str, str] = field(default_factory=dict)
+    cgroup_paths: Mapping[str, str] = {}
 
 
 def _parse_time(value: object) -> datetime:
@@ -115,15 +118,15 @@ class ReadonlyStore:
         )
 
 
-def open_readonly(root: str | Path) -> ReadonlyStore | None:
+def open_readonly(root: str | os.PathLike[str]) -> ReadonlyStore | None:
     """A read-only view of the store under `root`, or None when only the full path can answer.
 
     None means: no database yet, a file that is not one, or a schema at another
     revision (older: the Repository would migrate it; newer or unknown: it
     reports that). Nothing is created or written either way.
     """
-    path = Path(root) / DB_NAME
-    if not path.is_file():
+    path = os.path.join(os.fspath(root), DB_NAME)
+    if not os.path.isfile(path):
         return None
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)

@@ -9,7 +9,6 @@ import sys
 import time
 from typing import Any
 
-from corral.cli.commands.lifecycle import _load
 from corral.cli.context import Context
 from corral.cli.parser import UsageError, parse_duration
 from corral.cli.status import INIT_ALIVE, cgroup_pids, oci_state, quick_status
@@ -18,7 +17,7 @@ from corral.store.readonly import RecordView
 
 
 def _not_found(ctx: Context) -> ContainerNotFound:
-    return ContainerNotFound(ctx.container_id, str(ctx.root))
+    return ctx.not_found()
 
 
 def _quick(ctx: Context) -> tuple[RecordView, str] | None:
@@ -186,7 +185,7 @@ def events(ctx: Context) -> int:
     interval = parse_duration(ctx.args.interval)
     if interval <= 0:
         raise UsageError("events: --interval must be greater than 0")
-    box = _load(ctx)
+    box = ctx.load()
     while True:
         if box.state.value not in INIT_ALIVE:
             if ctx.args.stats:

@@ -28,13 +28,7 @@ FORWARDED = (
 
 
 def _load(ctx: Context) -> Container:
-    """The live container `container_id`; ContainerNotFound if there is none (a tombstone counts as none)."""
-    if not ctx.store_exists():  # do not create a store just to say so
-        raise ContainerNotFound(ctx.container_id, str(ctx.root))
-    box = ctx.runtime().load(ctx.container_id)
-    if box.recorded_state.value == "destroyed":
-        raise ContainerNotFound(ctx.container_id, str(ctx.root))
-    return box
+    return ctx.load()
 
 
 def inherited_stdio() -> Stdio:
