@@ -165,6 +165,10 @@ def test_whole_lifecycle(cli: Cli, rootfs_template: Path) -> None:
 
     out = cli("exec", "life", "sh", "-c", "echo in $(hostname); exit 7", check=False)
     assert (out.returncode, out.stdout) == (7, "in corral\n")
+    process_file = cli.tmp_path / "process.json"  # how containerd's shim execs
+    process_file.write_text(json.dumps({"args": ["sh", "-c", "echo p=$P; exit 3"], "cwd": "/", "env": ["P=1"]}))
+    out = cli("exec", "--process", str(process_file), "life", check=False)
+    assert (out.returncode, out.stdout) == (3, "p=1\n")
     exec_pid_file = bundle / "exec.pid"
     cli("exec", "--detach", "--pid-file", str(exec_pid_file), "--env", "X=1", "life", "sleep", "100")
     exec_pid = int(exec_pid_file.read_text())
@@ -182,6 +186,14 @@ def test_whole_lifecycle(cli: Cli, rootfs_template: Path) -> None:
     cli("kill", "life", "9")  # a number, as the shim sends it
     state = cli.wait_for("life", "stopped")
     assert state["pid"] == 0
+    # The read-only path saw the init gone and handed over to the library, which recorded it.
+    runtime = Runtime(cli.root, run_root=cli.root / "run", recover=False)
+    try:
+        box = runtime.load("life")
+        assert box.recorded_state.value == "stopped"
+        assert box.history()[-1].event == "exited"
+    finally:
+        runtime.close()
     again = cli("kill", "life", "KILL", check=False)
     assert again.returncode == 1
     assert cli.errors()[-1] == "container not running"  # containerd: "process already finished"
