@@ -302,3 +302,11 @@ def test_state_and_ps_import_no_sqlalchemy(tmp_path: Path) -> None:
     state_text, ps_text = result.stdout.split("\n}\n")
     assert json.loads(state_text + "}")["status"] == "stopped"
     assert json.loads(ps_text) == []
+
+
+def test_text_log_with_debug(tmp_path: Path) -> None:
+    log = tmp_path / "log.txt"
+    assert main(["--debug", "--log", str(log), "--root", str(tmp_path / "root"), "state", "c1"]) == 1
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith('time="') and " level=debug msg=" in lines[0]
+    assert " level=error msg=" in lines[-1] and "does not exist" in lines[-1]
