@@ -310,3 +310,12 @@ def test_text_log_with_debug(tmp_path: Path) -> None:
     lines = log.read_text().splitlines()
     assert lines[0].startswith('time="') and " level=debug msg=" in lines[0]
     assert " level=error msg=" in lines[-1] and "does not exist" in lines[-1]
+
+
+def test_the_runc_wrapper_runs_without_site() -> None:
+    wrapper = Path(sys.executable).with_name("corral-runc")
+    if not wrapper.exists():
+        pytest.skip("scripts/install writes .venv/bin/corral-runc")
+    result = subprocess.run([str(wrapper), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith(f"corral version {__version__}"), result
+    assert wrapper.read_text().splitlines()[0].endswith("python -S")
