@@ -283,3 +283,53 @@ def test_events_stats_once(cli: Cli, rootfs_template: Path) -> None:
     assert event["data"]["pids"]["current"] >= 1
     assert event["data"]["memory"]["usage"]["usage"] > 0
     cli("delete", "--force", "ev")
+
+
+def _popen(cli: Cli, *args: str) -> subprocess.Popen[bytes]:
+    out = open(cli.tmp_path / f"popen-{args[-1]}.out", "w")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "corral.cli", "--root", str(cli.root), "--log", str(cli.log), "--log-format", "json", *args],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )
+    finally:
+        out.close()
+
+
+def test_run_in_the_foreground_passes_signals_on(cli: Cli, rootfs_template: Path) -> None:
+    bundle = make_bundle(cli, rootfs_template, "sig", "sh", "-c", "trap 'exit 9' TERM; while :; do sleep 0.1; done")
+    runner = _popen(cli, "run", "--bundle", str(bundle), "sig")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            listed = json.loads(cli("list", "--format", "json").stdout)
+            if listed and listed[0]["status"] == "running":
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)  # let sh install its trap
+        runner.send_signal(15)
+        assert runner.wait(timeout=30) == 9
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+
+
+def test_events_stream_until_the_container_stops(cli: Cli, rootfs_template: Path) -> None:
+    bundle = make_bundle(cli, rootfs_template, "stream", "sleep", "1000")
+    cli("run", "--detach", "--bundle", str(bundle), "stream")
+    watcher = _popen(cli, "events", "--interval", "100ms", "stream")
+    try:
+        out = cli.tmp_path / "popen-stream.out"
+        deadline = time.monotonic() + 30
+        while out.read_text().count("\n") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cli("kill", "stream", "KILL")
+        assert watcher.wait(timeout=30) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(events) >= 2 and all(e["type"] == "stats" and e["id"] == "stream" for e in events)
+    cli("delete", "stream")
