@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from corral.cli.context import Context, write_pid_file
 from corral.cli.signals import parse_signal
-from corral.errors import ContainerNotFound, CorralError, InvalidTransition
+from corral.errors import ContainerExists, ContainerNotFound, CorralError, InvalidTransition
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.statemachine.container import Container
@@ -57,10 +57,23 @@ def _refuse_unsupported(ctx: Context) -> None:
         ctx.log.debug("--no-new-keyring ignored: corral does not create a session keyring")
 
 
+def _refuse_existing(ctx: Context) -> None:
+    """A live id is refused first, by id, as runc does: the library would otherwise say
+    what else is wrong with the bundle (its cgroup is in use, by that very container)."""
+    store = ctx.readonly()
+    if store is None:
+        return  # the library's own check stands
+    with store:
+        view = store.find(ctx.container_id)
+    if view is not None and view.live and not ctx.needs_recovery(view):
+        raise ContainerExists(ctx.container_id, view.state)  # else recovery may free the id first
+
+
 def _create(ctx: Context) -> Container:
     from corral.config import Config
 
     _refuse_unsupported(ctx)
+    _refuse_existing(ctx)
     bundle = os.path.abspath(ctx.args.bundle or os.getcwd())
     config = Config.from_bundle(bundle)
     if config.process.terminal or ctx.args.console_socket:
