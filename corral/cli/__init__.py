@@ -1,0 +1,14 @@
+"""The `corral` command: a drop-in for runc's command line, over the corral library.
+
+containerd, Podman and CRI-O drive a runtime through runc's command line, one
+process per call. Each command lives in `corral.cli.commands.<group>` and is
+imported only when called, and every heavy import (SQLAlchemy, the executor)
+happens inside the command that needs it: `state` and `ps` read the store with
+`sqlite3` alone (corral.store.readonly).
+"""
+
+from __future__ import annotations
+
+from corral.cli.app import main
+
+__all__ = ["main"]

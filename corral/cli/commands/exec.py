@@ -1,0 +1,119 @@
+"""exec: run a process in a running container, from --process FILE or from arguments.
+
+With arguments, the process starts from the container's own (`process` in its
+config: env, user, capabilities, rlimits...) as runc's does; the flags then
+override the command, the working directory and the user, add environment
+variables and capabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import TYPE_CHECKING
+
+from corral.cli.commands.lifecycle import _load, inherited_stdio
+from corral.cli.context import Context, write_pid_file
+from corral.cli.parser import UsageError
+from corral.errors import CorralError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from corral.config import Process
+
+
+def parse_user(text: str) -> tuple[int, int | None]:
+    """`UID[:GID]` as numbers (corral does not read the container's /etc/passwd)."""
+    uid_text, _, gid_text = text.partition(":")
+    try:
+        uid = int(uid_text)
+        gid = int(gid_text) if gid_text else None
+    except ValueError:
+        raise UsageError(f"exec: --user {text!r}: only numeric UID[:GID] is supported") from None
+    if uid < 0 or (gid is not None and gid < 0):
+        raise UsageError(f"exec: --user {text!r}: ids must not be negative")
+    return uid, gid
+
+
+def _env_name(entry: str) -> str:
+    return entry.split("=", 1)[0]
+
+
+def build_process(a: argparse.Namespace, base: Process) -> Process:
+    """The Process to exec from the exec flags, on top of the container's `base` process."""
+    from corral.config import Capabilities, Process, User
+
+    if a.process:
+        source = a.process
+        text = sys.stdin.read() if source == "-" else open(source).read()
+        process = Process.from_json(text, source=source)
+    else:
+        command = list(a.args)
+        if command[:1] == ["--"]:
+            command = command[1:]
+        if not command:
+            raise UsageError("exec: give the command to run, or --process FILE")
+        env = list(base.env)
+        for entry in a.env:
+            if "=" not in entry:
+                raise UsageError(f"exec: --env {entry!r}: use KEY=VALUE")
+            env = [e for e in env if _env_name(e) != _env_name(entry)] + [entry]
+        user = base.user
+        if a.user:
+            uid, gid = parse_user(a.user)
+            user = User(uid=uid, gid=gid if gid is not None else user.gid, additional_gids=user.additional_gids, umask=user.umask)
+        if a.additional_gids:
+            user = dataclasses.replace(user, additional_gids=tuple(a.additional_gids))
+        process = dataclasses.replace(
+            base,
+            args=tuple(command),
+            env=tuple(env),
+            cwd=a.cwd or base.cwd,
+            user=user,
+            terminal=bool(a.tty),
+            no_new_privileges=base.no_new_privileges or bool(a.no_new_privs),
+        )
+    caps = [c.upper() if c.upper().startswith("CAP_") else "CAP_" + c.upper() for c in a.cap]
+    if caps:
+        current = process.capabilities or Capabilities((), (), (), (), ())
+
+        def add(names: tuple[str, ...]) -> tuple[str, ...]:
+            return names + tuple(c for c in caps if c not in names)
+
+        process = dataclasses.replace(
+            process,
+            capabilities=Capabilities(
+                bounding=add(current.bounding),
+                effective=add(current.effective),
+                permitted=add(current.permitted),
+                inheritable=add(current.inheritable),
+                ambient=current.ambient,
+            ),
+        )
+    return process
+
+
+def exec_(ctx: Context) -> int:
+    args = ctx.args
+    if args.tty or args.console_socket:
+        raise CorralError("exec: terminals (--tty, --console-socket) are not supported yet")
+    if args.preserve_fds:
+        raise CorralError(f"exec: --preserve-fds {args.preserve_fds}: passing extra file descriptors is not supported yet")
+    for flag in ("process_label", "apparmor"):
+        if getattr(args, flag):
+            raise CorralError(f"exec: --{flag.replace('_', '-')}: not supported by corral")
+    if args.cgroup:
+        raise CorralError("exec: --cgroup: joining a sub-cgroup is not supported by corral")
+    box = _load(ctx)
+    process = build_process(args, box.config.process)
+    if process.terminal:
+        raise CorralError("exec: terminals are not supported yet: set terminal to false in the process")
+    handle = box.exec(process, stdio=inherited_stdio())
+    ctx.log.debug(f"exec in {box.id}: pid {handle.pid}")
+    if args.pid_file:
+        write_pid_file(args.pid_file, handle.pid)
+    if args.detach:
+        return 0
+    status = handle.wait()
+    return 255 if status is None else status
+

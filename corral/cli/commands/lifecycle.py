@@ -1,0 +1,177 @@
+"""create, start, run, delete, kill, pause, resume: the transitions, through the library.
+
+Messages containerd's shim matches on are kept as runc's: "does not exist"
+(a delete of a container runc already removed is not an error to it) and
+"container not running" (a kill of a stopped container is "process already
+finished").
+"""
+
+from __future__ import annotations
+
+import os
+import signal as signal_module
+from typing import TYPE_CHECKING
+
+from corral.cli.context import Context, write_pid_file
+from corral.cli.signals import parse_signal
+from corral.errors import ContainerExists, ContainerNotFound, CorralError, InvalidTransition
+
+if TYPE_CHECKING:  # pragma: no cover
+    from corral.statemachine.container import Container
+    from corral.types import Stdio
+
+#: Signals that `run` in the foreground passes on to the container, as runc does.
+FORWARDED = (
+    signal_module.SIGTERM, signal_module.SIGINT, signal_module.SIGHUP, signal_module.SIGQUIT,
+    signal_module.SIGUSR1, signal_module.SIGUSR2, signal_module.SIGWINCH,
+)
+
+
+def _load(ctx: Context) -> Container:
+    return ctx.load()
+
+
+def inherited_stdio() -> Stdio:
+    """This process's fds 0, 1 and 2, those that are open (containerd hands its pipes over this way)."""
+    from corral.types import Stdio
+
+    def open_fd(fd: int) -> int | None:
+        try:
+            os.fstat(fd)
+        except OSError:
+            return None
+        return fd
+
+    return Stdio(open_fd(0), open_fd(1), open_fd(2))
+
+
+def _refuse_unsupported(ctx: Context) -> None:
+    args = ctx.args
+    if ctx.args.systemd_cgroup:
+        raise CorralError("--systemd-cgroup: corral manages cgroupfs directly; the systemd cgroup driver is not supported")
+    if args.preserve_fds:
+        raise CorralError(f"--preserve-fds {args.preserve_fds}: passing extra file descriptors is not supported yet")
+    if args.no_pivot:
+        ctx.log.debug("--no-pivot ignored: corral always uses pivot_root")
+    if args.no_new_keyring:
+        ctx.log.debug("--no-new-keyring ignored: corral does not create a session keyring")
+
+
+def _refuse_existing(ctx: Context) -> None:
+    """A live id is refused first, by id, as runc does: the library would otherwise say
+    what else is wrong with the bundle (its cgroup is in use, by that very container)."""
+    store = ctx.readonly()
+    if store is None:
+        return  # the library's own check stands
+    with store:
+        view = store.find(ctx.container_id)
+    if view is not None and view.live and not ctx.needs_recovery(view):
+        raise ContainerExists(ctx.container_id, view.state)  # else recovery may free the id first
+
+
+def _create(ctx: Context) -> Container:
+    from corral.config import Config
+
+    _refuse_unsupported(ctx)
+    _refuse_existing(ctx)
+    bundle = os.path.abspath(ctx.args.bundle or os.getcwd())
+    config = Config.from_bundle(bundle)
+    if config.process.terminal or ctx.args.console_socket:
+        if config.process.terminal:
+            raise CorralError("terminals are not supported yet: set process.terminal to false in config.json")
+        raise CorralError("--console-socket: terminals are not supported yet (process.terminal is false anyway)")
+    box = ctx.runtime().create(ctx.container_id, config, stdio=inherited_stdio())
+    if ctx.args.pid_file:
+        pid = box.pid
+        assert pid is not None
+        try:
+            write_pid_file(ctx.args.pid_file, pid)
+        except OSError:
+            box.destroy(force=True)
+            raise
+    ctx.log.debug(f"created {box.id}: init {box.pid}")
+    return box
+
+
+def create(ctx: Context) -> int:
+    _create(ctx)
+    return 0
+
+
+def start(ctx: Context) -> int:
+    _load(ctx).start()
+    return 0
+
+
+def pause(ctx: Context) -> int:
+    _load(ctx).pause()
+    return 0
+
+
+def resume(ctx: Context) -> int:
+    _load(ctx).resume()
+    return 0
+
+
+def kill(ctx: Context) -> int:
+    sig = parse_signal(ctx.args.signal)
+    box = _load(ctx)
+    try:
+        box.signal(sig, all_processes=ctx.args.all)
+    except InvalidTransition as exc:
+        if exc.state == "stopped":
+            raise CorralError("container not running") from exc
+        raise
+    return 0
+
+
+def delete(ctx: Context) -> int:
+    """runc's delete: stopped → removed; created → killed and removed (as runc and crun do);
+    running or paused only with --force. --force of a missing container is success."""
+    try:
+        box = _load(ctx)
+    except ContainerNotFound:
+        if ctx.args.force:
+            ctx.log.debug(f"delete --force: {ctx.container_id} does not exist")
+            return 0
+        raise
+    state = box.state.value
+    if state in ("running", "paused") and not ctx.args.force:
+        raise CorralError(f"cannot delete container {box.id} that is not stopped: {state}")
+    box.destroy(force=state != "stopped")
+    return 0
+
+
+def run(ctx: Context) -> int:
+    box = _create(ctx)
+    try:
+        box.start()
+    except BaseException:
+        box.destroy(force=True)
+        raise
+    if ctx.args.detach:
+        return 0
+    return _wait_in_foreground(ctx, box)
+
+
+def _wait_in_foreground(ctx: Context, box: Container) -> int:
+    """Wait for the init, passing on the signals this process gets; then delete it (unless --keep)."""
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            box.signal(signum)
+        except CorralError as exc:
+            ctx.log.debug(f"forwarding signal {signum}: {exc}")
+
+    previous = {sig: signal_module.signal(sig, forward) for sig in FORWARDED}
+    try:
+        status = box.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal_module.signal(sig, handler)
+    if not ctx.args.keep:
+        box.destroy()
+    if status is None:
+        ctx.log.warning(f"container {box.id}: its exit status could not be observed")
+        return 255
+    return status

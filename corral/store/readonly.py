@@ -1,0 +1,143 @@
+"""A read-only view of the store through `sqlite3` alone, for one-shot command-line calls.
+
+containerd runs one runtime process per call (`state`, `ps`, `kill`, ...), so the
+cost of importing SQLAlchemy (and of the migration check) is paid on every call.
+This module answers the reads those calls need with the standard library: one
+container's record by id, or every live one, and nothing else. It never writes
+and never migrates: a store that is missing, unreadable or not at the revision
+this code knows answers `None` from `open_readonly`, and the caller takes the
+full path (the Repository), which creates, upgrades or reports it properly.
+
+The queries mirror `Repository.find` and `Repository.all`; the schema they read
+is the one of `SCHEMA_REVISION` (tests/unit/test_store_readonly.py checks that it
+is the engine's head revision, so a new migration cannot leave this behind).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+from datetime import datetime
+from typing import NamedTuple
+
+#: The Alembic revision whose schema the queries below read.
+SCHEMA_REVISION = "0003_created_cgroups"
+
+DB_NAME = "corral.db"
+BUSY_TIMEOUT_S = 30.0
+
+_COLUMNS = (
+    "key, id, state, pending_event, init_pid, init_start_time, boot_id, bundle, config, "
+    "run_dir, exit_status, created_at, live_id"
+)
+
+
+class RecordView(NamedTuple):
+    """What a read-only caller needs of a container's record (a subset of ContainerRecord).
+
+    A NamedTuple, not a dataclass: `dataclasses` costs more to import than the
+    whole read it serves.
+    """
+
+    key: int
+    id: str
+    state: str
+    pending_event: str | None
+    init_pid: int | None
+    init_start_time: int | None
+    boot_id: str
+    bundle: str | None
+    config: str
+    run_dir: str
+    exit_status: int | None
+    created_at: datetime
+    live: bool
+    cgroup_paths: Mapping[str, str] = {}
+
+
+def _parse_time(value: object) -> datetime:
+    # SQLAlchemy stores DateTime on SQLite as "YYYY-MM-DD HH:MM:SS.ffffff" (UTC, naive).
+    return datetime.fromisoformat(str(value))
+
+
+class ReadonlyStore:
+    """One read-only connection to `<root>/corral.db`; close it when done."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._con = connection
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> ReadonlyStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def find(self, container_id: str) -> RecordView | None:
+        """The live container with this id, else its most recent tombstone (as Repository.find)."""
+        row = self._con.execute(
+            f"SELECT {_COLUMNS} FROM containers WHERE id = ? "
+            "ORDER BY live_id IS NULL, key DESC LIMIT 1",
+            (container_id,),
+        ).fetchone()
+        return self._view(row) if row is not None else None
+
+    def live(self) -> list[RecordView]:
+        """Every container not destroyed, oldest first (as Repository.all)."""
+        rows = self._con.execute(
+            f"SELECT {_COLUMNS} FROM containers WHERE live_id IS NOT NULL ORDER BY key"
+        ).fetchall()
+        return [self._view(row) for row in rows]
+
+    def _view(self, row: tuple[object, ...]) -> RecordView:
+        (key, cid, state, pending, init_pid, init_start, boot_id, bundle, config, run_dir,
+         exit_status, created_at, live_id) = row
+        paths = dict(
+            self._con.execute(
+                "SELECT hierarchy, path FROM cgroup_paths WHERE container_key = ?", (key,)
+            ).fetchall()
+        )
+        return RecordView(
+            key=int(key),  # type: ignore[arg-type]
+            id=str(cid),
+            state=str(state),
+            pending_event=pending,  # type: ignore[arg-type]
+            init_pid=init_pid,  # type: ignore[arg-type]
+            init_start_time=init_start,  # type: ignore[arg-type]
+            boot_id=str(boot_id),
+            bundle=bundle,  # type: ignore[arg-type]
+            config=str(config),
+            run_dir=str(run_dir),
+            exit_status=exit_status,  # type: ignore[arg-type]
+            created_at=_parse_time(created_at),
+            live=live_id is not None,
+            cgroup_paths=paths,
+        )
+
+
+def open_readonly(root: str | os.PathLike[str]) -> ReadonlyStore | None:
+    """A read-only view of the store under `root`, or None when only the full path can answer.
+
+    None means: no database yet, a file that is not one, or a schema at another
+    revision (older: the Repository would migrate it; newer or unknown: it
+    reports that). Nothing is created or written either way.
+    """
+    path = os.path.join(os.fspath(root), DB_NAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = con.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:
+        con.close()
+        return None
+    if [r[0] for r in rows] != [SCHEMA_REVISION]:
+        con.close()
+        return None
+    return ReadonlyStore(con)
