@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from corral.errors import ConfigError, ExecutorError
-from corral.seccomp_spec import DEFAULT_ERRNO, Seccomp, validate_seccomp
+from corral.config.linux import SECCOMP_DEFAULT_ERRNO as DEFAULT_ERRNO
+from corral.config.seccomp import Seccomp, validate_seccomp
 
 if TYPE_CHECKING:
     from cffi import FFI

@@ -33,7 +33,7 @@ import pytest
 from corral.errors import ConfigError
 from corral.executor import seccomp
 from corral.executor import syscalls as sc
-from corral.seccomp_spec import Seccomp, SeccompArg, SeccompSyscall, parse_seccomp
+from corral.config import Seccomp, SeccompArg, SeccompSyscall, parse_seccomp
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "seccomp_containerd_default.json"
 
