@@ -30,6 +30,8 @@ from corral.config import (
     User,
 )
 from corral.errors import ConfigError
+from corral.statemachine.runtime import Runtime
+from tests.fakes import FakeExecutor
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "seccomp_containerd_default.json"
 
@@ -178,3 +180,26 @@ def test_unset_is_not_part_of_equality_and_survives_pickling() -> None:
 def test_unset_fields_are_still_validated_after_inheriting() -> None:
     with pytest.raises(ConfigError, match=r"^process.cwd: must be an absolute path$"):
         Process(args=["sh"], cwd="tmp").resolved_against(CONTAINER)
+
+
+# --------------------------------------------------------------------------- through the lifecycle
+
+
+def test_container_exec_hands_the_executor_the_resolved_process(runtime: Runtime, tmp_path: Path) -> None:
+    """The lifecycle resolves before the executor sees the process: no executor has to."""
+    executor = runtime.context.executor
+    assert isinstance(executor, FakeExecutor)
+    seen: list[Process] = []
+    real_exec = executor.exec
+    executor.exec = lambda facts, process, stdio: (seen.append(process), real_exec(facts, process, stdio))[1]  # type: ignore[method-assign]
+    (tmp_path / "rootfs").mkdir()
+    box = runtime.create("box", Config(process=CONTAINER, root=Root(str(tmp_path / "rootfs"))))
+    box.start()
+
+    box.exec(Process(args=("true",))).wait()
+    box.exec(Process(args=("true",), env=(), capabilities=None)).wait()
+
+    assert seen[0] == dataclasses.replace(CONTAINER, args=("true",))
+    assert seen[1] == dataclasses.replace(CONTAINER, args=("true",), env=(), capabilities=None)
+    assert all(p.unset == frozenset() for p in seen)
+    box.destroy(force=True)
