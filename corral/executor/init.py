@@ -8,7 +8,9 @@ helper, so no interpreter starts here. Two stages, as in runc's nsexec:
   forks, because a new PID namespace applies to children only;
 - `init_stage` is PID 1 of the new PID namespace: it sets up the rootfs,
   hostname, loopback and credentials, reports ready, blocks on the exec fifo
-  until `start`, and execs.
+  until `start`, and execs. The seccomp filter (compiled by the controller) is
+  loaded last before execve under no_new_privs, or else while the init still
+  holds CAP_SYS_ADMIN, just before the credentials drop it.
 
 `exec_stage` is the same in setns mode for `Container.exec`.
 
@@ -27,7 +29,8 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from corral.config import Config, Process
-from corral.executor import credentials, protocol, rootfs
+from corral.executor import credentials, protocol, rootfs, seccomp
+from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
 
 #: The init's name until it execs (execve resets it): how the executor tells
@@ -114,6 +117,27 @@ def become(process: Process, stdio: list[int], step: Step) -> str:
     return executable
 
 
+def load_seccomp_privileged(seccomp_filter: CompiledFilter | None, process: Process, step: Step) -> None:
+    """Without no_new_privs, the kernel takes a filter only from a process with
+    CAP_SYS_ADMIN: load it before the credentials drop it, as the runtime spec says
+    (and runc does). Every syscall from here to execve then passes the filter too."""
+    if seccomp_filter is not None and not process.no_new_privileges:
+        step("loading the seccomp filter (before dropping capabilities)")
+        seccomp.load_bpf(seccomp_filter)
+
+
+def load_seccomp_last(seccomp_filter: CompiledFilter | None, process: Process) -> None:
+    """With no_new_privs, the last thing before execve: the profile then only has to
+    allow execve, not the set-up the init does on the program's behalf."""
+    if seccomp_filter is not None and process.no_new_privileges:
+        seccomp.load_bpf(seccomp_filter)
+
+
+def _seccomp_filter(request: Mapping[str, Any]) -> CompiledFilter | None:
+    message = request.get("seccomp")
+    return None if message is None else CompiledFilter.from_message(message)
+
+
 def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in env if "=" in item)
 
@@ -197,6 +221,8 @@ def init_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]
         step("reaching the exec fifo through /proc (the container needs proc mounted at /proc)")
         os.stat(rootfs.fd_path(fifo_fd))
         process = config.process
+        seccomp_filter = _seccomp_filter(request)
+        load_seccomp_privileged(seccomp_filter, process, step)
         executable = become(process, stdio, step)
         protocol.send(sock, {"stage": "ready"})
     except BaseException as exc:
@@ -207,7 +233,9 @@ def init_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]
         os.write(fifo, b"0")
         os.close(fifo)
         reset_signals()
-        os.execve(executable, list(process.args), _env_dict(process.env))
+        args, env = list(process.args), _env_dict(process.env)
+        load_seccomp_last(seccomp_filter, process)
+        os.execve(executable, args, env)
     except BaseException as exc:
         os.write(2, f"corral init: {process.args[0]}: {exc}\n".encode(errors="replace"))
     os._exit(127)
@@ -242,9 +270,14 @@ def _exec_process(request: Mapping[str, Any], sock: socket.socket, stdio: list[i
     step = Step()
     try:
         process = Process.from_dict(request["process"])
+        seccomp_filter = _seccomp_filter(request)
+        load_seccomp_privileged(seccomp_filter, process, step)
         executable = become(process, stdio, step)
         reset_signals()
-        os.execve(executable, list(process.args), _env_dict(process.env))
+        args, env = list(process.args), _env_dict(process.env)
+        step("loading the seccomp filter")
+        load_seccomp_last(seccomp_filter, process)
+        os.execve(executable, args, env)
     except BaseException as exc:
         fail(sock, step, exc)
 

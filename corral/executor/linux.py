@@ -14,12 +14,14 @@ import select
 import shutil
 import signal as signal_module
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from corral import faults
 from corral.config import Config, Process
 from corral.errors import ConfigError, ExecutorError, ProcessGone
 from corral.executor import proc
 from corral.executor import spawn as spawning
+from corral.executor import seccomp
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
 from corral.executor.cgroups.base import Cgroup
 from corral.executor.init import INIT_COMM
@@ -40,6 +42,10 @@ FIFO_NAME = "exec.fifo"
 EXIT_FILE = "init.exit"
 FREEZE_TIMEOUT = 10.0
 MONITOR_GRACE = 5.0
+
+
+def _seccomp_message(config: Config) -> dict[str, Any] | None:
+    return None if config.seccomp is None else seccomp.compiled(config.seccomp).to_message()
 
 
 def _id_map(mappings: tuple) -> str:
@@ -84,6 +90,10 @@ class LinuxExecutor:
             raise ConfigError("process.terminal", "not supported yet (no console support)")
         if not os.path.isdir(config.root.path):
             raise ConfigError("root.path", f"{config.root.path} does not exist or is not a directory")
+        if config.seccomp is not None:
+            # Compiled here, before anything exists, so that what this host's
+            # libseccomp refuses fails create, naming the JSON path; cached for spawn and exec.
+            seccomp.compiled(config.seccomp)
         cgroups_path = config.cgroups_path or f"/corral/{container_id}"
         return ContainerPlan(cgroup_paths=self.cgroups.plan(cgroups_path), run_dir=run_dir)
 
@@ -115,6 +125,7 @@ class LinuxExecutor:
             "new": [ns.type for ns in _ordered(config) if not ns.path],
             "uid_map": _id_map(config.uid_mappings),
             "gid_map": _id_map(config.gid_mappings),
+            "seccomp": _seccomp_message(config),
         }
         init_pid, monitor, ctl = spawning.spawn_init(
             self._helper, request, stdio, lambda: faults.point("create.spawned")
@@ -283,6 +294,7 @@ class LinuxExecutor:
             "join": [ns.type for ns in _ordered(facts.config)],
             "cgroup_procs": cgroup.procs_files(),
             "process": process.to_dict(),
+            "seccomp": _seccomp_message(facts.config),  # runc too filters exec'd processes
         }
         return spawning.spawn_exec(self._helper, request, stdio)
 

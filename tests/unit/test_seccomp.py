@@ -486,3 +486,14 @@ def test_loading_bpf_does_not_map_libseccomp() -> None:
         [sys.executable, "-c", code, bpf], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_profile_is_compiled_once_per_process() -> None:
+    """The executor compiles at create and again for each exec: equal profiles share one result."""
+    seccomp.compiled.cache_clear()
+    first = seccomp.compiled(containerd_default())
+    again = seccomp.compiled(containerd_default())  # an equal Seccomp, another object
+
+    assert again is first
+    assert seccomp.compiled.cache_info().hits == 1
+    assert first.bpf == seccomp.compile_bpf(containerd_default()).bpf
