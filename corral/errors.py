@@ -41,6 +41,19 @@ class ConfigError(CorralError, ValueError):
         super().__init__(f"{prefix}{where}: {problem}")
 
 
+class InvalidStdio(ConfigError):
+    """A file descriptor given in `Stdio` that cannot be handed to the container.
+
+    Raised by the executor before anything is spawned; `where` is
+    ``stdio.stdin``, ``stdio.stdout`` or ``stdio.stderr``.
+    """
+
+    def __init__(self, stream: str, fd: object, problem: str) -> None:
+        self.stream = stream
+        self.fd = fd
+        super().__init__(f"stdio.{stream}", f"fd {fd!r} {problem}")
+
+
 class ContainerNotFound(CorralError, LookupError):
     def __init__(self, container_id: str, root: str) -> None:
         self.container_id = container_id

@@ -20,6 +20,7 @@ Tests can make the next call of an operation fail, or make an init exit.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import random
@@ -211,9 +212,10 @@ class FakeExecutor:
 
     # -- the interface ----------------------------------------------------------
 
-    def plan(self, container_id: str, config: Config, run_dir: str) -> ContainerPlan:
-        path = config.cgroups_path or f"/corral/{container_id}"
-        return ContainerPlan(cgroup_paths={"fake": f"/fake-cgroup{path}"}, run_dir=run_dir)
+    def plan(self, container_id: str, config: Config, run_dir: str, store_root: str) -> ContainerPlan:
+        tag = hashlib.sha256(store_root.encode()).hexdigest()[:12]  # unique to the store, as the real one
+        path = f"/fake-cgroup{config.cgroups_path or f'/corral/{tag}/{container_id}'}"
+        return ContainerPlan(cgroup_paths={"fake": path}, run_dir=run_dir, created_cgroups={"fake": (path,)})
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> FakeSpawned:
         with self._kernel(facts.id) as k:

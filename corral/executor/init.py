@@ -25,11 +25,11 @@ import os
 import signal
 import socket
 import struct
-from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from corral.config import Config, Process
+from corral.config import Process
 from corral.executor import credentials, protocol, rootfs, seccomp
+from corral.executor.protocol import CreateRequest, ExecForked, ExecRequest, Failed, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
 
@@ -56,9 +56,8 @@ class Step:
 
 
 def fail(sock: socket.socket, step: Step, exc: BaseException) -> NoReturn:
-    message = f"{step.name}: {exc}"
     try:
-        protocol.send(sock, {"stage": "error", "message": message})
+        protocol.send(sock, Failed(step.name, str(exc)))
     finally:
         os._exit(1)
 
@@ -133,16 +132,11 @@ def load_seccomp_last(seccomp_filter: CompiledFilter | None, process: Process) -
         seccomp.load_bpf(seccomp_filter)
 
 
-def _seccomp_filter(request: Mapping[str, Any]) -> CompiledFilter | None:
-    message = request.get("seccomp")
-    return None if message is None else CompiledFilter.from_message(message)
-
-
 def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in env if "=" in item)
 
 
-def namespaces_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]) -> NoReturn:
+def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int]) -> NoReturn:
     """Join and create namespaces, then fork the init (PID 1 of a new PID namespace)."""
     step = Step()
     try:
@@ -150,14 +144,14 @@ def namespaces_stage(request: Mapping[str, Any], sock: socket.socket, stdio: lis
         if protocol.recv(sock) is None:
             os._exit(1)
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        for ns_type, path in request["join"]:
+        for ns_type, path in request.join:
             step(f"joining the {ns_type} namespace at {path}")
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 sc.setns(fd, sc.NAMESPACES[ns_type][0])
             finally:
                 os.close(fd)
-        new = request["new"]
+        new = request.new
         flags = 0
         for ns_type in new:
             if ns_type != "cgroup":  # unshared by init, once it is in its cgroups
@@ -167,7 +161,7 @@ def namespaces_stage(request: Mapping[str, Any], sock: socket.socket, stdio: lis
             sc.unshare(flags)
         if "user" in new:
             step("waiting for the uid/gid maps")
-            protocol.send(sock, {"stage": "userns", "pid": os.getpid()})
+            protocol.send(sock, UsernsCreated(os.getpid()))
             if protocol.recv(sock) is None:
                 os._exit(1)
             for setter in (os.setresgid, os.setresuid):
@@ -182,30 +176,29 @@ def namespaces_stage(request: Mapping[str, Any], sock: socket.socket, stdio: lis
             os.close(gate_write)
             os.read(gate_read, 1)  # returns when this stage has reported the PID and exited
             os.close(gate_read)
-            init_stage(request, sock, stdio)
+            init_stage(request, fifo_fd, sock, stdio)
         os.close(gate_read)
-        protocol.send(sock, {"stage": "init", "pid": pid})
+        protocol.send(sock, InitForked(pid))
     except BaseException as exc:
         fail(sock, step, exc)
     os._exit(0)
 
 
-def init_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]) -> NoReturn:
+def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int]) -> NoReturn:
     step = Step()
     try:
-        step("reading the config")
+        step("naming the init")
         sc.prctl(sc.PR_SET_NAME, _comm_arg())
-        config = Config.from_dict(request["config"], bundle=request.get("bundle"))
-        new = set(request["new"])
+        config = request.config  # validated once, in the controller, when it was built
+        new = set(request.new)
         if "cgroup" in new:
             step("creating the cgroup namespace")
             sc.unshare(sc.CLONE_NEWCGROUP)
-        fifo_fd = request["fifo_fd"]
         step("setting up the rootfs")
         rootfs.prepare(
             config,
-            request["cgroup_paths"],
-            in_user_namespace="user" in new or any(t == "user" for t, _ in request["join"]),
+            request.cgroup_paths,
+            in_user_namespace="user" in new or any(t == "user" for t, _ in request.join),
             new_cgroupns="cgroup" in new,
         )
         if config.hostname is not None:
@@ -221,10 +214,10 @@ def init_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]
         step("reaching the exec fifo through /proc (the container needs proc mounted at /proc)")
         os.stat(rootfs.fd_path(fifo_fd))
         process = config.process
-        seccomp_filter = _seccomp_filter(request)
+        seccomp_filter = request.seccomp  # compiled by the controller at create
         load_seccomp_privileged(seccomp_filter, process, step)
         executable = become(process, stdio, step)
-        protocol.send(sock, {"stage": "ready"})
+        protocol.send(sock, InitReady())
     except BaseException as exc:
         fail(sock, step, exc)
     sock.close()
@@ -241,7 +234,7 @@ def init_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]
     os._exit(127)
 
 
-def exec_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int], pidfd: int) -> NoReturn:
+def exec_stage(request: ExecRequest, sock: socket.socket, stdio: list[int], pidfd: int) -> NoReturn:
     """Join the running container (one setns through the init's pidfd), then fork and exec."""
     step = Step()
     try:
@@ -250,7 +243,7 @@ def exec_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]
             os._exit(1)
         sc.prctl(sc.PR_SET_DUMPABLE, 0)  # before joining: the container must not reach into us
         flags = 0
-        for ns_type in request["join"]:
+        for ns_type in request.join:
             flags |= sc.NAMESPACES[ns_type][0]
         if flags:
             step("joining the container's namespaces")
@@ -259,18 +252,18 @@ def exec_stage(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]
         step("forking the process")
         pid = os.fork()
         if pid == 0:
-            _exec_process(request, sock, stdio)
-        protocol.send(sock, {"stage": "exec-pid", "pid": pid})
+            _exec_process(request.process, request.seccomp, sock, stdio)
+        protocol.send(sock, ExecForked(pid))
     except BaseException as exc:
         fail(sock, step, exc)
     os._exit(0)
 
 
-def _exec_process(request: Mapping[str, Any], sock: socket.socket, stdio: list[int]) -> NoReturn:
+def _exec_process(
+    process: Process, seccomp_filter: CompiledFilter | None, sock: socket.socket, stdio: list[int]
+) -> NoReturn:
     step = Step()
     try:
-        process = Process.from_dict(request["process"])
-        seccomp_filter = _seccomp_filter(request)
         load_seccomp_privileged(seccomp_filter, process, step)
         executable = become(process, stdio, step)
         reset_signals()

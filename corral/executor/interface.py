@@ -37,6 +37,10 @@ class ContainerPlan:
 
     cgroup_paths: Mapping[str, str]  # hierarchy key -> absolute cgroup directory
     run_dir: str  # per-boot directory: exec fifo, exit files
+    #: Per hierarchy key, the directories create makes (the container's and any missing
+    #: parents, parents first): all that destroy and rollback may remove. None in a record
+    #: made before corral recorded them (it then means the container's own directories).
+    created_cgroups: Mapping[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,13 @@ class ExecHandle(Protocol):
 class Executor(Protocol):
     """The kernel side, as the lifecycle sees it. Every method is given facts, not ids."""
 
-    def plan(self, container_id: str, config: Config, run_dir: str) -> ContainerPlan: ...
+    def plan(self, container_id: str, config: Config, run_dir: str, store_root: str) -> ContainerPlan:
+        """Where the container's cgroups and run dir go; touches nothing.
+
+        `store_root` (the Runtime's root) makes the default cgroup path unique to
+        the store, so two stores creating the same id never share a cgroup.
+        """
+        ...
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> Spawned: ...
 

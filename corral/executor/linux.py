@@ -3,23 +3,32 @@
 Stateless between calls on purpose: every method acts on the facts it is given
 (read from the store), so any process can pick up a container another one
 created. The only state is the spawn helper, which is a cache.
+
+Cgroups belong to one container. Without `linux.cgroupsPath` a container's cgroup
+is ``/corral/<store>/<id>`` in each hierarchy, where ``<store>`` is the first 12
+hex digits of the SHA-256 of the store root's resolved path: two stores that
+create the same id never share a cgroup. An explicit `linux.cgroupsPath` that
+exists is joined only when no process is in it (as runc 1.2); the directories
+corral had to create are recorded with the plan, and destroy and rollback remove
+only those (a joined cgroup stays, with the limits corral wrote). corral kills in
+a cgroup it created, or in a joined one once it has recorded an init there
+(cgroups/ownership.py).
 """
 
 from __future__ import annotations
 
 import errno
-import json
+import hashlib
 import os
 import select
 import shutil
 import signal as signal_module
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from corral import faults
 from corral.config import Config, Process
 from corral.errors import ConfigError, ExecutorError, ProcessGone
-from corral.executor import proc
+from corral.executor import proc, protocol
 from corral.executor import spawn as spawning
 from corral.executor import seccomp
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
@@ -44,8 +53,22 @@ FREEZE_TIMEOUT = 10.0
 MONITOR_GRACE = 5.0
 
 
-def _seccomp_message(config: Config) -> dict[str, Any] | None:
-    return None if config.seccomp is None else seccomp.compiled(config.seccomp).to_message()
+#: corral's own subtree of every hierarchy: its empty directories are corral's to remove.
+DEFAULT_CGROUP_PARENT = "/corral"
+
+
+def store_tag(store_root: str) -> str:
+    """12 hex digits naming a store: the SHA-256 of its root's resolved path."""
+    return hashlib.sha256(os.path.realpath(store_root).encode()).hexdigest()[:12]
+
+
+def default_cgroups_path(store_root: str, container_id: str) -> str:
+    """``/corral/<store tag>/<id>``: unique to the store, so stores never share a cgroup."""
+    return f"{DEFAULT_CGROUP_PARENT}/{store_tag(store_root)}/{container_id}"
+
+
+def _compiled_seccomp(config: Config) -> seccomp.CompiledFilter | None:
+    return None if config.seccomp is None else seccomp.compiled(config.seccomp)
 
 
 def _id_map(mappings: tuple) -> str:
@@ -65,7 +88,7 @@ class LinuxExecutor:
     # -- helpers ----------------------------------------------------------------
 
     def _cgroup(self, facts: ContainerFacts) -> Cgroup:
-        return open_cgroup(facts.plan.cgroup_paths)
+        return open_cgroup(facts.plan.cgroup_paths, facts.plan.created_cgroups)
 
     @staticmethod
     def _fifo(facts: ContainerFacts) -> str:
@@ -77,7 +100,7 @@ class LinuxExecutor:
 
     # -- the interface ------------------------------------------------------------
 
-    def plan(self, container_id: str, config: Config, run_dir: str) -> ContainerPlan:
+    def plan(self, container_id: str, config: Config, run_dir: str, store_root: str) -> ContainerPlan:
         mount_ns = config.namespace("mount")
         if mount_ns is None:
             raise ConfigError(
@@ -94,10 +117,14 @@ class LinuxExecutor:
             # Compiled here, before anything exists, so that what this host's
             # libseccomp refuses fails create, naming the JSON path; cached for spawn and exec.
             seccomp.compiled(config.seccomp)
-        cgroups_path = config.cgroups_path or f"/corral/{container_id}"
-        return ContainerPlan(cgroup_paths=self.cgroups.plan(cgroups_path), run_dir=run_dir)
+        if config.cgroups_path:
+            claim = self.cgroups.claim(config.cgroups_path)  # refuses a cgroup with processes, before any write
+        else:
+            claim = self.cgroups.claim(default_cgroups_path(store_root, container_id), DEFAULT_CGROUP_PARENT)
+        return ContainerPlan(cgroup_paths=claim.paths, run_dir=run_dir, created_cgroups=claim.created)
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> spawning.SpawnedInit:
+        spawning.check_stdio(stdio)
         config = facts.config
         cgroup = self._cgroup(facts)
         cgroup.create()
@@ -112,21 +139,19 @@ class LinuxExecutor:
             pass
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # any user of the container may open it for writing (runc does the same)
-        request = {
-            "op": "create",
-            "id": facts.id,
-            "config": config.to_dict(),
-            "bundle": config.bundle,
-            "cgroup_procs": cgroup.procs_files(),
-            "cgroup_paths": dict(facts.plan.cgroup_paths),
-            "fifo": fifo,
-            "exit_file": self._exit_file(facts),
-            "join": [[ns.type, ns.path] for ns in _ordered(config) if ns.path],
-            "new": [ns.type for ns in _ordered(config) if not ns.path],
-            "uid_map": _id_map(config.uid_mappings),
-            "gid_map": _id_map(config.gid_mappings),
-            "seccomp": _seccomp_message(config),
-        }
+        request = protocol.CreateRequest(
+            id=facts.id,
+            config=config,
+            cgroup_procs=tuple(cgroup.procs_files()),
+            cgroup_paths=dict(facts.plan.cgroup_paths),
+            fifo=fifo,
+            exit_file=self._exit_file(facts),
+            join=tuple((ns.type, ns.path) for ns in _ordered(config) if ns.path),
+            new=tuple(ns.type for ns in _ordered(config) if not ns.path),
+            uid_map=_id_map(config.uid_mappings),
+            gid_map=_id_map(config.gid_mappings),
+            seccomp=_compiled_seccomp(config),
+        )
         init_pid, monitor, ctl = spawning.spawn_init(
             self._helper, request, stdio, lambda: faults.point("create.spawned")
         )
@@ -258,22 +283,20 @@ class LinuxExecutor:
     def exit_status(self, facts: ContainerFacts) -> ExitStatus:
         if facts.monitor is not None and facts.init is not None and not proc.alive(facts.init):
             spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)  # it writes the file as it exits
-        try:
-            with open(self._exit_file(facts)) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
+        exited = protocol.read_exit_file(self._exit_file(facts))
+        if exited is None:
             return ExitStatus.unknown()
         # The kernel does not say who sent a SIGKILL: the init counts as OOM-killed
         # when it died of SIGKILL while its cgroup's OOM-kill counter is non-zero,
         # unless corral sent that SIGKILL itself (kill(), and Container checks signal()).
         oom = False
-        if record.get("signal") == signal_module.SIGKILL:
+        if exited.signal == signal_module.SIGKILL:
             cgroup = self._cgroup(facts)
             try:
                 oom = cgroup.exists() and cgroup.oom_kill_count() > 0
             except OSError:
                 oom = False
-        return ExitStatus(record.get("status"), record.get("signal"), oom)
+        return ExitStatus(exited.status, exited.signal, oom)
 
     def freeze(self, facts: ContainerFacts) -> None:
         self._cgroup(facts).freeze(FREEZE_TIMEOUT)
@@ -284,18 +307,18 @@ class LinuxExecutor:
         faults.point("resume.thawed")
 
     def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> spawning.LinuxExecHandle:
+        spawning.check_stdio(stdio)
         init = self._require_init(facts)
         cgroup = self._cgroup(facts)
-        request = {
-            "op": "exec",
-            "id": facts.id,
-            "init_pid": init.pid,
-            "init_start_time": init.start_time,
-            "join": [ns.type for ns in _ordered(facts.config)],
-            "cgroup_procs": cgroup.procs_files(),
-            "process": process.to_dict(),
-            "seccomp": _seccomp_message(facts.config),  # runc too filters exec'd processes
-        }
+        request = protocol.ExecRequest(
+            id=facts.id,
+            init_pid=init.pid,
+            init_start_time=init.start_time,
+            join=tuple(ns.type for ns in _ordered(facts.config)),
+            cgroup_procs=tuple(cgroup.procs_files()),
+            process=process,
+            seccomp=_compiled_seccomp(facts.config),  # runc too filters exec'd processes
+        )
         return spawning.spawn_exec(self._helper, request, stdio)
 
     def processes(self, facts: ContainerFacts) -> list[int]:
@@ -325,7 +348,7 @@ class LinuxExecutor:
                     pass
                 finally:
                     os.close(pidfd)
-        if cgroup.exists():
+        if self._may_kill_in(facts, cgroup) and cgroup.exists():
             cgroup.kill_all(timeout)
         if facts.init is not None and not spawning.wait_for_exit(facts.init, timeout):
             raise ExecutorError(f"container {facts.id!r}: the init survived SIGKILL for {timeout:g} s")
@@ -337,12 +360,12 @@ class LinuxExecutor:
 
     def destroy(self, facts: ContainerFacts) -> None:
         cgroup = self._cgroup(facts)
-        if cgroup.exists():
+        ours = self._may_kill_in(facts, cgroup)
+        if ours and cgroup.exists():
             cgroup.kill_all()
         spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)
         faults.point("destroy.killed")
-        if cgroup.exists():
-            cgroup.destroy()
+        cgroup.destroy(kill=ours)  # also when only a parent corral created is left
         faults.point("destroy.cgroups-removed")
         try:
             shutil.rmtree(facts.plan.run_dir)
@@ -352,8 +375,18 @@ class LinuxExecutor:
             if exc.errno != errno.ENOENT:
                 raise ExecutorError(f"container {facts.id!r}: cannot remove {facts.plan.run_dir}: {exc}") from exc
 
+    @staticmethod
+    def _may_kill_in(facts: ContainerFacts, cgroup: Cgroup) -> bool:
+        """Whether every process in the cgroup is the container's (cgroups/ownership.py).
+
+        So when corral created the cgroup, or recorded an init in a joined one: it put
+        the init there right after finding it empty. In a joined cgroup without a
+        recorded init (a create that failed or crashed early) nothing is killed.
+        """
+        return facts.init is not None or cgroup.created_by_corral()
+
     def leftovers(self, facts: ContainerFacts) -> list[str]:
-        found = [path for path in facts.plan.cgroup_paths.values() if os.path.isdir(path)]
+        found = self._cgroup(facts).leftovers()
         if os.path.exists(facts.plan.run_dir):
             found.append(facts.plan.run_dir)
         return found

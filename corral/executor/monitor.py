@@ -21,15 +21,28 @@ container, as containerd-shim and conmon cost.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from corral.executor import init, proc, protocol
 from corral.executor.interface import ExitStatus
+from corral.executor.protocol import (
+    Confirm,
+    CreateRequest,
+    ExecForked,
+    ExecRequest,
+    ExecStarted,
+    Exited,
+    Failed,
+    Go,
+    InitForked,
+    InitReady,
+    Ready,
+    Spawned,
+    UsernsCreated,
+)
 from corral.executor import syscalls as sc
 
 
@@ -46,7 +59,7 @@ def _become_monitor() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def _join_cgroups(procs_files: list[str], pid: int) -> None:
+def _join_cgroups(procs_files: tuple[str, ...], pid: int) -> None:
     for path in procs_files:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
@@ -55,9 +68,8 @@ def _join_cgroups(procs_files: list[str], pid: int) -> None:
             os.close(fd)
 
 
-def _write_maps(pid: int, request: Mapping[str, Any]) -> None:
-    for name in ("uid_map", "gid_map"):
-        text = request[name]
+def _write_maps(pid: int, request: CreateRequest) -> None:
+    for name, text in (("uid_map", request.uid_map), ("gid_map", request.gid_map)):
         if text:
             with open(f"/proc/{pid}/{name}", "w") as f:
                 f.write(text)
@@ -76,17 +88,14 @@ def _reap_until(pid: int) -> int | None:
             return status
 
 
-def _exit_record(status: int | None) -> dict[str, Any]:
+def _exited(status: int | None) -> Exited:
     exit = ExitStatus.unknown() if status is None else ExitStatus.from_wait_status(status)
-    return {"status": exit.status, "signal": exit.signal}
+    return Exited(exit.status, exit.signal)
 
 
-def _write_exit_file(path: str, record: Mapping[str, Any]) -> None:
-    tmp = f"{path}.tmp"
+def _write_exit_file(path: str, exited: Exited) -> None:
     try:
-        with open(tmp, "w") as f:
-            json.dump(record, f)
-        os.rename(tmp, path)
+        protocol.write_exit_file(path, exited)
     except OSError:
         pass  # the run dir is gone: the container was destroyed meanwhile
 
@@ -100,68 +109,77 @@ def _kill(pid: int | None) -> None:
         pass
 
 
-def run_create(request: Mapping[str, Any], ctl: socket.socket, stdio: list[int]) -> NoReturn:
+def _report_failure(ctl: socket.socket, exc: BaseException) -> None:
+    try:
+        protocol.send(ctl, Failed("monitor", str(exc)))
+    except OSError:
+        pass
+
+
+def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> NoReturn:
     _become_monitor()
     # Opened here, as host root: the init may be in a user namespace that cannot
     # even walk to the run dir. It reopens this O_PATH fd for writing once set up.
-    request = {**request, "fifo_fd": os.open(request["fifo"], os.O_PATH | os.O_CLOEXEC)}
+    fifo_fd = os.open(request.fifo, os.O_PATH | os.O_CLOEXEC)
     ours, theirs = protocol.pair()
     first = os.fork()
     if first == 0:
         ours.close()
         ctl.close()
-        init.namespaces_stage(request, theirs, stdio)
+        init.namespaces_stage(request, fifo_fd, theirs, stdio)
     theirs.close()
     for fd in stdio:
         os.close(fd)
     init_pid: int | None = None
     try:
-        _join_cgroups(request["cgroup_procs"], first)
-        protocol.send(ours, {"go": True})
+        _join_cgroups(request.cgroup_procs, first)
+        protocol.send(ours, Go())
         while True:
             message = protocol.recv(ours)
             if message is None:
                 status = _reap_until(init_pid or first)
-                raise RuntimeError(f"the init died during set-up ({_exit_record(status)})")
-            stage = message["stage"]
-            if stage == "userns":
-                _write_maps(message["pid"], request)
-                protocol.send(ours, {"go": True})
-            elif stage == "init":
-                init_pid = message["pid"]
-                protocol.send(ctl, {"event": "spawned", "pid": init_pid})
-            elif stage == "ready":
+                exited = _exited(status)
+                record = {"status": exited.status, "signal": exited.signal}
+                raise RuntimeError(f"the init died during set-up ({record})")
+            if isinstance(message, UsernsCreated):
+                _write_maps(message.pid, request)
+                protocol.send(ours, Go())
+            elif isinstance(message, InitForked):
+                init_pid = message.pid
+                protocol.send(ctl, Spawned(init_pid))
+            elif isinstance(message, InitReady):
                 break
-            elif stage == "error":
-                protocol.send(ctl, {"event": "error", "message": message["message"]})
+            elif isinstance(message, Failed):
+                protocol.send(ctl, message)
                 _kill(init_pid)
                 _reap_until(init_pid or first)
                 os._exit(1)
+            else:
+                raise protocol.ProtocolError(f"unexpected message from the init: {message!r}")
     except BaseException as exc:
-        try:
-            protocol.send(ctl, {"event": "error", "message": f"monitor: {exc}"})
-        except OSError:
-            pass
+        _report_failure(ctl, exc)
         _kill(init_pid)
         os._exit(1)
     ours.close()
     assert init_pid is not None
-    protocol.send(ctl, {"event": "ready", "pid": init_pid})
-    confirmed = protocol.recv(ctl)
+    try:  # EPIPE: the controller died after "spawned", before recording the container
+        protocol.send(ctl, Ready(init_pid))
+        confirmed = isinstance(protocol.recv(ctl), Confirm)
+    except (OSError, protocol.ProtocolError):
+        confirmed = False
     ctl.close()
-    if confirmed is None:  # the controller died before recording the container
+    if not confirmed:  # the controller died (or aborted) before recording the container
         _kill(init_pid)
-    status = _reap_until(init_pid)
-    _write_exit_file(request["exit_file"], _exit_record(status))
+    _write_exit_file(request.exit_file, _exited(_reap_until(init_pid)))
     os._exit(0)
 
 
-def run_exec(request: Mapping[str, Any], ctl: socket.socket, stdio: list[int]) -> NoReturn:
+def run_exec(request: ExecRequest, ctl: socket.socket, stdio: list[int]) -> NoReturn:
     _become_monitor()
-    init_identity = proc.ProcessIdentity(request["init_pid"], request["init_start_time"])
+    init_identity = proc.ProcessIdentity(request.init_pid, request.init_start_time)
     pidfd = proc.open_pidfd(init_identity)
     if pidfd is None:
-        protocol.send(ctl, {"event": "error", "message": "the container's init is gone"})
+        protocol.send(ctl, Failed("monitor", "the container's init is gone"))
         os._exit(1)
     ours, theirs = protocol.pair()
     first = os.fork()
@@ -175,32 +193,30 @@ def run_exec(request: Mapping[str, Any], ctl: socket.socket, stdio: list[int]) -
         os.close(fd)
     pid: int | None = None
     try:
-        _join_cgroups(request["cgroup_procs"], first)
-        protocol.send(ours, {"go": True})
+        _join_cgroups(request.cgroup_procs, first)
+        protocol.send(ours, Go())
         while True:
             message = protocol.recv(ours)
             if message is None:  # both stages closed it: the process exec'd
                 break
-            if message["stage"] == "exec-pid":
-                pid = message["pid"]
-            elif message["stage"] == "error":
-                protocol.send(ctl, {"event": "error", "message": message["message"]})
+            if isinstance(message, ExecForked):
+                pid = message.pid
+            elif isinstance(message, Failed):
+                protocol.send(ctl, message)
                 _reap_until(pid or first)
                 os._exit(1)
+            else:
+                raise protocol.ProtocolError(f"unexpected message from the exec stage: {message!r}")
         if pid is None:
             raise RuntimeError("the exec'd process vanished before it ran")
-        start_time = proc.start_time(pid)
-        protocol.send(ctl, {"event": "spawned", "pid": pid, "start_time": start_time})
+        protocol.send(ctl, ExecStarted(pid, proc.start_time(pid)))
     except BaseException as exc:
-        try:
-            protocol.send(ctl, {"event": "error", "message": f"monitor: {exc}"})
-        except OSError:
-            pass
+        _report_failure(ctl, exc)
         _kill(pid)
         os._exit(1)
-    status = _reap_until(pid)
+    exited = _exited(_reap_until(pid))
     try:
-        protocol.send(ctl, {"event": "exit", **_exit_record(status)})
+        protocol.send(ctl, exited)
     except OSError:
         pass
     os._exit(0)

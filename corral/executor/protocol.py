@@ -1,38 +1,385 @@
-"""Messages between the controller, the spawn helper, the monitor and the init.
+"""The typed messages between the controller, the spawn helper, the monitor and the init.
 
-One JSON object per SOCK_SEQPACKET message: the kernel keeps message
-boundaries, so there is no framing to get wrong, and file descriptors travel
-with a message (SCM_RIGHTS). A closed peer reads as None: that is how each
-side learns that the other died.
+One module, imported by all four, so that the contract between three processes
+is written once: every message is a frozen dataclass here, and every reader
+uses its attributes.
+
+Two directions, two codecs, by trust:
+
+- **Requests go down** (controller → helper → monitor → init) as a pickle of the
+  already-validated `Config` or `Process`. The helper, the monitor and the init
+  are corral's own processes, with the controller's trust; unpickling a frozen
+  dataclass restores its fields without calling `__init__`, so the config is
+  validated once, where it was built, and crosses the process boundary once, in
+  one form.
+- **Reports go up** (init → monitor → controller, helper → controller) as
+  small JSON objects with a type tag. A process that has entered a container
+  must never be able to make a host process unpickle its bytes; `recv` refuses
+  a pickle, only `recv_request` (the helper's) accepts one.
+
+Transport: one message per SOCK_SEQPACKET datagram (the kernel keeps the
+boundaries, and file descriptors travel with a message by SCM_RIGHTS). A
+message larger than `INLINE_MAX` (a config of many MiB) travels in a sealed
+memfd passed along instead, so there is no size limit. A closed peer reads as
+None: that is how each side learns that the other died.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import json
+import os
+import pickle
 import socket
-from typing import Any
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Union
 
-MAX_MESSAGE = 1 << 20
+from corral.config import Config, Process
+from corral.errors import ExecutorError
+from corral.executor.seccomp import CompiledFilter
+
+#: The largest encoded message sent inline; anything bigger goes through a memfd.
+#: Well under the socket's send buffer (about 208 KiB by default).
+INLINE_MAX = 64 * 1024
 MAX_FDS = 16
+
+_JSON = b"J"
+_PICKLE = b"P"
+_MEMFD = b"M"  # the payload is in the last fd: a memfd holding a _JSON or _PICKLE message
+_SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+
+
+class ProtocolError(ExecutorError):
+    """A message that is not one this protocol defines: a bug in corral, never a user error."""
+
+
+# --------------------------------------------------------------------------- requests (pickled)
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """Controller → helper → monitor → init: make a container's init.
+
+    `config.bundle` travels inside the config. The monitor opens `fifo` (as host
+    root) and puts the first child into `cgroup_procs` before it runs anything.
+    """
+
+    id: str
+    config: Config
+    cgroup_procs: tuple[str, ...]  # cgroup.procs (v2) or tasks files to write the first child's PID to
+    cgroup_paths: Mapping[str, str]  # hierarchy key -> cgroup directory, for the rootfs's cgroup mount
+    fifo: str
+    exit_file: str
+    join: tuple[tuple[str, str], ...]  # (namespace type, path), the user namespace first
+    new: tuple[str, ...]  # namespace types to create, the user namespace first
+    uid_map: str  # the text written to /proc/<pid>/uid_map; empty: none
+    gid_map: str
+    seccomp: CompiledFilter | None = None  # config.seccomp, compiled in the controller
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """Controller → helper → monitor: run `process` in the container of init `init_pid`."""
+
+    id: str
+    init_pid: int
+    init_start_time: int  # with init_pid, the init's identity: a reused PID is never joined
+    join: tuple[str, ...]  # namespace types to join through the init's pidfd
+    cgroup_procs: tuple[str, ...]
+    process: Process
+    seccomp: CompiledFilter | None = None  # the container's filter: exec'd processes run under it too
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Controller → helper: are you up? Answered by `Pong`."""
+
+
+# --------------------------------------------------------------------------- reports (JSON)
+
+
+@dataclass(frozen=True)
+class Pong:
+    """Helper → controller: up, as this PID."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Forked:
+    """Helper → controller: the monitor for the request runs as `monitor`."""
+
+    monitor: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Helper → controller: the request was not carried out."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Go:
+    """Monitor → init stage: the cgroups (or the uid/gid maps) are in place; go on."""
+
+
+@dataclass(frozen=True)
+class UsernsCreated:
+    """Namespaces stage → monitor: write the uid/gid maps of process `pid`, then say `Go`."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class InitForked:
+    """Namespaces stage → monitor: the init (PID 1 of the new PID namespace) is host PID `pid`."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class InitReady:
+    """Init → monitor: set up, and blocked on the exec fifo."""
+
+
+@dataclass(frozen=True)
+class ExecForked:
+    """Exec stage → monitor: the process to exec is host PID `pid`."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Init or exec stage → monitor → controller: `step` failed with `message`; the process is gone."""
+
+    step: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """Monitor → controller: the init is host PID `pid` (create: before it is ready; the
+    controller records it at once, so that a crash from here on leaks nothing)."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Monitor → controller: the init `pid` is set up and waits on its exec fifo."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class ExecStarted:
+    """Monitor → controller: the exec'd process runs as host PID `pid`, started at `start_time`."""
+
+    pid: int
+    start_time: int | None
+
+
+@dataclass(frozen=True)
+class Exited:
+    """Monitor → controller (exec), and the exit file of an init: how the process ended.
+
+    `status` None: it could not be observed."""
+
+    status: int | None
+    signal: int | None
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """Controller → monitor: the container is recorded; the init is no longer at risk of leaking.
+
+    There is no abort message: closing the socket is the abort (the monitor then
+    kills the init), so that a controller's crash aborts too."""
+
+
+Request = Union[CreateRequest, ExecRequest, Ping]
+Message = Union[
+    CreateRequest, ExecRequest, Ping, Pong, Forked, Refused, Go, UsernsCreated, InitForked, InitReady,
+    ExecForked, Failed, Spawned, Ready, ExecStarted, Exited, Confirm,
+]
+
+_PICKLED: tuple[type, ...] = (CreateRequest, ExecRequest)
+_REPORTS: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (Ping, Pong, Forked, Refused, Go, UsernsCreated, InitForked, InitReady, ExecForked,
+                Failed, Spawned, Ready, ExecStarted, Exited, Confirm)
+}
+
+
+def _field_types(cls: type) -> dict[str, tuple[type, ...]]:
+    """The JSON types each field of a report accepts (its annotation: int, str, or X | None)."""
+    hints = typing.get_type_hints(cls)
+    accepted: dict[str, tuple[type, ...]] = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        accepted[f.name] = typing.get_args(hint) or (hint,)
+    return accepted
+
+
+_FIELD_TYPES = {name: _field_types(cls) for name, cls in _REPORTS.items()}
+
+
+# --------------------------------------------------------------------------- codec
+
+
+def encode(message: Message) -> bytes:
+    """The bytes of one message: a kind byte, then a pickle (requests) or a tagged JSON object."""
+    if isinstance(message, _PICKLED):
+        return _PICKLE + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    name = type(message).__name__
+    if _REPORTS.get(name) is not type(message):
+        raise ProtocolError(f"protocol: {type(message).__name__} is not a message")
+    fields = {f: getattr(message, f) for f in _FIELD_TYPES[name]}
+    return _JSON + json.dumps({"type": name, **fields}, separators=(",", ":")).encode()
+
+
+def decode(data: bytes, *, allow_pickle: bool = False) -> Message:
+    """The message in `data`; a pickle only if `allow_pickle` (only the helper reads requests)."""
+    kind = data[:1]
+    if kind == _PICKLE:
+        if not allow_pickle:
+            raise ProtocolError("protocol: a request arrived where only reports are accepted")
+        message = pickle.loads(memoryview(data)[1:])
+        if not isinstance(message, _PICKLED):
+            raise ProtocolError(f"protocol: {type(message).__name__} is not a request")
+        return message
+    if kind != _JSON:
+        raise ProtocolError(f"protocol: unknown message kind {kind!r}")
+    body = data[1:]
+    try:
+        obj = json.loads(body)
+        name = obj.pop("type")
+        types = _FIELD_TYPES[name]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ProtocolError(f"protocol: not a message: {body[:80]!r}") from exc
+    if obj.keys() != types.keys():
+        raise ProtocolError(f"protocol: {name} needs fields {sorted(types)}, got {sorted(obj)}")
+    for key, value in obj.items():
+        accepted = types[key]
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            raise ProtocolError(f"protocol: {name}.{key} = {value!r} has the wrong type")
+    return _REPORTS[name](**obj)
+
+
+# --------------------------------------------------------------------------- transport
 
 
 def pair() -> tuple[socket.socket, socket.socket]:
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
 
-def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
-    data = json.dumps(message, separators=(",", ":")).encode()
-    if fds:
+def _to_memfd(data: bytes) -> int:
+    fd = os.memfd_create("corral-message", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)  # the reader sees exactly what was sent
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_memfd(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    chunks: list[bytes] = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            raise ProtocolError("protocol: the message's memfd is shorter than its size")
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def send(sock: socket.socket, message: Message, fds: list[int] | tuple[int, ...] = ()) -> None:
+    data = encode(message)
+    if len(data) > INLINE_MAX:
+        memfd = _to_memfd(data)
+        try:
+            socket.send_fds(sock, [_MEMFD], [*fds, memfd])
+        finally:
+            os.close(memfd)
+    elif fds:
         socket.send_fds(sock, [data], list(fds))
     else:
         sock.sendall(data)
 
 
-def recv(sock: socket.socket) -> dict[str, Any] | None:
-    data = sock.recv(MAX_MESSAGE)
-    return json.loads(data) if data else None
+def _recv(sock: socket.socket, max_fds: int, allow_pickle: bool) -> tuple[Message | None, list[int]]:
+    data, fds, flags, _addr = socket.recv_fds(sock, INLINE_MAX, max_fds + 1)
+    try:
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            raise ProtocolError("protocol: a message or its file descriptors were cut short")
+        if not data:
+            return None, fds
+        if data == _MEMFD:
+            if not fds:
+                raise ProtocolError("protocol: a memfd message came without its memfd")
+            memfd = fds.pop()
+            try:
+                data = _read_memfd(memfd)
+            finally:
+                os.close(memfd)
+        if len(fds) > max_fds:
+            raise ProtocolError(f"protocol: {len(fds)} file descriptors, at most {max_fds} expected")
+        return decode(data, allow_pickle=allow_pickle), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
 
 
-def recv_with_fds(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
-    return (json.loads(data) if data else None), fds
+def recv(sock: socket.socket) -> Message | None:
+    """The next report (never a pickle), or None if the peer closed its end."""
+    return _recv(sock, 0, allow_pickle=False)[0]
+
+
+def recv_request(sock: socket.socket) -> tuple[Message | None, list[int]]:
+    """The helper's read: the next request and the fds that came with it (None: the controller left)."""
+    return _recv(sock, MAX_FDS, allow_pickle=True)
+
+
+# --------------------------------------------------------------------------- the exit file
+
+
+def write_exit_file(path: str, exited: Exited) -> None:
+    """Written by the monitor as the init is reaped, read by any controller later.
+
+    The file keeps the form it always had, ``{"status": .., "signal": ..}``, so
+    that a controller reads what a monitor of an earlier corral wrote.
+    """
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"status": exited.status, "signal": exited.signal}, f)
+    os.rename(tmp, path)
+
+
+def read_exit_file(path: str) -> Exited | None:
+    """What the monitor wrote, or None if there is nothing readable."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    status, sig = record.get("status"), record.get("signal")
+    if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in (status, sig)):
+        return None
+    return Exited(status, sig)

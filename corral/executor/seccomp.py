@@ -33,7 +33,6 @@ no_new_privs is the config's business (libseccomp's own NNP attribute is off).
 
 from __future__ import annotations
 
-import base64
 import errno as errno_module
 import functools
 import logging
@@ -60,7 +59,11 @@ BPF_MAX_INSTRUCTIONS = 4096
 
 @dataclass(frozen=True)
 class CompiledFilter:
-    """A BPF program ready for seccomp(2), and the SECCOMP_FILTER_FLAG_* to load it with."""
+    """A BPF program ready for seccomp(2), and the SECCOMP_FILTER_FLAG_* to load it with.
+
+    It travels to the init and to exec'd processes inside the spawn request
+    (corral.executor.protocol: CreateRequest.seccomp, ExecRequest.seccomp).
+    """
 
     bpf: bytes
     flags: int
@@ -70,14 +73,6 @@ class CompiledFilter:
     @property
     def instructions(self) -> int:
         return len(self.bpf) // BPF_INSTRUCTION_SIZE
-
-    def to_message(self) -> dict[str, Any]:
-        """JSON-safe form, for the request the init receives (protocol messages are JSON)."""
-        return {"bpf": base64.b64encode(self.bpf).decode("ascii"), "flags": self.flags}
-
-    @classmethod
-    def from_message(cls, message: dict[str, Any]) -> CompiledFilter:
-        return cls(bpf=base64.b64decode(message["bpf"]), flags=int(message["flags"]))
 
 
 # --------------------------------------------------------------------------- libseccomp side

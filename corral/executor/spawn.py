@@ -9,19 +9,35 @@ short request to the helper is serialised.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import select
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from corral.errors import ExecutorError, InitError, WaitTimeout
+from corral.errors import ExecutorError, InitError, InvalidStdio, WaitTimeout
 from corral.executor import proc, protocol
 from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
+from corral.executor.protocol import (
+    Confirm,
+    CreateRequest,
+    ExecRequest,
+    ExecStarted,
+    Exited,
+    Failed,
+    Forked,
+    Ping,
+    Pong,
+    Ready,
+    Refused,
+    Spawned,
+)
 
 #: How long the init may take to set up before create gives up on it.
 SETUP_TIMEOUT = 60.0
@@ -31,10 +47,9 @@ def _python_path() -> str:
     """Where the helper, started with -S (no site: faster), finds corral and cffi's backend."""
     import _cffi_backend  # type: ignore[import-not-found]
 
-    import corral
-
+    package_parent = Path(__file__).resolve().parents[2]  # .../corral/executor/spawn.py -> ...
     paths = [
-        os.path.dirname(os.path.dirname(os.path.abspath(corral.__file__))),
+        str(package_parent),
         os.path.dirname(os.path.abspath(_cffi_backend.__file__)),
     ]
     return os.pathsep.join(dict.fromkeys(paths))
@@ -65,8 +80,8 @@ class Helper:
             theirs.close()
         self._sock = ours
         self._owner = os.getpid()
-        protocol.send(ours, {"op": "ping"})
-        if protocol.recv(ours) is None:
+        protocol.send(ours, Ping())
+        if not isinstance(protocol.recv(ours), Pong):
             raise ExecutorError("the spawn helper exited at start (see its stderr)")
 
     def _stop(self) -> None:
@@ -89,7 +104,8 @@ class Helper:
                 self._sock = None
                 self._process = None
 
-    def request(self, message: Mapping[str, Any], fds: list[int]) -> dict[str, Any]:
+    def request(self, request: CreateRequest | ExecRequest, fds: list[int]) -> Forked:
+        """Have the helper fork a monitor for `request`; restart the helper once if it died."""
         with self._lock:
             for _attempt in (1, 2):
                 if self._sock is None or self._owner != os.getpid() or (
@@ -101,16 +117,43 @@ class Helper:
                     self._start()
                 assert self._sock is not None
                 try:
-                    protocol.send(self._sock, dict(message), fds)
+                    protocol.send(self._sock, request, fds)
                     reply = protocol.recv(self._sock)
-                except OSError:
+                except OSError as exc:
+                    if exc.errno not in _PEER_GONE:
+                        # Not the helper's death: say what it is rather than restart it.
+                        raise ExecutorError(f"cannot send the request to the spawn helper: {exc}") from exc
                     reply = None
-                if reply is not None:
-                    if not reply.get("ok"):
-                        raise ExecutorError(f"spawn helper: {reply.get('error')}")
+                if isinstance(reply, Forked):
                     return reply
+                if isinstance(reply, Refused):
+                    raise ExecutorError(f"spawn helper: {reply.error}")
+                if reply is not None:
+                    raise protocol.ProtocolError(f"protocol: the spawn helper answered {reply!r}")
                 self._stop()
             raise ExecutorError("the spawn helper died twice in a row (see its stderr)")
+
+
+#: How a send or receive fails when the helper has exited: then it is restarted.
+_PEER_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ECONNREFUSED})
+
+
+def check_stdio(stdio: Stdio) -> None:
+    """Refuse an fd that cannot be passed to the container, before anything is made.
+
+    Checked here, in the controller, because a bad fd found later would fail the
+    send to the helper, far from the caller's mistake.
+    """
+    for stream in ("stdin", "stdout", "stderr"):
+        fd = getattr(stdio, stream)
+        if fd is None:
+            continue
+        if not isinstance(fd, int) or isinstance(fd, bool) or fd < 0:
+            raise InvalidStdio(stream, fd, "is not a file descriptor (a non-negative int, or None for /dev/null)")
+        try:
+            fcntl.fcntl(fd, fcntl.F_GETFD)
+        except OSError as exc:
+            raise InvalidStdio(stream, fd, f"is not open in this process ({os.strerror(exc.errno or 0)})") from None
 
 
 def _stdio_fds(stdio: Stdio) -> tuple[list[int], list[int]]:
@@ -125,7 +168,7 @@ def _stdio_fds(stdio: Stdio) -> tuple[list[int], list[int]]:
     return fds, opened
 
 
-def _recv(sock: socket.socket, what: str, timeout: float) -> dict[str, Any]:
+def _recv(sock: socket.socket, what: str, timeout: float) -> protocol.Message:
     sock.settimeout(timeout)
     try:
         message = protocol.recv(sock)
@@ -136,7 +179,9 @@ def _recv(sock: socket.socket, what: str, timeout: float) -> dict[str, Any]:
     return message
 
 
-def _ask_helper(helper: Helper, request: dict[str, Any], stdio: Stdio) -> tuple[socket.socket, ProcessIdentity | None]:
+def _ask_helper(
+    helper: Helper, request: CreateRequest | ExecRequest, stdio: Stdio
+) -> tuple[socket.socket, ProcessIdentity | None]:
     """Have the helper fork a monitor for `request`; return our end of its socket and the monitor."""
     ours, theirs = protocol.pair()
     fds, opened = _stdio_fds(stdio)
@@ -149,7 +194,7 @@ def _ask_helper(helper: Helper, request: dict[str, Any], stdio: Stdio) -> tuple[
         theirs.close()
         for fd in opened:
             os.close(fd)
-    return ours, proc.identity(reply["monitor"])
+    return ours, proc.identity(reply.monitor)
 
 
 def wait_for_exit(process: ProcessIdentity | None, timeout: float | None) -> bool:
@@ -176,7 +221,7 @@ class SpawnedInit:
 
     def confirm(self) -> None:
         try:
-            protocol.send(self._ctl, {"confirmed": True})
+            protocol.send(self._ctl, Confirm())
         finally:
             self._ctl.close()
 
@@ -185,26 +230,28 @@ class SpawnedInit:
         wait_for_exit(self.monitor, 5.0)
 
 
-def spawn_init(helper: Helper, request: dict[str, Any], stdio: Stdio, on_spawned: Callable[[], None]) -> tuple[int, ProcessIdentity | None, socket.socket]:
+def spawn_init(
+    helper: Helper, request: CreateRequest, stdio: Stdio, on_spawned: Callable[[], None]
+) -> tuple[int, ProcessIdentity | None, socket.socket]:
     """Ask for a monitor and an init; return (init pid, monitor, control socket) once it is ready.
 
     Raises InitError with the init's own message if set-up failed; by then the
     monitor has killed and reaped whatever it started and is exiting.
     """
+    what = f"container {request.id!r}"
     ours, monitor = _ask_helper(helper, request, stdio)
     try:
-        init_pid: int | None = None
         while True:
-            message = _recv(ours, f"container {request['id']!r}", SETUP_TIMEOUT)
-            event = message["event"]
-            if event == "spawned":
-                init_pid = message["pid"]
+            message = _recv(ours, what, SETUP_TIMEOUT)
+            if isinstance(message, Spawned):
                 on_spawned()
-            elif event == "ready":
-                init_pid = message["pid"]
+            elif isinstance(message, Ready):
+                init_pid = message.pid
                 break
-            elif event == "error":
-                raise InitError(f"container {request['id']!r}: {message['message']}", container_id=request["id"])
+            elif isinstance(message, Failed):
+                raise InitError(f"{what}: {message}", container_id=request.id)
+            else:
+                raise protocol.ProtocolError(f"{what}: unexpected message from the monitor: {message!r}")
     except BaseException:
         ours.close()
         wait_for_exit(monitor, 5.0)
@@ -233,10 +280,10 @@ class LinuxExecHandle:
                 message = protocol.recv(self._ctl)
             except (TimeoutError, BlockingIOError):
                 return None
-            if message is None or message.get("event") != "exit":
-                self._status = ExitStatus.unknown()
+            if isinstance(message, Exited):
+                self._status = ExitStatus(message.status, message.signal)
             else:
-                self._status = ExitStatus(message["status"], message.get("signal"))
+                self._status = ExitStatus.unknown()
             self._ctl.close()
             return self._status
 
@@ -250,15 +297,18 @@ class LinuxExecHandle:
         return self._read(0.0)
 
 
-def spawn_exec(helper: Helper, request: dict[str, Any], stdio: Stdio) -> LinuxExecHandle:
+def spawn_exec(helper: Helper, request: ExecRequest, stdio: Stdio) -> LinuxExecHandle:
+    what = f"exec in container {request.id!r}"
     ours, monitor = _ask_helper(helper, request, stdio)
     try:
-        message = _recv(ours, f"exec in container {request['id']!r}", SETUP_TIMEOUT)
-        if message["event"] == "error":
-            raise InitError(f"exec in container {request['id']!r}: {message['message']}", container_id=request["id"])
+        message = _recv(ours, what, SETUP_TIMEOUT)
+        if isinstance(message, Failed):
+            raise InitError(f"{what}: {message}", container_id=request.id)
+        if not isinstance(message, ExecStarted):
+            raise protocol.ProtocolError(f"{what}: unexpected message from the monitor: {message!r}")
     except BaseException:
         ours.close()
         wait_for_exit(monitor, 5.0)
         raise
     ours.settimeout(None)
-    return LinuxExecHandle(ours, message["pid"], message["start_time"] or 0, monitor)
+    return LinuxExecHandle(ours, message.pid, message.start_time or 0, monitor)

@@ -20,10 +20,9 @@ import socket
 import sys
 
 from corral.executor import monitor, protocol  # noqa: F401  (pre-import for the children)
+from corral.executor.protocol import CreateRequest, ExecRequest, Forked, Ping, Pong, Refused
 from corral.executor import credentials, init, rootfs, syscalls  # noqa: F401
 import corral.config  # noqa: F401
-
-HANDLERS = {"create": monitor.run_create, "exec": monitor.run_exec}
 
 
 def serve(sock: socket.socket) -> None:
@@ -32,38 +31,45 @@ def serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
-            request, fds = protocol.recv_with_fds(sock)
+            request, fds = protocol.recv_request(sock)
         except InterruptedError:
+            continue
+        except protocol.ProtocolError as exc:  # the fds were closed; the helper goes on serving
+            protocol.send(sock, Refused(str(exc)))
             continue
         if request is None:
             return
-        op = str(request.get("op"))
-        if op == "ping":
-            protocol.send(sock, {"ok": True, "pid": os.getpid()})
-            continue
-        handler = HANDLERS.get(op)
-        if handler is None or not fds:
+        if isinstance(request, Ping):
             for fd in fds:
                 os.close(fd)
-            protocol.send(sock, {"ok": False, "error": f"unknown request {op!r}"})
+            protocol.send(sock, Pong(os.getpid()))
+            continue
+        if not isinstance(request, (CreateRequest, ExecRequest)) or len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            protocol.send(sock, Refused(f"unexpected request {request!r} with {len(fds)} fds"))
             continue
         try:
             pid = os.fork()
         except OSError as exc:
             for fd in fds:
                 os.close(fd)
-            protocol.send(sock, {"ok": False, "error": f"fork: {exc}"})
+            protocol.send(sock, Refused(f"fork: {exc}"))
             continue
         if pid == 0:
             try:
                 sock.close()
                 ctl = socket.socket(fileno=fds[0])
-                handler(request, ctl, fds[1:])
+                if isinstance(request, CreateRequest):
+                    monitor.run_create(request, ctl, fds[1:])
+                else:
+                    monitor.run_exec(request, ctl, fds[1:])
             finally:
                 os._exit(1)
         for fd in fds:
             os.close(fd)
-        protocol.send(sock, {"ok": True, "monitor": pid})
+        del request  # a large config need not stay in this long-lived process until the next one
+        protocol.send(sock, Forked(pid))
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ class Runtime:
         store, executor = self.context.store, self.context.executor
         with self.context.locks.hold(container_id):
             run_dir = str(self.run_root / container_id)
-            plan = executor.plan(container_id, config, run_dir)
+            plan = executor.plan(container_id, config, run_dir, str(self.root))
             record = store.insert(
                 container_id=container_id,
                 state=INITIAL_STATE.value,
@@ -117,6 +117,7 @@ class Runtime:
                 run_dir=plan.run_dir,
                 boot_id=self.boot_id(),
                 cgroup_paths=plan.cgroup_paths,
+                created_cgroups=plan.created_cgroups,
                 journal_event="create",
             )
             container = self._container(record)

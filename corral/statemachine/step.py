@@ -32,7 +32,9 @@ def facts_of(record: ContainerRecord, config: Config) -> ContainerFacts:
     return ContainerFacts(
         id=record.id,
         config=config,
-        plan=ContainerPlan(cgroup_paths=dict(record.cgroup_paths), run_dir=record.run_dir),
+        plan=ContainerPlan(
+            cgroup_paths=dict(record.cgroup_paths), run_dir=record.run_dir, created_cgroups=record.created_cgroups
+        ),
         init=init,
         monitor=monitor,
         namespaces={t: n.path for t, n in record.namespaces.items()},

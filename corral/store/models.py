@@ -63,6 +63,8 @@ class ContainerRow(Base):
     bundle: Mapped[str | None] = mapped_column(Text)
     config: Mapped[str] = mapped_column(Text)
     run_dir: Mapped[str] = mapped_column(Text)
+    #: JSON {hierarchy key: [directories corral creates, parents first]}; NULL before 0003.
+    created_cgroups: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)

@@ -100,6 +100,8 @@ class ContainerRecord:
     version: int
     cgroup_paths: Mapping[str, str] = field(default_factory=dict)
     namespaces: Mapping[str, NamespaceRecord] = field(default_factory=dict)
+    #: The cgroup directories create makes, per hierarchy, parents first (None: recorded before 0003).
+    created_cgroups: Mapping[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,14 @@ def _record(row: ContainerRow, children: _Children | None = None) -> ContainerRe
         version=row.version,
         cgroup_paths=children[0],
         namespaces=children[1],
+        created_cgroups=_created_cgroups(row.created_cgroups),
     )
+
+
+def _created_cgroups(text: str | None) -> Mapping[str, tuple[str, ...]] | None:
+    if text is None:
+        return None
+    return {key: tuple(dirs) for key, dirs in json.loads(text).items()}
 
 
 def _journal(row: JournalRow) -> JournalEntry:
@@ -268,6 +277,7 @@ class Repository:
         cgroup_paths: Mapping[str, str],
         journal_event: str,
         journal_detail: Mapping[str, Any] | None = None,
+        created_cgroups: Mapping[str, tuple[str, ...]] | None = None,
     ) -> ContainerRecord:
         now = utcnow()
         row = ContainerRow(
@@ -281,6 +291,11 @@ class Repository:
             bundle=bundle,
             config=config,
             run_dir=run_dir,
+            created_cgroups=(
+                None
+                if created_cgroups is None
+                else json.dumps({k: list(v) for k, v in created_cgroups.items()}, sort_keys=True)
+            ),
             created_at=now,
             updated_at=now,
         )

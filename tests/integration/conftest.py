@@ -19,6 +19,7 @@ import pytest
 
 from corral import Config, Process, Root, Runtime
 from corral.executor import proc
+from corral.executor.linux import store_tag
 from tests.rootfs import BUSYBOX, build_busybox_rootfs
 
 CGROUP_PARENT = f"/corral-test-{os.getpid()}"
@@ -84,6 +85,9 @@ def leaks_of(runtime: Runtime, test_dir: Path) -> list[str]:
         for path in record.cgroup_paths.values():
             if os.path.isdir(path):
                 found.append(f"{box.id}: cgroup {path} left")
+            store_dir = f"/corral/{store_tag(str(runtime.root))}/"  # a default path's parent
+            if store_dir in path and os.path.isdir(path[: path.index(store_dir) + len(store_dir)]):
+                found.append(f"{box.id}: cgroup {path[: path.index(store_dir) + len(store_dir)]} left")
         if os.path.exists(record.run_dir):
             found.append(f"{box.id}: run dir {record.run_dir} left")
     with open("/proc/self/mountinfo") as f:

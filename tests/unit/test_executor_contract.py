@@ -152,7 +152,7 @@ def h(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
 def created(h: Harness, cid: str = "c", *args: str) -> ContainerFacts:
     """plan -> spawn -> confirm, as Container's create does; the init waits on its exec fifo."""
     config = h.config(cid, *args)
-    plan = h.executor.plan(cid, config, str(h.tmp_path / "run" / cid))
+    plan = h.executor.plan(cid, config, str(h.tmp_path / "run" / cid), str(h.tmp_path / "root"))
     facts = ContainerFacts(id=cid, config=config, plan=plan)
     h.made.append(facts)
     spawned = h.executor.spawn(facts, Stdio())

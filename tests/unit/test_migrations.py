@@ -84,3 +84,47 @@ def test_opening_an_older_store_upgrades_it_and_keeps_its_data(tmp_path: Path) -
             assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
     finally:
         repo.close()
+
+
+def _columns(db: Path, table: str) -> set[str]:
+    con = sqlite3.connect(db)
+    try:
+        return {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+    finally:
+        con.close()
+
+
+def test_0003_records_created_cgroups_and_reads_older_records_as_unknown(tmp_path: Path) -> None:
+    """A record from before 0003 has no created_cgroups: None (the executor's legacy meaning)."""
+    db = tmp_path / "corral.db"
+    config = _config(db)
+    command.upgrade(config, "0002_exec_facts")
+    assert "created_cgroups" not in _columns(db, "containers")
+    con = sqlite3.connect(db)
+    con.execute(
+        "INSERT INTO containers (id, live_id, state, boot_id, config, run_dir, created_at, updated_at, version) "
+        "VALUES ('old', 'old', 'stopped', 'b', '{}', '/run/x/old', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 1)"
+    )
+    con.commit()
+    con.close()
+    command.upgrade(config, "0003_created_cgroups")
+    assert "created_cgroups" in _columns(db, "containers")
+    repo = Repository(tmp_path)
+    try:
+        old = repo.find("old")
+        assert old is not None and old.created_cgroups is None
+        new = repo.insert(
+            container_id="new", state="creating", pending_event="create", config="{}", bundle=None,
+            run_dir="/run/x/new", boot_id="b", cgroup_paths={"memory": "/m/corral/s/new"},
+            created_cgroups={"memory": ("/m/corral", "/m/corral/s", "/m/corral/s/new")}, journal_event="create",
+        )
+        assert repo.get(new.key).created_cgroups == {"memory": ("/m/corral", "/m/corral/s", "/m/corral/s/new")}
+    finally:
+        repo.close()
+    command.downgrade(config, "0002_exec_facts")
+    assert "created_cgroups" not in _columns(db, "containers")
+    con = sqlite3.connect(db)
+    try:
+        assert {r[0] for r in con.execute("SELECT id FROM containers")} == {"old", "new"}
+    finally:
+        con.close()

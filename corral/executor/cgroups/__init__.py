@@ -42,17 +42,18 @@ def detect(root: str = "/sys/fs/cgroup") -> CgroupDriver:
     return V1Driver(root)
 
 
-def open_cgroup(paths: Mapping[str, str]) -> Cgroup:
+def open_cgroup(paths: Mapping[str, str], created: Mapping[str, tuple[str, ...]] | None = None) -> Cgroup:
     """Reopen a recorded container's cgroup from its paths alone (after a crash, in another process).
 
     ``{"": path}`` is v2, its mount point found by matching `path` against the
     cgroup2 mounts (if none matches, the cgroup cannot exist; the parent
     directory stands in so that every method still answers "gone"). Any other
     keys are v1 hierarchies, each matched against the current cgroup mounts.
+    `created` is what corral recorded creating (see ownership.py).
     """
     if set(paths) == {""}:
         path = os.path.normpath(paths[""])
         entry = _fs.mount_containing(path, _fs.read_mountinfo(), ("cgroup2",))
         mountpoint = entry.mountpoint if entry is not None else os.path.dirname(path)
-        return V2Cgroup(path, mountpoint)
-    return V1Cgroup(paths)
+        return V2Cgroup(path, mountpoint, created)
+    return V1Cgroup(paths, None, created)

@@ -205,6 +205,19 @@ def remove_empty_parents(path: str, stop_at: str) -> list[str]:
     return removed
 
 
+def remove_if_empty(path: str) -> bool:
+    """rmdir a cgroup that has no process and no child; False (and no error) when it has either."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        if err.errno in (errno.EBUSY, errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
+
+
 def relative_cgroup_path(cgroups_path: str) -> str:
     """`/corral/abc` → `corral/abc`; refuses paths that would leave the hierarchy."""
     parts = [p for p in cgroups_path.split("/") if p not in ("", ".")]

@@ -13,6 +13,9 @@ controller the same way); v2 uses the empty key ``""``.
 before a kill, the kill → thaw → wait recipe, `Stats` assembly and teardown.
 A driver fills in the hooks: which directory holds a controller, which file
 gets which value, and the kernel mechanics of freezing, killing and waiting.
+
+A container's directories may pre-exist (an explicit cgroupsPath): `claim`
+says which ones corral creates, and `destroy` removes only those (ownership.py).
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import ClassVar
 
 from corral.config import Config, CpuResources, DeviceRule, MemoryResources, Resources
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
-from corral.executor.cgroups import _fs, oci
+from corral.executor.cgroups import _fs, oci, ownership
 from corral.executor.cgroups.devices import with_device_rules
 from corral.types import CpuStats, MemoryStats, PidsStats, Stats
 
@@ -40,14 +44,35 @@ class CgroupDriver(ABC):
         """Absolute directories for `cgroups_path` (e.g. ``/corral/<id>``). Touches nothing."""
 
     @abstractmethod
-    def open(self, paths: Mapping[str, str]) -> Cgroup:
-        """The container's cgroup at recorded `paths` (which need not exist yet)."""
+    def open(self, paths: Mapping[str, str], created: ownership.Created | None = None) -> Cgroup:
+        """The container's cgroup at recorded `paths` (which need not exist yet).
+
+        `created`: what `claim` said corral creates; None (a record made before
+        corral recorded it) means the container's own directories.
+        """
+
+    @abstractmethod
+    def hierarchy_root(self, key: str) -> str:
+        """Where the hierarchy of `key` is mounted (the directories above a cgroup end there)."""
+
+    def claim(self, cgroups_path: str, corral_parent: str | None = None) -> ownership.CgroupClaim:
+        """`plan`, then refuse an existing cgroup with processes and list what is to be created.
+
+        Reads only (see ownership.py): a refusal happens before anything is created or written.
+        """
+        paths = self.plan(cgroups_path)
+        roots = {key: self.hierarchy_root(key) for key in paths}
+        return ownership.claim(cgroups_path, paths, roots, corral_parent)
 
 
 class Cgroup(ABC):
     """A container's cgroup(s). Every method is safe to call again after a crash."""
 
     paths: Mapping[str, str]
+    #: Per hierarchy key, the directories corral creates (and so may remove), parents first.
+    created: Mapping[str, tuple[str, ...]]
+    #: Whether `created` was recorded by `claim` (else it is a pre-ownership record's guess).
+    claimed: bool = False
 
     #: The controller of the block I/O weight ("blkio" on v1, "io" on v2).
     io_controller: ClassVar[str]
@@ -107,6 +132,56 @@ class Cgroup(ABC):
             "CFQ or BFQ I/O scheduler); leave the weight unset or enable BFQ",
         )
 
+    def _own(self, created: ownership.Created | None) -> None:
+        """Set `created` (see CgroupDriver.open); called by the drivers' constructors."""
+        self.claimed = created is not None
+        self.created = MappingProxyType(
+            {k: tuple(os.path.normpath(d) for d in v) for k, v in created.items()}
+            if created is not None
+            else ownership.legacy(self.paths)
+        )
+
+    def create(self) -> None:
+        """Make the directories (parents too).
+
+        When `claim` recorded what to create, what it found is checked again
+        first, since time passed: a joined cgroup must still be empty, a
+        directory to create must still be missing (else another runtime is
+        making the same cgroup, and corral does not share one).
+        """
+        if self.claimed:
+            for key, path in self.paths.items():
+                if path in self.created.get(key, ()):
+                    if os.path.isdir(path):
+                        raise CgroupError(
+                            f"{path} appeared after corral planned to create it: another runtime is "
+                            "creating the same cgroup, and corral does not share a cgroup"
+                        )
+                elif not os.path.isdir(path):
+                    raise CgroupError(f"{path} existed when the container was planned and is gone now")
+                else:
+                    ownership.check_empty(path, key, path)
+        for attempt in range(3):
+            try:
+                self._make_dirs()
+                return
+            except CgroupError as err:
+                # A parent removed under makedirs: the last container under a shared parent
+                # (/corral/<store>) was destroyed just now, and took the emptied parent with it.
+                if attempt == 2 or not isinstance(err.__cause__, FileNotFoundError):
+                    raise
+
+    def created_by_corral(self) -> bool:
+        """Whether corral created (or is to create) the container's directory in every hierarchy."""
+        return all(path in self.created.get(key, ()) for key, path in self.paths.items())
+
+    def leftovers(self) -> list[str]:
+        """What `destroy` would remove that still exists."""
+        found: list[str] = []
+        for key, path in self.paths.items():
+            found += ownership.leftovers(path, self.created.get(key, ()))
+        return found
+
     def procs_files(self) -> list[str]:
         """The cgroup.procs files to write a PID into, one per hierarchy."""
         return [os.path.join(path, "cgroup.procs") for path in self.paths.values()]
@@ -155,20 +230,27 @@ class Cgroup(ABC):
         except FreezeTimeout:
             return False
 
-    def destroy(self, timeout: float = 10.0) -> None:
-        """kill_all, then rmdir every directory children first; the parents (``/corral``) stay."""
+    def destroy(self, timeout: float = 10.0, *, kill: bool = True) -> None:
+        """kill_all (if `kill`), then rmdir what corral created, children first.
+
+        A joined cgroup and a parent that existed before stay; a parent corral
+        created stays while another cgroup is in it (see ownership.py).
+        """
         deadline = time.monotonic() + timeout
-        self.kill_all(timeout)
+        if kill:
+            self.kill_all(timeout)
         failures: list[str] = []
-        for path in self.paths.values():
-            failures += _fs.remove_tree(path, max(deadline, time.monotonic() + 0.5))
+        for key, path in self.paths.items():
+            failures += ownership.remove_created(
+                path, self.created.get(key, ()), max(deadline, time.monotonic() + 0.5)
+            )
         if failures:
             raise CgroupError("cannot remove cgroup directories: " + "; ".join(failures))
 
     # --- what each layout answers -----------------------------------------------------------
 
     @abstractmethod
-    def create(self) -> None:
+    def _make_dirs(self) -> None:
         """Make the directories (parents too); existing ones are reused."""
 
     @abstractmethod

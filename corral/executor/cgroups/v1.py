@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from corral.config import CpuResources, DeviceRule
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
-from corral.executor.cgroups import _fs, oci
+from corral.executor.cgroups import _fs, oci, ownership
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
 from corral.executor.cgroups.devices import device_rule_line
@@ -102,9 +102,12 @@ class V1Driver(CgroupDriver):
         rel = _fs.relative_cgroup_path(cgroups_path)
         return {key: f"{h.mountpoint}/{rel}" for key, h in sorted(self.hierarchies.items())}
 
-    def open(self, paths: Mapping[str, str]) -> V1Cgroup:
+    def open(self, paths: Mapping[str, str], created: ownership.Created | None = None) -> V1Cgroup:
         known = {key: self.hierarchies[key] for key in paths if key in self.hierarchies}
-        return V1Cgroup(paths, known if len(known) == len(paths) else None)
+        return V1Cgroup(paths, known if len(known) == len(paths) else None, created)
+
+    def hierarchy_root(self, key: str) -> str:
+        return self.hierarchies[key].mountpoint or f"{self.root}/{key}"
 
 
 class V1Cgroup(Cgroup):
@@ -118,8 +121,14 @@ class V1Cgroup(Cgroup):
     io_controller = "blkio"
     io_weight_files = (("blkio.weight", int), ("blkio.bfq.weight", int))
 
-    def __init__(self, paths: Mapping[str, str], hierarchies: Mapping[str, Hierarchy] | None = None) -> None:
+    def __init__(
+        self,
+        paths: Mapping[str, str],
+        hierarchies: Mapping[str, Hierarchy] | None = None,
+        created: ownership.Created | None = None,
+    ) -> None:
         self.paths: Mapping[str, str] = MappingProxyType({k: os.path.normpath(v) for k, v in paths.items()})
+        self._own(created)
         if hierarchies is None:
             mounts = _fs.read_mountinfo()
             hierarchies = {k: hierarchy_for_path(k, p, mounts) for k, p in self.paths.items()}
@@ -155,7 +164,7 @@ class V1Cgroup(Cgroup):
 
     # --- create, join -----------------------------------------------------------------------
 
-    def create(self) -> None:
+    def _make_dirs(self) -> None:
         for key, path in self.paths.items():
             h = self.hierarchies[key]
             try:

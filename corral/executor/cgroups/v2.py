@@ -30,7 +30,7 @@ from types import MappingProxyType
 
 from corral.config import CpuResources, DeviceRule
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
-from corral.executor.cgroups import _fs, bpf_devices, oci
+from corral.executor.cgroups import _fs, bpf_devices, oci, ownership
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
 from corral.types import CpuStats, MemoryStats
@@ -53,10 +53,13 @@ class V2Driver(CgroupDriver):
     def plan(self, cgroups_path: str) -> dict[str, str]:
         return {"": f"{self.mountpoint}/{_fs.relative_cgroup_path(cgroups_path)}"}
 
-    def open(self, paths: Mapping[str, str]) -> V2Cgroup:
+    def open(self, paths: Mapping[str, str], created: ownership.Created | None = None) -> V2Cgroup:
         if set(paths) != {""}:
             raise CgroupError(f"cgroup v2 paths are keyed by '' alone, got {sorted(paths)}")
-        return V2Cgroup(paths[""], self.mountpoint)
+        return V2Cgroup(paths[""], self.mountpoint, created)
+
+    def hierarchy_root(self, key: str) -> str:
+        return self.mountpoint
 
 
 class V2Cgroup(Cgroup):
@@ -65,10 +68,11 @@ class V2Cgroup(Cgroup):
     io_controller = "io"
     io_weight_files = (("io.weight", oci.io_weight_from_blkio), ("io.bfq.weight", int))
 
-    def __init__(self, path: str, mountpoint: str) -> None:
+    def __init__(self, path: str, mountpoint: str, created: ownership.Created | None = None) -> None:
         self.path = os.path.normpath(path)
         self.mountpoint = os.path.normpath(mountpoint)
         self.paths: Mapping[str, str] = MappingProxyType({"": self.path})
+        self._own(created)
 
     def __repr__(self) -> str:
         return f"V2Cgroup({self.path!r})"
@@ -96,7 +100,7 @@ class V2Cgroup(Cgroup):
             out.append(f"{out[-1]}/{part}")
         return out
 
-    def create(self) -> None:
+    def _make_dirs(self) -> None:
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as err:
