@@ -125,11 +125,13 @@ def load_seccomp_privileged(seccomp_filter: CompiledFilter | None, process: Proc
         seccomp.load_bpf(seccomp_filter)
 
 
-def load_seccomp_last(seccomp_filter: CompiledFilter | None, process: Process) -> None:
+def load_seccomp_last(seccomp_filter: CompiledFilter | None, process: Process, step: Step) -> None:
     """With no_new_privs, the last thing before execve: the profile then only has to
     allow execve, not the set-up the init does on the program's behalf."""
     if seccomp_filter is not None and process.no_new_privileges:
+        step("loading the seccomp filter")
         seccomp.load_bpf(seccomp_filter)
+        step("executing the process")
 
 
 def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
@@ -227,7 +229,7 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         os.close(fifo)
         reset_signals()
         args, env = list(process.args), _env_dict(process.env)
-        load_seccomp_last(seccomp_filter, process)
+        load_seccomp_last(seccomp_filter, process, step)
         os.execve(executable, args, env)
     except BaseException as exc:
         os.write(2, f"corral init: {process.args[0]}: {exc}\n".encode(errors="replace"))
@@ -268,8 +270,7 @@ def _exec_process(
         executable = become(process, stdio, step)
         reset_signals()
         args, env = list(process.args), _env_dict(process.env)
-        step("loading the seccomp filter")
-        load_seccomp_last(seccomp_filter, process)
+        load_seccomp_last(seccomp_filter, process, step)
         os.execve(executable, args, env)
     except BaseException as exc:
         fail(sock, step, exc)
