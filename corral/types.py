@@ -4,14 +4,16 @@ exit statuses, stdio, resource statistics, OOM events.
 A vocabulary, not a layer: plain frozen dataclasses that depend on nothing in
 corral, so that the face, the lifecycle, the store and the executor can all
 speak them without importing one another (the executor's interface re-exports
-them for the code that already imports them from there). Standard library only:
-the container's init and the spawn helper import this in fresh interpreters.
+them for the code that already imports them from there). Standard library only (and
+corral.errors): the container's init and the spawn helper import this in fresh interpreters.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from corral.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,31 @@ class ExitStatus:
 
 @dataclass(frozen=True)
 class Stdio:
-    """File descriptors to give the container's process as 0, 1 and 2 (None: /dev/null)."""
+    """File descriptors to give the container's process as 0, 1 and 2 (None: /dev/null).
+
+    Only descriptors, checked here so that a mistake is a ConfigError at the caller's line
+    rather than a TypeError deep in the executor. A file object is refused, not converted
+    with fileno(): Stdio would keep only the number, and a file object nobody else holds
+    (``Stdio(stdout=open(...))``) is closed by the garbage collector before the process
+    starts, leaving a descriptor that is closed or, worse, reused by another file.
+    """
 
     stdin: int | None = None
     stdout: int | None = None
     stderr: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stdin", "stdout", "stderr"):
+            value = getattr(self, name)
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            if value is None or (is_int and value >= 0):
+                continue
+            got = repr(value) if is_int else type(value).__name__
+            raise ConfigError(
+                f"stdio.{name}",
+                f"must be a file descriptor (an integer of 0 or more) or None, not {got}; "
+                "pass f.fileno() and keep the file open until create() or exec() returns",
+            )
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ say the same thing in the same words. They know nothing of the dataclasses.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, NoReturn
 
-from corral.config.linux import INT64_MAX, UINT32_MAX, UINT64_MAX
+from corral.config.linux import INT64_MAX, UINT32_MAX
 from corral.errors import ConfigError
 
 # --------------------------------------------------------------------------- errors
@@ -90,8 +91,12 @@ def check_positive_or_unlimited(value: object, where: str, extra: str = "") -> N
         fail(where, f"must be a positive integer or -1 (unlimited){extra}")
 
 
-def check_positive(value: object, where: str) -> None:
-    check_range(value, where, 1, UINT64_MAX, "must be a positive integer")
+def check_range_or_unlimited(
+    value: object, where: str, low: int, high: int, why: str, extra: str = ""
+) -> None:
+    """Kernel limits with their own range, where -1 spells "max"."""
+    if not is_int(value) or not (value == -1 or low <= value <= high):  # type: ignore[operator]
+        fail(where, f"must be -1 (unlimited) or an integer from {low} to {high} ({why}){extra}")
 
 
 def check_bool(value: object, where: str) -> None:
@@ -99,10 +104,29 @@ def check_bool(value: object, where: str) -> None:
         fail(where, "must be true or false")
 
 
+#: Half of a UTF-16 pair: JSON can spell one ("\ud800"), Python keeps it, UTF-8 has no bytes for it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_unicode(value: str, where: str) -> None:
+    """Whether the string has UTF-8 bytes: the kernel and every other OCI tool take
+    UTF-8, and encoding a lone surrogate fails (in the container's init, for a path)."""
+    surrogate = None if value.isascii() else _SURROGATE.search(value)
+    if surrogate:
+        code = ord(surrogate.group())
+        fail(
+            where,
+            f"must be valid Unicode text: U+{code:04X} is half of a UTF-16 surrogate pair "
+            f"(a lone \\u{code:04x} escape)",
+        )
+
+
 def check_no_nul(value: str, where: str) -> None:
-    """C strings end at NUL: a path or argument with one would be cut short silently."""
+    """Whether the string can reach the kernel as it is: C strings end at NUL, so a path
+    or argument with one would be cut short silently; and UTF-8 (check_unicode)."""
     if "\0" in value:
         fail(where, "must not contain a NUL character")
+    check_unicode(value, where)
 
 
 def check_string(value: object, where: str) -> str:
@@ -147,8 +171,10 @@ def check_string_map(value: object, where: str) -> None:
     for key, item in value.items():
         if not isinstance(key, str):
             fail(free_key(where, key), "keys must be strings")
+        check_unicode(key, free_key(where, key))
         if not isinstance(item, str):
             fail(free_key(where, key), "must be a string")
+        check_unicode(item, free_key(where, key))
 
 
 def check_unique(names: list[str], where: str) -> None:

@@ -95,6 +95,25 @@ INT64_MAX = 2**63 - 1
 HOST_NAME_MAX = 64  # bytes, as sethostname(2) takes them
 MAX_ID_MAP_RANGES = 340  # lines in /proc/<pid>/uid_map since Linux 4.15
 
+#: Resource ranges of the kernel. Outside them the kernel either clamps the value without a
+#: word (cpu.shares: sched_group_set_shares() clamps to MIN_SHARES..MAX_SHARES, which is why
+#: runc reads the file back and fails) or refuses it at start with a bare EINVAL (CFS
+#: bandwidth in tg_set_cfs_bandwidth(), pids.max in pids_max_write()); corral refuses both
+#: when the config is read, naming the field. Cgroup v2 maps shares 2..262144 onto
+#: cpu.weight 1..10000, its own whole range.
+CPU_SHARES_MIN = 2  # MIN_SHARES, kernel/sched/sched.h
+CPU_SHARES_MAX = 1 << 18  # MAX_SHARES
+CFS_PERIOD_MIN_US = 1_000  # min_cfs_quota_period: 1 ms (it bounds the quota too)
+CFS_PERIOD_MAX_US = 1_000_000  # max_cfs_quota_period: 1 s
+CFS_QUOTA_MAX_US = (1 << 44) - 1  # max_cfs_runtime: MAX_BW (2^(64 - BW_SHIFT) - 1) microseconds
+PID_MAX_LIMIT = 4 * 1024 * 1024  # include/linux/threads.h, 64-bit: the largest pids.max
+BLKIO_WEIGHT_MIN = 10  # CFQ_WEIGHT_LEGACY_MIN; v2 maps 10..1000 onto io.weight 1..10000
+BLKIO_WEIGHT_MAX = 1000
+#: mknod(2) takes a 32-bit device number, 12 bits of major and 20 of minor (new_valid_dev());
+#: a larger one is EINVAL, or an OverflowError in os.makedev() above 2^31.
+DEVICE_MAJOR_BITS = 12
+DEVICE_MINOR_BITS = 20
+
 #: sysctls that belong to the IPC namespace (runc's list); `net.*` belongs to the
 #: network namespace, `kernel.domainname` to the UTS namespace; all others would
 #: change the host's value and are refused.

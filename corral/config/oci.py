@@ -15,10 +15,12 @@ themselves as they are built (validate.py).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 from dataclasses import fields
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, NoReturn, TypeVar
 
 from corral.config.checks import fail, join, json_type
 from corral.config.linux import CAPABILITY_SETS
@@ -42,6 +44,24 @@ from corral.config.types import (
 )
 from corral.config.validate import validate_version
 from corral.errors import ConfigError
+
+# --------------------------------------------------------------------------- limits on the text
+
+#: Bounds on what a config.json may be, so that reading one takes bounded time and memory
+#: and ends in a ConfigError, whatever the file holds. A valid OCI config is a few kilobytes,
+#: five levels deep, with numbers of at most 20 digits: the limits are far above any real
+#: config, and only decide which error an absurd file gets.
+#:
+#: Size: runc has none. Python's objects take up to ~22 bytes per byte of JSON (a file of
+#: ``[[],[],...]``), so 16 MiB of text costs at most ~400 MB while it is read.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+#: Nesting: the config object is level 1. Go's encoding/json (runc) stops at 10,000; Python's
+#: parser recurses once per level and would raise RecursionError at about 1,000 minus the
+#: caller's stack, so corral counts the levels itself before parsing, with room to spare.
+MAX_JSON_DEPTH = 100
+#: Digits of one integer: Python's int() refuses more than 4,300 (a ValueError), or whatever
+#: the process set with sys.set_int_max_str_digits(); corral's own bound does not depend on it.
+MAX_NUMBER_DIGITS = 100
 
 # --------------------------------------------------------------------------- JSON -> dataclasses
 
@@ -461,14 +481,113 @@ def _fields_to_dict(obj: Any) -> dict[str, Any]:
 
 
 def load_json(text: str | bytes, source: str | None) -> Any:
+    """Parse config JSON within the limits above (MAX_CONFIG_BYTES, MAX_JSON_DEPTH,
+    MAX_NUMBER_DIGITS): whatever the text, a value or a ConfigError."""
+    text = _decode(text, source)
+    if _too_deep(text):
+        _refuse_depth(source)
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as e:
         raise ConfigError(
             f"line {e.lineno} column {e.colno}", f"invalid JSON: {e.msg}", source=source
         ) from None
+    except _LongNumber:
+        raise ConfigError(
+            _where_long_number(text),
+            f"a number with more than {MAX_NUMBER_DIGITS} digits "
+            "(no field of an OCI config takes one that long)",
+            source=source,
+        ) from None
+    except RecursionError:  # only if the caller's own stack was nearly full already
+        _refuse_depth(source)
+
+
+def _decode(text: object, source: str | None) -> str:
+    """As json.loads() decodes bytes (UTF-8, -16 or -32), after checking the size."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise ConfigError(
+            "(file)", f"must be JSON text (str or bytes), not {type(text).__name__}", source=source
+        )
+    if len(text) > MAX_CONFIG_BYTES:
+        _refuse_size(source)
+    if isinstance(text, str):
+        return text
+    try:
+        return text.decode(json.detect_encoding(text), "surrogatepass")
     except UnicodeDecodeError as e:
         raise ConfigError("(file)", f"is not UTF-8 text ({e.reason})", source=source) from None
+
+
+def _refuse_size(source: str | None) -> NoReturn:
+    raise ConfigError(
+        "(file)",
+        f"is larger than {MAX_CONFIG_BYTES} bytes ({MAX_CONFIG_BYTES >> 20} MiB), corral's limit "
+        "for a config.json; an OCI config is a few kilobytes: check that this is the right file",
+        source=source,
+    )
+
+
+def _refuse_depth(source: str | None) -> NoReturn:
+    raise ConfigError(
+        "(file)",
+        f"is nested deeper than {MAX_JSON_DEPTH} levels, corral's limit (no OCI config needs "
+        "more than a few): check that this is the right file",
+        source=source,
+    )
+
+
+#: A JSON string, escapes included (unrolled, so that a long string costs no backtracking).
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+#: A string (skipped), or an integer token with too many digits (group 1): not the fraction
+#: or exponent of a float.
+_STRING_OR_LONG_INT = re.compile(
+    _STRING.pattern + r"|((?<![\d.eE+-])-?\d{%d,}(?![\d.eE]))" % (MAX_NUMBER_DIGITS + 1),
+    re.DOTALL,
+)
+
+
+def _too_deep(text: str) -> bool:
+    """Whether brackets outside strings nest deeper than MAX_JSON_DEPTH.
+
+    Counted before parsing, because Python's parser recurses once per level and its
+    RecursionError depends on how deep the caller's stack already is. A text with no
+    more opening brackets than the limit cannot exceed it: the usual config costs two
+    str.count() calls. Otherwise the running depth is summed over the brackets alone
+    (about a second for 16 MiB of them, less than parsing them would take).
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    stripped = _STRING.sub("", text).encode("utf-8", "surrogatepass")
+    brackets = stripped.translate(None, _NOT_BRACKETS)
+    steps = map(_STEP.__getitem__, brackets)
+    return max(itertools.accumulate(steps), default=0) > MAX_JSON_DEPTH
+
+
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[{]}"))
+#: +1 for an opening bracket, -1 for a closing one, by byte value.
+_STEP = [1 if c in b"[{" else -1 for c in range(256)]
+
+
+class _LongNumber(Exception):
+    """Raised inside json.loads() for an integer beyond MAX_NUMBER_DIGITS; never escapes."""
+
+
+def _parse_int(digits: str) -> int:
+    if len(digits) - digits.startswith("-") > MAX_NUMBER_DIGITS:
+        raise _LongNumber
+    return int(digits)
+
+
+def _where_long_number(text: str) -> str:
+    """The line and column of the first too-long integer outside strings, as JSON errors say."""
+    for match in _STRING_OR_LONG_INT.finditer(text):
+        if match.group(1) is not None:
+            pos = match.start(1)
+            line = text.count("\n", 0, pos) + 1
+            column = pos - text.rfind("\n", 0, pos)
+            return f"line {line} column {column}"
+    return "(file)"
 
 
 def dump_json(data: Mapping[str, Any]) -> str:
@@ -481,8 +600,13 @@ def read_config_file(bundle: str, config_path: str) -> bytes:
             "bundle", f"{bundle} does not exist or is not a directory", source=config_path
         )
     try:
-        with open(config_path, "rb") as f:
-            return f.read()
+        # Non-blocking, so that a FIFO without a writer reads as empty instead of hanging;
+        # one byte past the limit, so that a larger file (or /dev/zero) is refused unread.
+        fd = os.open(config_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            text = _read_at_most(fd, MAX_CONFIG_BYTES + 1)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise ConfigError(
             "bundle",
@@ -491,3 +615,18 @@ def read_config_file(bundle: str, config_path: str) -> bytes:
         ) from None
     except OSError as e:
         raise ConfigError("(file)", f"cannot be read: {e.strerror}", source=config_path) from None
+    if len(text) > MAX_CONFIG_BYTES:
+        _refuse_size(config_path)
+    return text
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(1 << 20, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

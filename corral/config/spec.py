@@ -276,13 +276,14 @@ class Config:
         return _oci().dump_json(self.to_dict())
 
     @classmethod
-    def from_bundle(cls, path: str | os.PathLike[str]) -> Config:
+    def from_bundle(cls, path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> Config:
         """Read `<path>/config.json`, resolving `root.path` against the bundle.
 
         Unlike `from_dict`, it checks the filesystem: the bundle directory and
-        the rootfs must exist. Errors are prefixed with the config.json path.
+        the rootfs must exist. Errors are prefixed with the config.json path. A file
+        over 16 MiB is refused unread (the reader's limits: oci.MAX_CONFIG_BYTES).
         """
-        bundle = os.path.abspath(os.fspath(path))
+        bundle = os.path.abspath(os.fsdecode(path))
         config_path = os.path.join(bundle, "config.json")
         text = _oci().read_config_file(bundle, config_path)
         config = cls.from_json(text, bundle=bundle, source=config_path)

@@ -25,9 +25,9 @@ from corral.config.checks import (
     check_list,
     check_no_nul,
     check_paths,
-    check_positive,
     check_positive_or_unlimited,
     check_range,
+    check_range_or_unlimited,
     check_string,
     check_string_map,
     check_strings,
@@ -37,8 +37,17 @@ from corral.config.checks import (
     free_key,
 )
 from corral.config.linux import (
+    BLKIO_WEIGHT_MAX,
+    BLKIO_WEIGHT_MIN,
     CAPABILITIES,
     CAPABILITY_SETS,
+    CFS_PERIOD_MAX_US,
+    CFS_PERIOD_MIN_US,
+    CFS_QUOTA_MAX_US,
+    CPU_SHARES_MAX,
+    CPU_SHARES_MIN,
+    DEVICE_MAJOR_BITS,
+    DEVICE_MINOR_BITS,
     DEVICE_RULE_TYPES,
     DEVICE_TYPES,
     HOST_NAME_MAX,
@@ -46,6 +55,7 @@ from corral.config.linux import (
     IPC_SYSCTLS,
     MAX_ID_MAP_RANGES,
     NAMESPACE_TYPES,
+    PID_MAX_LIMIT,
     RLIMITS,
     ROOTFS_PROPAGATIONS,
     UINT32_MAX,
@@ -77,6 +87,9 @@ if TYPE_CHECKING:  # pragma: no cover
 _OCI_VERSION = re.compile(r"1\.\d+(\.\d+)?([-+][0-9A-Za-z.+-]*)?")
 _ENV = re.compile(r"[^=\0]+=[^\0]*")
 _CPU_LIST = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
+#: Linux numbers CPUs below NR_CPUS (at most 8192) and memory nodes below MAX_NUMNODES (1024):
+#: a longer number is a mistake, and the kernel says only ERANGE.
+_CPU_NUMBER_DIGITS = 5
 
 
 def validate_process(p: Process, w: str) -> None:
@@ -94,6 +107,7 @@ def validate_process(p: Process, w: str) -> None:
     for i, var in enumerate(check_list(p.env, f"{w}.env", "strings of the form NAME=value")):
         if not isinstance(var, str) or not _ENV.fullmatch(var):
             fail(f"{w}.env[{i}]", "must be a string of the form NAME=value")
+        check_no_nul(var, f"{w}.env[{i}]")
     check_abs_path(p.cwd, f"{w}.cwd")
     check_instance(p.user, User, f"{w}.user")
     _validate_user(p.user, f"{w}.user")
@@ -282,13 +296,20 @@ def _validate_resources(r: Resources, w: str) -> None:
         _validate_cpu(r.cpu, f"{w}.cpu")
     if r.pids is not None:
         check_instance(r.pids, PidsResources, f"{w}.pids")
-        check_positive_or_unlimited(
-            r.pids.limit, f"{w}.pids.limit", "; 0 is ambiguous (runc reads it as unlimited)"
+        check_range_or_unlimited(
+            r.pids.limit,
+            f"{w}.pids.limit",
+            1,
+            PID_MAX_LIMIT,
+            "the kernel's PID_MAX_LIMIT",
+            "; 0 is ambiguous (runc reads it as unlimited)",
         )
     if r.block_io is not None:
         check_instance(r.block_io, BlockIOResources, f"{w}.blockIO")
         if r.block_io.weight is not None:
-            check_range(r.block_io.weight, f"{w}.blockIO.weight", 10, 1000)
+            check_range(
+                r.block_io.weight, f"{w}.blockIO.weight", BLKIO_WEIGHT_MIN, BLKIO_WEIGHT_MAX
+            )
     for i, rule in enumerate(check_list(r.devices, f"{w}.devices", "device rule objects")):
         check_instance(rule, DeviceRule, f"{w}.devices[{i}]")
         _validate_device_rule(rule, f"{w}.devices[{i}]")
@@ -315,11 +336,22 @@ def _validate_memory(m: MemoryResources, w: str) -> None:
 
 def _validate_cpu(c: CpuResources, w: str) -> None:
     if c.shares is not None:
-        check_positive(c.shares, f"{w}.shares")
+        check_range(
+            c.shares, f"{w}.shares", CPU_SHARES_MIN, CPU_SHARES_MAX,
+            f"must be an integer from {CPU_SHARES_MIN} to {CPU_SHARES_MAX} (the kernel's "
+            "MIN_SHARES and MAX_SHARES: it would silently clamp any other value)",
+        )
     if c.quota is not None:
-        check_positive_or_unlimited(c.quota, f"{w}.quota")
+        check_range_or_unlimited(
+            c.quota, f"{w}.quota", CFS_PERIOD_MIN_US, CFS_QUOTA_MAX_US,
+            "microseconds: at least 1 ms, the kernel's range for a CFS quota",
+        )
     if c.period is not None:
-        check_positive(c.period, f"{w}.period")
+        check_range(
+            c.period, f"{w}.period", CFS_PERIOD_MIN_US, CFS_PERIOD_MAX_US,
+            f"must be an integer from {CFS_PERIOD_MIN_US} to {CFS_PERIOD_MAX_US} "
+            "(microseconds: 1 ms to 1 s, the kernel's range for a CFS period)",
+        )
     for name, what in (("cpus", "CPU numbers"), ("mems", "memory node numbers")):
         value = getattr(c, name)
         if value is not None:
@@ -332,6 +364,9 @@ def _validate_cpu_list(value: object, where: str, what: str) -> None:
         fail(where, problem)
     for part in value.split(","):
         low, _, high = part.partition("-")
+        for number in (low, high):
+            if len(number) > _CPU_NUMBER_DIGITS:  # also before int(), which refuses 4,300
+                fail(where, f"{problem}: {number[:20]}... is longer than any {what[:-1]}")
         if high and int(high) < int(low):
             fail(where, f"{problem}: range {part!r} goes backwards")
 
@@ -378,8 +413,11 @@ def _validate_device(d: Device, w: str) -> None:
     check_abs_path(d.path, f"{w}.path")
     if d.type not in DEVICE_TYPES:
         fail(f"{w}.type", f"must be one of {', '.join(DEVICE_TYPES)}")
-    check_uint32(d.major, f"{w}.major")
-    check_uint32(d.minor, f"{w}.minor")
+    for name, bits in (("major", DEVICE_MAJOR_BITS), ("minor", DEVICE_MINOR_BITS)):
+        check_range(
+            getattr(d, name), f"{w}.{name}", 0, (1 << bits) - 1,
+            f"must be an integer from 0 to {(1 << bits) - 1} (mknod takes {bits} bits of {name})",
+        )
     if d.file_mode is not None:
         check_range(
             d.file_mode, f"{w}.fileMode", 0, 0o7777,
@@ -443,6 +481,7 @@ def _check_sysctl(c: Config, key: str) -> None:
     parts = re.split(r"[./]", key)
     if any(part in ("", "..") for part in parts) or "\0" in key or any(ch.isspace() for ch in key):
         fail(where, "is not a sysctl name")
+    check_no_nul(c.sysctl[key], where)  # written to /proc/sys: a NUL would cut it short
     if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
         needed = "ipc"
     elif key.startswith("net."):

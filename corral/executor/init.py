@@ -28,7 +28,8 @@ import struct
 from typing import Any, NoReturn
 
 from corral.config import Process
-from corral.executor import credentials, protocol, rootfs, seccomp
+from corral.errors import ExecutorError
+from corral.executor import credentials, fds, protocol, rootfs, seccomp
 from corral.executor.protocol import CreateRequest, ExecForked, ExecRequest, Failed, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
@@ -112,8 +113,21 @@ def become(process: Process, stdio: list[int], step: Step) -> str:
     credentials.apply(process)
     step(f"changing to the working directory {process.cwd!r}")
     os.chdir(process.cwd)
+    check_cwd(process.cwd)
     install_stdio(stdio)
     return executable
+
+
+def check_cwd(cwd: str) -> None:
+    """Refuse a working directory outside the container's root (CVE-2024-21626): a `cwd`
+    such as /proc/self/fd/N resolves through a descriptor, which may be a host directory;
+    the kernel then names it "(unreachable)/..." and glibc's getcwd fails with ENOENT."""
+    try:
+        where = os.getcwd()
+    except OSError as exc:
+        where = f"getcwd failed: {exc.strerror}"
+    if not where.startswith("/"):
+        raise ExecutorError(f"process.cwd {cwd!r} is outside the container's root ({where})")
 
 
 def load_seccomp_privileged(seccomp_filter: CompiledFilter | None, process: Process, step: Step) -> None:
@@ -228,6 +242,7 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         os.write(fifo, b"0")
         os.close(fifo)
         reset_signals()
+        fds.close_all_except([0, 1, 2])  # the program gets its stdio and nothing else
         args, env = list(process.args), _env_dict(process.env)
         load_seccomp_last(seccomp_filter, process, step)
         os.execve(executable, args, env)
@@ -269,6 +284,7 @@ def _exec_process(
         load_seccomp_privileged(seccomp_filter, process, step)
         executable = become(process, stdio, step)
         reset_signals()
+        fds.close_all_except([0, 1, 2, sock.fileno()])  # sock is close-on-exec: it reports a failed execve
         args, env = list(process.args), _env_dict(process.env)
         load_seccomp_last(seccomp_filter, process, step)
         os.execve(executable, args, env)

@@ -26,7 +26,7 @@ import signal
 import socket
 from typing import NoReturn
 
-from corral.executor import init, proc, protocol
+from corral.executor import fds, init, proc, protocol
 from corral.executor.interface import ExitStatus
 from corral.executor.protocol import (
     Confirm,
@@ -122,6 +122,7 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     # even walk to the run dir. It reopens this O_PATH fd for writing once set up.
     fifo_fd = os.open(request.fifo, os.O_PATH | os.O_CLOEXEC)
     ours, theirs = protocol.pair()
+    fds.close_all_except([0, 1, 2, ctl.fileno(), ours.fileno(), theirs.fileno(), fifo_fd, *stdio])
     first = os.fork()
     if first == 0:
         ours.close()
@@ -182,6 +183,7 @@ def run_exec(request: ExecRequest, ctl: socket.socket, stdio: list[int]) -> NoRe
         protocol.send(ctl, Failed("monitor", "the container's init is gone"))
         os._exit(1)
     ours, theirs = protocol.pair()
+    fds.close_all_except([0, 1, 2, ctl.fileno(), ours.fileno(), theirs.fileno(), pidfd, *stdio])
     first = os.fork()
     if first == 0:
         ours.close()

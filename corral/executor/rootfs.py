@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from corral.config import Config, Device, Mount
-from corral.errors import MountError
+from corral.errors import ExecutorError, MountError
 from corral.executor import syscalls as sc
 from corral.executor.kernel import LINUX, Syscalls
 
@@ -420,7 +420,10 @@ def prepare(
         if devices:
             create_devices(root_fd, devices, in_user_namespace, kernel=kernel)
         cwd = config.process.cwd
-        kernel.close(make_in_root(root_fd, cwd, directory=True, kernel=kernel))
+        try:
+            kernel.close(make_in_root(root_fd, cwd, directory=True, kernel=kernel))
+        except OSError as exc:  # e.g. /proc/self/fd/N (CVE-2024-21626): say which setting it is
+            raise ExecutorError(f"process.cwd {cwd!r} cannot be made in the rootfs: {exc}") from exc
     finally:
         kernel.close(root_fd)
 

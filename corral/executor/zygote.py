@@ -21,7 +21,7 @@ import sys
 
 from corral.executor import monitor, protocol  # noqa: F401  (pre-import for the children)
 from corral.executor.protocol import CreateRequest, ExecRequest, Forked, Ping, Pong, Refused
-from corral.executor import credentials, init, rootfs, syscalls  # noqa: F401
+from corral.executor import credentials, fds as fd_hygiene, init, rootfs, sealed, syscalls  # noqa: F401
 import corral.config  # noqa: F401
 
 
@@ -59,6 +59,7 @@ def serve(sock: socket.socket) -> None:
         if pid == 0:
             try:
                 sock.close()
+                fd_hygiene.close_all_except([0, 1, 2, *fds])
                 ctl = socket.socket(fileno=fds[0])
                 if isinstance(request, CreateRequest):
                     monitor.run_create(request, ctl, fds[1:])
@@ -73,6 +74,7 @@ def serve(sock: socket.socket) -> None:
 
 
 def main() -> None:
+    sealed.require_sealed()
     fd = int(sys.argv[1])
     sock = socket.socket(fileno=fd)
     serve(sock)

@@ -605,9 +605,10 @@ def test_force_destroy_of_a_paused_container(layout: Layout, bundle: Path) -> No
     ("cpu", "where", "filename"),
     [
         (CpuResources(cpus="99"), "linux.resources.cpu.cpus", "cpuset.cpus"),
-        (CpuResources(quota=500, period=100_000), "linux.resources.cpu.quota", "cpu.cfs_quota_us"),
+        # (A quota below 1 ms is refused with the config now: tests/unit/test_config_bad_input.py.)
+        (CpuResources(mems="99"), "linux.resources.cpu.mems", "cpuset.mems"),
     ],
-    ids=["cpus-99", "quota-below-1ms"],
+    ids=["cpus-99", "mems-99"],
 )
 def test_a_value_the_kernel_refuses_is_a_config_error_and_nothing_is_created(
     runtime: Runtime, bundle: Path, cpu: CpuResources, where: str, filename: str
