@@ -7,6 +7,7 @@ configs/validate/, specconv/), each module importing only those before it:
     linux.py     the kernel's names and numbers (capabilities, rlimits, namespaces, sysctls)
     checks.py    error paths and one-line value checks
     types.py     the parts of a config (User, Mount, Resources, ...) and their defaults
+    seccomp.py   the linux.seccomp section: its parts, validation and JSON
     validate.py  validation, cross-checks and path resolution
     spec.py      Config and Process, which validate themselves on construction
     oci.py       OCI JSON in and out
@@ -40,7 +41,8 @@ from corral.config.linux import (
     UINT32_MAX,
     UINT64_MAX,
 )
-from corral.config.spec import Config, Process
+from corral.config.seccomp import Seccomp, SeccompArg, SeccompSyscall, parse_seccomp
+from corral.config.spec import INHERITED, Config, Process
 from corral.config.types import (
     DEFAULT_CAPABILITIES,
     DEFAULT_MASKED_PATHS,
@@ -61,6 +63,7 @@ from corral.config.types import (
     Resources,
     Rlimit,
     Root,
+    UNSET,
     User,
 )
 
@@ -83,6 +86,7 @@ __all__ = [
     "FrozenMap",
     "HOST_NAME_MAX",
     "IDMapping",
+    "INHERITED",
     "INT64_MAX",
     "IPC_SYSCTLS",
     "MAX_ID_MAP_RANGES",
@@ -98,7 +102,12 @@ __all__ = [
     "Resources",
     "Rlimit",
     "Root",
+    "Seccomp",
+    "SeccompArg",
+    "SeccompSyscall",
     "UINT32_MAX",
     "UINT64_MAX",
+    "UNSET",
     "User",
+    "parse_seccomp",
 ]

@@ -10,6 +10,7 @@ Standard library only: the container's init imports this in a fresh interpreter.
 
 from __future__ import annotations
 
+import errno
 import resource
 
 NAMESPACE_TYPES: tuple[str, ...] = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup")
@@ -129,3 +130,72 @@ IPC_SYSCTLS: frozenset[str] = frozenset(
     }
 )
 
+
+# ---- seccomp (linux.seccomp): the names the runtime spec gives libseccomp's values
+
+#: Every action of the runtime spec. SCMP_ACT_KILL is libseccomp's name for
+#: SCMP_ACT_KILL_THREAD.
+SECCOMP_ACTIONS: tuple[str, ...] = (
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+)
+
+#: The actions that carry a number (errno for ERRNO, a message for the tracer for TRACE).
+SECCOMP_ACTIONS_WITH_ERRNO: frozenset[str] = frozenset({"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"})
+
+#: What ERRNO and TRACE return when errnoRet is left out (the spec's default, runc's too).
+SECCOMP_DEFAULT_ERRNO: int = errno.EPERM
+
+SECCOMP_OPERATORS: tuple[str, ...] = (
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+)
+
+SECCOMP_ARCHITECTURES: tuple[str, ...] = (
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_LOONGARCH64",
+)
+
+#: Filter flags corral honours (seccomp(2)'s SECCOMP_FILTER_FLAG_*).
+SECCOMP_FLAGS: tuple[str, ...] = (
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+)
+#: In the spec, but only meaningful with user notification, which is not supported yet.
+SECCOMP_NOTIFY_FLAGS: frozenset[str] = frozenset({"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"})
+
+#: seccomp(2) compares at most six syscall arguments.
+SECCOMP_MAX_ARG_INDEX = 5
+#: errnoRet is 16 bits in the filter's return value (SECCOMP_RET_DATA); more would be cut.
+SECCOMP_ERRNO_MAX = 0xFFFF

@@ -8,8 +8,8 @@ section, so that `Config.from_dict(c.to_dict()) == c` always holds.
 
 Whatever corral cannot honour exactly is refused with a ConfigError naming the
 JSON path; nothing is silently ignored, because a container that quietly runs
-without the seccomp profile or the hook it was given is worse than one that
-does not start. Keys are refused here; values are checked by the dataclasses
+without the hook or the AppArmor profile it was given is worse than one that
+does not start. The `linux.seccomp` section is read and written by seccomp.py. Keys are refused here; values are checked by the dataclasses
 themselves as they are built (validate.py).
 """
 
@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, NoReturn, TypeVar
 
 from corral.config.checks import fail, join, json_type
 from corral.config.linux import CAPABILITY_SETS
+from corral.config.seccomp import parse_seccomp, seccomp_to_dict
 from corral.config.spec import Config, Process
 from corral.config.types import (
     BlockIOResources,
@@ -231,11 +232,11 @@ _LINUX_KEYS = frozenset(
         "devices",
         "sysctl",
         "rootfsPropagation",
+        "seccomp",
     }
 )
 _LINUX_OCI_KEYS = frozenset(
     {
-        "seccomp",
         "mountLabel",
         "intelRdt",
         "personality",
@@ -250,6 +251,7 @@ def _parse_linux(value: object, w: str) -> dict[str, Any]:
     """The `linux` section as keyword arguments of Config."""
     d = _object(value, w, _LINUX_KEYS, _LINUX_OCI_KEYS)
     resources = d.get("resources")
+    seccomp = d.get("seccomp")
     return {
         "namespaces": _objects(d.get("namespaces", []), f"{w}.namespaces", _parse_namespace),
         "uid_mappings": _objects(d.get("uidMappings", []), f"{w}.uidMappings", _parse_mapping),
@@ -261,6 +263,7 @@ def _parse_linux(value: object, w: str) -> dict[str, Any]:
         "devices": _objects(d.get("devices", []), f"{w}.devices", _parse_device),
         "sysctl": d.get("sysctl", {}),
         "rootfs_propagation": d.get("rootfsPropagation"),
+        "seccomp": None if seccomp is None else parse_seccomp(seccomp, f"{w}.seccomp"),
     }
 
 
@@ -392,6 +395,8 @@ def _linux_to_dict(c: Config) -> dict[str, Any]:
     if c.sysctl:
         out["sysctl"] = dict(c.sysctl)
     _set(out, "rootfsPropagation", c.rootfs_propagation)
+    if c.seccomp is not None:
+        out["seccomp"] = seccomp_to_dict(c.seccomp)
     return out
 
 

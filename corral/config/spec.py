@@ -18,11 +18,12 @@ free of cycles.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
 from typing import Any, Mapping
 
 from corral.config.checks import ErrorsFrom, check_instance
+from corral.config.seccomp import Seccomp
 from corral.config.types import (
     DEFAULT_MASKED_PATHS,
     DEFAULT_NAMESPACES,
@@ -38,6 +39,7 @@ from corral.config.types import (
     Rlimit,
     Root,
     User,
+    UNSET,
     default_mounts,
     lists_to_tuples,
 )
@@ -57,27 +59,81 @@ def _oci() -> ModuleType:
     return oci
 
 
+#: The fields of a `Process` that an exec'd process takes from the container's own
+#: process when it leaves them unset, as `runc exec` does: who it runs as, what it
+#: may do, and where and with what environment. (AppArmor and SELinux labels
+#: belong here too once corral honours them: today a config with one is refused,
+#: so there is no label to inherit.)
+INHERITED: tuple[str, ...] = ("env", "cwd", "user", "rlimits", "no_new_privileges", "capabilities")
+
+
+def _process_defaults() -> dict[str, Any]:
+    """Those of `runc spec`: what an unset field means anywhere but in `exec`."""
+    return {
+        "env": (DEFAULT_PATH_ENV,),
+        "cwd": "/",
+        "user": User(),
+        "rlimits": (),
+        "no_new_privileges": False,
+        "capabilities": Capabilities(),
+    }
+
+
 @dataclass(frozen=True)
 class Process:
     """The process to run: the container's own (in `Config.process`) or one to exec.
 
     Validated on construction, with errors under ``process.`` (the OCI name of
     this object), both for the container's process and for `exec`.
+
+    A field of INHERITED that the caller leaves out is *unset*, which is not
+    the same as empty: ``env=()`` is an empty environment, no `env` at all is
+    "whatever the container's process has" for `Container.exec`
+    (`resolved_against`), and `runc spec`'s default everywhere else. Fields
+    always hold a value (the default, for an unset one), so that reading a
+    Process needs no special case; `unset` names the fields left out. This is
+    pydantic's ``model_fields_set``, and, like it, it is not part of equality:
+    two processes are equal when they are the same OCI process object (what
+    `to_dict` writes). `Config` keeps its process with nothing unset, and JSON
+    has no "unset" (a left-out key means what OCI says), so neither carries it;
+    nor does `dataclasses.replace`, whose result has every field set.
     """
 
     args: tuple[str, ...]
-    env: tuple[str, ...] = (DEFAULT_PATH_ENV,)
-    cwd: str = "/"
-    user: User = User()
-    rlimits: tuple[Rlimit, ...] = ()
-    no_new_privileges: bool = False
-    capabilities: Capabilities | None = Capabilities()
+    env: tuple[str, ...] = UNSET
+    cwd: str = UNSET
+    user: User = UNSET
+    rlimits: tuple[Rlimit, ...] = UNSET
+    no_new_privileges: bool = UNSET
+    capabilities: Capabilities | None = UNSET
     oom_score_adj: int | None = None
     terminal: bool = False
+    #: The fields of INHERITED that the caller left out (set on construction).
+    unset: frozenset[str] = field(default=frozenset(), init=False, compare=False)
 
     def __post_init__(self) -> None:
+        defaults = _process_defaults()
+        unset = frozenset(name for name in INHERITED if getattr(self, name) is UNSET)
+        for name in unset:
+            object.__setattr__(self, name, defaults[name])
+        object.__setattr__(self, "unset", unset)
         lists_to_tuples(self, "args", "env", "rlimits")
         validate_process(self, "process")
+
+    def resolved_against(self, base: Process) -> Process:
+        """This process, with what it leaves unset taken from `base` (the container's own).
+
+        What `Container.exec` runs: an exec'd process inherits the container's
+        user, capabilities, no_new_privileges, rlimits, environment and working
+        directory unless it says otherwise, so that exec never runs with more
+        privilege than the container was given (runc exec does the same). The
+        result has nothing unset.
+        """
+        return replace(self, **{name: getattr(base, name) for name in self.unset})
+
+    def resolved(self) -> Process:
+        """This process with nothing unset: the defaults it shows become its own values."""
+        return replace(self) if self.unset else self
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Process:
@@ -111,6 +167,8 @@ class Config:
     (`from_dict`, `from_json`, `from_bundle`), a left-out section means "none",
     as OCI says: no `mounts` is no mounts, no `linux.namespaces` is no new
     namespaces, no `process.capabilities` is ``capabilities=None``.
+    The process is kept with nothing unset (`Process.resolved`): a container's
+    own process has nothing to inherit from. No `seccomp` is no filter.
 
     A relative `root.path` (or bind-mount source) resolves against `bundle`;
     without a bundle it must be absolute. Lists are stored as tuples, `sysctl`
@@ -132,11 +190,14 @@ class Config:
     devices: tuple[Device, ...] = ()
     sysctl: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     rootfs_propagation: str | None = None
+    seccomp: Seccomp | None = None
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     oci_version: str = "1.0.2"
     bundle: str | None = None  # the directory it was read from, if any
 
     def __post_init__(self) -> None:
+        if isinstance(self.process, Process):  # anything else is for validate() to refuse
+            object.__setattr__(self, "process", self.process.resolved())
         lists_to_tuples(
             self,
             "mounts",

@@ -37,6 +37,36 @@ DEFAULT_CAPABILITIES: tuple[str, ...] = (
 )
 
 
+class Unset:
+    """The value of a `Process` field the caller left out: "unset", as distinct from empty.
+
+    Only ever a default in a signature: `Process` replaces it on construction
+    (with the runc-spec default, noting the field in `Process.unset`), so no
+    object ever holds it. One instance (`UNSET`), falsy, and the same instance
+    again when unpickled.
+    """
+
+    _instance: Unset | None = None
+
+    def __new__(cls) -> Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Unset, ())
+
+
+#: Typed Any so that it can be the default of a field of any type.
+UNSET: Any = Unset()
+
+
 class FrozenMap(Mapping[str, str]):
     """An immutable mapping for `sysctl` and `annotations`.
 

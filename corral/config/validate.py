@@ -61,6 +61,7 @@ from corral.config.linux import (
     UINT32_MAX,
     UINT64_MAX,
 )
+from corral.config.seccomp import validate_seccomp
 from corral.config.types import (
     BlockIOResources,
     Capabilities,
@@ -193,6 +194,8 @@ def validate_sections(c: Config) -> None:
     check_string_map(c.sysctl, "linux.sysctl")
     if c.rootfs_propagation is not None and c.rootfs_propagation not in ROOTFS_PROPAGATIONS:
         fail("linux.rootfsPropagation", f"must be one of {', '.join(ROOTFS_PROPAGATIONS)}")
+    if c.seccomp is not None:
+        validate_seccomp(c.seccomp, "linux.seccomp")
     if c.bundle is not None:
         check_abs_path(c.bundle, "bundle")
     _validate_cross_checks(c)

@@ -8,7 +8,9 @@ helper, so no interpreter starts here. Two stages, as in runc's nsexec:
   forks, because a new PID namespace applies to children only;
 - `init_stage` is PID 1 of the new PID namespace: it sets up the rootfs,
   hostname, loopback and credentials, reports ready, blocks on the exec fifo
-  until `start`, and execs.
+  until `start`, and execs. The seccomp filter (compiled by the controller) is
+  loaded last before execve under no_new_privs, or else while the init still
+  holds CAP_SYS_ADMIN, just before the credentials drop it.
 
 `exec_stage` is the same in setns mode for `Container.exec`.
 
@@ -27,8 +29,9 @@ from typing import Any, NoReturn
 
 from corral.config import Process
 from corral.errors import ExecutorError
-from corral.executor import credentials, fds, protocol, rootfs
+from corral.executor import credentials, fds, protocol, rootfs, seccomp
 from corral.executor.protocol import CreateRequest, ExecForked, ExecRequest, Failed, InitForked, InitReady, UsernsCreated
+from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
 
 #: The init's name until it execs (execve resets it): how the executor tells
@@ -127,6 +130,24 @@ def check_cwd(cwd: str) -> None:
         raise ExecutorError(f"process.cwd {cwd!r} is outside the container's root ({where})")
 
 
+def load_seccomp_privileged(seccomp_filter: CompiledFilter | None, process: Process, step: Step) -> None:
+    """Without no_new_privs, the kernel takes a filter only from a process with
+    CAP_SYS_ADMIN: load it before the credentials drop it, as the runtime spec says
+    (and runc does). Every syscall from here to execve then passes the filter too."""
+    if seccomp_filter is not None and not process.no_new_privileges:
+        step("loading the seccomp filter (before dropping capabilities)")
+        seccomp.load_bpf(seccomp_filter)
+
+
+def load_seccomp_last(seccomp_filter: CompiledFilter | None, process: Process, step: Step) -> None:
+    """With no_new_privs, the last thing before execve: the profile then only has to
+    allow execve, not the set-up the init does on the program's behalf."""
+    if seccomp_filter is not None and process.no_new_privileges:
+        step("loading the seccomp filter")
+        seccomp.load_bpf(seccomp_filter)
+        step("executing the process")
+
+
 def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in env if "=" in item)
 
@@ -209,6 +230,8 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         step("reaching the exec fifo through /proc (the container needs proc mounted at /proc)")
         os.stat(rootfs.fd_path(fifo_fd))
         process = config.process
+        seccomp_filter = request.seccomp  # compiled by the controller at create
+        load_seccomp_privileged(seccomp_filter, process, step)
         executable = become(process, stdio, step)
         protocol.send(sock, InitReady())
     except BaseException as exc:
@@ -220,7 +243,9 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         os.close(fifo)
         reset_signals()
         fds.close_all_except([0, 1, 2])  # the program gets its stdio and nothing else
-        os.execve(executable, list(process.args), _env_dict(process.env))
+        args, env = list(process.args), _env_dict(process.env)
+        load_seccomp_last(seccomp_filter, process, step)
+        os.execve(executable, args, env)
     except BaseException as exc:
         os.write(2, f"corral init: {process.args[0]}: {exc}\n".encode(errors="replace"))
     os._exit(127)
@@ -244,20 +269,25 @@ def exec_stage(request: ExecRequest, sock: socket.socket, stdio: list[int], pidf
         step("forking the process")
         pid = os.fork()
         if pid == 0:
-            _exec_process(request.process, sock, stdio)
+            _exec_process(request.process, request.seccomp, sock, stdio)
         protocol.send(sock, ExecForked(pid))
     except BaseException as exc:
         fail(sock, step, exc)
     os._exit(0)
 
 
-def _exec_process(process: Process, sock: socket.socket, stdio: list[int]) -> NoReturn:
+def _exec_process(
+    process: Process, seccomp_filter: CompiledFilter | None, sock: socket.socket, stdio: list[int]
+) -> NoReturn:
     step = Step()
     try:
+        load_seccomp_privileged(seccomp_filter, process, step)
         executable = become(process, stdio, step)
         reset_signals()
         fds.close_all_except([0, 1, 2, sock.fileno()])  # sock is close-on-exec: it reports a failed execve
-        os.execve(executable, list(process.args), _env_dict(process.env))
+        args, env = list(process.args), _env_dict(process.env)
+        load_seccomp_last(seccomp_filter, process, step)
+        os.execve(executable, args, env)
     except BaseException as exc:
         fail(sock, step, exc)
 

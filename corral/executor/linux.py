@@ -30,6 +30,7 @@ from corral.config import Config, Process
 from corral.errors import ConfigError, ExecutorError, ProcessGone
 from corral.executor import proc, protocol
 from corral.executor import spawn as spawning
+from corral.executor import seccomp
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
 from corral.executor.cgroups.base import Cgroup
 from corral.executor.init import INIT_COMM
@@ -64,6 +65,10 @@ def store_tag(store_root: str) -> str:
 def default_cgroups_path(store_root: str, container_id: str) -> str:
     """``/corral/<store tag>/<id>``: unique to the store, so stores never share a cgroup."""
     return f"{DEFAULT_CGROUP_PARENT}/{store_tag(store_root)}/{container_id}"
+
+
+def _compiled_seccomp(config: Config) -> seccomp.CompiledFilter | None:
+    return None if config.seccomp is None else seccomp.compiled(config.seccomp)
 
 
 def _id_map(mappings: tuple) -> str:
@@ -108,6 +113,10 @@ class LinuxExecutor:
             raise ConfigError("process.terminal", "not supported yet (no console support)")
         if not os.path.isdir(config.root.path):
             raise ConfigError("root.path", f"{config.root.path} does not exist or is not a directory")
+        if config.seccomp is not None:
+            # Compiled here, before anything exists, so that what this host's
+            # libseccomp refuses fails create, naming the JSON path; cached for spawn and exec.
+            seccomp.compiled(config.seccomp)
         if config.cgroups_path:
             claim = self.cgroups.claim(config.cgroups_path)  # refuses a cgroup with processes, before any write
         else:
@@ -141,6 +150,7 @@ class LinuxExecutor:
             new=tuple(ns.type for ns in _ordered(config) if not ns.path),
             uid_map=_id_map(config.uid_mappings),
             gid_map=_id_map(config.gid_mappings),
+            seccomp=_compiled_seccomp(config),
         )
         init_pid, monitor, ctl = spawning.spawn_init(
             self._helper, request, stdio, lambda: faults.point("create.spawned")
@@ -307,6 +317,7 @@ class LinuxExecutor:
             join=tuple(ns.type for ns in _ordered(facts.config)),
             cgroup_procs=tuple(cgroup.procs_files()),
             process=process,
+            seccomp=_compiled_seccomp(facts.config),  # runc too filters exec'd processes
         )
         return spawning.spawn_exec(self._helper, request, stdio)
 

@@ -39,6 +39,7 @@ from typing import Any, Union
 
 from corral.config import Config, Process
 from corral.errors import ExecutorError
+from corral.executor.seccomp import CompiledFilter
 
 #: The largest encoded message sent inline; anything bigger goes through a memfd.
 #: Well under the socket's send buffer (about 208 KiB by default).
@@ -76,6 +77,7 @@ class CreateRequest:
     new: tuple[str, ...]  # namespace types to create, the user namespace first
     uid_map: str  # the text written to /proc/<pid>/uid_map; empty: none
     gid_map: str
+    seccomp: CompiledFilter | None = None  # config.seccomp, compiled in the controller
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class ExecRequest:
     join: tuple[str, ...]  # namespace types to join through the init's pidfd
     cgroup_procs: tuple[str, ...]
     process: Process
+    seccomp: CompiledFilter | None = None  # the container's filter: exec'd processes run under it too
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,12 @@ class Container:
         self._recipe.fire("signal", sig=int(sig), all_processes=all_processes)
 
     def exec(self, process: Process, *, stdio: Stdio | None = None) -> ExecProcess:
-        """Run `process` in the running container's namespaces and cgroups."""
+        """Run `process` in the running container's namespaces and cgroups.
+
+        What `process` leaves unset (its user, capabilities, no_new_privileges,
+        rlimits, env and cwd: `corral.config.INHERITED`) is the container's own
+        process's, as with `runc exec`; what it sets overrides.
+        """
         result: ExecProcess = self._recipe.fire("exec", process=process, stdio=stdio or Stdio())
         return result
 

@@ -63,7 +63,11 @@ def signal(step: Step, sig: int, all_processes: bool = False, **_: Any) -> None:
 
 def exec(step: Step, process: Process, stdio: Stdio, **_: Any) -> None:
     context = step.context
-    handle = context.executor.exec(step.facts(), process, stdio)
+    facts = step.facts()
+    # What the process leaves unset comes from the container's own process (as in
+    # runc exec), so that exec never widens the privilege the container was given.
+    process = process.resolved_against(facts.config.process)
+    handle = context.executor.exec(facts, process, stdio)
     faults.point("exec.spawned")
     row = context.store.add_process(
         step.record.key, handle.pid, handle.start_time, context.boot_id(), tuple(process.args)

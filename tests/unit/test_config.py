@@ -758,7 +758,6 @@ UNSUPPORTED = [
     "solaris",
     "windows",
     "vm",
-    "linux.seccomp",
     "linux.mountLabel",
     "linux.intelRdt",
     "linux.personality",

@@ -31,9 +31,9 @@ from typing import Any
 import pytest
 
 from corral.errors import ConfigError
-from corral.executor import seccomp
+from corral.executor import protocol, seccomp
 from corral.executor import syscalls as sc
-from corral.seccomp_spec import Seccomp, SeccompArg, SeccompSyscall, parse_seccomp
+from corral.config import Process, Seccomp, SeccompArg, SeccompSyscall, parse_seccomp
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "seccomp_containerd_default.json"
 
@@ -296,9 +296,9 @@ def test_a_rule_libseccomp_refuses_names_the_syscall_and_the_rule() -> None:
 def test_bpf_export_and_its_transport() -> None:
     compiled = seccomp.compile_bpf(containerd_default())
     assert compiled.instructions > 100 and len(compiled.bpf) % 8 == 0
-    assert seccomp.CompiledFilter.from_message(json.loads(json.dumps(compiled.to_message()))) == (
-        seccomp.CompiledFilter(bpf=compiled.bpf, flags=compiled.flags)
-    )
+    request = protocol.ExecRequest("c", 1, 2, ("pid",), (), Process(args=("true",)), seccomp=compiled)
+    carried = protocol.decode(protocol.encode(request), allow_pickle=True)
+    assert isinstance(carried, protocol.ExecRequest) and carried.seccomp == compiled
     assert seccomp.compile_bpf(containerd_default()).bpf == compiled.bpf  # deterministic
 
 
@@ -486,3 +486,14 @@ def test_loading_bpf_does_not_map_libseccomp() -> None:
         [sys.executable, "-c", code, bpf], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_profile_is_compiled_once_per_process() -> None:
+    """The executor compiles at create and again for each exec: equal profiles share one result."""
+    seccomp.compiled.cache_clear()
+    first = seccomp.compiled(containerd_default())
+    again = seccomp.compiled(containerd_default())  # an equal Seccomp, another object
+
+    assert again is first
+    assert seccomp.compiled.cache_info().hits == 1
+    assert first.bpf == seccomp.compile_bpf(containerd_default()).bpf
