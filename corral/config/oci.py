@@ -6,21 +6,30 @@ namespaces, no capability changes), because that is what every other OCI
 runtime reads into the same file; `to_dict` therefore writes every non-empty
 section, so that `Config.from_dict(c.to_dict()) == c` always holds.
 
-Whatever corral cannot honour exactly is refused with a ConfigError naming the
-JSON path; nothing is silently ignored, because a container that quietly runs
-without the seccomp profile or the hook it was given is worse than one that
-does not start. Keys are refused here; values are checked by the dataclasses
-themselves as they are built (validate.py).
+A key the OCI spec defines but corral cannot honour exactly is refused with a
+ConfigError naming the JSON path, because a container that quietly runs without
+the seccomp profile or the hook it was given is worse than one that does not
+start. A key the spec does not define is ignored, as the spec requires ("MUST
+NOT generate an error ... MUST ignore it"), with a warning that names its path
+and hints at a misspelling: logged once on the ``corral`` logger and kept on
+`Config.warnings`. ``strict=True`` refuses it instead. The deprecated
+kernel-memory limits (`memory.kernel`, `memory.kernelTCP`) are ignored with a
+warning too, in either mode, as runc >= 1.1 does: Linux 6.x removed them and
+cgroup v2 never had them. Values are checked by the dataclasses themselves as
+they are built (validate.py).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import fields
-from typing import Any, Callable, Mapping, NoReturn, TypeVar
+from typing import Any, Callable, Iterator, Mapping, NoReturn, TypeVar
 
 from corral.config.checks import fail, join, json_type
 from corral.config.linux import CAPABILITY_SETS
@@ -67,22 +76,62 @@ MAX_NUMBER_DIGITS = 100
 _T = TypeVar("_T")
 
 
-def _unsupported(known_to_oci: bool) -> str:
-    if known_to_oci:
-        return "not supported yet"
-    return (
-        "not supported yet (not a key corral knows from the OCI runtime spec; "
-        "check its spelling)"
-    )
+log = logging.getLogger("corral")
+
+UNKNOWN_KEY = "not a key of the OCI runtime spec; check its spelling"
+
+
+class _Reading:
+    """One parse's leniency and the warnings it gave (ignored keys), in the order met."""
+
+    def __init__(self, strict: bool, source: str | None) -> None:
+        self.strict = strict
+        self.source = source
+        self.warnings: list[str] = []
+
+    def warn(self, where: str, problem: str) -> None:
+        message = f"{where}: {problem}"
+        if message in self.warnings:
+            return
+        self.warnings.append(message)
+        log.warning("%s%s", f"{self.source}: " if self.source else "", message)
+
+
+#: The parse in progress (one per thread or task); outside `reading()`, a lenient one that
+#: only logs, for parse functions called on their own.
+_READING: ContextVar[_Reading | None] = ContextVar("corral_config_reading", default=None)
+
+
+@contextmanager
+def reading(strict: bool = False, source: str | None = None) -> Iterator[_Reading]:
+    """Parse inside this to collect the warnings of ignored keys (and refuse them if `strict`)."""
+    current = _Reading(strict, source)
+    token = _READING.set(current)
+    try:
+        yield current
+    finally:
+        _READING.reset(token)
+
+
+def _current() -> _Reading:
+    current = _READING.get()
+    return current if current is not None else _Reading(False, None)
 
 
 def _object(
-    value: object, where: str, keys: frozenset[str], oci_keys: frozenset[str] = frozenset()
+    value: object,
+    where: str,
+    keys: frozenset[str],
+    oci_keys: frozenset[str] = frozenset(),
+    ignored: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The object's non-null members, after refusing every key corral does not honour.
+    """The object's non-null members corral honours.
 
-    Keys are checked before any value, so that an unsupported feature is named
-    first rather than a detail of the object it sits in.
+    A key the spec knows but corral does not honour is refused; one in `ignored`
+    (key -> why) is dropped with a warning; one the spec does not know is
+    dropped with a warning, or refused in strict mode. Keys are checked before
+    any value, so that an unsupported feature is named first rather than a
+    detail of the object it sits in.
     """
     if not isinstance(value, Mapping):
         fail(where or "(top level)", f"must be an object, not {json_type(value)}")
@@ -91,7 +140,16 @@ def _object(
         if item is None:
             continue
         if key not in keys:
-            fail(join(where, str(key)), _unsupported(key in oci_keys))
+            path = join(where, str(key))
+            if key in oci_keys:
+                fail(path, "not supported yet")
+            if ignored is not None and key in ignored:
+                _current().warn(path, ignored[key])
+                continue
+            if _current().strict:
+                fail(path, UNKNOWN_KEY)
+            _current().warn(path, f"{UNKNOWN_KEY}; ignored")
+            continue
         members[key] = item
     return members
 
@@ -115,6 +173,7 @@ _CONFIG_OCI_KEYS = frozenset({"hooks", "domainname", "solaris", "windows", "vm",
 
 
 def parse_config(data: object, bundle: str | None) -> Config:
+    """Inside `reading()` to choose strictness; the Config carries the warnings given so far."""
     d = _object(data, "", _CONFIG_KEYS, _CONFIG_OCI_KEYS)
     _required(d, "ociVersion", "")
     validate_version(d["ociVersion"])  # first: other keys mean nothing in another version
@@ -129,6 +188,7 @@ def parse_config(data: object, bundle: str | None) -> Config:
         annotations=d.get("annotations", {}),
         oci_version=d["ociVersion"],
         bundle=bundle,
+        warnings=tuple(_current().warnings),
         **linux,
     )
 
@@ -300,8 +360,12 @@ _RESOURCES_OCI_KEYS = frozenset({"hugepageLimits", "network", "rdma", "unified"}
 _MEMORY_KEYS = frozenset({"limit", "reservation", "swap"})
 _CPU_KEYS = frozenset({"shares", "quota", "period", "cpus", "mems"})
 _MEMORY_OCI_KEYS = frozenset(
-    {"kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"}
+    {"swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"}
 )
+#: Deprecated by runtime-spec 1.2; Linux 6.x has no kernel-memory limit to write (and cgroup v2
+#: never had one): runc >= 1.1 ignores both, whatever the kernel.
+_KMEM_IGNORED = "deprecated by the OCI runtime spec and ignored (Linux no longer has kernel-memory limits)"
+_MEMORY_IGNORED = {"kernel": _KMEM_IGNORED, "kernelTCP": _KMEM_IGNORED}
 _CPU_OCI_KEYS = frozenset({"realtimeRuntime", "realtimePeriod", "idle", "burst"})
 _BLOCK_IO_OCI_KEYS = frozenset(
     {
@@ -319,7 +383,7 @@ def _parse_resources(value: object, w: str) -> Resources:
     d = _object(value, w, _RESOURCES_KEYS, _RESOURCES_OCI_KEYS)
     parts: dict[str, Any] = {}
     if "memory" in d:
-        m = _object(d["memory"], f"{w}.memory", _MEMORY_KEYS, _MEMORY_OCI_KEYS)
+        m = _object(d["memory"], f"{w}.memory", _MEMORY_KEYS, _MEMORY_OCI_KEYS, _MEMORY_IGNORED)
         parts["memory"] = MemoryResources(**m)
     if "cpu" in d:
         parts["cpu"] = CpuResources(**_object(d["cpu"], f"{w}.cpu", _CPU_KEYS, _CPU_OCI_KEYS))

@@ -768,8 +768,6 @@ UNSUPPORTED = [
     "linux.resources.network",
     "linux.resources.rdma",
     "linux.resources.unified",
-    "linux.resources.memory.kernel",
-    "linux.resources.memory.kernelTCP",
     "linux.resources.memory.swappiness",
     "linux.resources.memory.disableOOMKiller",
     "linux.resources.memory.useHierarchy",
@@ -797,15 +795,17 @@ def test_unsupported_oci_keys_are_refused(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["linuxx", "process.arg", "linux.namespace", "mounts[0].flags", "linux.resources.memory.limt"])
-def test_unknown_keys_are_refused_with_a_spelling_hint(path: str) -> None:
+def test_unknown_keys_are_refused_in_strict_mode_with_a_spelling_hint(path: str) -> None:
+    """Leniently they are ignored with the same hint as a warning (test_config_lenient.py)."""
     data = minimal()
     data["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
     mutate(path, 1)(data)
 
-    message = error_of(data)
+    message = error_of(data, strict=True)
 
-    assert message.startswith(f"{path}: not supported yet")
+    assert message.startswith(f"{path}: not a key of the OCI runtime spec")
     assert "check its spelling" in message
+    assert any(w.startswith(f"{path}: ") and "check its spelling" in w for w in Config.from_dict(data).warnings)
 
 
 def test_annotations_are_free_form() -> None:
