@@ -204,14 +204,14 @@ _PROCESS_KEYS = frozenset(
         "capabilities",
         "oomScoreAdj",
         "terminal",
+        "selinuxLabel",
+        "apparmorProfile",
     }
 )
 _PROCESS_OCI_KEYS = frozenset(
     {
         "consoleSize",
         "commandLine",
-        "apparmorProfile",
-        "selinuxLabel",
         "ioPriority",
         "scheduler",
         "execCPUAffinity",
@@ -234,6 +234,8 @@ def parse_process(value: object, w: str) -> Process:
         else _parse_capabilities(capabilities, f"{w}.capabilities"),
         oom_score_adj=d.get("oomScoreAdj"),
         terminal=d.get("terminal", False),
+        selinux_label=d.get("selinuxLabel"),
+        apparmor_profile=d.get("apparmorProfile"),
     )
 
 
@@ -291,12 +293,12 @@ _LINUX_KEYS = frozenset(
         "devices",
         "sysctl",
         "rootfsPropagation",
+        "mountLabel",
     }
 )
 _LINUX_OCI_KEYS = frozenset(
     {
         "seccomp",
-        "mountLabel",
         "intelRdt",
         "personality",
         "timeOffsets",
@@ -321,6 +323,7 @@ def _parse_linux(value: object, w: str) -> dict[str, Any]:
         "devices": _objects(d.get("devices", []), f"{w}.devices", _parse_device),
         "sysctl": d.get("sysctl", {}),
         "rootfs_propagation": d.get("rootfsPropagation"),
+        "mount_label": d.get("mountLabel"),
     }
 
 
@@ -456,6 +459,7 @@ def _linux_to_dict(c: Config) -> dict[str, Any]:
     if c.sysctl:
         out["sysctl"] = dict(c.sysctl)
     _set(out, "rootfsPropagation", c.rootfs_propagation)
+    _set(out, "mountLabel", c.mount_label)
     return out
 
 
@@ -475,6 +479,8 @@ def process_to_dict(p: Process) -> dict[str, Any]:
     _set(out, "oomScoreAdj", p.oom_score_adj)
     if p.terminal:
         out["terminal"] = True
+    _set(out, "selinuxLabel", p.selinux_label)
+    _set(out, "apparmorProfile", p.apparmor_profile)
     return out
 
 

@@ -74,6 +74,10 @@ class Process:
     capabilities: Capabilities | None = Capabilities()
     oom_score_adj: int | None = None
     terminal: bool = False
+    #: Kept for the executor, which ignores them (with a warning) where the LSM is off and
+    #: refuses them where it is on (executor/lsm.py): applying labels is not supported yet.
+    selinux_label: str | None = None
+    apparmor_profile: str | None = None
 
     def __post_init__(self) -> None:
         lists_to_tuples(self, "args", "env", "rlimits")
@@ -138,6 +142,7 @@ class Config:
     devices: tuple[Device, ...] = ()
     sysctl: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     rootfs_propagation: str | None = None
+    mount_label: str | None = None  # SELinux; see Process.selinux_label
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     oci_version: str = "1.0.2"
     bundle: str | None = None  # the directory it was read from, if any

@@ -95,6 +95,10 @@ def validate_process(p: Process, w: str) -> None:
     check_bool(p.terminal, f"{w}.terminal")
     if p.terminal:
         fail(f"{w}.terminal", "not supported yet (no console support); set it to false")
+    if p.selinux_label is not None:
+        check_string(p.selinux_label, f"{w}.selinuxLabel")
+    if p.apparmor_profile is not None:
+        check_string(p.apparmor_profile, f"{w}.apparmorProfile")
     if (
         not isinstance(p.args, tuple)
         or not p.args
@@ -193,6 +197,8 @@ def validate_sections(c: Config) -> None:
     check_string_map(c.sysctl, "linux.sysctl")
     if c.rootfs_propagation is not None and c.rootfs_propagation not in ROOTFS_PROPAGATIONS:
         fail("linux.rootfsPropagation", f"must be one of {', '.join(ROOTFS_PROPAGATIONS)}")
+    if c.mount_label is not None:
+        check_string(c.mount_label, "linux.mountLabel")
     if c.bundle is not None:
         check_abs_path(c.bundle, "bundle")
     _validate_cross_checks(c)
@@ -391,15 +397,20 @@ def _validate_device_rule(rule: DeviceRule, w: str) -> None:
 
 
 def _validate_cgroups_path(path: object) -> None:
+    """Absolute (from the hierarchy's root), or relative: the spec leaves where a relative
+    path goes to the runtime, and the executor puts it under the store's own parent
+    (``/corral/<store tag>/<path>``, linux.py)."""
     w = "linux.cgroupsPath"
     if isinstance(path, str) and ":" in path and not path.startswith("/"):
         fail(
             w,
             "systemd cgroup paths (slice:prefix:name) are not supported yet; "
-            "give an absolute cgroupfs path such as /corral/<id>",
+            "give a cgroupfs path such as /corral/<id>",
         )
-    check_abs_path(path, w)
+    check_string(path, w)
     assert isinstance(path, str)
+    if not path.startswith("/") and os.path.normpath(path) == ".":
+        fail(w, "must name a cgroup (a relative path is placed below corral's own cgroup)")
     if ".." in path.split("/"):
         fail(w, "must not contain '..' components")
     if not path.strip("/"):

@@ -627,12 +627,14 @@ USERNS_ERRORS: list[tuple[Callable[[dict[str, Any]], None], str]] = [
     (mutate("linux.resources.devices[0].allow", "false"), "linux.resources.devices[0].allow: must be true or false"),
     (mutate("linux.resources.devices[0]", {"access": "r"}), "linux.resources.devices[0].allow: required"),
     # cgroups path
-    (mutate("linux.cgroupsPath", "corral/x"), "linux.cgroupsPath: must be an absolute path"),
+    (mutate("linux.cgroupsPath", 7), "linux.cgroupsPath: must be a non-empty string"),
+    (mutate("linux.cgroupsPath", "./"), "linux.cgroupsPath: must name a cgroup (a relative path is placed below corral's own cgroup)"),
+    (mutate("linux.cgroupsPath", "corral/../x"), "linux.cgroupsPath: must not contain '..' components"),
     (mutate("linux.cgroupsPath", "/corral/../x"), "linux.cgroupsPath: must not contain '..' components"),
     (mutate("linux.cgroupsPath", "/"), "linux.cgroupsPath: must name a cgroup below the root cgroup"),
     (
         mutate("linux.cgroupsPath", "system.slice:corral:x"),
-        "linux.cgroupsPath: systemd cgroup paths (slice:prefix:name) are not supported yet; give an absolute cgroupfs path such as /corral/<id>",
+        "linux.cgroupsPath: systemd cgroup paths (slice:prefix:name) are not supported yet; give a cgroupfs path such as /corral/<id>",
     ),
     # devices, paths, sysctl, propagation
     (mutate("linux.devices[0].type", "x"), "linux.devices[0].type: must be one of c, b, u, p"),
@@ -744,8 +746,8 @@ def test_process_from_dict_validates_like_the_config() -> None:
         Process.from_dict({"args": ["sh"], "cwd": "/", "env": ["X"]}, source="exec.json")
 
     assert str(info.value) == "exec.json: process.env[0]: must be a string of the form NAME=value"
-    with pytest.raises(ConfigError, match=r"^process.apparmorProfile: not supported yet$"):
-        Process.from_dict({"args": ["sh"], "cwd": "/", "apparmorProfile": "p"})
+    with pytest.raises(ConfigError, match=r"^process.consoleSize: not supported yet$"):
+        Process.from_dict({"args": ["sh"], "cwd": "/", "consoleSize": {"height": 1, "width": 1}})
     with pytest.raises(ConfigError, match=r"^process: must be an object, not a list$"):
         Process.from_dict([])  # type: ignore[arg-type]
 
@@ -759,7 +761,6 @@ UNSUPPORTED = [
     "windows",
     "vm",
     "linux.seccomp",
-    "linux.mountLabel",
     "linux.intelRdt",
     "linux.personality",
     "linux.timeOffsets",
@@ -777,8 +778,6 @@ UNSUPPORTED = [
     "linux.resources.blockIO.weightDevice",
     "linux.resources.blockIO.throttleReadBpsDevice",
     "linux.resources.blockIO.throttleWriteIOPSDevice",
-    "process.apparmorProfile",
-    "process.selinuxLabel",
     "process.consoleSize",
     "process.ioPriority",
     "process.scheduler",
@@ -818,9 +817,9 @@ def test_annotations_are_free_form() -> None:
 def test_unsupported_keys_are_named_before_value_errors() -> None:
     data = runc_spec()
     data["process"]["args"] = []
-    data["process"]["selinuxLabel"] = "system_u"
+    data["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE"}
 
-    assert error_of(data, bundle="/b") == "process.selinuxLabel: not supported yet"
+    assert error_of(data, bundle="/b") == "process.ioPriority: not supported yet"
 
 
 # --------------------------------------------------------------------------- bundle files

@@ -140,3 +140,98 @@ def test_kernel_memory_limits_are_ignored_with_a_warning(key: str, caplog: pytes
     ]
     assert any(r.getMessage().startswith(where) for r in caplog.records)
     assert key not in json.dumps(config.to_dict())
+
+
+# --------------------------------------------------------------------------- LSM labels
+
+
+def test_lsm_labels_are_read_and_written_back() -> None:
+    data = minimal()
+    data["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0"
+    data["process"]["apparmorProfile"] = "corral-default"
+    data["linux"] = {"mountLabel": "system_u:object_r:container_file_t:s0"}
+
+    config = Config.from_dict(data, strict=True)
+
+    assert config.process.selinux_label == "system_u:system_r:container_t:s0"
+    assert config.process.apparmor_profile == "corral-default"
+    assert config.mount_label == "system_u:object_r:container_file_t:s0"
+    assert Config.from_dict(config.to_dict()) == config
+    assert config.warnings == ()
+
+
+@pytest.mark.parametrize("path", ["process.selinuxLabel", "process.apparmorProfile", "linux.mountLabel"])
+def test_lsm_labels_must_be_strings(path: str) -> None:
+    data = minimal()
+    data.setdefault("linux", {})
+    section, key = path.split(".")
+    data[section][key] = 3
+
+    with pytest.raises(ConfigError, match=rf"^{path}: must be a non-empty string$"):
+        Config.from_dict(data)
+
+
+def labelled() -> Config:
+    data = minimal()
+    data["process"]["selinuxLabel"] = "s"
+    data["process"]["apparmorProfile"] = "a"
+    data["linux"] = {"mountLabel": "m"}
+    return Config.from_dict(data)
+
+
+def test_labels_are_ignored_with_a_warning_where_the_lsm_is_off(caplog: pytest.LogCaptureFixture) -> None:
+    from corral.executor import lsm
+
+    with caplog.at_level(logging.WARNING, logger="corral"):
+        warnings = lsm.check_labels(labelled(), selinux=False, apparmor=False)
+
+    assert warnings == [
+        "linux.mountLabel: ignored (SELinux is not enabled on this host)",
+        "process.selinuxLabel: ignored (SELinux is not enabled on this host)",
+        "process.apparmorProfile: ignored (AppArmor is not enabled on this host)",
+    ]
+    assert [r.getMessage() for r in caplog.records if r.name == "corral"] == warnings
+    assert lsm.check_labels(Config.from_dict(minimal()), selinux=True, apparmor=True) == []
+
+
+def test_labels_are_refused_where_the_lsm_is_on() -> None:
+    from corral.executor import lsm
+
+    with pytest.raises(ConfigError, match=r"^linux.mountLabel: SELinux is enabled on this host and applying SELinux labels is not supported yet$"):
+        lsm.check_labels(labelled(), selinux=True, apparmor=False)
+    with pytest.raises(ConfigError, match=r"^process.apparmorProfile: AppArmor is enabled on this host and applying AppArmor profiles is not supported yet$"):
+        lsm.check_labels(labelled(), selinux=False, apparmor=True)
+
+
+def test_lsm_detection_reads_the_kernel_files(tmp_path: Any) -> None:
+    from corral.executor import lsm
+
+    enforce, enabled, lsms = tmp_path / "enforce", tmp_path / "enabled", tmp_path / "lsm"
+    assert not lsm.selinux_enabled(str(enforce), str(lsms))
+    assert not lsm.apparmor_enabled(str(enabled), str(lsms))
+    enabled.write_text("N\n")
+    lsms.write_text("lockdown,capability,landlock,yama")
+    assert not lsm.apparmor_enabled(str(enabled), str(lsms))
+    assert not lsm.selinux_enabled(str(enforce), str(lsms))
+    enabled.write_text("Y\n")
+    assert lsm.apparmor_enabled(str(enabled), str(lsms))
+    lsms.write_text("capability,selinux")
+    assert lsm.selinux_enabled(str(enforce), str(lsms))
+    enforce.write_text("0")
+    assert lsm.selinux_enabled(str(enforce), str(tmp_path / "none"))
+
+
+# --------------------------------------------------------------------------- relative cgroupsPath
+
+
+def test_a_relative_cgroups_path_is_accepted_and_placed_below_the_store() -> None:
+    from corral.executor.linux import relative_cgroups_path, store_tag
+
+    data = minimal()
+    data["linux"] = {"cgroupsPath": "pods/web"}
+
+    config = Config.from_dict(data)
+
+    assert config.cgroups_path == "pods/web"
+    assert relative_cgroups_path("/var/lib/corral", "pods/web") == f"/corral/{store_tag('/var/lib/corral')}/pods/web"
+    assert relative_cgroups_path("/s", "./a//b/") == f"/corral/{store_tag('/s')}/a/b"
