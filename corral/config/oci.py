@@ -40,6 +40,7 @@ from corral.config.types import (
     CpuResources,
     Device,
     DeviceRule,
+    HugepageLimit,
     IDMapping,
     MemoryResources,
     Mount,
@@ -358,8 +359,8 @@ def _parse_device(value: object, w: str) -> Device:
     )
 
 
-_RESOURCES_KEYS = frozenset({"memory", "cpu", "pids", "blockIO", "devices"})
-_RESOURCES_OCI_KEYS = frozenset({"hugepageLimits", "network", "rdma", "unified"})
+_RESOURCES_KEYS = frozenset({"memory", "cpu", "pids", "blockIO", "devices", "hugepageLimits"})
+_RESOURCES_OCI_KEYS = frozenset({"network", "rdma", "unified"})
 _MEMORY_KEYS = frozenset({"limit", "reservation", "swap"})
 _CPU_KEYS = frozenset({"shares", "quota", "period", "cpus", "mems"})
 _MEMORY_OCI_KEYS = frozenset(
@@ -397,7 +398,15 @@ def _parse_resources(value: object, w: str) -> Resources:
         b = _object(d["blockIO"], f"{w}.blockIO", frozenset({"weight"}), _BLOCK_IO_OCI_KEYS)
         parts["block_io"] = BlockIOResources(**b)
     parts["devices"] = _objects(d.get("devices", []), f"{w}.devices", _parse_device_rule)
+    parts["hugepage_limits"] = _objects(
+        d.get("hugepageLimits", []), f"{w}.hugepageLimits", _parse_hugepage_limit
+    )
     return Resources(**parts)
+
+
+def _parse_hugepage_limit(value: object, w: str) -> HugepageLimit:
+    d = _object(value, w, frozenset({"pageSize", "limit"}))
+    return HugepageLimit(_required(d, "pageSize", w), _required(d, "limit", w))
 
 
 def _parse_device_rule(value: object, w: str) -> DeviceRule:
@@ -531,6 +540,10 @@ def _resources_to_dict(r: Resources) -> dict[str, Any]:
         out["blockIO"] = _fields_to_dict(r.block_io)
     if r.devices:
         out["devices"] = [_fields_to_dict(rule) for rule in r.devices]
+    if r.hugepage_limits:
+        out["hugepageLimits"] = [
+            {"pageSize": h.page_size, "limit": h.limit} for h in r.hugepage_limits
+        ]
     return out
 
 

@@ -67,6 +67,7 @@ from corral.config.types import (
     CpuResources,
     Device,
     DeviceRule,
+    HugepageLimit,
     IDMapping,
     MemoryResources,
     Mount,
@@ -316,6 +317,31 @@ def _validate_resources(r: Resources, w: str) -> None:
     for i, rule in enumerate(check_list(r.devices, f"{w}.devices", "device rule objects")):
         check_instance(rule, DeviceRule, f"{w}.devices[{i}]")
         _validate_device_rule(rule, f"{w}.devices[{i}]")
+    sizes: set[int] = set()
+    limits = check_list(r.hugepage_limits, f"{w}.hugepageLimits", "hugepage limit objects")
+    for i, h in enumerate(limits):
+        wi = f"{w}.hugepageLimits[{i}]"
+        check_instance(h, HugepageLimit, wi)
+        size = page_size_bytes(h.page_size)
+        if size is None:
+            fail(f"{wi}.pageSize", "must be a size such as 2MB, 1GB or 64KB (<number><KB|MB|GB>)")
+        if size in sizes:
+            fail(f"{wi}.pageSize", f"{h.page_size} is limited twice")
+        sizes.add(size)
+        check_range(h.limit, f"{wi}.limit", 0, UINT64_MAX)
+
+
+_PAGE_SIZE = re.compile(r"([1-9][0-9]{0,15})([KMG])B")
+
+
+def page_size_bytes(page_size: object) -> int | None:
+    """A hugepageLimits pageSize ("2MB") in bytes, or None if it is not one."""
+    if not isinstance(page_size, str):
+        return None
+    match = _PAGE_SIZE.fullmatch(page_size)
+    if match is None:
+        return None
+    return int(match.group(1)) << {"K": 10, "M": 20, "G": 30}[match.group(2)]
 
 
 def _validate_memory(m: MemoryResources, w: str) -> None:

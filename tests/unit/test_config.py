@@ -765,7 +765,6 @@ UNSUPPORTED = [
     "linux.personality",
     "linux.timeOffsets",
     "linux.memoryPolicy",
-    "linux.resources.hugepageLimits",
     "linux.resources.network",
     "linux.resources.rdma",
     "linux.resources.unified",
