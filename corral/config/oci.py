@@ -6,21 +6,30 @@ namespaces, no capability changes), because that is what every other OCI
 runtime reads into the same file; `to_dict` therefore writes every non-empty
 section, so that `Config.from_dict(c.to_dict()) == c` always holds.
 
-Whatever corral cannot honour exactly is refused with a ConfigError naming the
-JSON path; nothing is silently ignored, because a container that quietly runs
-without the hook or the AppArmor profile it was given is worse than one that
-does not start. The `linux.seccomp` section is read and written by seccomp.py. Keys are refused here; values are checked by the dataclasses
-themselves as they are built (validate.py).
+A key the OCI spec defines but corral cannot honour exactly is refused with a
+ConfigError naming the JSON path, because a container that quietly runs without
+the hook it was given is worse than one that does not start (the `linux.seccomp`
+section is read and written by seccomp.py). A key the spec does not define is ignored, as the spec requires ("MUST
+NOT generate an error ... MUST ignore it"), with a warning that names its path
+and hints at a misspelling: logged once on the ``corral`` logger and kept on
+`Config.warnings`. ``strict=True`` refuses it instead. The deprecated
+kernel-memory limits (`memory.kernel`, `memory.kernelTCP`) are ignored with a
+warning too, in either mode, as runc >= 1.1 does: Linux 6.x removed them and
+cgroup v2 never had them. Values are checked by the dataclasses themselves as
+they are built (validate.py).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import fields
-from typing import Any, Callable, Mapping, NoReturn, TypeVar
+from typing import Any, Callable, Iterator, Mapping, NoReturn, TypeVar
 
 from corral.config.checks import fail, join, json_type
 from corral.config.linux import CAPABILITY_SETS
@@ -32,6 +41,7 @@ from corral.config.types import (
     CpuResources,
     Device,
     DeviceRule,
+    HugepageLimit,
     IDMapping,
     MemoryResources,
     Mount,
@@ -68,22 +78,62 @@ MAX_NUMBER_DIGITS = 100
 _T = TypeVar("_T")
 
 
-def _unsupported(known_to_oci: bool) -> str:
-    if known_to_oci:
-        return "not supported yet"
-    return (
-        "not supported yet (not a key corral knows from the OCI runtime spec; "
-        "check its spelling)"
-    )
+log = logging.getLogger("corral")
+
+UNKNOWN_KEY = "not a key of the OCI runtime spec; check its spelling"
+
+
+class _Reading:
+    """One parse's leniency and the warnings it gave (ignored keys), in the order met."""
+
+    def __init__(self, strict: bool, source: str | None) -> None:
+        self.strict = strict
+        self.source = source
+        self.warnings: list[str] = []
+
+    def warn(self, where: str, problem: str) -> None:
+        message = f"{where}: {problem}"
+        if message in self.warnings:
+            return
+        self.warnings.append(message)
+        log.warning("%s%s", f"{self.source}: " if self.source else "", message)
+
+
+#: The parse in progress (one per thread or task); outside `reading()`, a lenient one that
+#: only logs, for parse functions called on their own.
+_READING: ContextVar[_Reading | None] = ContextVar("corral_config_reading", default=None)
+
+
+@contextmanager
+def reading(strict: bool = False, source: str | None = None) -> Iterator[_Reading]:
+    """Parse inside this to collect the warnings of ignored keys (and refuse them if `strict`)."""
+    current = _Reading(strict, source)
+    token = _READING.set(current)
+    try:
+        yield current
+    finally:
+        _READING.reset(token)
+
+
+def _current() -> _Reading:
+    current = _READING.get()
+    return current if current is not None else _Reading(False, None)
 
 
 def _object(
-    value: object, where: str, keys: frozenset[str], oci_keys: frozenset[str] = frozenset()
+    value: object,
+    where: str,
+    keys: frozenset[str],
+    oci_keys: frozenset[str] = frozenset(),
+    ignored: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The object's non-null members, after refusing every key corral does not honour.
+    """The object's non-null members corral honours.
 
-    Keys are checked before any value, so that an unsupported feature is named
-    first rather than a detail of the object it sits in.
+    A key the spec knows but corral does not honour is refused; one in `ignored`
+    (key -> why) is dropped with a warning; one the spec does not know is
+    dropped with a warning, or refused in strict mode. Keys are checked before
+    any value, so that an unsupported feature is named first rather than a
+    detail of the object it sits in.
     """
     if not isinstance(value, Mapping):
         fail(where or "(top level)", f"must be an object, not {json_type(value)}")
@@ -92,7 +142,16 @@ def _object(
         if item is None:
             continue
         if key not in keys:
-            fail(join(where, str(key)), _unsupported(key in oci_keys))
+            path = join(where, str(key))
+            if key in oci_keys:
+                fail(path, "not supported yet")
+            if ignored is not None and key in ignored:
+                _current().warn(path, ignored[key])
+                continue
+            if _current().strict:
+                fail(path, UNKNOWN_KEY)
+            _current().warn(path, f"{UNKNOWN_KEY}; ignored")
+            continue
         members[key] = item
     return members
 
@@ -116,6 +175,7 @@ _CONFIG_OCI_KEYS = frozenset({"hooks", "domainname", "solaris", "windows", "vm",
 
 
 def parse_config(data: object, bundle: str | None) -> Config:
+    """Inside `reading()` to choose strictness; the Config carries the warnings given so far."""
     d = _object(data, "", _CONFIG_KEYS, _CONFIG_OCI_KEYS)
     _required(d, "ociVersion", "")
     validate_version(d["ociVersion"])  # first: other keys mean nothing in another version
@@ -130,6 +190,7 @@ def parse_config(data: object, bundle: str | None) -> Config:
         annotations=d.get("annotations", {}),
         oci_version=d["ociVersion"],
         bundle=bundle,
+        warnings=tuple(_current().warnings),
         **linux,
     )
 
@@ -145,14 +206,14 @@ _PROCESS_KEYS = frozenset(
         "capabilities",
         "oomScoreAdj",
         "terminal",
+        "selinuxLabel",
+        "apparmorProfile",
     }
 )
 _PROCESS_OCI_KEYS = frozenset(
     {
         "consoleSize",
         "commandLine",
-        "apparmorProfile",
-        "selinuxLabel",
         "ioPriority",
         "scheduler",
         "execCPUAffinity",
@@ -175,6 +236,8 @@ def parse_process(value: object, w: str) -> Process:
         else _parse_capabilities(capabilities, f"{w}.capabilities"),
         oom_score_adj=d.get("oomScoreAdj"),
         terminal=d.get("terminal", False),
+        selinux_label=d.get("selinuxLabel"),
+        apparmor_profile=d.get("apparmorProfile"),
     )
 
 
@@ -233,11 +296,11 @@ _LINUX_KEYS = frozenset(
         "sysctl",
         "rootfsPropagation",
         "seccomp",
+        "mountLabel",
     }
 )
 _LINUX_OCI_KEYS = frozenset(
     {
-        "mountLabel",
         "intelRdt",
         "personality",
         "timeOffsets",
@@ -264,6 +327,7 @@ def _parse_linux(value: object, w: str) -> dict[str, Any]:
         "sysctl": d.get("sysctl", {}),
         "rootfs_propagation": d.get("rootfsPropagation"),
         "seccomp": None if seccomp is None else parse_seccomp(seccomp, f"{w}.seccomp"),
+        "mount_label": d.get("mountLabel"),
     }
 
 
@@ -298,13 +362,17 @@ def _parse_device(value: object, w: str) -> Device:
     )
 
 
-_RESOURCES_KEYS = frozenset({"memory", "cpu", "pids", "blockIO", "devices"})
-_RESOURCES_OCI_KEYS = frozenset({"hugepageLimits", "network", "rdma", "unified"})
+_RESOURCES_KEYS = frozenset({"memory", "cpu", "pids", "blockIO", "devices", "hugepageLimits"})
+_RESOURCES_OCI_KEYS = frozenset({"network", "rdma", "unified"})
 _MEMORY_KEYS = frozenset({"limit", "reservation", "swap"})
 _CPU_KEYS = frozenset({"shares", "quota", "period", "cpus", "mems"})
 _MEMORY_OCI_KEYS = frozenset(
-    {"kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"}
+    {"swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"}
 )
+#: Deprecated by runtime-spec 1.2; Linux 6.x has no kernel-memory limit to write (and cgroup v2
+#: never had one): runc >= 1.1 ignores both, whatever the kernel.
+_KMEM_IGNORED = "deprecated by the OCI runtime spec and ignored (Linux no longer has kernel-memory limits)"
+_MEMORY_IGNORED = {"kernel": _KMEM_IGNORED, "kernelTCP": _KMEM_IGNORED}
 _CPU_OCI_KEYS = frozenset({"realtimeRuntime", "realtimePeriod", "idle", "burst"})
 _BLOCK_IO_OCI_KEYS = frozenset(
     {
@@ -322,7 +390,7 @@ def _parse_resources(value: object, w: str) -> Resources:
     d = _object(value, w, _RESOURCES_KEYS, _RESOURCES_OCI_KEYS)
     parts: dict[str, Any] = {}
     if "memory" in d:
-        m = _object(d["memory"], f"{w}.memory", _MEMORY_KEYS, _MEMORY_OCI_KEYS)
+        m = _object(d["memory"], f"{w}.memory", _MEMORY_KEYS, _MEMORY_OCI_KEYS, _MEMORY_IGNORED)
         parts["memory"] = MemoryResources(**m)
     if "cpu" in d:
         parts["cpu"] = CpuResources(**_object(d["cpu"], f"{w}.cpu", _CPU_KEYS, _CPU_OCI_KEYS))
@@ -333,7 +401,15 @@ def _parse_resources(value: object, w: str) -> Resources:
         b = _object(d["blockIO"], f"{w}.blockIO", frozenset({"weight"}), _BLOCK_IO_OCI_KEYS)
         parts["block_io"] = BlockIOResources(**b)
     parts["devices"] = _objects(d.get("devices", []), f"{w}.devices", _parse_device_rule)
+    parts["hugepage_limits"] = _objects(
+        d.get("hugepageLimits", []), f"{w}.hugepageLimits", _parse_hugepage_limit
+    )
     return Resources(**parts)
+
+
+def _parse_hugepage_limit(value: object, w: str) -> HugepageLimit:
+    d = _object(value, w, frozenset({"pageSize", "limit"}))
+    return HugepageLimit(_required(d, "pageSize", w), _required(d, "limit", w))
 
 
 def _parse_device_rule(value: object, w: str) -> DeviceRule:
@@ -397,6 +473,7 @@ def _linux_to_dict(c: Config) -> dict[str, Any]:
     _set(out, "rootfsPropagation", c.rootfs_propagation)
     if c.seccomp is not None:
         out["seccomp"] = seccomp_to_dict(c.seccomp)
+    _set(out, "mountLabel", c.mount_label)
     return out
 
 
@@ -416,6 +493,8 @@ def process_to_dict(p: Process) -> dict[str, Any]:
     _set(out, "oomScoreAdj", p.oom_score_adj)
     if p.terminal:
         out["terminal"] = True
+    _set(out, "selinuxLabel", p.selinux_label)
+    _set(out, "apparmorProfile", p.apparmor_profile)
     return out
 
 
@@ -466,6 +545,10 @@ def _resources_to_dict(r: Resources) -> dict[str, Any]:
         out["blockIO"] = _fields_to_dict(r.block_io)
     if r.devices:
         out["devices"] = [_fields_to_dict(rule) for rule in r.devices]
+    if r.hugepage_limits:
+        out["hugepageLimits"] = [
+            {"pageSize": h.page_size, "limit": h.limit} for h in r.hugepage_limits
+        ]
     return out
 
 

@@ -110,6 +110,10 @@ class Process:
     terminal: bool = False
     #: The fields of INHERITED that the caller left out (set on construction).
     unset: frozenset[str] = field(default=frozenset(), init=False, compare=False)
+    #: Kept for the executor, which ignores them (with a warning) where the LSM is off and
+    #: refuses them where it is on (executor/lsm.py): applying labels is not supported yet.
+    selinux_label: str | None = None
+    apparmor_profile: str | None = None
 
     def __post_init__(self) -> None:
         defaults = _process_defaults()
@@ -136,23 +140,29 @@ class Process:
         return replace(self) if self.unset else self
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Process:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, source: str | None = None, strict: bool = False
+    ) -> Process:
         """Read an OCI `process` object (as for `runc exec --process`).
 
         Left-out keys mean what they mean in OCI JSON, not the Python defaults:
         no `env` is an empty environment, no `capabilities` is None, no `user`
-        is uid 0 / gid 0. `cwd` is required, as in OCI.
+        is uid 0 / gid 0. `cwd` is required, as in OCI. A key the spec does not
+        know is ignored with a logged warning (refused if `strict`), as for Config.
         """
-        with ErrorsFrom(source):
-            return _oci().parse_process(data, "process")
+        oci = _oci()
+        with ErrorsFrom(source), oci.reading(strict, source):
+            return oci.parse_process(data, "process")
 
     def to_dict(self) -> dict[str, Any]:
         """The OCI `process` object; `Process.from_dict(p.to_dict()) == p`."""
         return _oci().process_to_dict(self)
 
     @classmethod
-    def from_json(cls, text: str | bytes, *, source: str | None = None) -> Process:
-        return cls.from_dict(_oci().load_json(text, source), source=source)
+    def from_json(
+        cls, text: str | bytes, *, source: str | None = None, strict: bool = False
+    ) -> Process:
+        return cls.from_dict(_oci().load_json(text, source), source=source, strict=strict)
 
     def to_json(self) -> str:
         """Compact and with sorted keys, so that equal processes give equal text."""
@@ -191,9 +201,13 @@ class Config:
     sysctl: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     rootfs_propagation: str | None = None
     seccomp: Seccomp | None = None
+    mount_label: str | None = None  # SELinux; see Process.selinux_label
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     oci_version: str = "1.0.2"
     bundle: str | None = None  # the directory it was read from, if any
+    #: What reading it ignored, one "json.path: why" each (unknown keys, deprecated fields);
+    #: not part of the value: it compares and hashes as the same config without them.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.process, Process):  # anything else is for validate() to refuse
@@ -238,22 +252,31 @@ class Config:
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, bundle: str | None = None, source: str | None = None
+        cls,
+        data: Mapping[str, Any],
+        *,
+        bundle: str | None = None,
+        source: str | None = None,
+        strict: bool = False,
     ) -> Config:
         """Read an OCI runtime-spec 1.x config.json object.
 
         OCI semantics, not the Python defaults: a section that is left out means
         "none" (no `mounts`, no `linux.namespaces`, no `linux.maskedPaths` are
         empty; no `process.capabilities` is None; no `process.env` is an empty
-        environment). A key whose value is null counts as left out. Every key
-        corral does not honour is refused, never ignored; only `annotations` is
-        free-form. `bundle` (made absolute) is where a relative `root.path`
-        resolves; it does not need to exist here (see `from_bundle`). `source`
-        prefixes every error, usually the config.json path.
+        environment). A key whose value is null counts as left out. A key the
+        spec defines but corral does not honour is refused; a key the spec does
+        not define is ignored, as the spec requires, with a warning logged on
+        the ``corral`` logger and kept in `warnings` (``strict=True`` refuses it
+        instead, with the same spelling hint); only `annotations` is free-form.
+        `bundle` (made absolute) is where a relative `root.path` resolves; it
+        does not need to exist here (see `from_bundle`). `source` prefixes every
+        error and logged warning, usually the config.json path.
         """
-        with ErrorsFrom(source):
+        oci = _oci()
+        with ErrorsFrom(source), oci.reading(strict, source):
             absolute = os.path.abspath(bundle) if bundle is not None else None
-            return _oci().parse_config(data, absolute)
+            return oci.parse_config(data, absolute)
 
     def to_dict(self) -> dict[str, Any]:
         """The OCI JSON form, with only what is set.
@@ -266,9 +289,16 @@ class Config:
 
     @classmethod
     def from_json(
-        cls, text: str | bytes, *, bundle: str | None = None, source: str | None = None
+        cls,
+        text: str | bytes,
+        *,
+        bundle: str | None = None,
+        source: str | None = None,
+        strict: bool = False,
     ) -> Config:
-        return cls.from_dict(_oci().load_json(text, source), bundle=bundle, source=source)
+        return cls.from_dict(
+            _oci().load_json(text, source), bundle=bundle, source=source, strict=strict
+        )
 
     def to_json(self) -> str:
         """Compact, with sorted keys: stored in the database and sent to the init,
@@ -276,7 +306,9 @@ class Config:
         return _oci().dump_json(self.to_dict())
 
     @classmethod
-    def from_bundle(cls, path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> Config:
+    def from_bundle(
+        cls, path: str | bytes | os.PathLike[str] | os.PathLike[bytes], *, strict: bool = False
+    ) -> Config:
         """Read `<path>/config.json`, resolving `root.path` against the bundle.
 
         Unlike `from_dict`, it checks the filesystem: the bundle directory and
@@ -286,7 +318,7 @@ class Config:
         bundle = os.path.abspath(os.fsdecode(path))
         config_path = os.path.join(bundle, "config.json")
         text = _oci().read_config_file(bundle, config_path)
-        config = cls.from_json(text, bundle=bundle, source=config_path)
+        config = cls.from_json(text, bundle=bundle, source=config_path, strict=strict)
         if not os.path.isdir(config.root.path):
             raise ConfigError(
                 "root.path",

@@ -224,6 +224,12 @@ class BlockIOResources:
 
 
 @dataclass(frozen=True)
+class HugepageLimit:
+    page_size: str  # "2MB", "1GB", "64KB": as the kernel names its hugetlb files
+    limit: int  # bytes
+
+
+@dataclass(frozen=True)
 class DeviceRule:
     allow: bool
     type: str | None = None  # "a", "c" or "b"; None means all
@@ -239,9 +245,10 @@ class Resources:
     pids: PidsResources | None = None
     block_io: BlockIOResources | None = None
     devices: tuple[DeviceRule, ...] = ()
+    hugepage_limits: tuple[HugepageLimit, ...] = ()
 
     def __post_init__(self) -> None:
-        lists_to_tuples(self, "devices")
+        lists_to_tuples(self, "devices", "hugepage_limits")
 
 
 def default_mounts() -> tuple[Mount, ...]:

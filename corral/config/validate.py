@@ -68,6 +68,7 @@ from corral.config.types import (
     CpuResources,
     Device,
     DeviceRule,
+    HugepageLimit,
     IDMapping,
     MemoryResources,
     Mount,
@@ -96,6 +97,10 @@ def validate_process(p: Process, w: str) -> None:
     check_bool(p.terminal, f"{w}.terminal")
     if p.terminal:
         fail(f"{w}.terminal", "not supported yet (no console support); set it to false")
+    if p.selinux_label is not None:
+        check_string(p.selinux_label, f"{w}.selinuxLabel")
+    if p.apparmor_profile is not None:
+        check_string(p.apparmor_profile, f"{w}.apparmorProfile")
     if (
         not isinstance(p.args, tuple)
         or not p.args
@@ -196,6 +201,8 @@ def validate_sections(c: Config) -> None:
         fail("linux.rootfsPropagation", f"must be one of {', '.join(ROOTFS_PROPAGATIONS)}")
     if c.seccomp is not None:
         validate_seccomp(c.seccomp, "linux.seccomp")
+    if c.mount_label is not None:
+        check_string(c.mount_label, "linux.mountLabel")
     if c.bundle is not None:
         check_abs_path(c.bundle, "bundle")
     _validate_cross_checks(c)
@@ -313,6 +320,31 @@ def _validate_resources(r: Resources, w: str) -> None:
     for i, rule in enumerate(check_list(r.devices, f"{w}.devices", "device rule objects")):
         check_instance(rule, DeviceRule, f"{w}.devices[{i}]")
         _validate_device_rule(rule, f"{w}.devices[{i}]")
+    sizes: set[int] = set()
+    limits = check_list(r.hugepage_limits, f"{w}.hugepageLimits", "hugepage limit objects")
+    for i, h in enumerate(limits):
+        wi = f"{w}.hugepageLimits[{i}]"
+        check_instance(h, HugepageLimit, wi)
+        size = page_size_bytes(h.page_size)
+        if size is None:
+            fail(f"{wi}.pageSize", "must be a size such as 2MB, 1GB or 64KB (<number><KB|MB|GB>)")
+        if size in sizes:
+            fail(f"{wi}.pageSize", f"{h.page_size} is limited twice")
+        sizes.add(size)
+        check_range(h.limit, f"{wi}.limit", 0, UINT64_MAX)
+
+
+_PAGE_SIZE = re.compile(r"([1-9][0-9]{0,15})([KMG])B")
+
+
+def page_size_bytes(page_size: object) -> int | None:
+    """A hugepageLimits pageSize ("2MB") in bytes, or None if it is not one."""
+    if not isinstance(page_size, str):
+        return None
+    match = _PAGE_SIZE.fullmatch(page_size)
+    if match is None:
+        return None
+    return int(match.group(1)) << {"K": 10, "M": 20, "G": 30}[match.group(2)]
 
 
 def _validate_memory(m: MemoryResources, w: str) -> None:
@@ -394,15 +426,20 @@ def _validate_device_rule(rule: DeviceRule, w: str) -> None:
 
 
 def _validate_cgroups_path(path: object) -> None:
+    """Absolute (from the hierarchy's root), or relative: the spec leaves where a relative
+    path goes to the runtime, and the executor puts it under the store's own parent
+    (``/corral/<store tag>/<path>``, linux.py)."""
     w = "linux.cgroupsPath"
     if isinstance(path, str) and ":" in path and not path.startswith("/"):
         fail(
             w,
             "systemd cgroup paths (slice:prefix:name) are not supported yet; "
-            "give an absolute cgroupfs path such as /corral/<id>",
+            "give a cgroupfs path such as /corral/<id>",
         )
-    check_abs_path(path, w)
+    check_string(path, w)
     assert isinstance(path, str)
+    if not path.startswith("/") and os.path.normpath(path) == ".":
+        fail(w, "must name a cgroup (a relative path is placed below corral's own cgroup)")
     if ".." in path.split("/"):
         fail(w, "must not contain '..' components")
     if not path.strip("/"):

@@ -7,7 +7,8 @@ created. The only state is the spawn helper, which is a cache.
 Cgroups belong to one container. Without `linux.cgroupsPath` a container's cgroup
 is ``/corral/<store>/<id>`` in each hierarchy, where ``<store>`` is the first 12
 hex digits of the SHA-256 of the store root's resolved path: two stores that
-create the same id never share a cgroup. An explicit `linux.cgroupsPath` that
+create the same id never share a cgroup. A relative `linux.cgroupsPath` goes below
+the same parent, ``/corral/<store>/<path>``. An explicit `linux.cgroupsPath` that
 exists is joined only when no process is in it (as runc 1.2); the directories
 corral had to create are recorded with the plan, and destroy and rollback remove
 only those (a joined cgroup stays, with the limits corral wrote). corral kills in
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterator
 from corral import faults
 from corral.config import Config, Process
 from corral.errors import ConfigError, ExecutorError, ProcessGone
-from corral.executor import proc, protocol
+from corral.executor import lsm, proc, protocol
 from corral.executor import spawn as spawning
 from corral.executor import seccomp
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
@@ -69,6 +70,15 @@ def default_cgroups_path(store_root: str, container_id: str) -> str:
 
 def _compiled_seccomp(config: Config) -> seccomp.CompiledFilter | None:
     return None if config.seccomp is None else seccomp.compiled(config.seccomp)
+
+
+def relative_cgroups_path(store_root: str, path: str) -> str:
+    """Where a relative `linux.cgroupsPath` goes: ``/corral/<store tag>/<path>``.
+
+    The spec lets the runtime choose what a relative path is relative to; the
+    store's own parent keeps it in corral's subtree, apart from other stores.
+    """
+    return os.path.normpath(f"{DEFAULT_CGROUP_PARENT}/{store_tag(store_root)}/{path}")
 
 
 def _id_map(mappings: tuple) -> str:
@@ -117,7 +127,10 @@ class LinuxExecutor:
             # Compiled here, before anything exists, so that what this host's
             # libseccomp refuses fails create, naming the JSON path; cached for spawn and exec.
             seccomp.compiled(config.seccomp)
-        if config.cgroups_path:
+        lsm.check_labels(config)  # ignored with a warning where the LSM is off; refused where on
+        if config.cgroups_path and not config.cgroups_path.startswith("/"):
+            claim = self.cgroups.claim(relative_cgroups_path(store_root, config.cgroups_path), DEFAULT_CGROUP_PARENT)
+        elif config.cgroups_path:
             claim = self.cgroups.claim(config.cgroups_path)  # refuses a cgroup with processes, before any write
         else:
             claim = self.cgroups.claim(default_cgroups_path(store_root, container_id), DEFAULT_CGROUP_PARENT)

@@ -627,12 +627,14 @@ USERNS_ERRORS: list[tuple[Callable[[dict[str, Any]], None], str]] = [
     (mutate("linux.resources.devices[0].allow", "false"), "linux.resources.devices[0].allow: must be true or false"),
     (mutate("linux.resources.devices[0]", {"access": "r"}), "linux.resources.devices[0].allow: required"),
     # cgroups path
-    (mutate("linux.cgroupsPath", "corral/x"), "linux.cgroupsPath: must be an absolute path"),
+    (mutate("linux.cgroupsPath", 7), "linux.cgroupsPath: must be a non-empty string"),
+    (mutate("linux.cgroupsPath", "./"), "linux.cgroupsPath: must name a cgroup (a relative path is placed below corral's own cgroup)"),
+    (mutate("linux.cgroupsPath", "corral/../x"), "linux.cgroupsPath: must not contain '..' components"),
     (mutate("linux.cgroupsPath", "/corral/../x"), "linux.cgroupsPath: must not contain '..' components"),
     (mutate("linux.cgroupsPath", "/"), "linux.cgroupsPath: must name a cgroup below the root cgroup"),
     (
         mutate("linux.cgroupsPath", "system.slice:corral:x"),
-        "linux.cgroupsPath: systemd cgroup paths (slice:prefix:name) are not supported yet; give an absolute cgroupfs path such as /corral/<id>",
+        "linux.cgroupsPath: systemd cgroup paths (slice:prefix:name) are not supported yet; give a cgroupfs path such as /corral/<id>",
     ),
     # devices, paths, sysctl, propagation
     (mutate("linux.devices[0].type", "x"), "linux.devices[0].type: must be one of c, b, u, p"),
@@ -744,8 +746,8 @@ def test_process_from_dict_validates_like_the_config() -> None:
         Process.from_dict({"args": ["sh"], "cwd": "/", "env": ["X"]}, source="exec.json")
 
     assert str(info.value) == "exec.json: process.env[0]: must be a string of the form NAME=value"
-    with pytest.raises(ConfigError, match=r"^process.apparmorProfile: not supported yet$"):
-        Process.from_dict({"args": ["sh"], "cwd": "/", "apparmorProfile": "p"})
+    with pytest.raises(ConfigError, match=r"^process.consoleSize: not supported yet$"):
+        Process.from_dict({"args": ["sh"], "cwd": "/", "consoleSize": {"height": 1, "width": 1}})
     with pytest.raises(ConfigError, match=r"^process: must be an object, not a list$"):
         Process.from_dict([])  # type: ignore[arg-type]
 
@@ -758,17 +760,13 @@ UNSUPPORTED = [
     "solaris",
     "windows",
     "vm",
-    "linux.mountLabel",
     "linux.intelRdt",
     "linux.personality",
     "linux.timeOffsets",
     "linux.memoryPolicy",
-    "linux.resources.hugepageLimits",
     "linux.resources.network",
     "linux.resources.rdma",
     "linux.resources.unified",
-    "linux.resources.memory.kernel",
-    "linux.resources.memory.kernelTCP",
     "linux.resources.memory.swappiness",
     "linux.resources.memory.disableOOMKiller",
     "linux.resources.memory.useHierarchy",
@@ -778,8 +776,6 @@ UNSUPPORTED = [
     "linux.resources.blockIO.weightDevice",
     "linux.resources.blockIO.throttleReadBpsDevice",
     "linux.resources.blockIO.throttleWriteIOPSDevice",
-    "process.apparmorProfile",
-    "process.selinuxLabel",
     "process.consoleSize",
     "process.ioPriority",
     "process.scheduler",
@@ -796,15 +792,17 @@ def test_unsupported_oci_keys_are_refused(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["linuxx", "process.arg", "linux.namespace", "mounts[0].flags", "linux.resources.memory.limt"])
-def test_unknown_keys_are_refused_with_a_spelling_hint(path: str) -> None:
+def test_unknown_keys_are_refused_in_strict_mode_with_a_spelling_hint(path: str) -> None:
+    """Leniently they are ignored with the same hint as a warning (test_config_lenient.py)."""
     data = minimal()
     data["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
     mutate(path, 1)(data)
 
-    message = error_of(data)
+    message = error_of(data, strict=True)
 
-    assert message.startswith(f"{path}: not supported yet")
+    assert message.startswith(f"{path}: not a key of the OCI runtime spec")
     assert "check its spelling" in message
+    assert any(w.startswith(f"{path}: ") and "check its spelling" in w for w in Config.from_dict(data).warnings)
 
 
 def test_annotations_are_free_form() -> None:
@@ -817,9 +815,9 @@ def test_annotations_are_free_form() -> None:
 def test_unsupported_keys_are_named_before_value_errors() -> None:
     data = runc_spec()
     data["process"]["args"] = []
-    data["process"]["selinuxLabel"] = "system_u"
+    data["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE"}
 
-    assert error_of(data, bundle="/b") == "process.selinuxLabel: not supported yet"
+    assert error_of(data, bundle="/b") == "process.ioPriority: not supported yet"
 
 
 # --------------------------------------------------------------------------- bundle files

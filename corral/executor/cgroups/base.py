@@ -77,6 +77,7 @@ class Cgroup(ABC):
     #: The controller of the block I/O weight ("blkio" on v1, "io" on v2).
     io_controller: ClassVar[str]
     #: The I/O weight files, in order of preference, each with the OCI weight → file value rule.
+    hugetlb_limit: ClassVar[str]  # the suffix of a size's limit file: hugetlb.2MB.<this>
     io_weight_files: ClassVar[tuple[tuple[str, Callable[[int], int]], ...]]
 
     # --- the shared recipe ------------------------------------------------------------------
@@ -104,6 +105,24 @@ class Cgroup(ABC):
             self._apply_io_weight(resources.block_io.weight)
         if resources.devices:
             self._apply_device_rules(resources.devices)
+        if resources.hugepage_limits:
+            self._apply_hugetlb(resources)
+
+    def _apply_hugetlb(self, resources: Resources) -> None:
+        """Each size's limit (and its reservation limit where the kernel has one, as runc)."""
+        d = self._require("hugetlb", oci.WHERE_HUGEPAGES)
+        for where, name, value in oci.hugetlb_limits(resources.hugepage_limits, self.hugetlb_limit):
+            path = f"{d}/{name}"
+            if not os.path.exists(path):
+                raise ConfigError(
+                    f"{where}.pageSize",
+                    f"this host has no such huge pages ({path} does not exist; the sizes it has are "
+                    "under /sys/kernel/mm/hugepages)",
+                )
+            _fs.write_resource(path, value, f"{where}.limit")
+            reserved = f"{d}/{name.removesuffix(self.hugetlb_limit)}rsvd.{self.hugetlb_limit}"
+            if os.path.exists(reserved):
+                _fs.write_resource(reserved, value, f"{where}.limit")
 
     def _apply_memory(self, mem: MemoryResources) -> None:
         d = self._require("memory", oci.WHERE_MEMORY)

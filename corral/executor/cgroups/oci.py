@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from corral.config import CpuResources, MemoryResources
+from corral.config import CpuResources, HugepageLimit, MemoryResources
+from corral.config.validate import page_size_bytes
 from corral.errors import ConfigError
 
 __all__ = [
@@ -23,6 +24,9 @@ __all__ = [
     "WHERE_PIDS",
     "WHERE_BLOCK_IO",
     "WHERE_DEVICES",
+    "WHERE_HUGEPAGES",
+    "hugetlb_name",
+    "hugetlb_limits",
     "MemoryLimits",
     "memory_is_set",
     "memory_limits",
@@ -44,6 +48,7 @@ WHERE_CPU = "linux.resources.cpu"
 WHERE_PIDS = "linux.resources.pids.limit"
 WHERE_BLOCK_IO = "linux.resources.blockIO.weight"
 WHERE_DEVICES = "linux.resources.devices"
+WHERE_HUGEPAGES = "linux.resources.hugepageLimits"
 
 
 @dataclass(frozen=True)
@@ -135,3 +140,29 @@ def cpu_max(quota: int | None, period: int | None) -> str | None:
         return None
     max_part = UNLIMITED if quota is None or quota <= 0 else str(quota)
     return max_part if period is None else f"{max_part} {period}"
+
+
+def hugetlb_name(page_size: str) -> str:
+    """The kernel's name for a huge page size in hugetlb files: "2048KB" is "2MB".
+
+    The kernel names each size in the largest unit that divides it evenly
+    (mm/hugetlb_cgroup.c, mem_fmt), so an equal size spelled otherwise maps to the same file.
+    """
+    size = page_size_bytes(page_size)
+    if size is None:  # validated with the config; kept for callers building Resources by hand
+        raise ConfigError(WHERE_HUGEPAGES, f"{page_size!r} is not a page size such as 2MB")
+    for unit, shift in (("GB", 30), ("MB", 20), ("KB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift}{unit}"
+    return f"{size >> 10}KB"
+
+
+def hugetlb_limits(limits: tuple[HugepageLimit, ...], suffix: str) -> list[tuple[str, str, int]]:
+    """(where, file name, bytes) for each limit: ``hugetlb.<size>.<suffix>``.
+
+    `suffix` is the layout's limit file: ``limit_in_bytes`` (v1) or ``max`` (v2).
+    """
+    return [
+        (f"{WHERE_HUGEPAGES}[{i}]", f"hugetlb.{hugetlb_name(h.page_size)}.{suffix}", h.limit)
+        for i, h in enumerate(limits)
+    ]

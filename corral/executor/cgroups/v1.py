@@ -119,6 +119,7 @@ class V1Cgroup(Cgroup):
     """
 
     io_controller = "blkio"
+    hugetlb_limit = "limit_in_bytes"
     io_weight_files = (("blkio.weight", int), ("blkio.bfq.weight", int))
 
     def __init__(

@@ -66,6 +66,7 @@ class V2Cgroup(Cgroup):
     """A container's directory in a cgroup2 hierarchy."""
 
     io_controller = "io"
+    hugetlb_limit = "max"
     io_weight_files = (("io.weight", oci.io_weight_from_blkio), ("io.bfq.weight", int))
 
     def __init__(self, path: str, mountpoint: str, created: ownership.Created | None = None) -> None:
