@@ -10,7 +10,12 @@ Forked by the spawn helper, it stays in the host's namespaces and cgroups, and:
   the container (so a crash between spawning and recording leaks nothing);
 - is the init's parent and a child subreaper, so it reaps the init and writes
   its exit status to `<run dir>/init.exit`, where any controller, including
-  one started after the first crashed, reads it.
+  one started after the first crashed, reads it. It writes in place into the
+  placeholder the controller made at create (protocol.py), so a run root that
+  filled up meanwhile does not lose the status. If the monitor itself is killed,
+  nobody can reap the init for its status (only a parent can); the placeholder
+  it leaves says so, and the controller records the status as unknown, with
+  that reason, rather than as a silent None.
 
 Why a monitor rather than the controller as parent (runc's CLONE_PARENT): the
 exit status survives the controller, the controller never has to reap (nothing
@@ -93,11 +98,19 @@ def _exited(status: int | None) -> Exited:
     return Exited(exit.status, exit.signal)
 
 
-def _write_exit_file(path: str, exited: Exited) -> None:
+def _write_exit_file(fd: int | None, path: str, exited: Exited, reason: str | None) -> None:
+    """Record the init's exit: in place through `fd` (the placeholder), else by path.
+
+    A write that still fails has nowhere else to go: the placeholder (or the
+    missing file) is what tells the reader the status is unknown, and why.
+    """
     try:
-        protocol.write_exit_file(path, exited)
+        if fd is not None:
+            protocol.overwrite_exit_file(fd, exited, reason)
+        else:
+            protocol.write_exit_file(path, exited)
     except OSError:
-        pass  # the run dir is gone: the container was destroyed meanwhile
+        pass
 
 
 def _kill(pid: int | None) -> None:
@@ -130,6 +143,9 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     theirs.close()
     for fd in stdio:
         os.close(fd)
+    # Opened now, after the fork: the init never holds it. While it is open, a
+    # full run root cannot stop the status from being written.
+    exit_fd = protocol.open_exit_file(request.exit_file)
     init_pid: int | None = None
     try:
         _join_cgroups(request.cgroup_procs, first)
@@ -170,7 +186,9 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     ctl.close()
     if not confirmed:  # the controller died (or aborted) before recording the container
         _kill(init_pid)
-    _write_exit_file(request.exit_file, _exited(_reap_until(init_pid)))
+    status = _reap_until(init_pid)
+    reason = None if status is not None else "the monitor could not reap the init (it was not its child)"
+    _write_exit_file(exit_fd, request.exit_file, _exited(status), reason)
     os._exit(0)
 
 
