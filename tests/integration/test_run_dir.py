@@ -21,22 +21,33 @@ from tests.unit.asuser import NOBODY, dir_for, run_as
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture
-def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A tiny tmpfs under the test's directory, filled to ENOSPC; unmounted at the end."""
+@pytest.fixture(params=["blocks", "inodes"])
+def full_tmpfs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A tiny tmpfs under the test's directory, out of space or of inodes; unmounted at the end.
+
+    Out of blocks, the run dir and fifo can still be made (they take no data), and
+    the exit file's placeholder cannot; out of inodes, the run dir itself cannot.
+    """
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mnt)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,nr_inodes=64,mode=0755", "tmpfs", str(mnt)], check=True)
     try:
         (mnt / "run").mkdir()
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            while True:
-                os.write(fd, b"x" * 65536)  # unbuffered: nothing left to flush at close
+            if request.param == "blocks":
+                fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    while True:
+                        os.write(fd, b"x" * 65536)  # unbuffered: nothing left to flush at close
+                finally:
+                    os.close(fd)
+            else:
+                for n in range(100):
+                    (mnt / f"filler{n}").touch()
         except OSError as exc:
             assert exc.errno == 28, exc  # ENOSPC
-        finally:
-            os.close(fd)
+        else:
+            raise AssertionError("the tiny tmpfs did not fill")
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=True)
@@ -56,8 +67,8 @@ def test_create_on_a_full_run_root_says_so_and_leaves_nothing(
             assert str(run_root / "full") in message, message
             assert "free space on" in message and "run_root" in message, message
             assert not (run_root / "full").exists()  # the filesystem, not the record
-            for path in ("/sys/fs/cgroup" + config.cgroups_path, f"/sys/fs/cgroup/memory{config.cgroups_path}"):
-                assert not os.path.exists(path), path
+            for hierarchy in Path("/sys/fs/cgroup").iterdir():
+                assert not (hierarchy / config.cgroups_path.lstrip("/")).exists(), hierarchy
         finally:
             rt.close()
 
