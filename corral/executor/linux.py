@@ -306,7 +306,13 @@ class LinuxExecutor:
     def exit_status(self, facts: ContainerFacts) -> ExitStatus:
         if facts.monitor is not None and facts.init is not None and not proc.alive(facts.init):
             spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)  # it writes the file as it exits
-        exited = protocol.read_exit_record(self._exit_file(facts))
+        path = self._exit_file(facts)
+        exited = protocol.read_exit_record(path)
+        if isinstance(exited, protocol.ExitUnknown) and exited.pending:
+            # The recorded monitor (the keeper) may be dead while the monitor it forked
+            # is about to write: wait while anyone holds the file to write it.
+            protocol.wait_for_writers(path, MONITOR_GRACE)
+            exited = protocol.read_exit_record(path)
         if isinstance(exited, protocol.ExitUnknown):
             return ExitStatus.unknown(self._why_unknown(facts, exited))
         # The kernel does not say who sent a SIGKILL: the init counts as OOM-killed
@@ -332,8 +338,8 @@ class LinuxExecutor:
         if proc.alive(monitor):
             return f"the monitor ({monitor.pid}) has not written the init's status yet"
         return (
-            f"the monitor ({monitor.pid}) was gone (killed?) before it wrote the init's status: only "
-            "the init's parent can reap it for its status"
+            f"the monitor ({monitor.pid}) and the process it forked to be the init's parent were both "
+            "gone (killed?) before either wrote the init's status: only a parent can reap it for its status"
         )
 
     def freeze(self, facts: ContainerFacts) -> None:

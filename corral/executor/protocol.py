@@ -32,6 +32,7 @@ import json
 import os
 import pickle
 import socket
+import time
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -398,6 +399,35 @@ def open_exit_file(path: str) -> int | None:
         return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
         return None
+
+
+def hold_exit_file(fd: int) -> None:
+    """A writer's shared lock on the file, held until its process dies: "someone will still write"."""
+    fcntl.flock(fd, fcntl.LOCK_SH)
+
+
+def wait_for_writers(path: str, timeout: float) -> bool:
+    """Wait until no process holds the exit file to write it (True), or `timeout` passes (False).
+
+    The kernel drops a dead writer's lock, so a free lock on a placeholder means
+    nobody is left who could still write the status.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return True
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+    finally:
+        os.close(fd)  # drops our lock with it
 
 
 def overwrite_exit_file(fd: int, exited: Exited, reason: str | None = None) -> None:

@@ -34,21 +34,47 @@ def _exited_row(box) -> dict:
     return dict(last.detail)
 
 
-def test_monitor_killed_the_status_is_unknown_with_the_reason(runtime: Runtime, bundle: Path) -> None:
+def _killed(process: proc.ProcessIdentity) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while proc.alive(process) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not proc.alive(process)
+
+
+def _parents(box) -> tuple[proc.ProcessIdentity, proc.ProcessIdentity]:
+    """The recorded monitor (the keeper) and the monitor proper, its child and the init's parent."""
+    keeper = proc.ProcessIdentity(box.record.monitor_pid, box.record.monitor_start_time)
+    with open(f"/proc/{keeper.pid}/task/{keeper.pid}/children") as f:
+        (child,) = (int(p) for p in f.read().split())
+    with open(f"/proc/{box.record.init_pid}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[1]) == child  # the init's parent, in the kernel
+    monitor = proc.identity(child)
+    assert proc.alive(keeper) and monitor is not None
+    return keeper, monitor
+
+
+@pytest.mark.parametrize("which", ["recorded", "parent"])
+def test_the_status_survives_either_monitor_process_killed(runtime: Runtime, bundle: Path, which: str) -> None:
     box = runtime.create("mk", make_config(bundle, "mk", *EXIT_7))
     box.start()
-    monitor = proc.ProcessIdentity(box.record.monitor_pid, box.record.monitor_start_time)
-    assert proc.alive(monitor)
-    os.kill(monitor.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while proc.alive(monitor) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not proc.alive(monitor)
-    assert box.wait(10) is None  # only a parent can reap for the status, and the parent is gone
+    keeper, monitor = _parents(box)
+    _killed(keeper if which == "recorded" else monitor)
+    assert box.wait(10) == 7
+    assert _exited_row(box)["exit_status"] == 7
+
+
+def test_both_monitor_processes_killed_the_status_is_unknown_with_the_reason(runtime: Runtime, bundle: Path) -> None:
+    box = runtime.create("mk2", make_config(bundle, "mk2", *EXIT_7))
+    box.start()
+    keeper, monitor = _parents(box)
+    _killed(keeper)
+    _killed(monitor)
+    assert box.wait(10) is None  # only a parent can reap for the status, and both are gone
     detail = _exited_row(box)
     assert detail["exit"] == "unknown", detail
     reason = detail["exit_unknown_reason"]
-    assert f"the monitor ({monitor.pid})" in reason and "killed" in reason, detail
+    assert f"the monitor ({keeper.pid})" in reason and "killed" in reason, detail
 
 
 def test_run_dir_removed_the_status_is_unknown_with_the_reason(runtime: Runtime, bundle: Path) -> None:

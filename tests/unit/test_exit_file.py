@@ -58,3 +58,16 @@ def test_no_placeholder_means_no_fd_and_the_old_path_write(tmp_path: Path) -> No
     assert protocol.open_exit_file(path) is None
     protocol.write_exit_file(path, Exited(137, 9))
     assert protocol.read_exit_record(path) == Exited(137, 9)
+
+
+def test_a_reader_waits_while_a_writer_holds_the_file_and_not_after(tmp_path: Path) -> None:
+    path = str(tmp_path / "init.exit")
+    protocol.create_exit_file(path)
+    fd = protocol.open_exit_file(path)
+    assert fd is not None
+    protocol.hold_exit_file(fd)
+    try:
+        assert protocol.wait_for_writers(path, 0.05) is False
+    finally:
+        os.close(fd)  # as a dying writer's fds are closed: the kernel drops the lock
+    assert protocol.wait_for_writers(path, 0.05) is True
