@@ -243,7 +243,9 @@ class LinuxExecutor:
             return KernelStatus(alive=False, frozen=False, fifo_present=False)
         cgroup = self._cgroup(facts)
         frozen = cgroup.exists() and cgroup.frozen()
-        waiting = self._waiting_on_fifo(init) and os.path.exists(self._fifo(facts))
+        # A run dir removed under a waiting init leaves it waiting, not started.
+        gone = not os.path.isdir(facts.plan.run_dir)
+        waiting = self._waiting_on_fifo(init) and (gone or os.path.exists(self._fifo(facts)))
         return KernelStatus(alive=proc.alive(init), frozen=frozen, fifo_present=waiting)
 
     def signal(self, facts: ContainerFacts, sig: int, all_processes: bool = False) -> None:

@@ -108,3 +108,12 @@ def test_create_without_root_says_corral_needs_root(bundle: Path) -> None:
         assert not (home / "run" / "nonroot").exists()
         for hierarchy in Path("/sys/fs/cgroup").iterdir():
             assert not (hierarchy / config.cgroups_path.lstrip("/")).exists()
+
+
+def test_recovery_does_not_take_a_removed_run_dir_for_a_start(runtime: Runtime, bundle: Path) -> None:
+    box = runtime.create("gone2", make_config(bundle, "gone2", "/bin/true"))
+    shutil.rmtree(box.record.run_dir)
+    runtime.recover()
+    with open(f"/proc/{box.record.init_pid}/comm") as f:  # the kernel: the init still waits
+        assert f.read().strip() != "true"
+    assert runtime.load("gone2").state.value == "created"
