@@ -210,3 +210,23 @@ class WaitTimeout(CorralError, TimeoutError):
 
 class ProcessGone(ExecutorError):
     """The recorded process no longer exists (or its PID now belongs to another process)."""
+
+
+class RunDirError(ExecutorError):
+    """The container's run directory (exec fifo, exit file) cannot be made or is gone.
+
+    Says which directory and what to do, since the cause is the host (a full or
+    read-only run root, someone removing files under it), not the container.
+    """
+
+    def __init__(self, message: str, run_dir: str, *, container_id: str | None = None) -> None:
+        self.run_dir = run_dir
+        super().__init__(message, container_id=container_id)
+
+
+class NeedsRoot(ExecutorError):
+    """The caller may not create what a container needs (cgroups): corral runs as root."""
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        self.path = path
+        super().__init__(f"corral needs root (or write access to {path}) to create containers: {cause}")

@@ -11,7 +11,7 @@ corral.errors): the container's init and the spawn helper import this in fresh i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from corral.errors import ConfigError
 
@@ -34,12 +34,15 @@ class ExitStatus:
     `status` follows the shell and runc/containerd convention: the exit code, or
     128 + the signal number when a signal killed it. `None` means nobody could
     observe it (the monitor was gone, or the host restarted): corral says so
-    rather than invent one.
+    rather than invent one, and `reason` says why (it is journalled, so that an
+    unknown status is never a silent None). Not part of equality: two unknown
+    statuses are the same status whatever the cause.
     """
 
     status: int | None
     signal: int | None = None
     oom_killed: bool = False
+    reason: str | None = field(default=None, compare=False)
 
     @property
     def known(self) -> bool:
@@ -53,8 +56,8 @@ class ExitStatus:
         return cls(status=os.WEXITSTATUS(wait_status))
 
     @classmethod
-    def unknown(cls) -> ExitStatus:
-        return cls(status=None)
+    def unknown(cls, reason: str | None = None) -> ExitStatus:
+        return cls(status=None, reason=reason)
 
 
 @dataclass(frozen=True)

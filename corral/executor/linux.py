@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 from corral import faults
 from corral.config import Config, Process
-from corral.errors import ConfigError, ExecutorError, ProcessGone
+from corral.errors import CgroupError, ConfigError, ExecutorError, NeedsRoot, ProcessGone, RunDirError
 from corral.executor import lsm, proc, protocol
 from corral.executor import spawn as spawning
 from corral.executor import seccomp
@@ -140,18 +140,17 @@ class LinuxExecutor:
         spawning.check_stdio(stdio)
         config = facts.config
         cgroup = self._cgroup(facts)
-        cgroup.create()
+        try:
+            cgroup.create()
+        except CgroupError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, PermissionError) and os.geteuid() != 0:
+                raise NeedsRoot(cause.filename or "the cgroup hierarchy", exc) from exc
+            raise
         cgroup.apply_config(config)  # the limits, and the device rules where the cgroup enforces them
         faults.point("create.cgroups")
-        run_dir = facts.plan.run_dir
-        os.makedirs(run_dir, mode=0o711, exist_ok=True)
         fifo = self._fifo(facts)
-        try:
-            os.unlink(fifo)
-        except FileNotFoundError:
-            pass
-        os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o622)  # any user of the container may open it for writing (runc does the same)
+        self._make_run_dir(facts, fifo)
         request = protocol.CreateRequest(
             id=facts.id,
             config=config,
@@ -188,6 +187,33 @@ class LinuxExecutor:
             InitFacts(ProcessIdentity(init_pid, start_time), monitor, namespaces, inodes), ctl, monitor
         )
 
+    def _make_run_dir(self, facts: ContainerFacts, fifo: str) -> None:
+        """The run dir, its exec fifo and the exit file's placeholder; RunDirError says why not."""
+        run_dir = facts.plan.run_dir
+        try:
+            os.makedirs(run_dir, mode=0o711, exist_ok=True)
+            try:
+                os.unlink(fifo)
+            except FileNotFoundError:
+                pass
+            os.mkfifo(fifo, 0o622)
+            os.chmod(fifo, 0o622)  # any user of the container may open it for writing (runc does the same)
+            protocol.create_exit_file(self._exit_file(facts))
+        except OSError as exc:
+            run_root = os.path.dirname(run_dir)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                fix = f"free space on {run_root} or choose another run_root"
+            elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                fix = f"make {run_root} writable for corral or choose another run_root"
+            else:
+                fix = f"check {run_root} or choose another run_root"
+            raise RunDirError(
+                f"container {facts.id!r}: cannot make its run directory {run_dir}: "
+                f"{os.strerror(exc.errno or 0)} ({exc}); {fix}",
+                run_dir,
+                container_id=facts.id,
+            ) from exc
+
     def start(self, facts: ContainerFacts) -> None:
         init = self._require_init(facts)
         fifo_path = self._fifo(facts)
@@ -195,6 +221,13 @@ class LinuxExecutor:
         if pidfd is None:
             raise ProcessGone(f"container {facts.id!r}: its init ({init.pid}) is gone; it cannot start")
         try:
+            if self._waiting_on_fifo(init) and not os.path.isdir(facts.plan.run_dir):
+                raise RunDirError(
+                    f"container {facts.id!r}: its run directory {facts.plan.run_dir} is gone (removed by "
+                    "someone else?); the init waits but cannot be started; destroy it",
+                    facts.plan.run_dir,
+                    container_id=facts.id,
+                )
             if not self._waiting_on_fifo(init) or not os.path.exists(fifo_path):
                 raise ExecutorError(f"container {facts.id!r} was already started (its init no longer waits)")
             faults.point("start.fifo-opening")
@@ -233,7 +266,9 @@ class LinuxExecutor:
             return KernelStatus(alive=False, frozen=False, fifo_present=False)
         cgroup = self._cgroup(facts)
         frozen = cgroup.exists() and cgroup.frozen()
-        waiting = self._waiting_on_fifo(init) and os.path.exists(self._fifo(facts))
+        # A run dir removed under a waiting init leaves it waiting, not started.
+        gone = not os.path.isdir(facts.plan.run_dir)
+        waiting = self._waiting_on_fifo(init) and (gone or os.path.exists(self._fifo(facts)))
         return KernelStatus(alive=proc.alive(init), frozen=frozen, fifo_present=waiting)
 
     def signal(self, facts: ContainerFacts, sig: int, all_processes: bool = False) -> None:
@@ -296,9 +331,15 @@ class LinuxExecutor:
     def exit_status(self, facts: ContainerFacts) -> ExitStatus:
         if facts.monitor is not None and facts.init is not None and not proc.alive(facts.init):
             spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)  # it writes the file as it exits
-        exited = protocol.read_exit_file(self._exit_file(facts))
-        if exited is None:
-            return ExitStatus.unknown()
+        path = self._exit_file(facts)
+        exited = protocol.read_exit_record(path)
+        if isinstance(exited, protocol.ExitUnknown) and exited.pending:
+            # The recorded monitor (the keeper) may be dead while the monitor it forked
+            # is about to write: wait while anyone holds the file to write it.
+            protocol.wait_for_writers(path, MONITOR_GRACE)
+            exited = protocol.read_exit_record(path)
+        if isinstance(exited, protocol.ExitUnknown):
+            return ExitStatus.unknown(self._why_unknown(facts, exited))
         # The kernel does not say who sent a SIGKILL: the init counts as OOM-killed
         # when it died of SIGKILL while its cgroup's OOM-kill counter is non-zero,
         # unless corral sent that SIGKILL itself (kill(), and Container checks signal()).
@@ -310,6 +351,21 @@ class LinuxExecutor:
             except OSError:
                 oom = False
         return ExitStatus(exited.status, exited.signal, oom)
+
+    @staticmethod
+    def _why_unknown(facts: ContainerFacts, unknown: protocol.ExitUnknown) -> str:
+        """The journal's reason: the file's, or who should have written it and did not."""
+        if not unknown.pending:
+            return unknown.reason
+        monitor = facts.monitor
+        if monitor is None:
+            return "no monitor was recorded to reap the init and write its status"
+        if proc.alive(monitor):
+            return f"the monitor ({monitor.pid}) has not written the init's status yet"
+        return (
+            f"the monitor ({monitor.pid}) and the process it forked to be the init's parent were both "
+            "gone (killed?) before either wrote the init's status: only a parent can reap it for its status"
+        )
 
     def freeze(self, facts: ContainerFacts) -> None:
         self._cgroup(facts).freeze(FREEZE_TIMEOUT)
@@ -365,7 +421,6 @@ class LinuxExecutor:
             cgroup.kill_all(timeout)
         if facts.init is not None and not spawning.wait_for_exit(facts.init, timeout):
             raise ExecutorError(f"container {facts.id!r}: the init survived SIGKILL for {timeout:g} s")
-        faults.point("destroy.killed")
         status = self.exit_status(facts)
         if killed_by_us:
             status = ExitStatus(status.status, status.signal, oom_killed=False)

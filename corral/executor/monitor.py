@@ -10,7 +10,17 @@ Forked by the spawn helper, it stays in the host's namespaces and cgroups, and:
   the container (so a crash between spawning and recording leaks nothing);
 - is the init's parent and a child subreaper, so it reaps the init and writes
   its exit status to `<run dir>/init.exit`, where any controller, including
-  one started after the first crashed, reads it.
+  one started after the first crashed, reads it. It writes in place into the
+  placeholder the controller made at create (protocol.py), so a run root that
+  filled up meanwhile does not lose the status.
+
+The process the helper forks (and the controller records as the monitor) is a
+*keeper*: a child subreaper whose only job is to be the monitor's parent. If the
+monitor is killed, the kernel reparents the init to the keeper, which reaps it
+and writes its status; if the keeper is killed, the monitor goes on. Only when
+both die before the init is the status unknown (only a parent can reap for it):
+the placeholder is left pending with nobody holding it, and the controller
+records `exit: unknown` with that reason rather than a silent None.
 
 Why a monitor rather than the controller as parent (runc's CLONE_PARENT): the
 exit status survives the controller, the controller never has to reap (nothing
@@ -93,11 +103,19 @@ def _exited(status: int | None) -> Exited:
     return Exited(exit.status, exit.signal)
 
 
-def _write_exit_file(path: str, exited: Exited) -> None:
+def _write_exit_file(fd: int | None, path: str, exited: Exited, reason: str | None) -> None:
+    """Record the init's exit: in place through `fd` (the placeholder), else by path.
+
+    A write that still fails has nowhere else to go: the placeholder (or the
+    missing file) is what tells the reader the status is unknown, and why.
+    """
     try:
-        protocol.write_exit_file(path, exited)
+        if fd is not None:
+            protocol.overwrite_exit_file(fd, exited, reason)
+        else:
+            protocol.write_exit_file(path, exited)
     except OSError:
-        pass  # the run dir is gone: the container was destroyed meanwhile
+        pass
 
 
 def _kill(pid: int | None) -> None:
@@ -116,8 +134,53 @@ def _report_failure(ctl: socket.socket, exc: BaseException) -> None:
         pass
 
 
+def _keep(monitor_pid: int, exit_fd: int | None, exit_file: str) -> NoReturn:
+    """The keeper: the monitor's parent, so that the init's status survives the monitor.
+
+    A child subreaper: when the monitor dies before the init (killed), the kernel
+    reparents the init here, and the keeper reaps it and writes its status. While
+    the monitor lives it does nothing but wait. Its shared lock on the exit file
+    (and the monitor's) tells a reader that someone may still write the status.
+    """
+    monitor_status: int | None = None
+    orphan_status: int | None = None
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid == monitor_pid:
+            monitor_status = status
+        else:  # reparented from a dead monitor: its only child by then is the init
+            orphan_status = status
+    monitor_died = monitor_status is None or os.WIFSIGNALED(monitor_status)
+    if monitor_died and orphan_status is not None:
+        _write_exit_file(exit_fd, exit_file, _exited(orphan_status), None)
+    os._exit(0)
+
+
 def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> NoReturn:
     _become_monitor()
+    # The process the helper forked (and the controller records) is the keeper;
+    # the monitor proper is its child. Either may die and the status is kept.
+    keeper_fd = protocol.open_exit_file(request.exit_file)
+    if keeper_fd is not None:
+        protocol.hold_exit_file(keeper_fd)
+    try:
+        monitor_pid = os.fork()
+    except OSError as exc:
+        _report_failure(ctl, exc)
+        os._exit(1)
+    if monitor_pid != 0:
+        ctl.close()
+        for fd in stdio:
+            os.close(fd)
+        _keep(monitor_pid, keeper_fd, request.exit_file)
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # not inherited across fork
+    if keeper_fd is not None:
+        os.close(keeper_fd)  # the keeper's, and kept from the init: the monitor opens its own below
     # Opened here, as host root: the init may be in a user namespace that cannot
     # even walk to the run dir. It reopens this O_PATH fd for writing once set up.
     fifo_fd = os.open(request.fifo, os.O_PATH | os.O_CLOEXEC)
@@ -131,6 +194,11 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     theirs.close()
     for fd in stdio:
         os.close(fd)
+    # Opened now, after the fork: the init never holds it. While it is open, a
+    # full run root cannot stop the status from being written.
+    exit_fd = protocol.open_exit_file(request.exit_file)
+    if exit_fd is not None:
+        protocol.hold_exit_file(exit_fd)
     init_pid: int | None = None
     try:
         _join_cgroups(request.cgroup_procs, first)
@@ -171,7 +239,9 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     ctl.close()
     if not confirmed:  # the controller died (or aborted) before recording the container
         _kill(init_pid)
-    _write_exit_file(request.exit_file, _exited(_reap_until(init_pid)))
+    status = _reap_until(init_pid)
+    reason = None if status is not None else "the monitor could not reap the init (it was not its child)"
+    _write_exit_file(exit_fd, request.exit_file, _exited(status), reason)
     os._exit(0)
 
 

@@ -93,7 +93,7 @@ def destroy(step: Step, force: bool = False, reason: str | None = None, **_: Any
     facts = step.facts()
     if state_info(State(step.record.state)).init_alive:
         gone = step.record.boot_id != step.context.boot_id()
-        _set_exit(step, ExitStatus.unknown() if gone else executor.kill(facts, KILL_TIMEOUT))
+        _set_exit(step, ExitStatus.unknown(REBOOTED) if gone else executor.kill(facts, KILL_TIMEOUT))
     executor.destroy(facts)
     faults.point("destroy.run-dir-removed")
     step.detail["force"] = force
@@ -116,6 +116,10 @@ KERNEL_WORK: Mapping[str, Callable[..., None]] = {
 }
 
 
+#: Why a status is unknown after a reboot (recovery and the recipe say the same).
+REBOOTED = "the host restarted since the container was created (another boot id): nobody saw the init exit"
+
+
 def _sigkilled_by_corral(step: Step) -> bool:
     """Whether signal(SIGKILL) was sent through corral to this incarnation."""
     return any(
@@ -127,5 +131,6 @@ def _sigkilled_by_corral(step: Step) -> bool:
 def _set_exit(step: Step, exit: ExitStatus) -> None:
     step.changes.update(exit_status=exit.status, exit_signal=exit.signal, oom_killed=exit.oom_killed)
     step.detail.update(exit_status=exit.status, signal=exit.signal, oom_killed=exit.oom_killed)
-    if not exit.known:
-        step.detail["exit"] = "exit status unknown"
+    if not exit.known:  # never a silent None: the journal says it is unknown, and why
+        step.detail["exit"] = "unknown"
+        step.detail["exit_unknown_reason"] = exit.reason or "not observed (no reason was given)"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from corral.errors import CorralError
 from corral.executor.interface import ExitStatus
 from corral.statemachine.context import Context
+from corral.statemachine.events import REBOOTED
 from corral.statemachine.lifecycle import State, event_between, state_info
 from corral.statemachine.transition import Recipe
 from corral.store.repository import ContainerRecord
@@ -101,7 +102,7 @@ def _recover_one(context: Context, recipe: Recipe) -> RecoveryAction | None:
     done: list[str] = []
     if rebooted:
         if state_info(state).init_alive:
-            recipe.fire("exited", exit=ExitStatus.unknown())
+            recipe.fire("exited", exit=ExitStatus.unknown(REBOOTED))
             done.append("stopped (exit status unknown)")
         leftovers = context.executor.leftovers(recipe.facts())
         if leftovers:

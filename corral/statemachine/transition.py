@@ -31,7 +31,7 @@ from corral.config import Config
 from corral.errors import CorralError, InvalidTransition
 from corral.executor.interface import ContainerFacts, ExitStatus
 from corral.statemachine.context import Context
-from corral.statemachine.events import KERNEL_WORK
+from corral.statemachine.events import KERNEL_WORK, REBOOTED
 from corral.statemachine.lifecycle import (
     State,
     allowed_events,
@@ -124,7 +124,7 @@ class Recipe:
         rebooted = record.boot_id != self.context.boot_id()
         if not rebooted and record.init_pid is not None and self.context.executor.alive(self.facts(record)):
             return False
-        self.fire("exited", exit=ExitStatus.unknown() if rebooted else None)
+        self.fire("exited", exit=ExitStatus.unknown(REBOOTED) if rebooted else None)
         return True
 
     def fire(self, event: str, *, force: bool = False, **kwargs: Any) -> Any:

@@ -222,7 +222,8 @@ def test_host_restart(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
             box = rt.load(cid)
             assert box.state is State.STOPPED
             assert box.exit_status is None
-            assert box.history()[-1].detail["exit"] == "exit status unknown"
+            assert box.history()[-1].detail["exit"] == "unknown"
+            assert "host restarted" in box.history()[-1].detail["exit_unknown_reason"]
             assert box.history()[-1].event == "exited"
         assert rt.load("r-stopped").exit_status == 0  # known before the restart: kept
         for box in rt.list():

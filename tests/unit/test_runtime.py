@@ -249,7 +249,8 @@ def test_recovery_after_a_reboot_stops_everything(runtime: Runtime, config: Conf
         box = runtime.load(cid)
         assert box.state is State.STOPPED
         assert box.exit_status is None
-        assert box.history()[-1].detail.get("exit") == "exit status unknown"
+        assert box.history()[-1].detail.get("exit") == "unknown"
+        assert "host restarted" in box.history()[-1].detail["exit_unknown_reason"]
     assert runtime.recover().actions == []
 
 
