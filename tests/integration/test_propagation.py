@@ -47,9 +47,17 @@ def parse_mountinfo(text: str) -> list[MountLine]:
     return lines
 
 
-def host_mounts() -> set[tuple[str, str, str]]:
+def host_mounts(own_tmp: Path) -> set[tuple[str, str, str]]:
+    """The host's mount table, less the temporary dirs of other pytest runs on this
+    machine (tests running in parallel mount there; this test's own dir is kept)."""
+    own = str(own_tmp)
+    others = str(own_tmp.parent.parent)  # /tmp/pytest-of-USER: every run's base dir
     with open("/proc/self/mountinfo") as f:
-        return {(m.mount_point, m.fstype, m.source) for m in parse_mountinfo(f.read())}
+        return {
+            (m.mount_point, m.fstype, m.source)
+            for m in parse_mountinfo(f.read())
+            if not m.mount_point.startswith(others + "/") or m.mount_point.startswith(own)
+        }
 
 
 def host_mount_of(path: Path) -> MountLine:
@@ -105,9 +113,9 @@ def test_the_propagation_shows_on_the_containers_root_and_the_host_is_untouched(
     if not on_shared and "shared:" in " ".join(host_mount_of(bundle).tags):
         on_shared = True  # the host's own mount is shared (systemd): the same case
     with shared_mount(bundle) if on_shared else _nothing():
-        before = host_mounts()
+        before = host_mounts(tmp_path)
         root = root_line_in_container(runtime, f"prop-{value}", value, bundle, tmp_path)
-        after = host_mounts()
+        after = host_mounts(tmp_path)
     assert after == before, f"host mounts added {after - before}, removed {before - after}"
     tag = expected_tag(value, on_shared)
     others = [t for t in root.tags if tag is None or not t.startswith(tag)]
@@ -121,16 +129,16 @@ def test_the_propagation_shows_on_the_containers_root_and_the_host_is_untouched(
 
 @pytest.mark.parametrize("value", VALUES)
 def test_a_create_failing_after_the_first_mount_leaves_no_mount_on_the_host(
-    runtime: Runtime, bundle: Path, value: str
+    runtime: Runtime, bundle: Path, tmp_path: Path, value: str
 ) -> None:
     config = make_config(bundle, f"fail-{value}", rootfs_propagation=value)
     # /bin/busybox is a file: the last mount cannot be made, after all the others were
     config = dataclasses.replace(config, mounts=config.mounts + (Mount("/bin/busybox/sub", "tmpfs", "tmpfs"),))
     with shared_mount(bundle):
-        before = host_mounts()
+        before = host_mounts(tmp_path)
         with pytest.raises(InitError, match="busybox/sub"):
             runtime.create(f"fail-{value}", config)
-        after = host_mounts()
+        after = host_mounts(tmp_path)
     assert after == before, f"host mounts added {after - before}, removed {before - after}"
     assert runtime.load(f"fail-{value}").state is State.DESTROYED
 
