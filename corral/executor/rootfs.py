@@ -394,13 +394,14 @@ def isolating_propagation(requested: str | None) -> int:
 def make_parent_private(rootfs: str, *, kernel: Syscalls = LINUX) -> None:
     """Make the mount the rootfs bind sits on private (runc's `rootfsParentMountPrivate`).
 
-    pivot_root refuses a new root whose parent mount is shared; `prepare` made
-    nothing shared, this keeps it so whatever `/` was. Done after the bind so
-    that the bind took the parent's slave link (a slave root shows `master:N`).
-    The parent is the closest ancestor that is a mount point: changing the
-    propagation of a directory that is not one is EINVAL, so walk up until it
-    is not (`/` always is). A rootfs that was a mount point itself (an overlay)
-    keeps its own propagation, which `prepare` made rslave or rprivate.
+    pivot_root refuses a new root whose parent mount is shared; `prepare`'s first
+    call already left nothing shared, this makes sure of it for the one mount that
+    matters. Unlike runc it comes after the bind, so that the bind kept the
+    parent's slave link (an `rslave` root then shows `master:N`). The parent is
+    the closest ancestor that is a mount point: changing the propagation of a
+    directory that is not one is EINVAL, so walk up until it is one (`/` always
+    is). A rootfs that was a mount point itself (an overlay) is covered by the
+    bind and keeps the rslave or rprivate that `prepare` gave it.
     """
     path = os.path.dirname(os.path.normpath(rootfs))
     while True:
@@ -482,7 +483,7 @@ def finish(config: Config, *, kernel: Syscalls = LINUX) -> None:
     """Everything after pivot_root: sysctls, read-only and masked paths, the root's
     propagation, a read-only root.
 
-    The propagation comes after the binds of read-only and masked paths: an
+    The propagation comes after the binds of read-only and masked paths: a
     `runbindable` root would refuse them.
     """
     write_sysctls(config.sysctl, kernel=kernel)
