@@ -382,6 +382,49 @@ def write_sysctls(sysctl: Mapping[str, str], *, kernel: Syscalls = LINUX) -> Non
         kernel.write_file("/proc/sys/" + key.replace(".", "/"), value)
 
 
+def isolating_propagation(requested: str | None) -> int:
+    """What `/` becomes before any mount: rprivate if a private root was asked
+    (or nothing), else rslave (the host's later mounts still reach a slave or
+    shared root, as asked, but nothing flows back)."""
+    if PROPAGATION_OPTIONS.get(requested or "rprivate", 0) & sc.MS_PRIVATE:
+        return sc.MS_REC | sc.MS_PRIVATE
+    return sc.MS_REC | sc.MS_SLAVE
+
+
+def make_parent_private(rootfs: str, *, kernel: Syscalls = LINUX) -> None:
+    """Make the mount the rootfs bind sits on private (runc's `rootfsParentMountPrivate`).
+
+    pivot_root refuses a new root whose parent mount is shared; `prepare`'s first
+    call already left nothing shared, this makes sure of it for the one mount that
+    matters. Unlike runc it comes after the bind, so that the bind kept the
+    parent's slave link (an `rslave` root then shows `master:N`). The parent is
+    the closest ancestor that is a mount point: changing the propagation of a
+    directory that is not one is EINVAL, so walk up until it is one (`/` always
+    is). A rootfs that was a mount point itself (an overlay) is covered by the
+    bind and keeps the rslave or rprivate that `prepare` gave it.
+    """
+    path = os.path.dirname(os.path.normpath(rootfs))
+    while True:
+        try:
+            kernel.mount(None, path, None, sc.MS_PRIVATE)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or path == "/":
+                raise MountError(path, exc, what="making private the rootfs's parent mount") from exc
+        path = os.path.dirname(path)
+
+
+def apply_root_propagation(requested: str | None, *, kernel: Syscalls = LINUX) -> None:
+    """The `rootfsPropagation` asked for, on the container's `/` (after pivot_root, so
+    it is the container's root that becomes shared, not the host's)."""
+    if requested is None:
+        return  # the default, rprivate, is what `prepare` left
+    try:
+        kernel.mount(None, "/", None, PROPAGATION_OPTIONS[requested])
+    except OSError as exc:
+        raise MountError("/", exc, what=f"rootfsPropagation {requested} of") from exc
+
+
 def prepare(
     config: Config,
     cgroup_paths: Mapping[str, str],
@@ -390,17 +433,25 @@ def prepare(
     new_cgroupns: bool,
     kernel: Syscalls = LINUX,
 ) -> None:
-    """Everything before pivot_root: propagation, the rootfs bind, the config's mounts, /dev."""
-    propagation = PROPAGATION_OPTIONS.get(config.rootfs_propagation or "rprivate", sc.MS_PRIVATE | sc.MS_REC)
+    """Everything before pivot_root: cut `/` off from the host, the rootfs bind, the config's mounts, /dev.
+
+    The first call makes every mount of the new namespace a slave (private if
+    private was asked) of the host's: from then on no mount made here reaches
+    the host's namespace, so a failure anywhere after it leaves nothing behind
+    (the namespace dies with the init). The propagation asked for is applied to
+    the new `/` only after pivot_root (`finish`): a shared `/` before it would
+    send every mount back to the host's peers and make pivot_root fail.
+    """
     rootfs = config.root.path
     try:
-        kernel.mount(None, "/", None, propagation | sc.MS_REC)
+        kernel.mount(None, "/", None, isolating_propagation(config.rootfs_propagation))
     except OSError as exc:
         raise MountError("/", exc, what="rootfs propagation of") from exc
     try:
         kernel.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)  # pivot_root needs a mount point
     except OSError as exc:
         raise MountError(rootfs, exc, what="binding the rootfs") from exc
+    make_parent_private(rootfs, kernel=kernel)
     root_fd = kernel.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         dev_is_tmpfs = False
@@ -429,10 +480,16 @@ def prepare(
 
 
 def finish(config: Config, *, kernel: Syscalls = LINUX) -> None:
-    """Everything after pivot_root: sysctls, read-only and masked paths, a read-only root."""
+    """Everything after pivot_root: sysctls, read-only and masked paths, the root's
+    propagation, a read-only root.
+
+    The propagation comes after the binds of read-only and masked paths: a
+    `runbindable` root would refuse them.
+    """
     write_sysctls(config.sysctl, kernel=kernel)
     readonly_paths(config.readonly_paths, kernel=kernel)
     mask_paths(config.masked_paths, kernel=kernel)
+    apply_root_propagation(config.rootfs_propagation, kernel=kernel)
     if config.root.readonly:
         try:
             remount("/", sc.MS_RDONLY, kernel=kernel)

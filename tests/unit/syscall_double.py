@@ -203,6 +203,8 @@ class RecordingSyscalls:
             self.mount_flags[real] = self._flags_at(source_real)
         elif not flags & _PROPAGATION:
             self.mount_flags[real] = flags & _MOUNT_FLAGS
+        elif real not in self.mount_flags:  # a propagation change needs a mount point
+            raise OSError(errno.EINVAL, f"{os.strerror(errno.EINVAL)}: {shown} is not a mount point")
 
     def umount2(self, target: str, flags: int = 0) -> None:
         self._record("umount2", target, flag_names(flags, {sc.MNT_DETACH: "MNT_DETACH", sc.MNT_FORCE: "MNT_FORCE"}))

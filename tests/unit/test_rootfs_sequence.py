@@ -3,8 +3,9 @@
 The order is part of the security of a container: the rootfs propagation
 before any mount (so nothing leaks to the host), the remount that makes a bind
 read-only right after the bind, masked and read-only paths after pivot_root
-(so they cover the container's /proc, not the host's), the root made read-only
-last (everything else needs it writable).
+(so they cover the container's /proc, not the host's), the asked root
+propagation after pivot_root (a shared `/` before it would reach the host), the
+root made read-only last (everything else needs it writable).
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def run_all(config: Config, kernel: RecordingSyscalls, **prepare: Any) -> None:
 PREPARE_MOUNTS = [
     MountCall(None, "/", None, ("MS_REC", "MS_SLAVE")),
     MountCall(ROOT, ROOT, None, ("MS_BIND", "MS_REC")),
+    # The rootfs's parent mount made private: /bundle is no mount point (EINVAL), / is.
+    MountCall(None, "/bundle", None, ("MS_PRIVATE",)),
+    MountCall(None, "/", None, ("MS_PRIVATE",)),
     MountCall("proc", f"{ROOT}/proc", "proc", ()),
     MountCall("tmpfs", f"{ROOT}/dev", "tmpfs", ("MS_NOSUID", "MS_STRICTATIME"), "mode=755,size=65536k"),
     MountCall("devpts", f"{ROOT}/dev/pts", "devpts", ("MS_NOEXEC", "MS_NOSUID"), "newinstance,ptmxmode=0666,mode=0620"),
@@ -110,6 +114,7 @@ FINISH_MOUNTS = [
     MountCall("/proc/absent", "/proc/absent", None, ("MS_BIND", "MS_REC")),  # ENOENT: skipped
     MountCall("/dev/null", "/proc/kcore", None, ("MS_BIND",)),  # a masked file
     MountCall("tmpfs", "/proc/acpi", "tmpfs", ("MS_RDONLY",)),  # a masked directory
+    MountCall(None, "/", None, ("MS_REC", "MS_SLAVE")),  # rootfsPropagation, on the container's /
     MountCall(None, "/", None, ("MS_BIND", "MS_RDONLY", "MS_REMOUNT")),  # root.readonly, last
 ]
 
@@ -129,6 +134,7 @@ def test_the_whole_sequence_of_mounts_and_the_pivot() -> None:
 
 def test_pivot_is_chdir_pivot_slave_detach_chdir() -> None:
     kernel = make_kernel()
+    kernel.mount_flags[ROOT] = 0  # prepare's bind made it a mount point
     rootfs.pivot(ROOT, kernel=kernel)
     assert [(c.name, c.args) for c in kernel.calls] == PIVOT_CALLS
 
@@ -143,22 +149,71 @@ def test_mount_targets_are_reached_through_fds_opened_in_the_root() -> None:
     assert kernel.paths[f"{ROOT}/work"] == "dir"  # the process's cwd is made
 
 
+PARENT_PRIVATE = [MountCall(None, "/bundle", None, ("MS_PRIVATE",)), MountCall(None, "/", None, ("MS_PRIVATE",))]
+
+
 @pytest.mark.parametrize(
-    ("propagation", "expected"),
+    ("propagation", "first", "last"),
     [
-        (None, ("MS_PRIVATE", "MS_REC")),
-        ("private", ("MS_PRIVATE", "MS_REC")),
-        ("shared", ("MS_REC", "MS_SHARED")),
-        ("rslave", ("MS_REC", "MS_SLAVE")),
-        ("unbindable", ("MS_REC", "MS_UNBINDABLE")),
+        # asked for -> `/` before any mount (never shared) -> the container's `/` after pivot_root
+        (None, ("MS_PRIVATE", "MS_REC"), None),
+        ("private", ("MS_PRIVATE", "MS_REC"), ("MS_PRIVATE",)),
+        ("rprivate", ("MS_PRIVATE", "MS_REC"), ("MS_PRIVATE", "MS_REC")),
+        ("slave", ("MS_REC", "MS_SLAVE"), ("MS_SLAVE",)),
+        ("rslave", ("MS_REC", "MS_SLAVE"), ("MS_REC", "MS_SLAVE")),
+        ("shared", ("MS_REC", "MS_SLAVE"), ("MS_SHARED",)),
+        ("rshared", ("MS_REC", "MS_SLAVE"), ("MS_REC", "MS_SHARED")),
+        ("unbindable", ("MS_REC", "MS_SLAVE"), ("MS_UNBINDABLE",)),
+        ("runbindable", ("MS_REC", "MS_SLAVE"), ("MS_REC", "MS_UNBINDABLE")),
     ],
 )
-def test_rootfs_propagation_is_the_first_call(propagation: str | None, expected: tuple[str, ...]) -> None:
+def test_each_rootfs_propagation(propagation: str | None, first: tuple[str, ...], last: tuple[str, ...] | None) -> None:
+    """`/` is cut off from the host (rslave/rprivate) by the very first call, the rootfs is
+    bound, its parent made private, and only after pivot_root, the masked and read-only
+    paths' binds (a runbindable root refuses binds) the asked propagation goes on `/`."""
     config = make_config(rootfsPropagation=propagation)
     kernel = make_kernel()
-    rootfs.prepare(config, {}, in_user_namespace=False, new_cgroupns=False, kernel=kernel)
+    run_all(config, kernel)
+    mounts = kernel.mounts()
     assert kernel.calls[0].name == "mount"
-    assert kernel.mounts()[0] == MountCall(None, "/", None, expected)
+    assert mounts[:4] == [MountCall(None, "/", None, first), MountCall(ROOT, ROOT, None, ("MS_BIND", "MS_REC"))] + PARENT_PRIVATE
+    assert all("MS_SHARED" not in m.flags and "MS_UNBINDABLE" not in m.flags for m in mounts[: -2]), "nothing shared before the end"
+    pivot_at = next(i for i, c in enumerate(kernel.calls) if c.name == "pivot_root")
+    after_pivot = [MountCall(*c.args) for c in kernel.calls[pivot_at:] if c.name == "mount"]
+    tail = [MountCall(None, "/", None, last)] if last is not None else []
+    assert after_pivot[-1 - len(tail) :] == tail + [MountCall(None, "/", None, ("MS_BIND", "MS_RDONLY", "MS_REMOUNT"))]
+    assert after_pivot[-2 - len(tail)] == MountCall("tmpfs", "/proc/acpi", "tmpfs", ("MS_RDONLY",)), "after the masked paths"
+
+
+def test_the_parent_walk_stops_at_the_first_mount_point() -> None:
+    kernel = make_kernel()
+    kernel.mount_flags["/bundle"] = 0  # the bundle is a mount point of its own
+    rootfs.prepare(make_config(), {}, in_user_namespace=False, new_cgroupns=False, kernel=kernel)
+    assert kernel.mounts()[2:4] == [
+        MountCall(None, "/bundle", None, ("MS_PRIVATE",)),
+        MountCall("proc", f"{ROOT}/proc", "proc", ()),
+    ]
+
+
+def test_a_failed_parent_private_names_the_parent_and_stops() -> None:
+    kernel = make_kernel()
+    kernel.fail_next("mount", errno.EPERM, lambda call: call.args[1] == "/" and call.args[3] == ("MS_PRIVATE",))
+    with pytest.raises(MountError, match="making private the rootfs's parent mount '/'") as info:
+        rootfs.prepare(make_config(), {}, in_user_namespace=False, new_cgroupns=False, kernel=kernel)
+    assert info.value.errno == errno.EPERM
+    assert kernel.calls[-1].name == "mount" and kernel.fds == {}
+
+
+def test_a_failed_root_propagation_names_it_and_leaves_the_root_writable() -> None:
+    config = make_config(rootfsPropagation="rshared")
+    kernel = make_kernel()
+    rootfs.prepare(config, {}, in_user_namespace=False, new_cgroupns=False, kernel=kernel)
+    after_proc_mounted(kernel)
+    rootfs.pivot(config.root.path, kernel=kernel)
+    kernel.fail_next("mount", errno.EINVAL, lambda call: call.args[3] == ("MS_REC", "MS_SHARED"))
+    with pytest.raises(MountError, match="rootfsPropagation rshared of '/'"):
+        rootfs.finish(config, kernel=kernel)
+    assert MountCall(None, "/", None, ("MS_BIND", "MS_RDONLY", "MS_REMOUNT")) not in kernel.mounts()
 
 
 def test_a_remount_keeps_the_flags_a_user_namespace_locks() -> None:
@@ -201,7 +256,7 @@ def test_cgroup_v1_mount_is_a_tmpfs_with_one_read_only_bind_per_hierarchy() -> N
     kernel.add("/cg/memory/c1", "dir")
     rootfs.prepare(config, {"memory": "/cg/memory/c1", "cpu": "/cg/cpu/c1"}, in_user_namespace=False, new_cgroupns=False, kernel=kernel)
     cg = f"{ROOT}/sys/fs/cgroup"
-    assert kernel.mounts()[2:] == [
+    assert kernel.mounts()[2 + len(PARENT_PRIVATE) :] == [
         MountCall("tmpfs", cg, "tmpfs", ("MS_NOSUID",), "mode=755"),
         MountCall("/cg/cpu/c1", f"{cg}/cpu", None, ("MS_BIND",)),
         MountCall(None, f"{cg}/cpu", None, ("MS_BIND", "MS_NOSUID", "MS_RDONLY", "MS_REMOUNT")),
