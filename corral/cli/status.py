@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from corral.cli.context import boot_id
+from corral.executor import proc
 from corral.store.readonly import RecordView
+from corral.types import ProcessIdentity
 
 #: The states the init is expected alive in (corral.statemachine.lifecycle's init_alive).
 INIT_ALIVE = frozenset({"created", "running", "paused"})
@@ -44,21 +46,11 @@ class Record(Protocol):
     created_at: datetime
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return raw[raw.rindex(b")") + 2 :].decode().split()
-
-
 def init_alive(pid: int | None, start_time: int | None) -> bool:
-    """corral.executor.proc.alive: same PID, same start time, not a zombie."""
+    """The library's own check (corral.executor.proc.alive): same PID, same start time, not a zombie."""
     if pid is None or start_time is None:
         return False
-    fields = _stat_fields(pid)
-    return bool(fields) and int(fields[19]) == start_time and fields[0] not in ("Z", "X")  # type: ignore[index]
+    return proc.alive(ProcessIdentity(pid, start_time))
 
 
 def quick_status(view: RecordView) -> str | None:
