@@ -107,7 +107,7 @@ def _recover_one(context: Context, recipe: Recipe) -> RecoveryAction | None:
         if leftovers:
             context.executor.destroy(recipe.facts())
             done.append("removed " + ", ".join(leftovers))
-        if recipe.record.pending_event is not None:
+        if recipe.reload().pending_event is not None:
             _clear_intent(context, recipe)
             done.append(f"cleared the {pending} intent")
         return RecoveryAction(record.id, found, "; ".join(done)) if done else None
@@ -131,14 +131,14 @@ def _recover_one(context: Context, recipe: Recipe) -> RecoveryAction | None:
         else:
             recipe.fire(event, recovered=f"the kernel says {observed.value}")
         done.append(f"{event}: now {observed.value}")
-    if recipe.record.pending_event is not None:
+    if recipe.reload().pending_event is not None:
         _clear_intent(context, recipe)
         done.append(f"cleared the {pending} intent")
     return RecoveryAction(record.id, found, "; ".join(done)) if done else None
 
 
 def _clear_intent(context: Context, recipe: Recipe) -> None:
-    record = recipe.record
+    record = recipe.reload()
     recipe.adopt(
         context.store.update(
             record.key,
