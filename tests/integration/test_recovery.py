@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from corral import Runtime, State, faults
-from corral.errors import InvalidTransition
+from corral.errors import CorralError, InvalidTransition
 from corral.executor import proc
 from tests.checks import assert_journal_is_a_walk
 from tests.integration.conftest import leaks_of, make_config
@@ -256,6 +256,51 @@ def test_pid_reuse_is_stopped_and_never_signalled(runtime: Runtime, bundle: Path
         victim.wait()
     box.destroy()  # kills the real (unrecorded) init through the cgroup
     assert not proc.alive(proc.ProcessIdentity(real.init_pid, real.init_start_time))
+
+
+def test_a_reused_pid_survives_signal_and_forced_destroy(runtime: Runtime, bundle: Path) -> None:
+    """The kernel-side start-time check itself (proc.open_pidfd), not the record's refusal.
+
+    The recorded init dies and its PID goes to an unrelated live process; the
+    record still says running with the old start time. `signal` is made to pass
+    the record's liveness check (as if the PID was reused right after it), and
+    `destroy(force=True)` never makes that check: both reach the executor, and
+    the unrelated process must survive both, unchanged.
+    """
+    box = runtime.create("reused2", make_config(bundle, "reused2", "/bin/sleep", "1000"))
+    box.start()
+    real = box.record
+    os.kill(real.init_pid, signal.SIGKILL)
+    assert _gone(proc.ProcessIdentity(real.init_pid, real.init_start_time))
+    victim = subprocess.Popen(["sleep", "1000"])
+    try:
+        victim_identity = proc.identity(victim.pid)
+        assert victim_identity is not None and victim_identity.start_time != real.init_start_time
+        runtime.context.store.update(real.key, real.version, init_pid=victim.pid)  # PID reused
+        executor = runtime.context.executor
+        executor.alive = lambda facts: True  # type: ignore[method-assign]  # checked before the reuse
+        try:
+            with pytest.raises(CorralError, match="gone"):
+                box.signal(signal.SIGKILL)
+        finally:
+            del executor.alive
+        assert victim.poll() is None and proc.identity(victim.pid) == victim_identity
+        box.destroy(force=True)
+        assert box.recorded_state is State.DESTROYED
+        time.sleep(0.2)  # a SIGKILL would have landed by now
+        assert victim.poll() is None and proc.identity(victim.pid) == victim_identity
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def _gone(identity: proc.ProcessIdentity, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while proc.alive(identity):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _recover(root: str, run_root: str, queue) -> None:
