@@ -185,3 +185,50 @@ def test_database_errors_are_classified(tmp_path: Path, exc: BaseException, kind
     assert words in str(error) and str(db) in str(error)
     if kind is StoreError and not isinstance(exc, ValueError) and "SQLITE_BUSY" not in repr(exc):
         assert "nothing was committed" in str(error)
+
+
+class _OOMExecutor(FakeExecutor):
+    """Reports two OOM kills; the init itself dies of the second if `fatal`."""
+
+    fatal = False
+
+    def oom_events(self, facts: ContainerFacts, stop: Any = None) -> Any:
+        from corral.types import OOMEvent
+
+        yield OOMEvent(facts.id, 1)
+        if self.fatal:
+            self.make_exit(facts.id, 137, signal.SIGKILL)
+        yield OOMEvent(facts.id, 2)
+
+
+def test_oom_events_are_journalled_while_the_init_lives(tmp_path: Path, config: Config, boot_id_file: Path) -> None:
+    executor = _OOMExecutor(tmp_path / "kernel")
+    rt = Runtime(tmp_path / "root", executor, run_root=tmp_path / "run", boot_id_file=boot_id_file)
+    try:
+        box = rt.create("c", config)
+        box.start()
+        assert [e.count for e in box.oom_events()] == [1, 2]
+        ooms = [e for e in box.history() if e.event == "oom"]
+        assert [e.detail for e in ooms] == [{"oom_kills": 1}, {"oom_kills": 2}]
+        assert all(e.from_state == e.to_state == "running" for e in ooms)
+        executor.fatal = True
+        assert [e.count for e in box.oom_events()] == [1, 2]  # the second one finds the init gone
+        assert box.state is State.STOPPED
+        assert [e.detail for e in box.history() if e.event == "oom"][2:] == [{"oom_kills": 1}]
+    finally:
+        rt.close()
+
+
+def test_kernel_reads_need_a_container_with_resources(runtime: Runtime, config: Config) -> None:
+    from corral.errors import InvalidTransition
+    from corral.types import Stats
+
+    box = runtime.create("c", config)
+    box.start()
+    assert box.processes() == [box.pid]
+    assert isinstance(box.stats(), Stats)
+    box.destroy(force=True)
+    for read in (box.processes, box.stats, lambda: list(box.oom_events())):
+        with pytest.raises(InvalidTransition, match="destroyed"):
+            read()
+    assert box.exec_processes() == []
