@@ -175,6 +175,7 @@ def _sqlite(text: str, name: str = "", code: int = 0) -> sqlite3.Error:
         (_sqlite("database or disk is full", "", 13), StoreError, "free space"),
         (_sqlite("disk I/O error", "SQLITE_IOERR", 10), StoreError, "SQLITE_IOERR: disk I/O error"),
         (_sqlite("disk I/O error"), StoreError, "failed (disk I/O error)"),
+        (sqlite3.OperationalError("disk I/O error"), StoreError, "failed (disk I/O error)"),  # no name at all
         (ValueError("boom"), StoreError, "the store failed (ValueError: boom)"),
     ],
 )
@@ -232,3 +233,38 @@ def test_kernel_reads_need_a_container_with_resources(runtime: Runtime, config: 
         with pytest.raises(InvalidTransition, match="destroyed"):
             read()
     assert box.exec_processes() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("SQLITE_CORRUPT_VTAB", StoreUnreadable), ("SQLITE_NOTADB", StoreUnreadable), ("SQLITE_FULL", StoreError)],
+)
+def test_database_errors_are_classified_by_sqlites_name(tmp_path: Path, name: str, kind: type) -> None:
+    error = store_error(tmp_path / "corral.db", _sqlite("some other text", name, 0))
+    assert type(error) is kind
+    if name == "SQLITE_FULL":
+        assert "filesystem is full" in str(error)
+
+
+@pytest.mark.parametrize("name", ["SQLITE_READONLY_DIRECTORY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH"])
+def test_access_errors_ask_which_file_corral_may_not_use(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The access check itself is tested in test_store.py; here, that these errors are routed to it."""
+    from corral.errors import StoreAccessDenied
+    from corral.store import failures
+
+    asked: list[tuple[Path, Path]] = []
+
+    def check_access(root: Path, db: Path) -> None:
+        asked.append((root, db))
+        if db.name == "denied.db":
+            raise StoreAccessDenied(str(db), "permission denied")
+
+    monkeypatch.setattr(failures, "check_access", check_access)
+    denied = tmp_path / "denied.db"
+    error = store_error(denied, _sqlite("unable to open database file", name, 14))
+    assert type(error) is StoreAccessDenied and str(denied) in str(error)
+    healthy = tmp_path / "corral.db"  # access is fine: some other failure, said as such
+    assert type(store_error(healthy, _sqlite("unable to open database file", name, 14))) is StoreError
+    assert asked == [(tmp_path, denied), (tmp_path, healthy)]
