@@ -20,7 +20,7 @@ from corral import Process, Runtime, State
 from corral.config import Config
 from corral.errors import ExecutorError, StoreError, StoreUnreadable
 from corral.executor.interface import ContainerFacts, ExitStatus, Stdio
-from corral.statemachine.lifecycle import INITIAL_STATE, event_between, is_valid_step
+from corral.statemachine.lifecycle import INITIAL_STATE, allowed_events, event_between, is_valid_step
 from corral.store.failures import store_error
 from tests.fakes import FakeExecHandle, FakeExecutor
 from tests.unit.conftest import make_runtime
@@ -268,3 +268,27 @@ def test_access_errors_ask_which_file_corral_may_not_use(
     healthy = tmp_path / "corral.db"  # access is fine: some other failure, said as such
     assert type(store_error(healthy, _sqlite("unable to open database file", name, 14))) is StoreError
     assert asked == [(tmp_path, denied), (tmp_path, healthy)]
+
+
+def test_waiting_for_a_container_still_being_created_is_refused(runtime: Runtime, config: Config, tmp_path: Path) -> None:
+    from corral.errors import InvalidTransition
+
+    runtime.context.store.insert(
+        container_id="half", state="creating", pending_event="create", config=config.to_json(),
+        bundle=None, run_dir=str(tmp_path / "run" / "half"), boot_id="boot-1",
+        cgroup_paths={"fake": "/fake-cgroup/corral/half"}, journal_event="create",
+    )
+    with pytest.raises(InvalidTransition) as refused:
+        runtime.load("half").wait(0)
+    assert (refused.value.container_id, refused.value.state, refused.value.event) == ("half", "creating", "wait for")
+    assert refused.value.allowed == ("create",) and refused.value.allowed == tuple(allowed_events(State.CREATING))
+    assert str(refused.value).startswith("cannot wait for container 'half': it is creating")
+
+
+def test_reading_processes_of_a_destroyed_container_says_what_was_refused(runtime: Runtime, config: Config) -> None:
+    from corral.errors import InvalidTransition
+
+    box = runtime.create("c", config)
+    box.destroy(force=True)
+    with pytest.raises(InvalidTransition, match="^cannot list the processes of container 'c': it is destroyed"):
+        box.processes()
