@@ -292,3 +292,67 @@ def test_reading_processes_of_a_destroyed_container_says_what_was_refused(runtim
     box.destroy(force=True)
     with pytest.raises(InvalidTransition, match="^cannot list the processes of container 'c': it is destroyed"):
         box.processes()
+
+
+class _ReadRecorder(FakeExecutor):
+    """Records the facts and the stop callable the kernel reads were given."""
+
+    reads: list[tuple[str, Any]]
+
+    def processes(self, facts: ContainerFacts) -> list[int]:
+        self.reads.append(("processes", facts))
+        return super().processes(facts)
+
+    def stats(self, facts: ContainerFacts) -> Any:
+        self.reads.append(("stats", facts))
+        return super().stats(facts)
+
+    def oom_events(self, facts: ContainerFacts, stop: Any = None) -> Any:
+        self.reads.append(("oom_events", (facts, stop)))
+        return super().oom_events(facts, stop)
+
+
+def test_kernel_reads_get_the_containers_facts_and_refuse_with_their_name(
+    tmp_path: Path, config: Config, boot_id_file: Path
+) -> None:
+    from corral.errors import InvalidTransition
+
+    executor = _ReadRecorder(tmp_path / "kernel")
+    executor.reads = []
+    rt = Runtime(tmp_path / "root", executor, run_root=tmp_path / "run", boot_id_file=boot_id_file)
+    try:
+        box = rt.create("c", config)
+        box.start()
+        stop = lambda: True  # noqa: E731
+        box.processes()
+        box.stats()
+        list(box.oom_events(stop))
+        assert [name for name, _ in executor.reads] == ["processes", "stats", "oom_events"]
+        assert executor.reads[0][1].init.pid == box.pid and executor.reads[1][1].init.pid == box.pid
+        facts, given_stop = executor.reads[2][1]
+        assert facts.init.pid == box.pid and given_stop is stop
+        box.destroy(force=True)
+        for read, what in (
+            (box.stats, "read the stats of"),
+            (lambda: list(box.oom_events()), "watch the OOM events of"),
+        ):
+            with pytest.raises(InvalidTransition, match=f"^cannot {what} container 'c': it is destroyed") as refused:
+                read()
+            assert refused.value.allowed == tuple(allowed_events(State.DESTROYED))
+    finally:
+        rt.close()
+
+
+def test_polling_an_exec_d_process_records_its_end(exec_runtime: Any, config: Config) -> None:
+    rt, executor = exec_runtime
+    box = rt.create("c", config)
+    box.start()
+    executor.next_status = ExitStatus(128 + signal.SIGKILL, signal.SIGKILL)
+    handle = box.exec(Process(args=("sleep", "1")))
+    handle._handle.poll = lambda: None  # still running
+    assert handle.poll() is None
+    assert box.exec_processes()[0].ended_at is None
+    handle._handle.poll = lambda: ExitStatus(128 + signal.SIGKILL, signal.SIGKILL)
+    assert handle.poll() == 128 + signal.SIGKILL
+    [row] = box.exec_processes()
+    assert (row.exit_status, row.exit_signal) == (128 + signal.SIGKILL, signal.SIGKILL) and row.ended_at is not None
