@@ -24,6 +24,7 @@ import os
 import select
 import shutil
 import signal as signal_module
+import time
 from collections.abc import Callable, Iterator
 
 from corral import faults
@@ -52,6 +53,7 @@ FIFO_NAME = "exec.fifo"
 EXIT_FILE = "init.exit"
 FREEZE_TIMEOUT = 10.0
 MONITOR_GRACE = 5.0
+EXEC_TIMEOUT = 10.0  # how long start waits for the init's execve after releasing it
 
 
 #: corral's own subtree of every hierarchy: its empty directories are corral's to remove.
@@ -243,6 +245,14 @@ class LinuxExecutor:
                         raise ProcessGone(f"container {facts.id!r}: the init died before it could start")
             finally:
                 os.close(fifo)
+            # The init wrote the fifo just before its execve: return once the user's process
+            # runs (execve renamed it), so that what the caller does next (pause, exec, a
+            # state check) never finds the init under its old name. Bounded: a user program
+            # itself named like the init must not hang start.
+            deadline = time.monotonic() + EXEC_TIMEOUT
+            while self._waiting_on_fifo(init) and time.monotonic() < deadline:
+                if select.select([pidfd], [], [], 0.001)[0]:
+                    break  # died instead (its exit is observed later, as before)
         finally:
             os.close(pidfd)
         os.unlink(fifo_path)

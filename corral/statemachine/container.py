@@ -86,9 +86,8 @@ class Container:
         record = self._recipe.reload()
         if state_info(State(record.state)).init_alive:
             with self._context.locks.hold(self.id):
-                self._recipe.reload()
-                self._recipe.observe_exit()
-        return State(self._recipe.record.state)
+                record = self._recipe.observe_exit(self._recipe.reload())
+        return State(record.state)
 
     def start(self) -> None:
         """Let the init exec the user's process (created → running)."""
@@ -133,7 +132,7 @@ class Container:
             record = self._recipe.reload()
             if state_info(State(record.state)).init_alive:
                 self._recipe.fire("exited", exit=status)
-        return self._recipe.record.exit_status
+            return self._recipe.reload().exit_status
 
     def destroy(self, force: bool = False) -> None:
         """Remove the container (stopped → destroyed); `force` kills a live one first."""

@@ -11,6 +11,10 @@ What the kernel says is written back as ordinary events of the lifecycle table
 (`event_between`), so every journal stays a walk of the table; the journal
 detail says it was recovery that recorded the step.
 
+Then it removes orphans, what this store left in the kernel that no live record
+owns (orphans.py): run dirs under the run root, and empty cgroup directories
+its tombstones recorded.
+
 Idempotent: a second run finds every record in agreement and changes nothing.
 """
 
@@ -24,6 +28,7 @@ from corral.executor.interface import ExitStatus
 from corral.statemachine.context import Context
 from corral.statemachine.events import REBOOTED
 from corral.statemachine.lifecycle import State, event_between, state_info
+from corral.statemachine.orphans import Orphan, sweep
 from corral.statemachine.transition import Recipe
 from corral.store.repository import ContainerRecord
 
@@ -40,10 +45,12 @@ class RecoveryReport:
     actions: list[RecoveryAction] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # locked by a live process: left alone
     failed: list[RecoveryAction] = field(default_factory=list)
+    #: Run dirs and cgroup directories no live record owned (orphans.py), and what was done.
+    orphans: list[Orphan] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.actions)
+        return bool(self.actions) or any(o.done == "removed" for o in self.orphans)
 
     def for_container(self, container_id: str) -> list[RecoveryAction]:
         return [a for a in self.actions if a.container_id == container_id]
@@ -65,6 +72,9 @@ def recover(context: Context, recipe_for: Callable[[ContainerRecord], Recipe]) -
                 continue
             if action is not None:
                 report.actions.append(action)
+    orphans, busy = sweep(context)
+    report.orphans.extend(orphans)
+    report.busy.extend(b for b in busy if b not in report.busy)
     return report
 
 
@@ -108,7 +118,7 @@ def _recover_one(context: Context, recipe: Recipe) -> RecoveryAction | None:
         if leftovers:
             context.executor.destroy(recipe.facts())
             done.append("removed " + ", ".join(leftovers))
-        if recipe.record.pending_event is not None:
+        if recipe.reload().pending_event is not None:
             _clear_intent(context, recipe)
             done.append(f"cleared the {pending} intent")
         return RecoveryAction(record.id, found, "; ".join(done)) if done else None
@@ -132,14 +142,14 @@ def _recover_one(context: Context, recipe: Recipe) -> RecoveryAction | None:
         else:
             recipe.fire(event, recovered=f"the kernel says {observed.value}")
         done.append(f"{event}: now {observed.value}")
-    if recipe.record.pending_event is not None:
+    if recipe.reload().pending_event is not None:
         _clear_intent(context, recipe)
         done.append(f"cleared the {pending} intent")
     return RecoveryAction(record.id, found, "; ".join(done)) if done else None
 
 
 def _clear_intent(context: Context, recipe: Recipe) -> None:
-    record = recipe.record
+    record = recipe.reload()
     recipe.adopt(
         context.store.update(
             record.key,

@@ -21,6 +21,7 @@ The machine never sees the kernel and the executor never decides lifecycle.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -73,11 +74,18 @@ class Recipe:
 
     One per Container (the Runtime makes both); used by the Container's public
     API, by `Runtime.create` and by recovery.
+
+    Readers in other threads read and keep records without the container's
+    lock, so the kept record (`record`) is only a cache for reads: it is
+    replaced under a small guard and never by an older version, and a
+    transition decides only on the record it reloaded itself under the lock.
+    A reader can therefore never make a writer decide on a stale state.
     """
 
     def __init__(self, context: Context, record: ContainerRecord) -> None:
         self.context = context
-        self.record = record
+        self._record = record
+        self._record_guard = threading.Lock()
         self.id = record.id
         self.key = record.key
         self._config: Config | None = None
@@ -93,14 +101,22 @@ class Recipe:
             after_state_change="_after",
         )
 
+    @property
+    def record(self) -> ContainerRecord:
+        """The newest record this process has read or written (maybe already outdated)."""
+        return self._record
+
     def reload(self) -> ContainerRecord:
-        self.record = self.context.store.get(self.key)
-        return self.record
+        """The record as the store has it now (also kept, unless a newer one already is)."""
+        record = self.context.store.get(self.key)
+        self.adopt(record)
+        return record
 
     def adopt(self, record: ContainerRecord) -> None:
         """Keep `record` as the last-read one unless the one held is newer."""
-        if record.version >= self.record.version:
-            self.record = record
+        with self._record_guard:
+            if record.version >= self._record.version:
+                self._record = record
 
     def config_of(self, record: ContainerRecord) -> Config:
         """The record's config, parsed once: it never changes for an incarnation."""
@@ -112,46 +128,50 @@ class Recipe:
         record = record or self.record
         return facts_of(record, self.config_of(record))
 
-    def observe_exit(self) -> bool:
-        """Under the lock: fire `exited` if a live-state record's init is gone.
+    def observe_exit(self, record: ContainerRecord) -> ContainerRecord:
+        """Under the lock, on the record just reloaded: fire `exited` if its init is gone.
 
         Gone means another boot (exit status unknown), no recorded init, or a
-        PID that is dead or now names another process.
+        PID that is dead or now names another process. Returns the record as it
+        now is.
         """
-        record = self.record
         if not state_info(State(record.state)).init_alive:
-            return False
+            return record
         rebooted = record.boot_id != self.context.boot_id()
         if not rebooted and record.init_pid is not None and self.context.executor.alive(self.facts(record)):
-            return False
-        self.fire("exited", exit=ExitStatus.unknown(REBOOTED) if rebooted else None)
-        return True
+            return record
+        self._fire_on(record, "exited", force=False, kwargs={"exit": ExitStatus.unknown(REBOOTED) if rebooted else None})
+        return self.reload()
 
     def fire(self, event: str, *, force: bool = False, **kwargs: Any) -> Any:
         """Run the recipe for `event`; return what its kernel work returns (exec: an ExecProcess)."""
         with self.context.locks.hold(self.id):
-            self.reload()
+            record = self.reload()
             if event not in ("exited", "destroy"):
-                self.observe_exit()
-            state = State(self.record.state)
-            if find_transition(state, event, force=force) is None:
-                hint = "pass force=True" if needs_force(state, event) else ""
-                raise InvalidTransition(self.id, state.value, event, allowed_events(state), hint)
-            self._machine.set_state(state.value)
-            step = Step(event, self.context, self.record, self.config_of)
-            try:
-                fired = self._model.trigger(event, step=step, force=force, **kwargs)
-            except BaseException:
-                self.record = step.record
-                if step.on_failed is not None:
-                    step.on_failed()
-                raise
-            self.record = step.record
-            if not fired:  # the table and the machine disagree: a bug, not a user error
-                raise CorralError(f"{event} did not fire for container {self.id!r} in {state.value}")
-            if step.on_recorded is not None:
-                step.on_recorded()
-            return step.result
+                record = self.observe_exit(record)
+            return self._fire_on(record, event, force=force, kwargs=kwargs)
+
+    def _fire_on(self, record: ContainerRecord, event: str, *, force: bool, kwargs: dict[str, Any]) -> Any:
+        """Steps 3 to 6 on `record`, which the caller reloaded under the lock it holds."""
+        state = State(record.state)
+        if find_transition(state, event, force=force) is None:
+            hint = "pass force=True" if needs_force(state, event) else ""
+            raise InvalidTransition(self.id, state.value, event, allowed_events(state), hint)
+        self._machine.set_state(state.value)
+        step = Step(event, self.context, record, self.config_of)
+        try:
+            fired = self._model.trigger(event, step=step, force=force, **kwargs)
+        except BaseException:
+            self.adopt(step.record)
+            if step.on_failed is not None:
+                step.on_failed()
+            raise
+        self.adopt(step.record)
+        if not fired:  # the table and the machine disagree: a bug, not a user error
+            raise CorralError(f"{event} did not fire for container {self.id!r} in {state.value}")
+        if step.on_recorded is not None:
+            step.on_recorded()
+        return step.result
 
 
 def _kernel_work(event: EventData) -> None:

@@ -200,6 +200,7 @@ def test_missing_executable_fails_create_and_leaves_nothing(runtime: Runtime, bu
     box = runtime.load("noexec")
     assert box.state is State.DESTROYED
     assert "no-such-program" in (box.record.last_error or "")
+    assert kernel_leftovers(box, bundle) == []
 
 
 def test_bad_mount_destination_fails_create_and_leaves_nothing(runtime: Runtime, bundle: Path) -> None:
@@ -208,7 +209,9 @@ def test_bad_mount_destination_fails_create_and_leaves_nothing(runtime: Runtime,
     config = dataclasses.replace(config, mounts=config.mounts + (Mount("/bin/busybox/sub", "tmpfs", "tmpfs"),))
     with pytest.raises(InitError, match="busybox/sub|Not a directory"):
         runtime.create("badmount", config)
-    assert runtime.load("badmount").state is State.DESTROYED
+    box = runtime.load("badmount")
+    assert box.state is State.DESTROYED
+    assert kernel_leftovers(box, bundle) == []
 
 
 def test_missing_bind_source_fails_create(runtime: Runtime, bundle: Path) -> None:
@@ -233,21 +236,68 @@ def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
+def _threads() -> set[str]:
+    return set(os.listdir("/proc/self/task"))
+
+
+def _children() -> set[int]:
+    """The controller's child processes (a leaked monitor, helper or zombie shows here)."""
+    found: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        try:
+            found.update(int(p) for p in Path(f"/proc/self/task/{task}/children").read_text().split())
+        except FileNotFoundError:
+            pass  # the thread ended meanwhile
+    return found
+
+
+def _rooted_in(rootfs: Path) -> list[int]:
+    """Every process on the host whose root directory is `rootfs` (the container's processes)."""
+    want = os.stat(rootfs)
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                root = os.stat(f"/proc/{entry}/root")  # readlink says "/" across mount namespaces
+            except OSError:
+                continue  # gone meanwhile
+            if (root.st_dev, root.st_ino) == (want.st_dev, want.st_ino):
+                pids.append(int(entry))
+    return pids
+
+
+def kernel_leftovers(box, bundle: Path) -> list[str]:
+    """What the kernel still holds of `box`: cgroups, run dir, processes, mounts."""
+    record = box.record
+    found = [f"cgroup {p}" for p in record.cgroup_paths.values() if os.path.exists(p)]
+    if os.path.exists(record.run_dir):
+        found.append(f"run dir {record.run_dir}")
+    found += [f"process {pid} in the rootfs" for pid in _rooted_in(bundle / "rootfs")]
+    with open("/proc/self/mountinfo") as f:
+        found += [f"mount {line.split()[4]}" for line in f if str(bundle) in line]
+    return found
+
+
 def test_twenty_lifecycles_leave_nothing_behind(runtime: Runtime, bundle: Path) -> None:
     config = make_config(bundle, "loop", "/bin/true")
-    runtime.create("warmup", dataclasses.replace(config, cgroups_path=config.cgroups_path + "-warmup")).destroy(force=True)
-    before = _open_fds()
-    children_before = set(os.listdir("/proc/self/task/%d" % os.getpid()))
+    warmup = runtime.create(
+        "warmup", dataclasses.replace(config, cgroups_path=config.cgroups_path + "-warmup", process=Process(
+            args=("/bin/sleep", "1000"), env=config.process.env))
+    )
+    warmup.start()
+    assert warmup.pid in _rooted_in(bundle / "rootfs")  # the leak check can see a live container
+    warmup.destroy(force=True)
+    fds_before, threads_before, children_before = _open_fds(), _threads(), _children()
     for i in range(20):
         cid = f"loop-{i}"
         box = runtime.create(cid, dataclasses.replace(config, cgroups_path=f"{config.cgroups_path}-{i}"))
         box.start()
         assert box.wait(10) == 0
         box.destroy()
-        for path in box.record.cgroup_paths.values():
-            assert not os.path.exists(path)
-    assert _open_fds() == before
-    assert set(os.listdir("/proc/self/task/%d" % os.getpid())) == children_before
+        assert kernel_leftovers(box, bundle) == []
+    assert _open_fds() == fds_before
+    assert _threads() == threads_before
+    assert _children() == children_before
 
 
 def test_capabilities_rlimits_no_new_privs_sysctl_and_protected_paths(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:

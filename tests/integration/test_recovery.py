@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from corral import Runtime, State, faults
-from corral.errors import InvalidTransition
+from corral.errors import CorralError, InvalidTransition
 from corral.executor import proc
 from tests.checks import assert_journal_is_a_walk
 from tests.integration.conftest import leaks_of, make_config
@@ -257,6 +258,133 @@ def test_pid_reuse_is_stopped_and_never_signalled(runtime: Runtime, bundle: Path
         victim.wait()
     box.destroy()  # kills the real (unrecorded) init through the cgroup
     assert not proc.alive(proc.ProcessIdentity(real.init_pid, real.init_start_time))
+
+
+def test_a_reused_pid_survives_signal_and_forced_destroy(runtime: Runtime, bundle: Path) -> None:
+    """The kernel-side start-time check itself (proc.open_pidfd), not the record's refusal.
+
+    The recorded init dies and its PID goes to an unrelated live process; the
+    record still says running with the old start time. `signal` is made to pass
+    the record's liveness check (as if the PID was reused right after it), and
+    `destroy(force=True)` never makes that check: both reach the executor, and
+    the unrelated process must survive both, unchanged.
+    """
+    box = runtime.create("reused2", make_config(bundle, "reused2", "/bin/sleep", "1000"))
+    box.start()
+    real = box.record
+    os.kill(real.init_pid, signal.SIGKILL)
+    assert _gone(proc.ProcessIdentity(real.init_pid, real.init_start_time))
+    victim = subprocess.Popen(["sleep", "1000"])
+    try:
+        victim_identity = proc.identity(victim.pid)
+        assert victim_identity is not None and victim_identity.start_time != real.init_start_time
+        runtime.context.store.update(real.key, real.version, init_pid=victim.pid)  # PID reused
+        executor = runtime.context.executor
+        executor.alive = lambda facts: True  # type: ignore[method-assign]  # checked before the reuse
+        try:
+            with pytest.raises(CorralError, match="gone"):
+                box.signal(signal.SIGKILL)
+        finally:
+            del executor.alive
+        assert victim.poll() is None and proc.identity(victim.pid) == victim_identity
+        box.destroy(force=True)
+        assert box.recorded_state is State.DESTROYED
+        time.sleep(0.2)  # a SIGKILL would have landed by now
+        assert victim.poll() is None and proc.identity(victim.pid) == victim_identity
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def _gone(identity: proc.ProcessIdentity, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while proc.alive(identity):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _forget(root: Path, key: int) -> None:
+    """What a power cut does to a commit that never reached the disk: the record is gone."""
+    db = sqlite3.connect(root / "corral.db")
+    try:
+        with db:
+            for table in ("journal", "cgroup_paths", "namespace_paths", "processes"):
+                db.execute(f"DELETE FROM {table} WHERE container_key = ?", (key,))
+            db.execute("DELETE FROM containers WHERE key = ?", (key,))
+    finally:
+        db.close()
+
+
+def test_a_run_dir_whose_record_was_lost_is_removed(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
+    cid = "lost"
+    config_file = tmp_path / "config.json"
+    config_file.write_text(make_config(bundle, cid, "/bin/sleep", "1000").to_json())
+    assert run_controller(runtime, cid, "create", config_file, fault="create.ready") == -signal.SIGKILL
+    record = runtime.load(cid).record
+    run_dir = Path(record.run_dir)
+    assert run_dir.is_dir() and run_dir.parent == runtime.run_root
+    deadline = time.monotonic() + 10  # the monitor kills the init its dead controller never confirmed
+    while cgroup_pids(record) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cgroup_pids(record) == set()
+    _forget(runtime.root, record.key)
+    never_a_container = runtime.run_root / "not an id"  # named unlike any container: not corral's
+    never_a_container.mkdir()
+
+    recovered = Runtime(runtime.root, run_root=runtime.run_root)
+    try:
+        report = recovered.last_recovery
+        assert report is not None
+        assert not run_dir.exists()
+        assert [(o.container_id, o.path, o.done) for o in report.orphans] == [(cid, str(run_dir), "removed")]
+        assert never_a_container.is_dir()
+        assert recovered.recover().orphans == []  # idempotent
+    finally:
+        recovered.close()
+        never_a_container.rmdir()
+        for path in sorted(record.cgroup_paths.values(), reverse=True):  # not recorded any more: ours to clean
+            if os.path.isdir(path):
+                os.rmdir(path)
+
+
+def test_cgroups_a_tombstone_names_are_removed_and_no_others(runtime: Runtime, bundle: Path) -> None:
+    box = runtime.create("tomb", make_config(bundle, "tomb", "/bin/sleep", "1000"))
+    box.start()
+    box.destroy(force=True)
+    record = box.record
+    leftovers = sorted(record.cgroup_paths.values())
+    for path in leftovers:  # what a removal that failed leaves behind
+        os.makedirs(path)
+    busy_parent = next(p for p in leftovers if "freezer" in p or "pids" in p)
+    busy = os.path.join(busy_parent, "busy")  # a child cgroup with a process: never killed
+    os.mkdir(busy)
+    sleeper = subprocess.Popen(["sleep", "1000"])
+    Path(busy, "cgroup.procs").write_text(str(sleeper.pid))
+    stranger = os.path.join(os.path.dirname(leftovers[0]), "never-recorded")
+    os.mkdir(stranger)
+    try:
+        report = runtime.recover()
+        done = {o.path: o.done for o in report.orphans}
+        assert [p for p in leftovers if os.path.isdir(p)] == [busy_parent]
+        assert done[busy_parent] == "left alone: it still has processes"
+        assert all(done[p] == "removed" for p in leftovers if p != busy_parent), done
+        assert sleeper.poll() is None
+        assert os.path.isdir(stranger)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        deadline = time.monotonic() + 5
+        while os.path.isdir(busy) and time.monotonic() < deadline:
+            try:
+                os.rmdir(busy)
+            except OSError:
+                time.sleep(0.02)
+        os.rmdir(stranger)
+    report = runtime.recover()
+    assert [o.done for o in report.orphans] == ["removed"]
+    assert [p for p in leftovers if os.path.isdir(p)] == []
 
 
 def _recover(root: str, run_root: str, queue) -> None:

@@ -274,9 +274,13 @@ def test_pause_stops_every_process_and_resume_restarts_them(layout: Layout, bund
 
 def test_a_hundred_pause_resume_cycles_end_running(layout: Layout, bundle: Path) -> None:
     box = start_counter(layout.runtime, bundle, "cycles")
-    for _ in range(100):
+    for i in range(100):
         box.pause()
+        assert freezer_says_frozen(box.record), f"cycle {i}: paused but the freezer is not frozen"
+        if i == 50:
+            assert_counter_still(bundle, 0.2)
         box.resume()
+        assert freezer_says_thawed(box.record), f"cycle {i}: resumed but the freezer is not thawed"
     assert box.state is State.RUNNING
     assert box.recorded_state is State.RUNNING
     record = box.record
@@ -571,6 +575,8 @@ def test_sigkill_of_a_paused_container_stops_it(layout: Layout, bundle: Path, al
     # v1 frozen tasks act on SIGKILL only once thawed: the kill must thaw (as runc does)
     box = start_counter(layout.runtime, bundle, "pkill")
     box.pause()
+    assert freezer_says_frozen(box.record)  # else this would only test a running container
+    assert_counter_still(bundle, 0.2)
     before = identities(box.processes())
     box.signal(signal.SIGKILL, all_processes=all_processes)
     assert box.wait(5) == 128 + signal.SIGKILL
