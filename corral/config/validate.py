@@ -332,6 +332,8 @@ def _validate_resources(r: Resources, w: str) -> None:
             fail(f"{wi}.pageSize", f"{h.page_size} is limited twice")
         sizes.add(size)
         check_range(h.limit, f"{wi}.limit", 0, UINT64_MAX)
+        if h.limit % size and h.limit != UINT64_MAX:  # the kernel would round it down without a word
+            fail(f"{wi}.limit", f"must be a whole number of {h.page_size} pages (a multiple of {size})")
 
 
 _PAGE_SIZE = re.compile(r"([1-9][0-9]{0,15})([KMG])B")

@@ -131,10 +131,14 @@ def _hugetlb_v1_mounted() -> bool:
 
 def _sizes() -> list[str]:
     out = []
-    for entry in sorted(os.listdir("/sys/kernel/mm/hugepages")):  # hugepages-2048kB
-        kb = int(entry.removeprefix("hugepages-").removesuffix("kB"))
+    entries = os.listdir("/sys/kernel/mm/hugepages")  # hugepages-2048kB
+    for kb in sorted(int(e.removeprefix("hugepages-").removesuffix("kB")) for e in entries):  # smallest first
         out.append(f"{kb >> 20}GB" if kb % (1 << 20) == 0 else f"{kb >> 10}MB" if kb % 1024 == 0 else f"{kb}KB")
     return out
+
+
+def _page_bytes(size: str) -> int:
+    return int(size[:-2]) << {"KB": 10, "MB": 20, "GB": 30}[size[-2:]]
 
 
 def test_hugepage_limits_on_v1(runtime: Runtime, bundle: Path) -> None:
@@ -142,8 +146,9 @@ def test_hugepage_limits_on_v1(runtime: Runtime, bundle: Path) -> None:
     if not os.path.isdir("/sys/kernel/mm/hugepages") or not _sizes():
         pytest.skip("this kernel has no huge pages")
     size = _sizes()[0]
+    limit = 2 * _page_bytes(size)
     data = config_json(bundle, "huge")
-    data.setdefault("linux", {})["resources"] = {"hugepageLimits": [{"pageSize": size, "limit": 4 << 20}]}
+    data.setdefault("linux", {})["resources"] = {"hugepageLimits": [{"pageSize": size, "limit": limit}]}
     config = Config.from_dict(data)
     if not _hugetlb_v1_mounted():
         with pytest.raises(ConfigError) as info:
@@ -152,7 +157,7 @@ def test_hugepage_limits_on_v1(runtime: Runtime, bundle: Path) -> None:
         pytest.skip("no v1 hugetlb hierarchy on this host (the refusal is checked; the write is unit-tested)")
     box = runtime.create("huge", config)
     d = Path(box.record.cgroup_paths["hugetlb"])
-    assert int((d / f"hugetlb.{size}.limit_in_bytes").read_text()) == 4 << 20
+    assert int((d / f"hugetlb.{size}.limit_in_bytes").read_text()) == limit
     box.destroy(force=True)
 
 
@@ -169,9 +174,9 @@ def test_hugepage_limits_on_v2(tmp_path: Path, bundle: Path) -> None:
 
     size = _sizes()[0]
     data = config_json(bundle, "huge2")
-    data.setdefault("linux", {})["resources"] = {"hugepageLimits": [{"pageSize": size, "limit": 4 << 20}]}
+    data.setdefault("linux", {})["resources"] = {"hugepageLimits": [{"pageSize": size, "limit": 2 * _page_bytes(size)}]}
     with checked_runtime(tmp_path, "-v2", LinuxExecutor(cgroups=V2Driver(mount))) as rt:
         box = rt.create("huge2", Config.from_dict(data))
         d = Path(box.record.cgroup_paths[""])
-        assert int((d / f"hugetlb.{size}.max").read_text()) == 4 << 20
+        assert int((d / f"hugetlb.{size}.max").read_text()) == 2 * _page_bytes(size)
         box.destroy(force=True)

@@ -45,7 +45,7 @@ def test_hugepage_limits_are_read_and_written_back() -> None:
         ([{"pageSize": 2, "limit": 1}], "linux.resources.hugepageLimits[0].pageSize: must be a size such as 2MB, 1GB or 64KB (<number><KB|MB|GB>)"),
         ([{"pageSize": "2MB", "limit": -1}], "linux.resources.hugepageLimits[0].limit: must be an integer from 0 to 18446744073709551615"),
         ([{"pageSize": "2MB"}], "linux.resources.hugepageLimits[0].limit: required"),
-        ([{"pageSize": "2MB", "limit": 1}, {"pageSize": "2048KB", "limit": 1}], "linux.resources.hugepageLimits[1].pageSize: 2048KB is limited twice"),
+        ([{"pageSize": "2MB", "limit": 0}, {"pageSize": "2048KB", "limit": 0}], "linux.resources.hugepageLimits[1].pageSize: 2048KB is limited twice"),
     ],
 )
 def test_bad_hugepage_limits_are_refused(limits: list[Any], message: str) -> None:

@@ -235,3 +235,17 @@ def test_a_relative_cgroups_path_is_accepted_and_placed_below_the_store() -> Non
     assert config.cgroups_path == "pods/web"
     assert relative_cgroups_path("/var/lib/corral", "pods/web") == f"/corral/{store_tag('/var/lib/corral')}/pods/web"
     assert relative_cgroups_path("/s", "./a//b/") == f"/corral/{store_tag('/s')}/a/b"
+
+
+def test_a_hugepage_limit_that_is_not_a_whole_number_of_pages_is_refused() -> None:
+    """The kernel rounds such a limit down without a word (4 MiB of 1 GB pages is 0)."""
+    from corral.config import Config
+    from corral.errors import ConfigError
+
+    data = {"ociVersion": "1.0.2", "root": {"path": "/"}, "process": {"args": ["true"], "cwd": "/"},
+            "linux": {"resources": {"hugepageLimits": [{"pageSize": "1GB", "limit": 4 << 20}]}}}
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(data)
+    assert info.value.where == "linux.resources.hugepageLimits[0].limit"
+    data["linux"]["resources"]["hugepageLimits"][0]["limit"] = 2 << 30  # type: ignore[index]
+    assert Config.from_dict(data).resources.hugepage_limits[0].limit == 2 << 30
