@@ -36,14 +36,20 @@ OCI_VERSION = "1.0.2"
 
 
 class Record(Protocol):
-    """What both RecordView and the library's ContainerRecord provide."""
+    """What both RecordView and the library's ContainerRecord provide (read-only)."""
 
-    id: str
-    state: str
-    init_pid: int | None
-    bundle: str | None
-    config: str
-    created_at: datetime
+    @property
+    def id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def init_pid(self) -> int | None: ...
+    @property
+    def bundle(self) -> str | None: ...
+    @property
+    def config(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
 
 
 def init_alive(pid: int | None, start_time: int | None) -> bool:

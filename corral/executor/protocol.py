@@ -254,7 +254,7 @@ def decode(data: bytes, *, allow_pickle: bool = False) -> Message:
         if not allow_pickle:
             raise ProtocolError("protocol: a request arrived where only reports are accepted")
         message = pickle.loads(memoryview(data)[1:])
-        if not isinstance(message, _PICKLED):
+        if not isinstance(message, (CreateRequest, ExecRequest)):
             raise ProtocolError(f"protocol: {type(message).__name__} is not a request")
         return message
     if kind != _JSON:

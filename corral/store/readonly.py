@@ -19,7 +19,7 @@ import os
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 #: The Alembic revision whose schema the queries below read.
 SCHEMA_REVISION = "0003_created_cgroups"
@@ -92,7 +92,7 @@ class ReadonlyStore:
         ).fetchall()
         return [self._view(row) for row in rows]
 
-    def _view(self, row: tuple[object, ...]) -> RecordView:
+    def _view(self, row: tuple[Any, ...]) -> RecordView:  # sqlite3 rows are untyped
         (key, cid, state, pending, init_pid, init_start, boot_id, bundle, config, run_dir,
          exit_status, created_at, live_id) = row
         paths = dict(
@@ -101,17 +101,17 @@ class ReadonlyStore:
             ).fetchall()
         )
         return RecordView(
-            key=int(key),  # type: ignore[arg-type]
+            key=int(key),
             id=str(cid),
             state=str(state),
-            pending_event=pending,  # type: ignore[arg-type]
-            init_pid=init_pid,  # type: ignore[arg-type]
-            init_start_time=init_start,  # type: ignore[arg-type]
+            pending_event=pending,
+            init_pid=init_pid,
+            init_start_time=init_start,
             boot_id=str(boot_id),
-            bundle=bundle,  # type: ignore[arg-type]
+            bundle=bundle,
             config=str(config),
             run_dir=str(run_dir),
-            exit_status=exit_status,  # type: ignore[arg-type]
+            exit_status=exit_status,
             created_at=_parse_time(created_at),
             live=live_id is not None,
             cgroup_paths=paths,
