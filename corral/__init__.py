@@ -14,9 +14,19 @@ from typing import TYPE_CHECKING, Any
 from corral.version import __version__
 
 _EXPORTS: dict[str, str] = {
+    # the lifecycle
     "Runtime": "corral.statemachine.runtime",
     "Container": "corral.statemachine.container",
+    "ExecProcess": "corral.statemachine.process",
     "State": "corral.statemachine.lifecycle",
+    "RecoveryReport": "corral.statemachine.recovery",
+    "RecoveryAction": "corral.statemachine.recovery",
+    # records read back from the store
+    "ContainerRecord": "corral.store.repository",
+    "NamespaceRecord": "corral.store.repository",
+    "JournalEntry": "corral.store.repository",
+    "ProcessRecord": "corral.store.repository",
+    # the configuration
     "Config": "corral.config",
     "Process": "corral.config",
     "User": "corral.config",
@@ -25,14 +35,40 @@ _EXPORTS: dict[str, str] = {
     "Namespace": "corral.config",
     "IDMapping": "corral.config",
     "Resources": "corral.config",
+    # values handed in and out
     "Stdio": "corral.types",
     "Stats": "corral.types",
+    "MemoryStats": "corral.types",
+    "CpuStats": "corral.types",
+    "PidsStats": "corral.types",
+    "ExitStatus": "corral.types",
+    "OOMEvent": "corral.types",
+    "ProcessIdentity": "corral.types",
+    # every error a caller can catch (one hierarchy under CorralError)
     "errors": "corral.errors",
     "CorralError": "corral.errors",
     "InvalidID": "corral.errors",
+    "ConfigError": "corral.errors",
+    "InvalidStdio": "corral.errors",
+    "ContainerNotFound": "corral.errors",
+    "ContainerExists": "corral.errors",
     "InvalidTransition": "corral.errors",
     "ConcurrentModification": "corral.errors",
-    "ConfigError": "corral.errors",
+    "StoreError": "corral.errors",
+    "StoreUnreadable": "corral.errors",
+    "StoreAccessDenied": "corral.errors",
+    "StoreReplaced": "corral.errors",
+    "LockError": "corral.errors",
+    "UnknownRevision": "corral.errors",
+    "ExecutorError": "corral.errors",
+    "InitError": "corral.errors",
+    "MountError": "corral.errors",
+    "CgroupError": "corral.errors",
+    "FreezeTimeout": "corral.errors",
+    "WaitTimeout": "corral.errors",
+    "ProcessGone": "corral.errors",
+    "RunDirError": "corral.errors",
+    "NeedsRoot": "corral.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -65,13 +101,48 @@ if TYPE_CHECKING:  # pragma: no cover
         User,
     )
     from corral.errors import (
+        CgroupError,
         ConcurrentModification,
         ConfigError,
+        ContainerExists,
+        ContainerNotFound,
         CorralError,
+        ExecutorError,
+        FreezeTimeout,
+        InitError,
         InvalidID,
+        InvalidStdio,
         InvalidTransition,
+        LockError,
+        MountError,
+        NeedsRoot,
+        ProcessGone,
+        RunDirError,
+        StoreAccessDenied,
+        StoreError,
+        StoreReplaced,
+        StoreUnreadable,
+        UnknownRevision,
+        WaitTimeout,
     )
     from corral.statemachine.container import Container
     from corral.statemachine.lifecycle import State
+    from corral.statemachine.process import ExecProcess
+    from corral.statemachine.recovery import RecoveryAction, RecoveryReport
     from corral.statemachine.runtime import Runtime
-    from corral.types import Stats, Stdio
+    from corral.store.repository import (
+        ContainerRecord,
+        JournalEntry,
+        NamespaceRecord,
+        ProcessRecord,
+    )
+    from corral.types import (
+        CpuStats,
+        ExitStatus,
+        MemoryStats,
+        OOMEvent,
+        PidsStats,
+        ProcessIdentity,
+        Stats,
+        Stdio,
+    )

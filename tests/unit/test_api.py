@@ -1,0 +1,100 @@
+"""The public surface a newcomer finds from `import corral` alone.
+
+Every error a caller can catch and every type a public method hands back must be
+reachable as `corral.X` (and listed in `corral.__all__`), so no one has to
+discover `corral.errors` or `corral.store.repository` through `dir()`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import typing
+from collections.abc import Iterator
+
+import pytest
+
+import corral
+import corral.errors
+from corral.statemachine.container import Container
+from corral.statemachine.process import ExecProcess
+from corral.statemachine.runtime import Runtime
+
+
+def _error_classes() -> list[type[BaseException]]:
+    return [
+        obj
+        for _, obj in inspect.getmembers(corral.errors, inspect.isclass)
+        if obj.__module__ == corral.errors.__name__ and issubclass(obj, BaseException)
+    ]
+
+
+def _corral_classes(annotation: object) -> Iterator[type]:
+    """The corral-defined classes named anywhere in a (possibly generic) annotation."""
+    if isinstance(annotation, type) and annotation.__module__.startswith("corral."):
+        yield annotation
+    for arg in typing.get_args(annotation):
+        yield from _corral_classes(arg)
+
+
+def _public_return_types(cls: type) -> dict[str, type]:
+    found: dict[str, type] = {}
+    for name, member in inspect.getmembers(cls):
+        if name.startswith("_"):
+            continue
+        func = member.fget if isinstance(member, property) else member
+        if not callable(func):
+            continue
+        hints = typing.get_type_hints(func)
+        for found_cls in _corral_classes(hints.get("return")):
+            found[f"{cls.__name__}.{name}"] = found_cls
+    return found
+
+
+def test_there_are_errors_to_export() -> None:
+    assert len(_error_classes()) >= 16
+
+
+@pytest.mark.parametrize("error", _error_classes(), ids=lambda c: c.__name__)
+def test_every_error_class_is_exported(error: type[BaseException]) -> None:
+    assert getattr(corral, error.__name__) is error
+    assert error.__name__ in corral.__all__
+
+
+def _return_types() -> list[tuple[str, type]]:
+    found: dict[str, type] = {}
+    for cls in (Runtime, Container, ExecProcess):
+        found.update(_public_return_types(cls))
+    return sorted(found.items())
+
+
+def test_return_types_are_found() -> None:
+    names = {cls.__name__ for _, cls in _return_types()}
+    # the walk must see through Optional, list[...] and Iterator[...]
+    assert {"Container", "ExecProcess", "JournalEntry", "RecoveryReport", "OOMEvent"} <= names
+
+
+@pytest.mark.parametrize("where, cls", _return_types(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_public_return_type_is_exported(where: str, cls: type) -> None:
+    assert getattr(corral, cls.__name__) is cls, where
+    assert cls.__name__ in corral.__all__, where
+
+
+def test_parts_of_returned_values_are_exported() -> None:
+    """Types reached through a returned value's fields (Stats' parts, a record's namespaces)."""
+    for name in ("MemoryStats", "CpuStats", "PidsStats", "NamespaceRecord", "RecoveryAction", "ExitStatus"):
+        assert name in corral.__all__
+        getattr(corral, name)
+
+
+def test_every_name_in_all_resolves() -> None:
+    for name in corral.__all__:
+        assert getattr(corral, name) is not None
+
+
+def test_import_corral_stays_cheap() -> None:
+    """The container's init imports corral.executor.*: the root must not pull the lifecycle in."""
+    code = "import sys, corral; print(sorted(m for m in sys.modules if m.startswith(('corral.', 'sqlalchemy', 'transitions'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['corral.version']"
