@@ -98,3 +98,15 @@ def test_import_corral_stays_cheap() -> None:
     code = "import sys, corral; print(sorted(m for m in sys.modules if m.startswith(('corral.', 'sqlalchemy', 'transitions'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['corral.version']"
+
+
+def test_py_typed_is_shipped() -> None:
+    """PEP 561: without the marker, mypy treats `import corral` as untyped."""
+    import tomllib
+    from importlib.resources import files
+    from pathlib import Path
+
+    assert files("corral").joinpath("py.typed").is_file()
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data["corral"]
