@@ -20,6 +20,7 @@ Idempotent: a second run finds every record in agreement and changes nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +32,8 @@ from corral.statemachine.lifecycle import State, event_between, state_info
 from corral.statemachine.orphans import Orphan, sweep
 from corral.statemachine.transition import Recipe
 from corral.store.repository import ContainerRecord
+
+log = logging.getLogger("corral")
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,15 @@ def recover(context: Context, recipe_for: Callable[[ContainerRecord], Recipe]) -
                 action = _recover_one(context, recipe)
             except CorralError as exc:
                 report.failed.append(RecoveryAction(record.id, "recovery failed", str(exc)))
+                log.warning("recovery of container %s failed: %s", record.id, exc)
                 continue
             if action is not None:
                 report.actions.append(action)
+                log.info("recovered container %s: found %s; %s", action.container_id, action.found, action.done)
     orphans, busy = sweep(context)
     report.orphans.extend(orphans)
+    for orphan in orphans:
+        log.info("recovery: %s of container %s: %s", orphan.path, orphan.container_id, orphan.done)
     report.busy.extend(b for b in busy if b not in report.busy)
     return report
 

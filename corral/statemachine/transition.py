@@ -21,6 +21,7 @@ The machine never sees the kernel and the executor never decides lifecycle.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,8 @@ from corral.store.repository import ContainerRecord, utcnow
 
 #: Events whose kernel work is worth an intent record (exited has none: it is observed).
 _NO_INTENT = frozenset({"exited", "oom"})
+
+log = logging.getLogger("corral")
 
 
 class _Model:
@@ -230,4 +233,5 @@ def _persist(event: EventData) -> None:
         pending_since=None,
         **step.changes,
     )
+    log.debug("container %s: %s: %s -> %s %s", record.id, name, source, dest, step.detail or "")
     faults.point(f"{name}.recorded")

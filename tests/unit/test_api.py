@@ -110,3 +110,57 @@ def test_py_typed_is_shipped() -> None:
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
     assert "py.typed" in package_data["corral"]
+
+
+# -- logging: through logging.getLogger("corral"), never print ---------------------------------
+
+
+def test_the_library_never_prints() -> None:
+    """A library that prints writes into its caller's stdout (a CLI's JSON, a daemon's log)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(corral.__file__).parent
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if "cli" in path.relative_to(package).parts:
+            continue  # the command line's job is to print
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert offenders == []
+
+
+def _fake(runtime: Runtime) -> typing.Any:
+    return runtime.context.executor
+
+
+def test_each_transition_is_logged_at_debug(runtime: Runtime, config: corral.Config, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="corral"):
+        box = runtime.create("logged", config)
+        box.start()
+    records = [r for r in caplog.records if r.name == "corral" and r.levelno == logging.DEBUG]
+    messages = [r.getMessage() for r in records]
+    assert any("logged" in m and "start" in m and "created -> running" in m for m in messages), messages
+    assert any("logged" in m and "create" in m for m in messages), messages
+
+
+def test_each_recovery_action_is_logged_at_info(
+    runtime: Runtime, config: corral.Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    box = runtime.create("c", config)
+    box.start()
+    record = box.record
+    # a controller froze the cgroup, then died before recording `paused`
+    runtime.context.store.update(record.key, record.version, pending_event="pause")
+    with _fake(runtime)._kernel("c") as k:
+        k["frozen"] = True
+    with caplog.at_level(logging.INFO, logger="corral"):
+        report = runtime.recover()
+    assert report.actions
+    infos = [r.getMessage() for r in caplog.records if r.name == "corral" and r.levelno == logging.INFO]
+    assert any("c" in m and "pause: now paused" in m for m in infos), infos
