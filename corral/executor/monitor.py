@@ -56,6 +56,20 @@ from corral.executor.protocol import (
 from corral.executor import syscalls as sc
 
 
+def name_process(name: str) -> None:
+    """Name this process in /proc/self/comm, which ps -o comm, top and pstree show.
+
+    Every helper is a fork of one `python -S -m corral.executor.zygote FD`, so its
+    command line says nothing about what it is or whose container it serves. The
+    kernel keeps 15 bytes of the name; argv cannot be rewritten from Python.
+    """
+    try:
+        with open("/proc/self/comm", "wb") as f:
+            f.write(name.encode()[:15])
+    except OSError:
+        pass  # a name is a courtesy: never a reason to fail
+
+
 def _become_monitor() -> None:
     os.setsid()  # away from the controller's terminal and process group
     # Nor keep the controller's stdio open: a monitor outlives its controller,
@@ -163,6 +177,7 @@ def _keep(monitor_pid: int, exit_fd: int | None, exit_file: str) -> NoReturn:
 
 def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> NoReturn:
     _become_monitor()
+    name_process(f"corral-keep:{request.id}")
     # The process the helper forked (and the controller records) is the keeper;
     # the monitor proper is its child. Either may die and the status is kept.
     keeper_fd = protocol.open_exit_file(request.exit_file)
@@ -179,6 +194,7 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
             os.close(fd)
         _keep(monitor_pid, keeper_fd, request.exit_file)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # not inherited across fork
+    name_process(f"corral-mon:{request.id}")
     if keeper_fd is not None:
         os.close(keeper_fd)  # the keeper's, and kept from the init: the monitor opens its own below
     # Opened here, as host root: the init may be in a user namespace that cannot
@@ -247,6 +263,7 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
 
 def run_exec(request: ExecRequest, ctl: socket.socket, stdio: list[int]) -> NoReturn:
     _become_monitor()
+    name_process(f"corral-exec:{request.id}")
     init_identity = proc.ProcessIdentity(request.init_pid, request.init_start_time)
     pidfd = proc.open_pidfd(init_identity)
     if pidfd is None:

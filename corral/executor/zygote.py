@@ -77,6 +77,7 @@ def main() -> None:
     sealed.require_sealed()
     fd = int(sys.argv[1])
     sock = socket.socket(fileno=fd)
+    monitor.name_process("corral-helper")
     serve(sock)
 
 
