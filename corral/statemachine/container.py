@@ -11,7 +11,7 @@ import signal as signal_module
 from collections.abc import Callable, Iterator
 
 from corral.config import Config, Process
-from corral.errors import InvalidTransition
+from corral.errors import InvalidTransition, WaitTimeout
 from corral.executor.interface import OOMEvent, Stats, Stdio
 from corral.statemachine.events import KILL_TIMEOUT
 from corral.statemachine.lifecycle import State, allowed_events, state_info
@@ -30,9 +30,19 @@ class Container:
         self._context = recipe.context
         self.id = recipe.id
         self._key = recipe.key
+        #: Whether leaving a `with container:` block keeps the container (else: destroy(force=True)).
+        self.keep = False
 
     def __repr__(self) -> str:
         return f"<Container {self.id!r} {self._recipe.record.state}>"
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Destroy with force, unless `keep` was set: a block's container must not outlive it by accident."""
+        if not self.keep and self._recipe.reload().state != State.DESTROYED.value:
+            self.destroy(force=True)
 
     # -- what the record says ------------------------------------------------
 
@@ -133,6 +143,29 @@ class Container:
             if state_info(State(record.state)).init_alive:
                 self._recipe.fire("exited", exit=status)
             return self._recipe.reload().exit_status
+
+    def stop(self, timeout: float = 10) -> int | None:
+        """Stop as `docker stop` does: SIGTERM, then SIGKILL if the init outlives `timeout` seconds.
+
+        Returns the exit status as `wait()` does. A container that is already
+        stopped is left alone. A paused container's SIGTERM waits for a resume
+        that does not come, so it ends with the SIGKILL. Raises InvalidTransition
+        while it is being created.
+        """
+        if not state_info(self.refresh()).init_alive:
+            return self.wait()
+        try:
+            self.signal(signal_module.SIGTERM)
+            return self.wait(timeout)
+        except WaitTimeout:
+            pass
+        except InvalidTransition:  # it exited on its own meanwhile
+            return self.wait()
+        try:
+            self.signal(signal_module.SIGKILL)
+        except InvalidTransition:
+            pass
+        return self.wait()
 
     def destroy(self, force: bool = False) -> None:
         """Remove the container (stopped → destroyed); `force` kills a live one first."""

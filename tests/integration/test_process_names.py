@@ -46,3 +46,4 @@ def test_a_long_id_is_cut_to_the_kernels_15_bytes(runtime: Runtime, bundle: Path
     box = runtime.create("a-rather-long-id", make_config(bundle, "a-rather-long-id", "/bin/sleep", "1000"))
     assert box.pid is not None
     assert _comm(_ppid(box.pid)) == "corral-mon:a-ra"
+

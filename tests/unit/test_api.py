@@ -164,3 +164,72 @@ def test_each_recovery_action_is_logged_at_info(
     assert report.actions
     infos = [r.getMessage() for r in caplog.records if r.name == "corral" and r.levelno == logging.INFO]
     assert any("c" in m and "pause: now paused" in m for m in infos), infos
+
+
+# -- convenience: stop(timeout), context managers ---------------------------------------------
+
+SIGTERM_STATUS = 128 + 15
+SIGKILL_STATUS = 128 + 9
+
+
+def test_stop_ends_a_running_container_with_sigterm(runtime: Runtime, config: corral.Config) -> None:
+    box = runtime.create("c", config)
+    box.start()
+    assert box.stop(timeout=5) == SIGTERM_STATUS
+    assert box.state is corral.State.STOPPED
+    assert [e.event for e in box.history()][-2:] == ["signal", "exited"]
+
+
+def test_stop_kills_what_outlives_the_timeout(runtime: Runtime, config: corral.Config) -> None:
+    box = runtime.create("c", config)
+    box.start()
+    box.pause()  # a frozen init cannot act on SIGTERM (nor can an init still waiting to start)
+    assert box.stop(timeout=0.05) == SIGKILL_STATUS
+    assert box.state is corral.State.STOPPED
+    signals = [e.detail.get("signal") for e in box.history() if e.event == "signal"]
+    assert len(signals) == 2, box.history()
+
+
+def test_stop_leaves_a_stopped_container_alone(runtime: Runtime, config: corral.Config) -> None:
+    box = runtime.create("c", config)
+    box.start()
+    _fake(runtime).make_exit("c", 3)
+    assert box.wait() == 3
+    events = len(box.history())
+    assert box.stop() == 3
+    assert len(box.history()) == events
+
+
+def test_a_container_block_destroys_it_with_force(runtime: Runtime, config: corral.Config) -> None:
+    with runtime.create("c", config) as box:
+        box.start()
+    assert box.state is corral.State.DESTROYED
+    assert not _fake(runtime).leaked("c")
+
+
+def test_a_container_block_destroys_it_even_on_error(runtime: Runtime, config: corral.Config) -> None:
+    with pytest.raises(RuntimeError):
+        with runtime.create("c", config) as box:
+            raise RuntimeError("the controller's own bug")
+    assert box.state is corral.State.DESTROYED
+
+
+def test_a_kept_container_outlives_its_block(runtime: Runtime, config: corral.Config) -> None:
+    with runtime.create("c", config) as box:
+        box.keep = True
+        box.start()
+    assert box.state is corral.State.RUNNING
+
+
+def test_a_container_destroyed_inside_its_block_is_fine(runtime: Runtime, config: corral.Config) -> None:
+    with runtime.create("c", config) as box:
+        box.destroy(force=True)
+    assert box.state is corral.State.DESTROYED
+
+
+def test_a_runtime_block_closes_it(tmp_path: typing.Any, kernel_dir: typing.Any, boot_id_file: typing.Any) -> None:
+    from tests.unit.conftest import make_runtime
+
+    with make_runtime(tmp_path, kernel_dir, boot_id_file) as rt:
+        assert isinstance(rt, Runtime)
+        rt.list()
