@@ -233,3 +233,14 @@ def test_a_runtime_block_closes_it(tmp_path: typing.Any, kernel_dir: typing.Any,
     with make_runtime(tmp_path, kernel_dir, boot_id_file) as rt:
         assert isinstance(rt, Runtime)
         rt.list()
+
+
+def test_type_checkers_see_every_export() -> None:
+    """The lazy exports are invisible to mypy and IDEs but for the TYPE_CHECKING imports: keep them in step."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(corral.__file__).read_text())
+    (block,) = [n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"]
+    imported = {alias.asname or alias.name for node in block.body for alias in node.names}  # type: ignore[attr-defined]
+    assert imported == set(corral.__all__) - {"__version__"}
