@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "State": "corral.statemachine.lifecycle",
     "RecoveryReport": "corral.statemachine.recovery",
     "RecoveryAction": "corral.statemachine.recovery",
+    "Orphan": "corral.statemachine.orphans",
     # records read back from the store
     "ContainerRecord": "corral.store.repository",
     "NamespaceRecord": "corral.store.repository",
@@ -127,6 +128,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from corral.statemachine.container import Container
     from corral.statemachine.lifecycle import State
+    from corral.statemachine.orphans import Orphan
     from corral.statemachine.process import ExecProcess
     from corral.statemachine.recovery import RecoveryAction, RecoveryReport
     from corral.statemachine.runtime import Runtime

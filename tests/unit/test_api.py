@@ -83,7 +83,7 @@ def test_every_public_return_type_is_exported(where: str, cls: type) -> None:
 
 def test_parts_of_returned_values_are_exported() -> None:
     """Types reached through a returned value's fields (Stats' parts, a record's namespaces)."""
-    for name in ("MemoryStats", "CpuStats", "PidsStats", "NamespaceRecord", "RecoveryAction", "ExitStatus"):
+    for name in ("MemoryStats", "CpuStats", "PidsStats", "NamespaceRecord", "RecoveryAction", "Orphan", "ExitStatus"):
         assert name in corral.__all__
         getattr(corral, name)
 
