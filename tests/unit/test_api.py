@@ -7,6 +7,7 @@ discover `corral.errors` or `corral.store.repository` through `dir()`.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import subprocess
 import sys
@@ -81,11 +82,30 @@ def test_every_public_return_type_is_exported(where: str, cls: type) -> None:
     assert cls.__name__ in corral.__all__, where
 
 
+def _parts(cls: type, seen: set[type]) -> None:
+    """`cls` and every corral class its fields and properties hand on, recursively."""
+    if cls in seen:
+        return
+    seen.add(cls)
+    hints: dict[str, object] = {}
+    if dataclasses.is_dataclass(cls):
+        hints.update(typing.get_type_hints(cls))
+    for name, member in inspect.getmembers(cls):
+        if isinstance(member, property) and not name.startswith("_"):
+            hints[name] = typing.get_type_hints(member.fget).get("return")
+    for annotation in hints.values():
+        for part in _corral_classes(annotation):
+            _parts(part, seen)
+
+
 def test_parts_of_returned_values_are_exported() -> None:
-    """Types reached through a returned value's fields (Stats' parts, a record's namespaces)."""
-    for name in ("MemoryStats", "CpuStats", "PidsStats", "NamespaceRecord", "RecoveryAction", "Orphan", "ExitStatus"):
-        assert name in corral.__all__
-        getattr(corral, name)
+    """Types reached through a returned value's fields (Stats' parts, a report's orphans)."""
+    seen: set[type] = set()
+    for _, cls in _return_types():
+        _parts(cls, seen)
+    assert {"MemoryStats", "NamespaceRecord", "RecoveryAction", "Orphan"} <= {c.__name__ for c in seen}
+    missing = sorted(c.__name__ for c in seen if getattr(corral, c.__name__, None) is not c)
+    assert missing == []
 
 
 def test_every_name_in_all_resolves() -> None:
