@@ -10,7 +10,8 @@ store's:
 - run dirs: direct subdirectories of this Runtime's run root named like a
   container id, when the store has no live record of that id. The run root is
   per store (a second store must not share it, as runc's --root);
-- cgroups: only directories recorded in this store's own tombstones, when no
+- cgroups: only directories this store's own tombstones record as created by
+  corral (never a cgroup a container joined), when no
   live record names the same directory, and only if empty: a directory is
   removed with rmdir, never by killing, so a cgroup that has processes (the
   kernel refuses with EBUSY) is reported and left alone, and a cgroup this
@@ -71,7 +72,10 @@ def _candidates(context: Context) -> dict[str, list[str]]:
         if record.id in live_ids:
             continue
         paths = found.setdefault(record.id, [])
-        for path in record.cgroup_paths.values():
+        created = record.created_cgroups  # None: recorded before corral kept that list (its own dirs)
+        for hierarchy, path in record.cgroup_paths.items():
+            if created is not None and path not in created.get(hierarchy, ()):
+                continue  # a cgroup the container joined: not corral's to remove
             if path not in paths:
                 paths.append(path)
     try:
