@@ -39,9 +39,11 @@ MASKED_FILES = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/secret")
 
 #: For each masked file: its first bytes (as hex, so that nothing is lost), then whether
 #: a write to it succeeded.
+#: The probe never touches /dev/null itself (a redirection to a planted one would fail and
+#: hide the result): its errors go to a closed stderr.
 PROBE = " ; ".join(
-    f"echo {p}=$(head -c 64 {p} 2>/dev/null | od -An -tx1 | tr -d ' \\n') ; "
-    f"(echo pwned > {p}) 2>/dev/null && echo {p}:WROTE || echo {p}:refused"
+    f"echo {p}=$(head -c 64 {p} 2>&- | od -An -tx1 | tr -d ' \\n') ; "
+    f"(echo pwned > {p}) 2>&- && echo {p}:WROTE || echo {p}:refused"
     for p in MASKED_FILES
 )
 
