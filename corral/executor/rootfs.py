@@ -415,6 +415,15 @@ def readonly_paths(paths: Iterable[str], *, kernel: Syscalls = LINUX) -> None:
 
 
 def write_sysctls(sysctl: Mapping[str, str], *, kernel: Syscalls = LINUX) -> None:
+    """Write the config's sysctls through the host's procfs, before pivot_root.
+
+    Called before pivot_root, while `/proc` is still the host's own procfs: after
+    it, `/proc` is whatever the image or a volume put there, and a write to
+    `/proc/sys/...` may land in a fake file, on the host if it is a volume
+    (CVE-2019-16884, CVE-2025-52881). The sysctls a config may set are
+    namespaced (validation refuses others), and the kernel picks the namespace
+    of the writer, not of the procfs: the init is already in the container's.
+    """
     for key, value in sysctl.items():
         kernel.write_file("/proc/sys/" + key.replace(".", "/"), value)
 
@@ -517,13 +526,12 @@ def prepare(
 
 
 def finish(config: Config, *, kernel: Syscalls = LINUX) -> None:
-    """Everything after pivot_root: sysctls, read-only and masked paths, the root's
-    propagation, a read-only root.
+    """Everything after pivot_root: read-only and masked paths, the root's
+    propagation, a read-only root (the sysctls come before pivot_root: `write_sysctls`).
 
     The propagation comes after the binds of read-only and masked paths: a
     `runbindable` root would refuse them.
     """
-    write_sysctls(config.sysctl, kernel=kernel)
     readonly_paths(config.readonly_paths, kernel=kernel)
     mask_paths(config.masked_paths, kernel=kernel)
     apply_root_propagation(config.rootfs_propagation, kernel=kernel)
