@@ -22,3 +22,16 @@ def file_state(path: str | Path) -> tuple[bytes, int]:
     """A file's bytes and mode, read without following a final symlink's target twice."""
     st = os.lstat(path)
     return Path(path).read_bytes(), st.st_mode
+
+
+def new_host_mounts(before: set[tuple[str, str, str]], own_dir: str | Path) -> set[tuple[str, str, str]]:
+    """Mounts the host gained since `before`, less other programs' own: on a shared machine
+    other test sessions and benchmarks mount and unmount under their /tmp directories
+    while a test runs. A mount an attack leaks lands in the host's namespace at a path
+    of the host (/, /dev, /proc, the test's own directory), not under someone else's
+    temporary directory; a mount that went away is not evidence of an escape."""
+    own = str(own_dir)
+    return {
+        m for m in host_mounts() - before
+        if not (m[0].startswith("/tmp/") and not m[0].startswith(own))
+    }

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from corral import Mount, Runtime
+from corral import Config, Mount, Runtime
 from corral.config import DEFAULT_MASKED_PATHS
 from corral.errors import CorralError
 from corral.types import Stdio
 from tests.integration.conftest import make_config, output_file
-from tests.security.host import file_state, host_mounts
+from tests.security.host import file_state, host_mounts, new_host_mounts
 
 pytestmark = pytest.mark.root
 
@@ -59,7 +59,7 @@ def _plant_dev_null(bundle: Path, target: str) -> None:
     (bundle / "rootfs" / "etc").mkdir(exist_ok=True)
 
 
-def _config(bundle: Path, cid: str, host_marker: Path):  # type: ignore[no-untyped-def]
+def _config(bundle: Path, cid: str, host_marker: Path) -> Config:
     """No /dev tmpfs: the image's /dev (and its /dev/null) is what the container sees."""
     config = make_config(bundle, cid, "/bin/sh", "-c", PROBE)
     mounts = tuple(m for m in config.mounts if not m.destination.startswith("/dev"))
@@ -124,7 +124,7 @@ def test_a_symlinked_dev_null_never_unmasks_or_opens_a_target(
         if after["host core_pattern"] != before["host core_pattern"]:  # put the host back first
             Path(CORE_PATTERN).write_bytes(before["host core_pattern"][0])
         assert after == before
-        assert host_mounts() == mounts_before
+        assert new_host_mounts(mounts_before, tmp_path) == set()
 
 
 def test_the_image_s_real_null_device_still_masks(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
@@ -148,4 +148,4 @@ def test_the_image_s_real_null_device_still_masks(runtime: Runtime, bundle: Path
     for path, (read, _) in outcome.items():
         assert read == "", (path, outcome)
     assert (bundle / "rootfs" / "secret").read_bytes() == SECRET
-    assert host_mounts() == mounts_before
+    assert new_host_mounts(mounts_before, tmp_path) == set()
