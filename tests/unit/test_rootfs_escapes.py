@@ -1,5 +1,7 @@
-"""Masking binds the null device it checked, never what the image put at /dev/null
-(CVE-2025-31133); the root-run attack is tests/security/test_cve_2025_31133.py."""
+"""Fast guards of two fixes the security suite found (its root-run attacks are in
+tests/security/): masking binds the null device it checked, never what the image
+put at /dev/null (CVE-2025-31133); sysctls are not written after pivot_root,
+through a /proc the image or a volume may have replaced (CVE-2019-16884)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import os
 
 import pytest
 
+from corral.config import Config, Process, Root
 from corral.errors import ExecutorError
 from corral.executor import rootfs
 from tests.unit.syscall_double import MountCall, RecordingSyscalls
@@ -47,3 +50,13 @@ def test_only_directories_masked_needs_no_dev_null() -> None:
     kernel.add("/proc/acpi", "dir")
     rootfs.mask_paths(["/proc/acpi"], kernel=kernel)
     assert kernel.mounts() == [MountCall("tmpfs", "/proc/acpi", "tmpfs", ("MS_RDONLY",))]
+
+
+def test_finish_writes_no_sysctl_through_the_container_s_proc() -> None:
+    """After pivot_root `/proc/sys` may be a fake (a volume over /proc): the init writes
+    the sysctls before it, through the host's procfs (`rootfs.write_sysctls`)."""
+    kernel = RecordingSyscalls()
+    kernel.add("/proc/sys/net/ipv4/ip_forward", "file")
+    config = Config(process=Process(args=("sh",)), root=Root("/r"), sysctl={"net.ipv4.ip_forward": "1"})
+    rootfs.finish(config, kernel=kernel)
+    assert kernel.of("write_file") == []
