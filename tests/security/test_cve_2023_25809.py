@@ -49,12 +49,17 @@ echo done
 
 
 def _cgroup_state(dirs: list[Path]) -> dict[str, object]:
-    """Each directory's entry names and the bytes of its limit files (what a write would change)."""
+    """Each directory's entry names and the bytes of its limit files (what a write would change).
+
+    A hierarchy's root is listed by its limit files only: other test sessions and the
+    machine make and remove their cgroups there while this test runs; a directory the
+    attack made there is found by its token (`_escapes`)."""
     state: dict[str, object] = {}
     for d in dirs:
         if not d.is_dir():
             continue
-        state[f"{d}/"] = sorted(os.listdir(d))
+        if d.parent != Path("/sys/fs/cgroup"):
+            state[f"{d}/"] = sorted(os.listdir(d))
         for name in LIMIT_FILES:
             try:
                 state[str(d / name)] = (d / name).read_bytes()
