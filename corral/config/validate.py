@@ -125,11 +125,21 @@ def validate_process(p: Process, w: str) -> None:
         check_range(p.oom_score_adj, f"{w}.oomScoreAdj", -1000, 1000)
 
 
+#: (uid_t)-1: setresuid/setresgid read it as "leave this id unchanged", so a process given
+#: it would keep the ids (root's) of the process that set them (crun CVE-2026-30892's class).
+NO_ID = 2**32 - 1
+
+
+def _check_id(value: object, where: str) -> None:
+    if check_uint32(value, where) == NO_ID:
+        fail(where, f"must not be {NO_ID}: the kernel reads (uid_t)-1 as 'unchanged', and the process would stay root")
+
+
 def _validate_user(u: User, w: str) -> None:
-    check_uint32(u.uid, f"{w}.uid")
-    check_uint32(u.gid, f"{w}.gid")
+    _check_id(u.uid, f"{w}.uid")
+    _check_id(u.gid, f"{w}.gid")
     for i, gid in enumerate(check_list(u.additional_gids, f"{w}.additionalGids", "integers")):
-        check_uint32(gid, f"{w}.additionalGids[{i}]")
+        _check_id(gid, f"{w}.additionalGids[{i}]")
     if u.umask is not None:
         check_range(u.umask, f"{w}.umask", 0, 0o777, "must be an integer from 0 to 511 (0o777)")
 

@@ -223,9 +223,11 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         if "network" in new:
             step("bringing up the loopback interface")
             loopback_up()
+        step("writing the sysctls (through the host's procfs, before pivot_root)")
+        rootfs.write_sysctls(config.sysctl)
         step(f"pivot_root into {config.root.path}")
         rootfs.pivot(config.root.path)
-        step("finishing the rootfs (sysctls, read-only and masked paths)")
+        step("finishing the rootfs (read-only and masked paths)")
         rootfs.finish(config)
         step("reaching the exec fifo through /proc (the container needs proc mounted at /proc)")
         os.stat(rootfs.fd_path(fifo_fd))

@@ -346,19 +346,56 @@ def pivot(rootfs: str, *, kernel: Syscalls = LINUX) -> None:
         raise MountError(rootfs, exc, what="pivot_root into") from exc
 
 
+NULL_DEVICE = os.makedev(1, 3)
+
+
+def open_dev_null(*, kernel: Syscalls = LINUX) -> int:
+    """An O_PATH fd of the container's /dev/null, checked to be the null device.
+
+    The image may have put anything at /dev/null when the config does not mount
+    a fresh /dev: a symlink to /proc/sys/kernel/core_pattern or to a file, which
+    a mask binding the path would put, writable, over the masked file
+    (CVE-2025-31133, youki CVE-2025-62161). The fd is opened without following a
+    final symlink and checked through itself, so nothing can swap it after.
+    """
+    try:
+        fd = kernel.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise MountError("/dev/null", exc, what="masking with") from exc
+    try:
+        st = kernel.stat(fd_path(fd))
+    except OSError as exc:
+        kernel.close(fd)
+        raise MountError("/dev/null", exc, what="masking with") from exc
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != NULL_DEVICE:
+        kernel.close(fd)
+        raise ExecutorError(
+            "masking paths: /dev/null in the container is not the null device (char 1:3); "
+            "a symlink or file there would be bound over the masked paths"
+        )
+    return fd
+
+
 def mask_paths(paths: Iterable[str], *, kernel: Syscalls = LINUX) -> None:
-    for path in paths:
-        try:
-            st = kernel.lstat(path)
-        except FileNotFoundError:
-            continue
-        try:
-            if stat.S_ISDIR(st.st_mode):
-                kernel.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
-            else:
-                kernel.mount("/dev/null", path, None, sc.MS_BIND)
-        except OSError as exc:
-            raise MountError(path, exc, what="masking") from exc
+    null: int | None = None
+    try:
+        for path in paths:
+            try:
+                st = kernel.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(st.st_mode) and null is None:
+                null = open_dev_null(kernel=kernel)
+            try:
+                if stat.S_ISDIR(st.st_mode):
+                    kernel.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
+                else:
+                    kernel.mount(fd_path(null), path, None, sc.MS_BIND)  # type: ignore[arg-type]
+            except OSError as exc:
+                raise MountError(path, exc, what="masking") from exc
+    finally:
+        if null is not None:
+            kernel.close(null)
 
 
 def readonly_paths(paths: Iterable[str], *, kernel: Syscalls = LINUX) -> None:
@@ -378,6 +415,15 @@ def readonly_paths(paths: Iterable[str], *, kernel: Syscalls = LINUX) -> None:
 
 
 def write_sysctls(sysctl: Mapping[str, str], *, kernel: Syscalls = LINUX) -> None:
+    """Write the config's sysctls through the host's procfs, before pivot_root.
+
+    Called before pivot_root, while `/proc` is still the host's own procfs: after
+    it, `/proc` is whatever the image or a volume put there, and a write to
+    `/proc/sys/...` may land in a fake file, on the host if it is a volume
+    (CVE-2019-16884, CVE-2025-52881). The sysctls a config may set are
+    namespaced (validation refuses others), and the kernel picks the namespace
+    of the writer, not of the procfs: the init is already in the container's.
+    """
     for key, value in sysctl.items():
         kernel.write_file("/proc/sys/" + key.replace(".", "/"), value)
 
@@ -480,13 +526,12 @@ def prepare(
 
 
 def finish(config: Config, *, kernel: Syscalls = LINUX) -> None:
-    """Everything after pivot_root: sysctls, read-only and masked paths, the root's
-    propagation, a read-only root.
+    """Everything after pivot_root: read-only and masked paths, the root's
+    propagation, a read-only root (the sysctls come before pivot_root: `write_sysctls`).
 
     The propagation comes after the binds of read-only and masked paths: a
     `runbindable` root would refuse them.
     """
-    write_sysctls(config.sysctl, kernel=kernel)
     readonly_paths(config.readonly_paths, kernel=kernel)
     mask_paths(config.masked_paths, kernel=kernel)
     apply_root_propagation(config.rootfs_propagation, kernel=kernel)

@@ -105,6 +105,7 @@ class RecordingSyscalls:
     root: str = "/"
     cwd: str = "/"
     fds: dict[int, str] = field(default_factory=dict)
+    rdevs: dict[str, int] = field(default_factory=dict)  # device numbers that mknod made
     _next_fd: int = 100
     _failures: list[_Failure] = field(default_factory=list)
 
@@ -183,7 +184,8 @@ class RecordingSyscalls:
         return self.mount_flags[real]
 
     def _stat(self, real: str) -> os.stat_result:
-        return os.stat_result((_KINDS[self._exists(real)] | 0o755, 0, 0, 1, 0, 0, 0, 0, 0, 0))
+        fields = (_KINDS[self._exists(real)] | 0o755, 0, 0, 1, 0, 0, 0, 0, 0, 0)
+        return os.stat_result(fields, {"st_rdev": self.rdevs.get(real, 0)})
 
     # -- Syscalls -----------------------------------------------------------------
 
@@ -192,7 +194,8 @@ class RecordingSyscalls:
     ) -> None:
         real = self._real(target)
         shown = self.view(real) if target.startswith("/proc/self/fd/") else target
-        self._record("mount", source, shown, fstype, flag_names(flags), data)
+        shown_source = self.view(self._real(source)) if source and source.startswith("/proc/self/fd/") else source
+        self._record("mount", shown_source, shown, fstype, flag_names(flags), data)
         self._exists(real)
         if flags & sc.MS_REMOUNT:
             self.mount_flags[real] = flags & _MOUNT_FLAGS
@@ -275,6 +278,7 @@ class RecordingSyscalls:
         kind = {stat.S_IFCHR: "chr", stat.S_IFBLK: "blk", stat.S_IFIFO: "fifo"}[stat.S_IFMT(mode)]
         self._record("mknod", self.view(real), kind, os.major(device), os.minor(device))
         self._create(real, kind)
+        self.rdevs[real] = device
 
     def chmod(self, path: str, mode: int, *, dir_fd: int | None = None) -> None:
         real = self._real(path, dir_fd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -22,16 +23,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from corral.config import Process
 
 
+_USER = re.compile(r"([0-9]+)(?::([0-9]+))?")
+
+
 def parse_user(text: str) -> tuple[int, int | None]:
-    """`UID[:GID]` as numbers (corral does not read the container's /etc/passwd)."""
-    uid_text, _, gid_text = text.partition(":")
-    try:
-        uid = int(uid_text)
-        gid = int(gid_text) if gid_text else None
-    except ValueError:
-        raise UsageError(f"exec: --user {text!r}: only numeric UID[:GID] is supported") from None
-    if uid < 0 or (gid is not None and gid < 0):
-        raise UsageError(f"exec: --user {text!r}: ids must not be negative")
+    """`UID[:GID]` as numbers (corral does not read the container's /etc/passwd).
+
+    ASCII digits only: Python's int() also reads `+1`, ` 1`, `1_0` and other
+    scripts' digits, and a user string read differently by two programs is how
+    an exec runs as someone else (crun CVE-2026-30892).
+    """
+    match = _USER.fullmatch(text)
+    if match is None:
+        raise UsageError(f"exec: --user {text!r}: only numeric UID[:GID] (ASCII digits) is supported")
+    uid = int(match.group(1))
+    gid = int(match.group(2)) if match.group(2) is not None else None
     return uid, gid
 
 
