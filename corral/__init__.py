@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "Seccomp": "corral.config",
     "SeccompArg": "corral.config",
     "SeccompSyscall": "corral.config",
+    "features": "corral.config.features",
     # values handed in and out
     "Stdio": "corral.types",
     "Stats": "corral.types",
@@ -125,6 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SeccompSyscall,
         User,
     )
+    from corral.config.features import features
     from corral.errors import (
         CgroupError,
         ConcurrentModification,

@@ -199,3 +199,71 @@ SECCOMP_NOTIFY_FLAGS: frozenset[str] = frozenset({"SECCOMP_FILTER_FLAG_WAIT_KILL
 SECCOMP_MAX_ARG_INDEX = 5
 #: errnoRet is 16 bits in the filter's return value (SECCOMP_RET_DATA); more would be cut.
 SECCOMP_ERRNO_MAX = 0xFFFF
+
+
+# ---- mount options (mounts[].options, linux.rootfsPropagation): the mount(2) flags they set
+
+#: mount(2)'s MS_* flags (linux/mount.h, a stable kernel ABI), so that the option table
+#: below is data the config layer and `corral.features()` can read without the
+#: executor's cffi extension; a unit test checks them against the extension's.
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_REC = 16384
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+#: option -> (clears the flag?, flag)
+FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
+    "defaults": (False, 0),
+    "ro": (False, MS_RDONLY),
+    "rw": (True, MS_RDONLY),
+    "nosuid": (False, MS_NOSUID),
+    "suid": (True, MS_NOSUID),
+    "nodev": (False, MS_NODEV),
+    "dev": (True, MS_NODEV),
+    "noexec": (False, MS_NOEXEC),
+    "exec": (True, MS_NOEXEC),
+    "sync": (False, MS_SYNCHRONOUS),
+    "async": (True, MS_SYNCHRONOUS),
+    "dirsync": (False, MS_DIRSYNC),
+    "remount": (False, MS_REMOUNT),
+    "mand": (False, MS_MANDLOCK),
+    "nomand": (True, MS_MANDLOCK),
+    "atime": (True, MS_NOATIME),
+    "noatime": (False, MS_NOATIME),
+    "diratime": (True, MS_NODIRATIME),
+    "nodiratime": (False, MS_NODIRATIME),
+    "relatime": (False, MS_RELATIME),
+    "norelatime": (True, MS_RELATIME),
+    "strictatime": (False, MS_STRICTATIME),
+    "nostrictatime": (True, MS_STRICTATIME),
+    "lazytime": (False, MS_LAZYTIME),
+    "nolazytime": (True, MS_LAZYTIME),
+    "bind": (False, MS_BIND),
+    "rbind": (False, MS_BIND | MS_REC),
+}
+
+PROPAGATION_OPTIONS: dict[str, int] = {
+    "private": MS_PRIVATE,
+    "rprivate": MS_PRIVATE | MS_REC,
+    "shared": MS_SHARED,
+    "rshared": MS_SHARED | MS_REC,
+    "slave": MS_SLAVE,
+    "rslave": MS_SLAVE | MS_REC,
+    "unbindable": MS_UNBINDABLE,
+    "runbindable": MS_UNBINDABLE | MS_REC,
+}

@@ -20,51 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from corral.config import Config, Device, Mount
+from corral.config.linux import FLAG_OPTIONS, PROPAGATION_OPTIONS
 from corral.errors import ExecutorError, MountError
 from corral.executor import syscalls as sc
 from corral.executor.kernel import LINUX, Syscalls
-
-#: option -> (clears the flag?, flag)
-FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
-    "defaults": (False, 0),
-    "ro": (False, sc.MS_RDONLY),
-    "rw": (True, sc.MS_RDONLY),
-    "nosuid": (False, sc.MS_NOSUID),
-    "suid": (True, sc.MS_NOSUID),
-    "nodev": (False, sc.MS_NODEV),
-    "dev": (True, sc.MS_NODEV),
-    "noexec": (False, sc.MS_NOEXEC),
-    "exec": (True, sc.MS_NOEXEC),
-    "sync": (False, sc.MS_SYNCHRONOUS),
-    "async": (True, sc.MS_SYNCHRONOUS),
-    "dirsync": (False, sc.MS_DIRSYNC),
-    "remount": (False, sc.MS_REMOUNT),
-    "mand": (False, sc.MS_MANDLOCK),
-    "nomand": (True, sc.MS_MANDLOCK),
-    "atime": (True, sc.MS_NOATIME),
-    "noatime": (False, sc.MS_NOATIME),
-    "diratime": (True, sc.MS_NODIRATIME),
-    "nodiratime": (False, sc.MS_NODIRATIME),
-    "relatime": (False, sc.MS_RELATIME),
-    "norelatime": (True, sc.MS_RELATIME),
-    "strictatime": (False, sc.MS_STRICTATIME),
-    "nostrictatime": (True, sc.MS_STRICTATIME),
-    "lazytime": (False, sc.MS_LAZYTIME),
-    "nolazytime": (True, sc.MS_LAZYTIME),
-    "bind": (False, sc.MS_BIND),
-    "rbind": (False, sc.MS_BIND | sc.MS_REC),
-}
-
-PROPAGATION_OPTIONS: dict[str, int] = {
-    "private": sc.MS_PRIVATE,
-    "rprivate": sc.MS_PRIVATE | sc.MS_REC,
-    "shared": sc.MS_SHARED,
-    "rshared": sc.MS_SHARED | sc.MS_REC,
-    "slave": sc.MS_SLAVE,
-    "rslave": sc.MS_SLAVE | sc.MS_REC,
-    "unbindable": sc.MS_UNBINDABLE,
-    "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
-}
 
 #: The device nodes every container gets when its /dev is a fresh tmpfs (OCI spec).
 DEFAULT_DEVICES: tuple[Device, ...] = (

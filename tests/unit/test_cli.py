@@ -14,7 +14,8 @@ import pytest
 
 from corral.cli import main
 from corral.cli.commands.exec import build_process, parse_user
-from corral.cli.commands.spec import default_spec, features_document
+from corral.cli.commands.spec import default_spec
+from corral.config.features import features as features_document
 from corral.cli.context import DEFAULT_ROOT, DEFAULT_RUN_ROOT, write_pid_file
 from corral.cli.log import Log, format_line
 from corral.cli.parser import UsageError, build_parser, parse_duration

@@ -40,45 +40,9 @@ def spec(ctx: Context) -> int:
     return 0
 
 
-def _mount_options() -> list[str]:
-    try:
-        from corral.executor.rootfs import FLAG_OPTIONS, PROPAGATION_OPTIONS
-    except ImportError:  # the cffi extension is not built: say nothing rather than guess
-        return []
-    return sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS))
-
-
-def features_document() -> dict[str, Any]:
-    """The OCI runtime features document (runtime-spec features.md), from the config tables.
-
-    Only what corral honours: no hooks yet, no seccomp in the config yet, no
-    AppArmor or SELinux, cgroupfs (v1 and v2) but not systemd.
-    """
-    from corral.config import CAPABILITIES, NAMESPACE_TYPES
-
-    return {
-        "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.0.2",
-        "hooks": [],
-        "mountOptions": _mount_options(),
-        "linux": {
-            "namespaces": list(NAMESPACE_TYPES),
-            "capabilities": sorted(CAPABILITIES, key=CAPABILITIES.__getitem__),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": False},
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
-        },
-        "annotations": {"io.github.corral.version": _version()},
-    }
-
-
-def _version() -> str:
-    from corral.version import __version__
-
-    return __version__
-
-
 def features(ctx: Context) -> int:
-    sys.stdout.write(json.dumps(features_document(), indent="    ") + "\n")
+    """`runc features`: the document corral.features() returns, as JSON."""
+    from corral.config.features import features as features_document
+
+    sys.stdout.write(json.dumps(features_document(), indent=2) + "\n")
     return 0
