@@ -242,9 +242,11 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
     try:
         fifo = os.open(rootfs.fd_path(fifo_fd), os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
         os.write(fifo, b"0")
-        os.close(fifo)
         reset_signals()
-        fds.close_all_except([0, 1, 2])  # the program gets its stdio and nothing else
+        # The program gets its stdio and nothing else. The fifo stays open, close-on-exec:
+        # the kernel closes it at the execve, and that end-of-file tells `start` the
+        # user's process runs (or, if execve fails, the exit closes it).
+        fds.close_all_except([0, 1, 2, fifo])
         args, env = list(process.args), _env_dict(process.env)
         load_seccomp_last(seccomp_filter, process, step)
         os.execve(executable, args, env)

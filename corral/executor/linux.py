@@ -243,16 +243,23 @@ class LinuxExecutor:
                         raise ExecutorError(f"container {facts.id!r}: the init closed its exec fifo without starting")
                     if pidfd in ready:
                         raise ProcessGone(f"container {facts.id!r}: the init died before it could start")
+                # The init wrote "0" just before its execve and holds the fifo open, close-on-exec:
+                # end-of-file means the execve happened (or the init died), so that what the
+                # caller does next (pause, exec, a state check) never finds the init under its
+                # old name. No polling; bounded, should the init stop between write and execve.
+                deadline = time.monotonic() + EXEC_TIMEOUT
+                while (left := deadline - time.monotonic()) > 0:
+                    ready, _, _ = select.select([fifo, pidfd], [], [], left)
+                    if pidfd in ready:
+                        break  # died instead (its exit is observed later, as before)
+                    if fifo in ready:
+                        try:
+                            if os.read(fifo, 1) == b"":
+                                break
+                        except BlockingIOError:
+                            pass
             finally:
                 os.close(fifo)
-            # The init wrote the fifo just before its execve: return once the user's process
-            # runs (execve renamed it), so that what the caller does next (pause, exec, a
-            # state check) never finds the init under its old name. Bounded: a user program
-            # itself named like the init must not hang start.
-            deadline = time.monotonic() + EXEC_TIMEOUT
-            while self._waiting_on_fifo(init) and time.monotonic() < deadline:
-                if select.select([pidfd], [], [], 0.001)[0]:
-                    break  # died instead (its exit is observed later, as before)
         finally:
             os.close(pidfd)
         os.unlink(fifo_path)
