@@ -185,6 +185,21 @@ class InitError(ExecutorError):
     """The container's init reported a failure before it could run the user's process."""
 
 
+class HookFailed(InitError):
+    """A hook of the container's config failed where the runtime spec says that fails the
+    operation: prestart, createRuntime or createContainer fail `create`, startContainer `start`.
+
+    `hooks` holds how every hook the operation ran ended (the journal's records, plain
+    dicts: kind, path, exit_status, signal, timed_out, duration_ms), the failed one last.
+    """
+
+    def __init__(
+        self, message: str, *, container_id: str | None = None, hooks: tuple[dict[str, object], ...] = ()
+    ) -> None:
+        self.hooks = hooks
+        super().__init__(message, container_id=container_id)
+
+
 class MountError(ExecutorError):
     """Setting up the container's filesystem failed: names the mount (its destination, as
     the config gives it) because the kernel's call only shows a /proc/self/fd target."""

@@ -248,6 +248,10 @@ class FakeExecutor:
                 raise ExecutorError(f"container {facts.id!r} was already started (its init no longer waits)")
             k["fifo"] = False
 
+    def run_hooks(self, facts: ContainerFacts, kind: str, status: str) -> tuple:
+        """The fake runs no program: hooks are the real executor's (tests/integration/test_hooks.py)."""
+        return ()
+
     def alive(self, facts: ContainerFacts) -> bool:
         return self._alive(facts, self.kernel(facts.id))
 

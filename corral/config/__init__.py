@@ -7,6 +7,7 @@ configs/validate/, specconv/), each module importing only those before it:
     linux.py     the kernel's names and numbers (capabilities, rlimits, namespaces, sysctls)
     checks.py    error paths and one-line value checks
     types.py     the parts of a config (User, Mount, Resources, ...) and their defaults
+    hooks.py     the hooks section: Hook, Hooks and their validation
     seccomp.py   the linux.seccomp section: its parts, validation and JSON
     validate.py  validation, cross-checks and path resolution
     spec.py      Config and Process, which validate themselves on construction
@@ -41,6 +42,7 @@ from corral.config.linux import (
     UINT32_MAX,
     UINT64_MAX,
 )
+from corral.config.hooks import HOOK_KINDS, Hook, Hooks
 from corral.config.seccomp import Seccomp, SeccompArg, SeccompSyscall, parse_seccomp
 from corral.config.spec import INHERITED, Config, Process
 from corral.config.types import (
@@ -85,7 +87,10 @@ __all__ = [
     "Device",
     "DeviceRule",
     "FrozenMap",
+    "HOOK_KINDS",
     "HOST_NAME_MAX",
+    "Hook",
+    "Hooks",
     "HugepageLimit",
     "IDMapping",
     "INHERITED",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from corral.config.hooks import HOOK_KINDS
 from corral.config.linux import (
     CAPABILITIES,
     FLAG_OPTIONS,
@@ -38,13 +39,13 @@ VERSION_ANNOTATION = "io.github.corral.version"
 def features() -> dict[str, Any]:
     """A fresh features document (a plain JSON-able dict), honest about what is missing.
 
-    No hooks yet; cgroupfs v1 and v2 but no systemd driver; seccomp without user
+    Every hook kind of runtime-spec 1.2; cgroupfs v1 and v2 but no systemd driver; seccomp without user
     notification; no AppArmor, SELinux, Intel RDT or idmapped mounts.
     """
     return {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
-        "hooks": [],
+        "hooks": list(HOOK_KINDS),
         "mountOptions": sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS)),
         "linux": {
             "namespaces": list(NAMESPACE_TYPES),

@@ -32,6 +32,7 @@ from dataclasses import fields
 from typing import Any, Callable, Iterator, Mapping, NoReturn, TypeVar
 
 from corral.config.checks import fail, join, json_type
+from corral.config.hooks import HOOK_KINDS, Hook, Hooks
 from corral.config.linux import CAPABILITY_SETS
 from corral.config.seccomp import parse_seccomp, seccomp_to_dict
 from corral.config.spec import Config, Process
@@ -169,9 +170,9 @@ def _objects(value: object, where: str, parse: Callable[[object, str], _T]) -> t
 
 
 _CONFIG_KEYS = frozenset(
-    {"ociVersion", "process", "root", "hostname", "mounts", "annotations", "linux"}
+    {"ociVersion", "process", "root", "hostname", "mounts", "annotations", "linux", "hooks"}
 )
-_CONFIG_OCI_KEYS = frozenset({"hooks", "domainname", "solaris", "windows", "vm", "zos"})
+_CONFIG_OCI_KEYS = frozenset({"domainname", "solaris", "windows", "vm", "zos"})
 
 
 def parse_config(data: object, bundle: str | None) -> Config:
@@ -188,10 +189,25 @@ def parse_config(data: object, bundle: str | None) -> Config:
         hostname=d.get("hostname"),
         mounts=_objects(d.get("mounts", []), "mounts", _parse_mount),
         annotations=d.get("annotations", {}),
+        hooks=_parse_hooks(d.get("hooks", {}), "hooks"),
         oci_version=d["ociVersion"],
         bundle=bundle,
         warnings=tuple(_current().warnings),
         **linux,
+    )
+
+
+def _parse_hooks(value: object, w: str) -> Hooks:
+    d = _object(value, w, frozenset(HOOK_KINDS))
+    return Hooks(
+        **{field: _objects(d.get(kind, []), f"{w}.{kind}", _parse_hook) for kind, field in HOOK_KINDS.items()}
+    )
+
+
+def _parse_hook(value: object, w: str) -> Hook:
+    d = _object(value, w, frozenset({"path", "args", "env", "timeout"}))
+    return Hook(
+        path=_required(d, "path", w), args=d.get("args", ()), env=d.get("env", ()), timeout=d.get("timeout")
     )
 
 
@@ -445,9 +461,29 @@ def config_to_dict(c: Config) -> dict[str, Any]:
         out["mounts"] = [_mount_to_dict(m) for m in c.mounts]
     if c.annotations:
         out["annotations"] = dict(c.annotations)
+    if c.hooks:
+        out["hooks"] = _hooks_to_dict(c.hooks)
     linux = _linux_to_dict(c)
     if linux:
         out["linux"] = linux
+    return out
+
+
+def _hooks_to_dict(hooks: Hooks) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in HOOK_KINDS:
+        if hooks.of(kind):
+            out[kind] = [_hook_to_dict(h) for h in hooks.of(kind)]
+    return out
+
+
+def _hook_to_dict(h: Hook) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": h.path}
+    if h.args:
+        out["args"] = list(h.args)
+    if h.env:
+        out["env"] = list(h.env)
+    _set(out, "timeout", h.timeout)
     return out
 
 

@@ -23,6 +23,7 @@ from types import MappingProxyType, ModuleType
 from typing import Any, Mapping
 
 from corral.config.checks import ErrorsFrom, check_instance
+from corral.config.hooks import Hooks
 from corral.config.seccomp import Seccomp
 from corral.config.types import (
     DEFAULT_MASKED_PATHS,
@@ -203,6 +204,8 @@ class Config:
     seccomp: Seccomp | None = None
     mount_label: str | None = None  # SELinux; see Process.selinux_label
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Programs run at moments of the lifecycle (config/hooks.py); only ever the bundle's own.
+    hooks: Hooks = field(default_factory=Hooks)
     oci_version: str = "1.0.2"
     bundle: str | None = None  # the directory it was read from, if any
     #: What reading it ignored, one "json.path: why" each (unknown keys, deprecated fields);

@@ -61,6 +61,7 @@ from corral.config.linux import (
     UINT32_MAX,
     UINT64_MAX,
 )
+from corral.config.hooks import validate_hooks
 from corral.config.seccomp import validate_seccomp
 from corral.config.types import (
     BlockIOResources,
@@ -193,6 +194,7 @@ def validate_sections(c: Config) -> None:
         check_instance(m, Mount, f"mounts[{i}]")
         _validate_mount(m, f"mounts[{i}]")
     check_string_map(c.annotations, "annotations")
+    validate_hooks(c.hooks, "hooks")
     _validate_namespaces(c.namespaces)
     _validate_id_mappings(c.uid_mappings, "linux.uidMappings")
     _validate_id_mappings(c.gid_mappings, "linux.gidMappings")

@@ -29,8 +29,8 @@ from typing import Any, NoReturn
 
 from corral.config import Process
 from corral.errors import ExecutorError
-from corral.executor import credentials, fds, protocol, rootfs, seccomp
-from corral.executor.protocol import CreateRequest, ExecForked, ExecRequest, Failed, InitForked, InitReady, UsernsCreated
+from corral.executor import credentials, fds, hooks, protocol, rootfs, seccomp
+from corral.executor.protocol import CreateRequest, ExecForked, ExecRequest, Failed, Go, HooksDue, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
 
@@ -225,6 +225,7 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
             loopback_up()
         step("writing the sysctls (through the host's procfs, before pivot_root)")
         rootfs.write_sysctls(config.sysctl)
+        host_pid = create_hooks(request, sock, step)
         step(f"pivot_root into {config.root.path}")
         rootfs.pivot(config.root.path)
         step("finishing the rootfs (read-only and masked paths)")
@@ -241,6 +242,11 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
     sock.close()
     try:
         fifo = os.open(rootfs.fd_path(fifo_fd), os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
+        if config.hooks.start_container and host_pid is not None:  # outcomes go up the fifo, then "0"
+            hooks.container_hooks(
+                config, request.id, "startContainer", "created", host_pid,
+                lambda outcome: os.write(fifo, hooks.fifo_line(outcome)), cwd=None,
+            )
         os.write(fifo, b"0")
         reset_signals()
         # The program gets its stdio and nothing else. The fifo stays open, close-on-exec:
@@ -253,6 +259,28 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
     except BaseException as exc:
         os.write(2, f"corral init: {process.args[0]}: {exc}\n".encode(errors="replace"))
     os._exit(127)
+
+
+def create_hooks(request: CreateRequest, sock: socket.socket, step: Step) -> int | None:
+    """The hooks of `create`, before pivot_root: prestart and createRuntime (the monitor runs
+    them, in the host's namespaces), then createContainer (here, in the container's
+    namespaces, in the rootfs). Returns the init's host PID when the config has hooks."""
+    config = request.config
+    if not config.hooks:
+        return None
+    pid = hooks.host_pid()
+    if config.hooks.prestart or config.hooks.create_runtime:
+        step("waiting for the prestart and createRuntime hooks (the monitor runs them)")
+        protocol.send(sock, HooksDue(pid))
+        if not isinstance(protocol.recv(sock), Go):
+            os._exit(1)  # a hook failed: the monitor reports it and kills this process
+    if config.hooks.create_container:
+        step("running the createContainer hooks")
+        hooks.container_hooks(
+            config, request.id, "createContainer", "creating", pid,
+            lambda outcome: protocol.send(sock, hooks.to_message(outcome)), cwd=config.root.path,
+        )
+    return pid
 
 
 def exec_stage(request: ExecRequest, sock: socket.socket, stdio: list[int], pidfd: int) -> NoReturn:

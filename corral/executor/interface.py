@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from corral.config import Config, Process
+from corral.executor.hooks import HookOutcome
 
 # The values the interface speaks live in the vocabulary module; re-exported for
 # the code that imports them from here.
@@ -63,6 +64,8 @@ class InitFacts:
     monitor: ProcessIdentity | None
     namespaces: Mapping[str, str]  # OCI type -> path, for every namespace the container has
     namespace_inodes: Mapping[str, int]
+    #: How each hook create ran ended (prestart, createRuntime, createContainer), in order.
+    hooks: tuple[HookOutcome, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,15 @@ class Executor(Protocol):
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> Spawned: ...
 
-    def start(self, facts: ContainerFacts) -> None: ...
+    def start(self, facts: ContainerFacts) -> tuple[HookOutcome, ...] | None:
+        """Let the init exec the user's program; how its startContainer hooks ended (HookFailed
+        if one failed: the init then exits instead)."""
+        ...
+
+    def run_hooks(self, facts: ContainerFacts, kind: str, status: str) -> tuple[HookOutcome, ...]:
+        """Run the config's hooks of `kind` in the runtime's namespaces (poststart, poststop),
+        every one whatever the others did; how each ended. Never raises for a hook's failure."""
+        ...
 
     def alive(self, facts: ContainerFacts) -> bool: ...
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from corral import faults
 from corral.config import Config, Process
 from corral.errors import CgroupError, ConfigError, ExecutorError, NeedsRoot, ProcessGone, RunDirError
+from corral.executor import hooks as hooking
 from corral.executor import lsm, proc, protocol
 from corral.executor import spawn as spawning
 from corral.executor import seccomp
@@ -166,8 +167,9 @@ class LinuxExecutor:
             gid_map=_id_map(config.gid_mappings),
             seccomp=_compiled_seccomp(config),
         )
+        ran: list[hooking.HookOutcome] = []
         init_pid, monitor, ctl = spawning.spawn_init(
-            self._helper, request, stdio, lambda: faults.point("create.spawned")
+            self._helper, request, stdio, lambda: faults.point("create.spawned"), ran
         )
         try:
             start_time = proc.start_time(init_pid)
@@ -186,7 +188,7 @@ class LinuxExecutor:
             raise
         faults.point("create.ready")
         return spawning.SpawnedInit(
-            InitFacts(ProcessIdentity(init_pid, start_time), monitor, namespaces, inodes), ctl, monitor
+            InitFacts(ProcessIdentity(init_pid, start_time), monitor, namespaces, inodes, tuple(ran)), ctl, monitor
         )
 
     def _make_run_dir(self, facts: ContainerFacts, fifo: str) -> None:
@@ -216,8 +218,9 @@ class LinuxExecutor:
                 container_id=facts.id,
             ) from exc
 
-    def start(self, facts: ContainerFacts) -> None:
+    def start(self, facts: ContainerFacts) -> tuple[hooking.HookOutcome, ...]:
         init = self._require_init(facts)
+        reports = hooking.FifoReader()  # startContainer's outcomes come before the "0"
         fifo_path = self._fifo(facts)
         pidfd = proc.open_pidfd(init)
         if pidfd is None:
@@ -238,8 +241,14 @@ class LinuxExecutor:
                 while True:
                     ready, _, _ = select.select([fifo, pidfd], [], [], 10.0)
                     if fifo in ready:
-                        if os.read(fifo, 1) == b"0":
+                        chunk = os.read(fifo, 1 if not facts.config.hooks.start_container else 65536)
+                        if chunk and reports.feed(chunk):
                             break
+                        if chunk:
+                            continue
+                        failed = reports.failure(facts.id)
+                        if failed is not None:
+                            raise failed
                         raise ExecutorError(f"container {facts.id!r}: the init closed its exec fifo without starting")
                     if pidfd in ready:
                         raise ProcessGone(f"container {facts.id!r}: the init died before it could start")
@@ -264,6 +273,12 @@ class LinuxExecutor:
             os.close(pidfd)
         os.unlink(fifo_path)
         faults.point("start.fifo-opened")
+        return tuple(reports.outcomes)
+
+    def run_hooks(self, facts: ContainerFacts, kind: str, status: str) -> tuple[hooking.HookOutcome, ...]:
+        pid = facts.init.pid if facts.init is not None else None
+        state = hooking.state(facts.config, facts.id, status, pid)
+        return tuple(hooking.run_all(facts.config.hooks.of(kind), kind, state, cwd=facts.config.bundle))
 
     @staticmethod
     def _waiting_on_fifo(init: ProcessIdentity) -> bool:

@@ -36,7 +36,7 @@ import signal
 import socket
 from typing import NoReturn
 
-from corral.executor import fds, init, proc, protocol
+from corral.executor import fds, hooks, init, proc, protocol
 from corral.executor.interface import ExitStatus
 from corral.executor.protocol import (
     Confirm,
@@ -47,6 +47,8 @@ from corral.executor.protocol import (
     Exited,
     Failed,
     Go,
+    HookRan,
+    HooksDue,
     InitForked,
     InitReady,
     Ready,
@@ -232,6 +234,18 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
             elif isinstance(message, InitForked):
                 init_pid = message.pid
                 protocol.send(ctl, Spawned(init_pid))
+            elif isinstance(message, HooksDue):  # prestart, createRuntime: here, in the host's namespaces
+                failed = hooks.runtime_create_hooks(
+                    request.config, request.id, message.pid, lambda o: protocol.send(ctl, hooks.to_message(o))
+                )
+                if failed is not None:
+                    protocol.send(ctl, Failed(f"running the {failed.kind} hooks", failed.describe()))
+                    _kill(init_pid)
+                    _reap_until(init_pid or first)
+                    os._exit(1)
+                protocol.send(ours, Go())
+            elif isinstance(message, HookRan):  # createContainer, run by the init
+                protocol.send(ctl, message)
             elif isinstance(message, InitReady):
                 break
             elif isinstance(message, Failed):

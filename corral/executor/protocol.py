@@ -148,6 +148,28 @@ class InitReady:
 
 
 @dataclass(frozen=True)
+class HooksDue:
+    """Init → monitor: set up to just before pivot_root; run `prestart` and `createRuntime`
+    (host namespaces) with the init's host PID `pid`, then say `Go`, or kill the init."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class HookRan:
+    """Monitor → controller (and init → monitor → controller; init → `start` over the exec
+    fifo): how one hook of the config ended (executor/hooks.py HookOutcome, field by field)."""
+
+    kind: str
+    path: str
+    status: int | None
+    signal: int | None
+    timed_out: bool
+    duration: float
+    error: str | None
+
+
+@dataclass(frozen=True)
 class ExecForked:
     """Exec stage → monitor: the process to exec is host PID `pid`."""
 
@@ -209,14 +231,14 @@ class Confirm:
 Request = Union[CreateRequest, ExecRequest, Ping]
 Message = Union[
     CreateRequest, ExecRequest, Ping, Pong, Forked, Refused, Go, UsernsCreated, InitForked, InitReady,
-    ExecForked, Failed, Spawned, Ready, ExecStarted, Exited, Confirm,
+    ExecForked, Failed, Spawned, Ready, ExecStarted, Exited, Confirm, HooksDue, HookRan,
 ]
 
 _PICKLED: tuple[type, ...] = (CreateRequest, ExecRequest)
 _REPORTS: dict[str, type] = {
     cls.__name__: cls
     for cls in (Ping, Pong, Forked, Refused, Go, UsernsCreated, InitForked, InitReady, ExecForked,
-                Failed, Spawned, Ready, ExecStarted, Exited, Confirm)
+                Failed, Spawned, Ready, ExecStarted, Exited, Confirm, HooksDue, HookRan)
 }
 
 

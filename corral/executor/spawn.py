@@ -21,7 +21,8 @@ from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from corral.errors import ExecutorError, InitError, InvalidStdio, WaitTimeout
+from corral.errors import ExecutorError, HookFailed, InitError, InvalidStdio, WaitTimeout
+from corral.executor import hooks as hooking
 from corral.executor import proc, protocol, sealed
 from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
 from corral.executor.protocol import (
@@ -32,6 +33,7 @@ from corral.executor.protocol import (
     Exited,
     Failed,
     Forked,
+    HookRan,
     Ping,
     Pong,
     Ready,
@@ -169,7 +171,7 @@ def _stdio_fds(stdio: Stdio) -> tuple[list[int], list[int]]:
     return fds, opened
 
 
-def _recv(sock: socket.socket, what: str, timeout: float) -> protocol.Message:
+def _recv(sock: socket.socket, what: str, timeout: float | None) -> protocol.Message:
     sock.settimeout(timeout)
     try:
         message = protocol.recv(sock)
@@ -231,25 +233,51 @@ class SpawnedInit:
         wait_for_exit(self.monitor, 5.0)
 
 
+def _setup_timeout(request: CreateRequest) -> float | None:
+    """SETUP_TIMEOUT, plus the time create's hooks may take: none if one of them has no timeout
+    (the spec sets no limit then, and neither does runc)."""
+    limits = [
+        hook.timeout
+        for kind in ("prestart", "createRuntime", "createContainer")
+        for hook in request.config.hooks.of(kind)
+    ]
+    if any(limit is None for limit in limits):
+        return None
+    return SETUP_TIMEOUT + sum(limit for limit in limits if limit is not None)
+
+
 def spawn_init(
-    helper: Helper, request: CreateRequest, stdio: Stdio, on_spawned: Callable[[], None]
+    helper: Helper,
+    request: CreateRequest,
+    stdio: Stdio,
+    on_spawned: Callable[[], None],
+    hooks: list[hooking.HookOutcome] | None = None,
 ) -> tuple[int, ProcessIdentity | None, socket.socket]:
     """Ask for a monitor and an init; return (init pid, monitor, control socket) once it is ready.
 
-    Raises InitError with the init's own message if set-up failed; by then the
-    monitor has killed and reaped whatever it started and is exiting.
+    Raises InitError with the init's own message if set-up failed (HookFailed if a hook
+    did); by then the monitor has killed and reaped whatever it started and is exiting.
+    How each hook of create ended is appended to `hooks`, also when create fails.
     """
     what = f"container {request.id!r}"
+    ran: list[hooking.HookOutcome] = [] if hooks is None else hooks
+    timeout = _setup_timeout(request)
     ours, monitor = _ask_helper(helper, request, stdio)
     try:
         while True:
-            message = _recv(ours, what, SETUP_TIMEOUT)
+            message = _recv(ours, what, timeout)
             if isinstance(message, Spawned):
                 on_spawned()
+            elif isinstance(message, HookRan):
+                ran.append(hooking.from_message(message))
             elif isinstance(message, Ready):
                 init_pid = message.pid
                 break
             elif isinstance(message, Failed):
+                if hooking.first_failure(ran) is not None:
+                    raise HookFailed(
+                        f"{what}: {message}", container_id=request.id, hooks=tuple(o.record() for o in ran)
+                    )
                 raise InitError(f"{what}: {message}", container_id=request.id)
             else:
                 raise protocol.ProtocolError(f"{what}: unexpected message from the monitor: {message!r}")

@@ -9,12 +9,14 @@ the Step; none of them decides lifecycle (the table does) or writes a state
 
 from __future__ import annotations
 
+import logging
 import signal as signal_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from corral import faults
 from corral.config import Process
+from corral.executor.hooks import HookOutcome
 from corral.executor.interface import ExitStatus, Stdio
 from corral.statemachine.lifecycle import State, state_info
 from corral.statemachine.process import ExecProcess
@@ -23,6 +25,8 @@ from corral.store.repository import NamespaceRecord
 
 #: How long `destroy(force=True)` waits for the processes to die.
 KILL_TIMEOUT = 10.0
+
+log = logging.getLogger("corral")
 
 
 def create(step: Step, stdio: Stdio | None = None, **_: Any) -> None:
@@ -39,12 +43,16 @@ def create(step: Step, stdio: Stdio | None = None, **_: Any) -> None:
         t: NamespaceRecord(path, facts.namespace_inodes.get(t)) for t, path in facts.namespaces.items()
     }
     step.detail = {"pid": facts.init.pid}
+    _journal_hooks(step, facts.hooks)
     step.on_recorded = spawned.confirm
     step.on_failed = spawned.abort  # not recorded: the monitor kills the init now
 
 
 def start(step: Step, **_: Any) -> None:
-    step.context.executor.start(step.facts())
+    executor, facts = step.context.executor, step.facts()
+    _journal_hooks(step, executor.start(facts) or ())  # startContainer: a failure fails start
+    # poststart: the program runs; a failing hook is a warning, and start still succeeds.
+    _journal_hooks(step, _warn_failed(step, executor.run_hooks(facts, "poststart", "running")))
 
 
 def pause(step: Step, **_: Any) -> None:
@@ -88,14 +96,25 @@ def exited(step: Step, exit: ExitStatus | None = None, **_: Any) -> None:
     _set_exit(step, exit)
 
 
-def destroy(step: Step, force: bool = False, reason: str | None = None, **_: Any) -> None:
+def destroy(
+    step: Step,
+    force: bool = False,
+    reason: str | None = None,
+    create_hooks: Iterable[Mapping[str, Any]] = (),
+    **_: Any,
+) -> None:
+    """`create_hooks`: the journal records of the hooks a failed create ran (its rollback is this)."""
     executor = step.context.executor
     facts = step.facts()
+    if create_hooks:
+        step.detail["hooks"] = [dict(record) for record in create_hooks]
     if state_info(State(step.record.state)).init_alive:
         gone = step.record.boot_id != step.context.boot_id()
         _set_exit(step, ExitStatus.unknown(REBOOTED) if gone else executor.kill(facts, KILL_TIMEOUT))
     executor.destroy(facts)
     faults.point("destroy.run-dir-removed")
+    # poststop: the container is gone; a failing hook is a warning, and destroy still succeeds.
+    _journal_hooks(step, _warn_failed(step, executor.run_hooks(facts, "poststop", "stopped")))
     step.detail["force"] = force
     if reason:
         step.detail["reason"] = reason
@@ -118,6 +137,22 @@ KERNEL_WORK: Mapping[str, Callable[..., None]] = {
 
 #: Why a status is unknown after a reboot (recovery and the recipe say the same).
 REBOOTED = "the host restarted since the container was created (another boot id): nobody saw the init exit"
+
+
+def _journal_hooks(step: Step, outcomes: Iterable[HookOutcome]) -> None:
+    """Add each hook's outcome (kind, path, exit status or timeout, duration) to the journal row."""
+    records = [outcome.record() for outcome in outcomes]
+    if records:
+        step.detail.setdefault("hooks", []).extend(records)
+
+
+def _warn_failed(step: Step, outcomes: Iterable[HookOutcome]) -> tuple[HookOutcome, ...]:
+    """poststart and poststop: the spec has a failure logged and the operation go on."""
+    outcomes = tuple(outcomes)
+    for outcome in outcomes:
+        if not outcome.ok:
+            log.warning("container %s: %s (ignored, as the runtime spec says)", step.record.id, outcome.describe())
+    return outcomes
 
 
 def _sigkilled_by_corral(step: Step) -> bool:

@@ -127,7 +127,8 @@ class Runtime:
                 recipe.fire("create", stdio=stdio)
             except BaseException as exc:
                 try:
-                    recipe.fire("destroy", force=True, reason=f"create failed: {exc}")
+                    hooks = getattr(exc, "hooks", ())  # HookFailed: the hooks create ran, for the journal
+                    recipe.fire("destroy", force=True, reason=f"create failed: {exc}", create_hooks=hooks)
                 except CorralError as cleanup:
                     exc.add_note(f"cleaning up also failed: {cleanup}; Runtime.recover() retries")
                 raise

@@ -179,7 +179,7 @@ def test_features_come_from_the_config_tables() -> None:
     assert doc["linux"]["namespaces"] == ["pid", "network", "mount", "ipc", "uts", "user", "cgroup"]
     assert "CAP_SYS_ADMIN" in doc["linux"]["capabilities"]
     assert doc["linux"]["cgroup"]["systemd"] is False
-    assert doc["hooks"] == []
+    assert doc["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
 
 
 def test_exec_process_from_flags_starts_from_the_containers() -> None:

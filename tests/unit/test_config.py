@@ -755,7 +755,6 @@ def test_process_from_dict_validates_like_the_config() -> None:
 # --------------------------------------------------------------------------- unsupported keys
 
 UNSUPPORTED = [
-    "hooks",
     "domainname",
     "solaris",
     "windows",

@@ -107,9 +107,9 @@ def test_a_process_to_exec_ignores_unknown_keys_too(caplog: pytest.LogCaptureFix
 
 def test_known_but_unsupported_keys_are_still_refused() -> None:
     data = minimal()
-    data["hooks"] = {"prestart": []}
+    data["domainname"] = "example.org"
 
-    with pytest.raises(ConfigError, match=r"^hooks: not supported yet$"):
+    with pytest.raises(ConfigError, match=r"^domainname: not supported yet$"):
         Config.from_dict(data)
 
 
