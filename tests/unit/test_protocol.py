@@ -82,6 +82,9 @@ EXAMPLES: list[protocol.Message] = [
     Exited(137, 9),
     Exited(None, None),
     Confirm(),
+    protocol.HooksDue(4242),
+    protocol.HookRan("createRuntime", "/usr/bin/hook", 0, None, False, 0.125, None),
+    protocol.HookRan("startContainer", "/hook", None, 9, True, 1.0, "killed"),
 ]
 
 
