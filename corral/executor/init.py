@@ -29,8 +29,8 @@ from typing import Any, NoReturn
 
 from corral.config import Process
 from corral.errors import ExecutorError
-from corral.executor import credentials, fds, protocol, rootfs, seccomp
-from corral.executor.protocol import CreateRequest, ExecForked, ExecRequest, Failed, InitForked, InitReady, UsernsCreated
+from corral.executor import credentials, fds, protocol, pty, rootfs, seccomp
+from corral.executor.protocol import Console, CreateRequest, ExecForked, ExecRequest, Failed, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
 
@@ -99,9 +99,33 @@ def install_stdio(fds: list[int]) -> None:
     for target, fd in enumerate(fds[:3]):
         if fd != target:
             os.dup2(fd, target)
-    for fd in fds[:3]:
+    for fd in set(fds[:3]):  # a terminal is the same fd three times
         if fd > 2:
             os.close(fd)
+
+
+def open_terminal(root_fd: int, process: Process, sock: socket.socket, step: Step, *, console: bool) -> list[int]:
+    """`process.terminal`: a new pty of the container's devpts, its master sent up to the
+    controller, its slave this process's controlling terminal; returns the new stdio.
+
+    `console` (the init only) also binds the slave over /dev/console, as runc does.
+    """
+    step("allocating the terminal (the container's /dev/ptmx)")
+    pair = pty.allocate(root_fd, process.console_size)
+    try:
+        if console:
+            step("binding the terminal to /dev/console")
+            rootfs.mount_console(root_fd, pair.slave)
+        step("sending the terminal's master to the controller")
+        protocol.send(sock, Console(pair.name), [pair.master])
+    except BaseException:
+        os.close(pair.slave)
+        raise
+    finally:
+        os.close(pair.master)
+    step("making the terminal the controlling terminal")
+    pty.make_controlling(pair.slave)
+    return [pair.slave] * 3
 
 
 def become(process: Process, stdio: list[int], step: Step) -> str:
@@ -217,6 +241,12 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
             in_user_namespace="user" in new or any(t == "user" for t, _ in request.join),
             new_cgroupns="cgroup" in new,
         )
+        if config.process.terminal:  # before pivot_root, and before `finish` may make the root unbindable
+            root_fd = os.open(config.root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                stdio = open_terminal(root_fd, config.process, sock, step, console=True)
+            finally:
+                os.close(root_fd)
         if config.hostname is not None:
             step(f"setting the hostname {config.hostname!r}")
             sc.sethostname(config.hostname)
@@ -285,6 +315,12 @@ def _exec_process(
 ) -> NoReturn:
     step = Step()
     try:
+        if process.terminal:  # joined the mount namespace: "/" is the container's
+            root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                stdio = open_terminal(root_fd, process, sock, step, console=False)
+            finally:
+                os.close(root_fd)
         load_seccomp_privileged(seccomp_filter, process, step)
         executable = become(process, stdio, step)
         reset_signals()

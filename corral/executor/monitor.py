@@ -40,6 +40,7 @@ from corral.executor import fds, init, proc, protocol
 from corral.executor.interface import ExitStatus
 from corral.executor.protocol import (
     Confirm,
+    Console,
     CreateRequest,
     ExecForked,
     ExecRequest,
@@ -141,6 +142,15 @@ def _kill(pid: int | None) -> None:
         pass
 
 
+def _relay(ctl: socket.socket, message: Console, passed: list[int]) -> None:
+    """The terminal's master, on to the controller; the monitor keeps no copy."""
+    try:
+        protocol.send(ctl, message, passed)
+    finally:
+        for fd in passed:
+            os.close(fd)
+
+
 def _report_failure(ctl: socket.socket, exc: BaseException) -> None:
     try:
         protocol.send(ctl, Failed("monitor", str(exc)))
@@ -220,7 +230,7 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
         _join_cgroups(request.cgroup_procs, first)
         protocol.send(ours, Go())
         while True:
-            message = protocol.recv(ours)
+            message, passed = protocol.recv_report(ours)
             if message is None:
                 status = _reap_until(init_pid or first)
                 exited = _exited(status)
@@ -232,6 +242,8 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
             elif isinstance(message, InitForked):
                 init_pid = message.pid
                 protocol.send(ctl, Spawned(init_pid))
+            elif isinstance(message, Console):
+                _relay(ctl, message, passed)
             elif isinstance(message, InitReady):
                 break
             elif isinstance(message, Failed):
@@ -285,11 +297,13 @@ def run_exec(request: ExecRequest, ctl: socket.socket, stdio: list[int]) -> NoRe
         _join_cgroups(request.cgroup_procs, first)
         protocol.send(ours, Go())
         while True:
-            message = protocol.recv(ours)
+            message, passed = protocol.recv_report(ours)
             if message is None:  # both stages closed it: the process exec'd
                 break
             if isinstance(message, ExecForked):
                 pid = message.pid
+            elif isinstance(message, Console):
+                _relay(ctl, message, passed)
             elif isinstance(message, Failed):
                 protocol.send(ctl, message)
                 _reap_until(pid or first)

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from corral.errors import ExecutorError, InitError, InvalidStdio, WaitTimeout
-from corral.executor import proc, protocol, sealed
+from corral.executor import proc, protocol, pty, sealed
 from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
 from corral.executor.protocol import (
     Confirm,
+    Console,
     CreateRequest,
     ExecRequest,
     ExecStarted,
@@ -169,15 +170,24 @@ def _stdio_fds(stdio: Stdio) -> tuple[list[int], list[int]]:
     return fds, opened
 
 
-def _recv(sock: socket.socket, what: str, timeout: float) -> protocol.Message:
+def _recv(sock: socket.socket, what: str, timeout: float) -> tuple[protocol.Message, list[int]]:
     sock.settimeout(timeout)
     try:
-        message = protocol.recv(sock)
+        message, passed = protocol.recv_report(sock)
     except TimeoutError:
         raise InitError(f"{what}: no answer from the init after {timeout:g} s") from None
     if message is None:
         raise InitError(f"{what}: the monitor exited without a word")
-    return message
+    return message, passed
+
+
+def _take_console(what: str, message: Console, passed: list[int], held: int | None) -> int:
+    """The pty master the init (or exec'd process) sent: checked to be one, and the only one."""
+    fd = passed[0]
+    if held is not None or not pty.is_master(fd):
+        os.close(fd)
+        raise protocol.ProtocolError(f"{what}: the terminal sent up ({message.name}) is not one new pty master")
+    return fd
 
 
 def _ask_helper(
@@ -214,11 +224,15 @@ def wait_for_exit(process: ProcessIdentity | None, timeout: float | None) -> boo
 
 @dataclass
 class SpawnedInit:
-    """An init, set up and waiting on its exec fifo; the monitor awaits `confirm()`."""
+    """An init, set up and waiting on its exec fifo; the monitor awaits `confirm()`.
+
+    `console_fd`: the pty master of a `process.terminal` init, the caller's to close
+    once confirmed (`abort` closes it)."""
 
     facts: InitFacts
     _ctl: socket.socket
     monitor: ProcessIdentity | None
+    console_fd: int | None = None
 
     def confirm(self) -> None:
         try:
@@ -228,24 +242,31 @@ class SpawnedInit:
 
     def abort(self) -> None:
         self._ctl.close()  # the monitor kills the init on EOF
+        if self.console_fd is not None:
+            os.close(self.console_fd)
+            self.console_fd = None
         wait_for_exit(self.monitor, 5.0)
 
 
 def spawn_init(
     helper: Helper, request: CreateRequest, stdio: Stdio, on_spawned: Callable[[], None]
-) -> tuple[int, ProcessIdentity | None, socket.socket]:
-    """Ask for a monitor and an init; return (init pid, monitor, control socket) once it is ready.
+) -> tuple[int, ProcessIdentity | None, socket.socket, int | None]:
+    """Ask for a monitor and an init; return (init pid, monitor, control socket, pty master
+    or None) once it is ready.
 
     Raises InitError with the init's own message if set-up failed; by then the
     monitor has killed and reaped whatever it started and is exiting.
     """
     what = f"container {request.id!r}"
     ours, monitor = _ask_helper(helper, request, stdio)
+    console: int | None = None
     try:
         while True:
-            message = _recv(ours, what, SETUP_TIMEOUT)
+            message, passed = _recv(ours, what, SETUP_TIMEOUT)
             if isinstance(message, Spawned):
                 on_spawned()
+            elif isinstance(message, Console):
+                console = _take_console(what, message, passed, console)
             elif isinstance(message, Ready):
                 init_pid = message.pid
                 break
@@ -255,17 +276,27 @@ def spawn_init(
                 raise protocol.ProtocolError(f"{what}: unexpected message from the monitor: {message!r}")
     except BaseException:
         ours.close()
+        if console is not None:
+            os.close(console)
         wait_for_exit(monitor, 5.0)
         raise
+    if request.config.process.terminal and console is None:
+        ours.close()
+        wait_for_exit(monitor, 5.0)
+        raise protocol.ProtocolError(f"{what}: the config asks for a terminal but the init sent none")
     ours.settimeout(None)
-    return init_pid, monitor, ours
+    return init_pid, monitor, ours, console
 
 
 class LinuxExecHandle:
     """A process exec'd into a container; its monitor reports the exit on the socket."""
 
-    def __init__(self, ctl: socket.socket, pid: int, start_time: int, monitor: ProcessIdentity | None) -> None:
+    def __init__(
+        self, ctl: socket.socket, pid: int, start_time: int, monitor: ProcessIdentity | None, console_fd: int | None = None
+    ) -> None:
         self._ctl = ctl
+        #: The pty master of a `terminal` process: the caller's to close.
+        self.console_fd = console_fd
         self.pid = pid
         self.start_time = start_time
         self._monitor = monitor
@@ -301,15 +332,25 @@ class LinuxExecHandle:
 def spawn_exec(helper: Helper, request: ExecRequest, stdio: Stdio) -> LinuxExecHandle:
     what = f"exec in container {request.id!r}"
     ours, monitor = _ask_helper(helper, request, stdio)
+    console: int | None = None
     try:
-        message = _recv(ours, what, SETUP_TIMEOUT)
-        if isinstance(message, Failed):
-            raise InitError(f"{what}: {message}", container_id=request.id)
-        if not isinstance(message, ExecStarted):
-            raise protocol.ProtocolError(f"{what}: unexpected message from the monitor: {message!r}")
+        while True:
+            message, passed = _recv(ours, what, SETUP_TIMEOUT)
+            if isinstance(message, Console):
+                console = _take_console(what, message, passed, console)
+                continue
+            if isinstance(message, Failed):
+                raise InitError(f"{what}: {message}", container_id=request.id)
+            if not isinstance(message, ExecStarted):
+                raise protocol.ProtocolError(f"{what}: unexpected message from the monitor: {message!r}")
+            if request.process.terminal and console is None:
+                raise protocol.ProtocolError(f"{what}: the process asked for a terminal but none was sent")
+            break
     except BaseException:
         ours.close()
+        if console is not None:
+            os.close(console)
         wait_for_exit(monitor, 5.0)
         raise
     ours.settimeout(None)
-    return LinuxExecHandle(ours, message.pid, message.start_time or 0, monitor)
+    return LinuxExecHandle(ours, message.pid, message.start_time or 0, monitor, console)
