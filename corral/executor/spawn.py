@@ -187,6 +187,7 @@ def _take_console(what: str, message: Console, passed: list[int], held: int | No
     if held is not None or not pty.is_master(fd):
         os.close(fd)
         raise protocol.ProtocolError(f"{what}: the terminal sent up ({message.name}) is not one new pty master")
+    os.set_inheritable(fd, False)  # SCM_RIGHTS gives it without close-on-exec: the caller's other children must not get it
     return fd
 
 

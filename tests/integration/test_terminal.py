@@ -128,7 +128,7 @@ def test_the_config_runc_spec_writes_runs_with_a_console(runtime: Runtime, tmp_p
     assert config.process.terminal and config.process.args == ("sh",)
     box = runtime.create("tty", config, console=True)
     master = box.console_fd
-    assert master is not None
+    assert master is not None and not os.get_inheritable(master)
     try:
         box.start()
         os.write(master, SESSION)
