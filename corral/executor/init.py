@@ -6,8 +6,8 @@ helper, so no interpreter starts here. Two stages, as in runc's nsexec:
 - `namespaces_stage` joins the namespaces given by path, unshares the new ones
   (the user namespace first, waiting for the monitor to write its maps), then
   forks, because a new PID namespace applies to children only;
-- `init_stage` is PID 1 of the new PID namespace: it sets up the rootfs,
-  hostname, loopback and credentials, reports ready, blocks on the exec fifo
+- `init_stage` is PID 1 of the new PID namespace: it sets up the rootfs (and,
+  for `process.terminal`, the pty: pty.py), hostname, loopback and credentials, reports ready, blocks on the exec fifo
   until `start`, and execs. The seccomp filter (compiled by the controller) is
   loaded last before execve under no_new_privs, or else while the init still
   holds CAP_SYS_ADMIN, just before the credentials drop it.
