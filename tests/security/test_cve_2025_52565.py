@@ -20,6 +20,7 @@ naming it); a regular file there is used, and is then the pty.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import pytest
 from corral import Config, Device, Process, Runtime
 from corral.errors import CorralError
 from tests.integration.conftest import make_config
+from tests.integration.test_cli import Cli, cli, make_bundle  # noqa: F401  (cli: the fixture, found by name)
 from tests.integration.test_terminal import check_session, read_until_closed
 from tests.security.host import file_state, host_mounts, new_host_mounts
 
@@ -142,3 +144,22 @@ def test_an_exec_terminal_does_not_touch_dev_console(runtime: Runtime, bundle: P
         os.close(tty.console_fd)
     assert b"T/dev/pts/0T" in out and tty.wait(10) == 2
     assert file_state(host) == (HOST_BYTES, file_state(host)[1]) and file_state(host)[1] & 0o777 == 0o600
+
+
+def test_through_the_cli(cli: Cli, rootfs_template: Path, tmp_path: Path) -> None:  # noqa: F811
+    """`corral create --console-socket` of the hostile bundle: refused, naming /dev/console; the host is unchanged."""
+    host = _host_file(tmp_path)
+    bundle = make_bundle(cli, rootfs_template, "hostile", "sh")
+    _terminal_bundle(bundle, str(host))
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["terminal"] = True
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/dev"]
+    config["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 438}]
+    (bundle / "config.json").write_text(json.dumps(config))
+    before = (file_state(host), host_mounts())
+    result = cli("create", "--bundle", str(bundle), "--console-socket", str(tmp_path / "console.sock"), "hostile",
+                 check=False)
+    assert file_state(host) == before[0], "the host file was written through /dev/console"
+    assert new_host_mounts(before[1], tmp_path) == set()
+    assert result.returncode == 1 and "/dev/console" in cli.errors()[-1] and "symlink" in cli.errors()[-1]
+    assert cli("state", "hostile", check=False).returncode == 1  # nothing left behind
