@@ -71,6 +71,7 @@ def make_bundle(work: Path, rootfs: Path, name: str, args: list[str]) -> Path:
     config = json.loads((bundle / "config.json").read_text())
     config["root"]["path"] = str(rootfs)
     config["process"]["args"] = args
+    config["process"]["terminal"] = False  # `corral spec` writes true, as runc does
     config["linux"]["cgroupsPath"] = f"{CGROUP_PARENT}/{name}"
     (bundle / "config.json").write_text(json.dumps(config))
     return bundle

@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "Resources": "corral.config",
     "BlockIOResources": "corral.config",
     "Capabilities": "corral.config",
+    "ConsoleSize": "corral.config",
     "CpuResources": "corral.config",
     "Device": "corral.config",
     "DeviceRule": "corral.config",
@@ -51,6 +52,11 @@ _EXPORTS: dict[str, str] = {
     "SeccompArg": "corral.config",
     "SeccompSyscall": "corral.config",
     "features": "corral.config.features",
+    # terminals: runc's --console-socket protocol
+    "send_console": "corral.executor.console_socket",
+    "receive_console": "corral.executor.console_socket",
+    "ReceivedConsole": "corral.executor.console_socket",
+    "ConsoleSocketError": "corral.executor.console_socket",
     # values handed in and out
     "Stdio": "corral.types",
     "Stats": "corral.types",
@@ -111,6 +117,7 @@ if TYPE_CHECKING:  # pragma: no cover
         BlockIOResources,
         Capabilities,
         Config,
+        ConsoleSize,
         CpuResources,
         Device,
         DeviceRule,
@@ -132,6 +139,7 @@ if TYPE_CHECKING:  # pragma: no cover
         User,
     )
     from corral.config.features import features
+    from corral.executor.console_socket import ConsoleSocketError, ReceivedConsole, receive_console, send_console
     from corral.errors import (
         CgroupError,
         ConcurrentModification,

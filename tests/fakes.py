@@ -61,6 +61,7 @@ class FakeSpawned:
     facts: InitFacts
     confirmed: bool = False
     aborted: bool = False
+    console_fd: int | None = None
 
     def confirm(self) -> None:
         self.confirmed = True
@@ -77,6 +78,7 @@ class FakeExecHandle:
     start_time: int
     executor: FakeExecutor = field(repr=False)
     container_id: str = ""
+    console_fd: int | None = None
 
     def _status(self) -> ExitStatus | None:
         for p in self.executor.kernel(self.container_id).get("procs", []):
@@ -94,6 +96,13 @@ class FakeExecHandle:
 
     def poll(self) -> ExitStatus | None:
         return self._status()
+
+
+def _pty_master() -> int:
+    """A terminal's master, as the real executor hands one back (its slave closed: nobody talks)."""
+    master, slave = os.openpty()
+    os.close(slave)
+    return master
 
 
 def _poll_until(check: Callable[[], ExitStatus | None], timeout: float | None) -> ExitStatus | None:
@@ -235,7 +244,8 @@ class FakeExecutor:
                 monitor=None,
                 namespaces=namespaces,
                 namespace_inodes={t: 4026531000 + i for i, t in enumerate(namespaces)},
-            )
+            ),
+            console_fd=_pty_master() if facts.config.process.terminal else None,
         )
         self.spawned.append(spawned)
         return spawned
@@ -323,7 +333,10 @@ class FakeExecutor:
                     "args": list(process.args),
                 }
             )
-        return FakeExecHandle(pid=pid, start_time=start_time, executor=self, container_id=facts.id)
+        return FakeExecHandle(
+            pid=pid, start_time=start_time, executor=self, container_id=facts.id,
+            console_fd=_pty_master() if process.terminal else None,
+        )
 
     def processes(self, facts: ContainerFacts) -> list[int]:
         """Every live process in the container's cgroup (like the real one: no identity needed)."""

@@ -52,7 +52,7 @@ def _id(p: argparse.ArgumentParser) -> None:
 
 def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-b", "--bundle", default="", help="the bundle directory (default: the current one)")
-    p.add_argument("--console-socket", default="", help="AF_UNIX socket to send the pty master to (terminals: not supported yet)")
+    p.add_argument("--console-socket", default="", help="AF_UNIX socket to send the pty master to (process.terminal: true)")
     p.add_argument("--pid-file", default="", help="write the init's PID to this file")
     p.add_argument("--no-pivot", action="store_true", help="accepted for runc compatibility; corral always pivots")
     p.add_argument("--no-new-keyring", action="store_true", help="accepted for runc compatibility; corral creates no session keyring")
@@ -120,10 +120,10 @@ def build_parser() -> Parser:
     _id(p)
 
     p = _command(sub, "exec", "exec:exec_", "run a process in a running container")
-    p.add_argument("--console-socket", default="")
+    p.add_argument("--console-socket", default="", help="AF_UNIX socket to send the pty master to (with --tty)")
     p.add_argument("--cwd", default="", help="the working directory in the container")
     p.add_argument("-e", "--env", action="append", default=[], help="add an environment variable K=V")
-    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal (not supported yet)")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal (needs --console-socket)")
     p.add_argument("-u", "--user", default="", help="UID[:GID]")
     p.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
     p.add_argument("-p", "--process", default="", help="an OCI process JSON file (replaces the arguments)")

@@ -39,6 +39,7 @@ from corral.config.spec import Config, Process
 from corral.config.types import (
     BlockIOResources,
     Capabilities,
+    ConsoleSize,
     CpuResources,
     Device,
     DeviceRule,
@@ -222,13 +223,13 @@ _PROCESS_KEYS = frozenset(
         "capabilities",
         "oomScoreAdj",
         "terminal",
+        "consoleSize",
         "selinuxLabel",
         "apparmorProfile",
     }
 )
 _PROCESS_OCI_KEYS = frozenset(
     {
-        "consoleSize",
         "commandLine",
         "ioPriority",
         "scheduler",
@@ -252,9 +253,15 @@ def parse_process(value: object, w: str) -> Process:
         else _parse_capabilities(capabilities, f"{w}.capabilities"),
         oom_score_adj=d.get("oomScoreAdj"),
         terminal=d.get("terminal", False),
+        console_size=_parse_console_size(d["consoleSize"], f"{w}.consoleSize") if "consoleSize" in d else None,
         selinux_label=d.get("selinuxLabel"),
         apparmor_profile=d.get("apparmorProfile"),
     )
+
+
+def _parse_console_size(value: object, w: str) -> ConsoleSize:
+    d = _object(value, w, frozenset({"height", "width"}))
+    return ConsoleSize(height=_required(d, "height", w), width=_required(d, "width", w))
 
 
 def _parse_user(value: object, w: str) -> User:
@@ -529,6 +536,8 @@ def process_to_dict(p: Process) -> dict[str, Any]:
     _set(out, "oomScoreAdj", p.oom_score_adj)
     if p.terminal:
         out["terminal"] = True
+    if p.console_size is not None:
+        out["consoleSize"] = {"height": p.console_size.height, "width": p.console_size.width}
     _set(out, "selinuxLabel", p.selinux_label)
     _set(out, "apparmorProfile", p.apparmor_profile)
     return out

@@ -31,6 +31,7 @@ from corral.config.types import (
     DEFAULT_PATH_ENV,
     DEFAULT_READONLY_PATHS,
     Capabilities,
+    ConsoleSize,
     Device,
     FrozenMap,
     IDMapping,
@@ -109,6 +110,8 @@ class Process:
     capabilities: Capabilities | None = UNSET
     oom_score_adj: int | None = None
     terminal: bool = False
+    #: The terminal's size (`consoleSize`), applied to the pty when `terminal` is true.
+    console_size: ConsoleSize | None = None
     #: The fields of INHERITED that the caller left out (set on construction).
     unset: frozenset[str] = field(default=frozenset(), init=False, compare=False)
     #: Kept for the executor, which ignores them (with a warning) where the LSM is off and

@@ -151,6 +151,14 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class ConsoleSize:
+    """`process.consoleSize`: the terminal's size in characters (TIOCSWINSZ), when `terminal` is true."""
+
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
 class Root:
     path: str  # absolute once the config is loaded (relative paths resolve against the bundle)
     readonly: bool = False

@@ -66,6 +66,7 @@ from corral.config.seccomp import validate_seccomp
 from corral.config.types import (
     BlockIOResources,
     Capabilities,
+    ConsoleSize,
     CpuResources,
     Device,
     DeviceRule,
@@ -96,8 +97,10 @@ _CPU_NUMBER_DIGITS = 5
 
 def validate_process(p: Process, w: str) -> None:
     check_bool(p.terminal, f"{w}.terminal")
-    if p.terminal:
-        fail(f"{w}.terminal", "not supported yet (no console support); set it to false")
+    if p.console_size is not None:
+        check_instance(p.console_size, ConsoleSize, f"{w}.consoleSize")
+        check_range(p.console_size.height, f"{w}.consoleSize.height", 0, 0xFFFF)  # struct winsize: unsigned short
+        check_range(p.console_size.width, f"{w}.consoleSize.width", 0, 0xFFFF)
     if p.selinux_label is not None:
         check_string(p.selinux_label, f"{w}.selinuxLabel")
     if p.apparmor_profile is not None:

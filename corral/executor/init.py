@@ -6,8 +6,8 @@ helper, so no interpreter starts here. Two stages, as in runc's nsexec:
 - `namespaces_stage` joins the namespaces given by path, unshares the new ones
   (the user namespace first, waiting for the monitor to write its maps), then
   forks, because a new PID namespace applies to children only;
-- `init_stage` is PID 1 of the new PID namespace: it sets up the rootfs,
-  hostname, loopback and credentials, reports ready, blocks on the exec fifo
+- `init_stage` is PID 1 of the new PID namespace: it sets up the rootfs (and,
+  for `process.terminal`, the pty: pty.py), hostname, loopback and credentials, reports ready, blocks on the exec fifo
   until `start`, and execs. The seccomp filter (compiled by the controller) is
   loaded last before execve under no_new_privs, or else while the init still
   holds CAP_SYS_ADMIN, just before the credentials drop it.
@@ -29,8 +29,8 @@ from typing import Any, NoReturn
 
 from corral.config import Process
 from corral.errors import ExecutorError
-from corral.executor import credentials, fds, hooks, protocol, rootfs, seccomp
-from corral.executor.protocol import CreateRequest, ExecForked, ExecRequest, Failed, Go, HooksDue, InitForked, InitReady, UsernsCreated
+from corral.executor import credentials, fds, hooks, protocol, pty, rootfs, seccomp
+from corral.executor.protocol import Console, CreateRequest, ExecForked, ExecRequest, Failed, Go, HooksDue, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
 
@@ -99,9 +99,33 @@ def install_stdio(fds: list[int]) -> None:
     for target, fd in enumerate(fds[:3]):
         if fd != target:
             os.dup2(fd, target)
-    for fd in fds[:3]:
+    for fd in set(fds[:3]):  # a terminal is the same fd three times
         if fd > 2:
             os.close(fd)
+
+
+def open_terminal(root_fd: int, process: Process, sock: socket.socket, step: Step, *, console: bool) -> list[int]:
+    """`process.terminal`: a new pty of the container's devpts, its master sent up to the
+    controller, its slave this process's controlling terminal; returns the new stdio.
+
+    `console` (the init only) also binds the slave over /dev/console, as runc does.
+    """
+    step("allocating the terminal (the container's /dev/ptmx)")
+    pair = pty.allocate(root_fd, process.console_size)
+    try:
+        if console:
+            step("binding the terminal to /dev/console")
+            rootfs.mount_console(root_fd, pair.slave)
+        step("sending the terminal's master to the controller")
+        protocol.send(sock, Console(pair.name), [pair.master])
+    except BaseException:
+        os.close(pair.slave)
+        raise
+    finally:
+        os.close(pair.master)
+    step("making the terminal the controlling terminal")
+    pty.make_controlling(pair.slave)
+    return [pair.slave] * 3
 
 
 def become(process: Process, stdio: list[int], step: Step) -> str:
@@ -217,6 +241,12 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
             in_user_namespace="user" in new or any(t == "user" for t, _ in request.join),
             new_cgroupns="cgroup" in new,
         )
+        if config.process.terminal:  # before pivot_root, and before `finish` may make the root unbindable
+            root_fd = os.open(config.root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                stdio = open_terminal(root_fd, config.process, sock, step, console=True)
+            finally:
+                os.close(root_fd)
         if config.hostname is not None:
             step(f"setting the hostname {config.hostname!r}")
             sc.sethostname(config.hostname)
@@ -313,6 +343,12 @@ def _exec_process(
 ) -> NoReturn:
     step = Step()
     try:
+        if process.terminal:  # joined the mount namespace: "/" is the container's
+            root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                stdio = open_terminal(root_fd, process, sock, step, console=False)
+            finally:
+                os.close(root_fd)
         load_seccomp_privileged(seccomp_filter, process, step)
         executable = become(process, stdio, step)
         reset_signals()

@@ -86,6 +86,9 @@ class Spawned(Protocol):
     """
 
     facts: InitFacts
+    #: The pty master when the config's process asks for a terminal (else None): the
+    #: caller's once confirmed; `abort` closes it.
+    console_fd: int | None
 
     def confirm(self) -> None: ...
 
@@ -97,6 +100,7 @@ class ExecHandle(Protocol):
 
     pid: int
     start_time: int
+    console_fd: int | None  # the pty master when the process asks for a terminal: the caller's
 
     def wait(self, timeout: float | None = None) -> ExitStatus: ...
 

@@ -122,8 +122,6 @@ class LinuxExecutor:
             )
         if mount_ns.path is not None:
             raise ConfigError("linux.namespaces", "joining a mount namespace by path is not supported yet")
-        if config.process.terminal:
-            raise ConfigError("process.terminal", "not supported yet (no console support)")
         if not os.path.isdir(config.root.path):
             raise ConfigError("root.path", f"{config.root.path} does not exist or is not a directory")
         if config.seccomp is not None:
@@ -168,7 +166,7 @@ class LinuxExecutor:
             seccomp=_compiled_seccomp(config),
         )
         ran: list[hooking.HookOutcome] = []
-        init_pid, monitor, ctl = spawning.spawn_init(
+        init_pid, monitor, ctl, console = spawning.spawn_init(
             self._helper, request, stdio, lambda: faults.point("create.spawned"), ran
         )
         try:
@@ -184,11 +182,13 @@ class LinuxExecutor:
                 inodes[ns.type] = proc.namespace_inode(init_pid, name)
         except BaseException:
             ctl.close()
+            if console is not None:
+                os.close(console)
             spawning.wait_for_exit(monitor, MONITOR_GRACE)
             raise
         faults.point("create.ready")
         return spawning.SpawnedInit(
-            InitFacts(ProcessIdentity(init_pid, start_time), monitor, namespaces, inodes, tuple(ran)), ctl, monitor
+            InitFacts(ProcessIdentity(init_pid, start_time), monitor, namespaces, inodes, tuple(ran)), ctl, monitor, console
         )
 
     def _make_run_dir(self, facts: ContainerFacts, fifo: str) -> None:

@@ -40,6 +40,7 @@ from corral.executor import fds, hooks, init, proc, protocol
 from corral.executor.interface import ExitStatus
 from corral.executor.protocol import (
     Confirm,
+    Console,
     CreateRequest,
     ExecForked,
     ExecRequest,
@@ -143,6 +144,15 @@ def _kill(pid: int | None) -> None:
         pass
 
 
+def _relay(ctl: socket.socket, message: Console, passed: list[int]) -> None:
+    """The terminal's master, on to the controller; the monitor keeps no copy."""
+    try:
+        protocol.send(ctl, message, passed)
+    finally:
+        for fd in passed:
+            os.close(fd)
+
+
 def _report_failure(ctl: socket.socket, exc: BaseException) -> None:
     try:
         protocol.send(ctl, Failed("monitor", str(exc)))
@@ -222,7 +232,7 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
         _join_cgroups(request.cgroup_procs, first)
         protocol.send(ours, Go())
         while True:
-            message = protocol.recv(ours)
+            message, passed = protocol.recv_report(ours)
             if message is None:
                 status = _reap_until(init_pid or first)
                 exited = _exited(status)
@@ -246,6 +256,8 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
                 protocol.send(ours, Go())
             elif isinstance(message, HookRan):  # createContainer, run by the init
                 protocol.send(ctl, message)
+            elif isinstance(message, Console):
+                _relay(ctl, message, passed)
             elif isinstance(message, InitReady):
                 break
             elif isinstance(message, Failed):
@@ -299,11 +311,13 @@ def run_exec(request: ExecRequest, ctl: socket.socket, stdio: list[int]) -> NoRe
         _join_cgroups(request.cgroup_procs, first)
         protocol.send(ours, Go())
         while True:
-            message = protocol.recv(ours)
+            message, passed = protocol.recv_report(ours)
             if message is None:  # both stages closed it: the process exec'd
                 break
             if isinstance(message, ExecForked):
                 pid = message.pid
+            elif isinstance(message, Console):
+                _relay(ctl, message, passed)
             elif isinstance(message, Failed):
                 protocol.send(ctl, message)
                 _reap_until(pid or first)

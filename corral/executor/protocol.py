@@ -170,6 +170,16 @@ class HookRan:
 
 
 @dataclass(frozen=True)
+class Console:
+    """Init or exec'd process → monitor → controller: the pty master, with the message (SCM_RIGHTS).
+
+    `name` is the slave's path inside the container (`/dev/pts/N`). The only
+    report that carries a file descriptor, and it must carry exactly one."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class ExecForked:
     """Exec stage → monitor: the process to exec is host PID `pid`."""
 
@@ -231,13 +241,13 @@ class Confirm:
 Request = Union[CreateRequest, ExecRequest, Ping]
 Message = Union[
     CreateRequest, ExecRequest, Ping, Pong, Forked, Refused, Go, UsernsCreated, InitForked, InitReady,
-    ExecForked, Failed, Spawned, Ready, ExecStarted, Exited, Confirm, HooksDue, HookRan,
+    Console, ExecForked, Failed, Spawned, Ready, ExecStarted, Exited, Confirm, HooksDue, HookRan,
 ]
 
 _PICKLED: tuple[type, ...] = (CreateRequest, ExecRequest)
 _REPORTS: dict[str, type] = {
     cls.__name__: cls
-    for cls in (Ping, Pong, Forked, Refused, Go, UsernsCreated, InitForked, InitReady, ExecForked,
+    for cls in (Ping, Pong, Forked, Refused, Go, UsernsCreated, InitForked, InitReady, Console, ExecForked,
                 Failed, Spawned, Ready, ExecStarted, Exited, Confirm, HooksDue, HookRan)
 }
 
@@ -371,6 +381,16 @@ def _recv(sock: socket.socket, max_fds: int, allow_pickle: bool) -> tuple[Messag
 def recv(sock: socket.socket) -> Message | None:
     """The next report (never a pickle), or None if the peer closed its end."""
     return _recv(sock, 0, allow_pickle=False)[0]
+
+
+def recv_report(sock: socket.socket) -> tuple[Message | None, list[int]]:
+    """The next report and its fds: one with a `Console`, none with any other (else ProtocolError)."""
+    message, fds = _recv(sock, 1, allow_pickle=False)
+    if len(fds) != (1 if isinstance(message, Console) else 0):
+        for fd in fds:
+            os.close(fd)
+        raise ProtocolError(f"protocol: {type(message).__name__} came with {len(fds)} file descriptors")
+    return message, fds
 
 
 def recv_request(sock: socket.socket) -> tuple[Message | None, list[int]]:

@@ -305,6 +305,57 @@ def pivot(rootfs: str, *, kernel: Syscalls = LINUX) -> None:
         raise MountError(rootfs, exc, what="pivot_root into") from exc
 
 
+def mount_console(root_fd: int, slave_fd: int, *, kernel: Syscalls = LINUX) -> None:
+    """Bind the terminal's slave over the container's /dev/console (runc's `mountConsole`).
+
+    Safely (CVE-2025-52565): the image may have put a symlink at /dev/console (to a
+    host path, to /proc/sys/kernel/core_pattern, to /proc/self/fd/N) or race one in.
+    So /dev is opened inside the rootfs without following any symlink, the target
+    is created there as a new regular file (O_CREAT|O_EXCL|O_NOFOLLOW: never through a
+    link) or, if the image has one, opened without following it and accepted only as
+    a regular file or a character device; the bind goes from the slave's fd to the
+    target's fd, so nothing can be swapped between the check and the mount. Called
+    before pivot_root, so before `finish` may make the root unbindable.
+    """
+    try:
+        dev = kernel.openat2(
+            root_fd, "dev", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+            sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_SYMLINKS | sc.RESOLVE_NO_MAGICLINKS,
+        )
+    except OSError as exc:
+        raise MountError("/dev", exc, what="binding the terminal under (it must be a directory, not a symlink)") from exc
+    try:
+        target = _console_target(dev, kernel)
+        try:
+            kernel.mount(fd_path(slave_fd), fd_path(target), None, sc.MS_BIND)
+        except OSError as exc:
+            raise MountError("/dev/console", exc, what="binding the terminal to") from exc
+        finally:
+            kernel.close(target)
+    finally:
+        kernel.close(dev)
+
+
+def _console_target(dev: int, kernel: Syscalls) -> int:
+    """An fd of /dev/console under `dev`: made new, or the image's if it is a file or a device."""
+    try:
+        try:
+            return kernel.open("console", os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev)
+        except FileExistsError:
+            target = kernel.open("console", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev)
+        mode = kernel.stat(fd_path(target)).st_mode
+    except OSError as exc:
+        raise MountError("/dev/console", exc, what="making the terminal's mount point") from exc
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+        kernel.close(target)
+        raise ExecutorError(
+            "process.terminal: /dev/console in the container is a "
+            f"{'symlink' if stat.S_ISLNK(mode) else 'special file'}, not a file or a character device: "
+            "the terminal is not bound over it (CVE-2025-52565); remove it from the image"
+        )
+    return target
+
+
 NULL_DEVICE = os.makedev(1, 3)
 
 

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 from corral.errors import ExecutorError, HookFailed, InitError, InvalidStdio, WaitTimeout
 from corral.executor import hooks as hooking
-from corral.executor import proc, protocol, sealed
+from corral.executor import proc, protocol, pty, sealed
 from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
 from corral.executor.protocol import (
     Confirm,
+    Console,
     CreateRequest,
     ExecRequest,
     ExecStarted,
@@ -171,15 +172,25 @@ def _stdio_fds(stdio: Stdio) -> tuple[list[int], list[int]]:
     return fds, opened
 
 
-def _recv(sock: socket.socket, what: str, timeout: float | None) -> protocol.Message:
+def _recv(sock: socket.socket, what: str, timeout: float | None) -> tuple[protocol.Message, list[int]]:
     sock.settimeout(timeout)
     try:
-        message = protocol.recv(sock)
+        message, passed = protocol.recv_report(sock)
     except TimeoutError:
         raise InitError(f"{what}: no answer from the init after {timeout:g} s") from None
     if message is None:
         raise InitError(f"{what}: the monitor exited without a word")
-    return message
+    return message, passed
+
+
+def _take_console(what: str, message: Console, passed: list[int], held: int | None) -> int:
+    """The pty master the init (or exec'd process) sent: checked to be one, and the only one."""
+    fd = passed[0]
+    if held is not None or not pty.is_master(fd):
+        os.close(fd)
+        raise protocol.ProtocolError(f"{what}: the terminal sent up ({message.name}) is not one new pty master")
+    os.set_inheritable(fd, False)  # SCM_RIGHTS gives it without close-on-exec: the caller's other children must not get it
+    return fd
 
 
 def _ask_helper(
@@ -216,11 +227,15 @@ def wait_for_exit(process: ProcessIdentity | None, timeout: float | None) -> boo
 
 @dataclass
 class SpawnedInit:
-    """An init, set up and waiting on its exec fifo; the monitor awaits `confirm()`."""
+    """An init, set up and waiting on its exec fifo; the monitor awaits `confirm()`.
+
+    `console_fd`: the pty master of a `process.terminal` init, the caller's to close
+    once confirmed (`abort` closes it)."""
 
     facts: InitFacts
     _ctl: socket.socket
     monitor: ProcessIdentity | None
+    console_fd: int | None = None
 
     def confirm(self) -> None:
         try:
@@ -230,6 +245,9 @@ class SpawnedInit:
 
     def abort(self) -> None:
         self._ctl.close()  # the monitor kills the init on EOF
+        if self.console_fd is not None:
+            os.close(self.console_fd)
+            self.console_fd = None
         wait_for_exit(self.monitor, 5.0)
 
 
@@ -252,8 +270,9 @@ def spawn_init(
     stdio: Stdio,
     on_spawned: Callable[[], None],
     hooks: list[hooking.HookOutcome] | None = None,
-) -> tuple[int, ProcessIdentity | None, socket.socket]:
-    """Ask for a monitor and an init; return (init pid, monitor, control socket) once it is ready.
+) -> tuple[int, ProcessIdentity | None, socket.socket, int | None]:
+    """Ask for a monitor and an init; return (init pid, monitor, control socket, pty master
+    or None) once it is ready.
 
     Raises InitError with the init's own message if set-up failed (HookFailed if a hook
     did); by then the monitor has killed and reaped whatever it started and is exiting.
@@ -263,13 +282,16 @@ def spawn_init(
     ran: list[hooking.HookOutcome] = [] if hooks is None else hooks
     timeout = _setup_timeout(request)
     ours, monitor = _ask_helper(helper, request, stdio)
+    console: int | None = None
     try:
         while True:
-            message = _recv(ours, what, timeout)
+            message, passed = _recv(ours, what, timeout)
             if isinstance(message, Spawned):
                 on_spawned()
             elif isinstance(message, HookRan):
                 ran.append(hooking.from_message(message))
+            elif isinstance(message, Console):
+                console = _take_console(what, message, passed, console)
             elif isinstance(message, Ready):
                 init_pid = message.pid
                 break
@@ -283,17 +305,27 @@ def spawn_init(
                 raise protocol.ProtocolError(f"{what}: unexpected message from the monitor: {message!r}")
     except BaseException:
         ours.close()
+        if console is not None:
+            os.close(console)
         wait_for_exit(monitor, 5.0)
         raise
+    if request.config.process.terminal and console is None:
+        ours.close()
+        wait_for_exit(monitor, 5.0)
+        raise protocol.ProtocolError(f"{what}: the config asks for a terminal but the init sent none")
     ours.settimeout(None)
-    return init_pid, monitor, ours
+    return init_pid, monitor, ours, console
 
 
 class LinuxExecHandle:
     """A process exec'd into a container; its monitor reports the exit on the socket."""
 
-    def __init__(self, ctl: socket.socket, pid: int, start_time: int, monitor: ProcessIdentity | None) -> None:
+    def __init__(
+        self, ctl: socket.socket, pid: int, start_time: int, monitor: ProcessIdentity | None, console_fd: int | None = None
+    ) -> None:
         self._ctl = ctl
+        #: The pty master of a `terminal` process: the caller's to close.
+        self.console_fd = console_fd
         self.pid = pid
         self.start_time = start_time
         self._monitor = monitor
@@ -329,15 +361,25 @@ class LinuxExecHandle:
 def spawn_exec(helper: Helper, request: ExecRequest, stdio: Stdio) -> LinuxExecHandle:
     what = f"exec in container {request.id!r}"
     ours, monitor = _ask_helper(helper, request, stdio)
+    console: int | None = None
     try:
-        message = _recv(ours, what, SETUP_TIMEOUT)
-        if isinstance(message, Failed):
-            raise InitError(f"{what}: {message}", container_id=request.id)
-        if not isinstance(message, ExecStarted):
-            raise protocol.ProtocolError(f"{what}: unexpected message from the monitor: {message!r}")
+        while True:
+            message, passed = _recv(ours, what, SETUP_TIMEOUT)
+            if isinstance(message, Console):
+                console = _take_console(what, message, passed, console)
+                continue
+            if isinstance(message, Failed):
+                raise InitError(f"{what}: {message}", container_id=request.id)
+            if not isinstance(message, ExecStarted):
+                raise protocol.ProtocolError(f"{what}: unexpected message from the monitor: {message!r}")
+            if request.process.terminal and console is None:
+                raise protocol.ProtocolError(f"{what}: the process asked for a terminal but none was sent")
+            break
     except BaseException:
         ours.close()
+        if console is not None:
+            os.close(console)
         wait_for_exit(monitor, 5.0)
         raise
     ours.settimeout(None)
-    return LinuxExecHandle(ours, message.pid, message.start_time or 0, monitor)
+    return LinuxExecHandle(ours, message.pid, message.start_time or 0, monitor, console)

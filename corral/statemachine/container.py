@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from corral.config import Config, Process
 from corral.errors import InvalidTransition, WaitTimeout
 from corral.executor.interface import OOMEvent, Stats, Stdio
+from corral.statemachine.consoles import check_console
 from corral.statemachine.events import KILL_TIMEOUT
 from corral.statemachine.lifecycle import State, allowed_events, state_info
 from corral.statemachine.process import ExecProcess
@@ -32,6 +33,9 @@ class Container:
         self._key = recipe.key
         #: Whether leaving a `with container:` block keeps the container (else: destroy(force=True)).
         self.keep = False
+        #: The pty master of a `process.terminal` container, on the Container that
+        #: `Runtime.create(..., console=True)` returned (None elsewhere): the caller's to close.
+        self.console_fd: int | None = None
 
     def __repr__(self) -> str:
         return f"<Container {self.id!r} {self._recipe.record.state}>"
@@ -115,13 +119,16 @@ class Container:
         """Send `sig` to the init (or to every process), never to a reused PID."""
         self._recipe.fire("signal", sig=int(sig), all_processes=all_processes)
 
-    def exec(self, process: Process, *, stdio: Stdio | None = None) -> ExecProcess:
+    def exec(self, process: Process, *, stdio: Stdio | None = None, console: bool = False) -> ExecProcess:
         """Run `process` in the running container's namespaces and cgroups.
 
         What `process` leaves unset (its user, capabilities, no_new_privileges,
         rlimits, env and cwd: `corral.config.INHERITED`) is the container's own
-        process's, as with `runc exec`; what it sets overrides.
+        process's, as with `runc exec`; what it sets overrides. A process with
+        `terminal=True` needs `console=True`: its new pty's master is then the
+        returned ExecProcess's `console_fd`, the caller's to close.
         """
+        check_console(process.terminal, console, stdio, where="process", call="Container.exec")
         result: ExecProcess = self._recipe.fire("exec", process=process, stdio=stdio or Stdio())
         return result
 

@@ -45,7 +45,8 @@ def create(step: Step, stdio: Stdio | None = None, **_: Any) -> None:
     step.detail = {"pid": facts.init.pid}
     _journal_hooks(step, facts.hooks)
     step.on_recorded = spawned.confirm
-    step.on_failed = spawned.abort  # not recorded: the monitor kills the init now
+    step.on_failed = spawned.abort  # not recorded: the monitor kills the init now (and the pty master closes)
+    step.result = spawned.console_fd  # the pty master of a terminal, for Runtime.create's caller
 
 
 def start(step: Step, **_: Any) -> None:

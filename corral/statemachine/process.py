@@ -15,6 +15,8 @@ class ExecProcess:
         self._key = process_key
         self.pid = handle.pid
         self.start_time = handle.start_time
+        #: The pty master of a `terminal` process (`Container.exec(..., console=True)`): the caller's to close.
+        self.console_fd: int | None = getattr(handle, "console_fd", None)
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit status (code, or 128 + signal), or None if it could not be observed."""

@@ -19,6 +19,7 @@ from corral.config import Config
 from corral.errors import ConfigError, ContainerNotFound, CorralError
 from corral.executor.interface import Executor, Stdio
 from corral.ids import validate_id
+from corral.statemachine.consoles import check_console
 from corral.statemachine.container import Container
 from corral.statemachine.context import Context
 from corral.statemachine.lifecycle import INITIAL_STATE
@@ -95,8 +96,15 @@ class Runtime:
 
     # -- containers ----------------------------------------------------------
 
-    def create(self, container_id: str, config: Config, *, stdio: Stdio | None = None) -> Container:
+    def create(
+        self, container_id: str, config: Config, *, stdio: Stdio | None = None, console: bool = False
+    ) -> Container:
         """Create a container: its init waits, in its namespaces and cgroups, for `start()`.
+
+        With `process.terminal` true, pass `console=True`: the init gets a new pty
+        (its controlling terminal, stdio and /dev/console) and the returned
+        Container's `console_fd` is the pty's master, a file descriptor the caller
+        owns and closes (consoles.py says what is refused).
 
         On failure nothing is left in the kernel, the record is a tombstone that
         says why, and the error carries the init's own message.
@@ -104,6 +112,7 @@ class Runtime:
         validate_id(container_id)
         if not isinstance(config, Config):
             raise ConfigError("config", f"must be a corral.Config, not {type(config).__name__}")
+        check_console(config.process.terminal, console, stdio, where="process", call="Runtime.create")
         store, executor = self.context.store, self.context.executor
         with self.context.locks.hold(container_id):
             run_dir = str(self.run_root / container_id)
@@ -124,7 +133,7 @@ class Runtime:
             recipe = self._recipe(record)
             try:
                 faults.point("create.intent")
-                recipe.fire("create", stdio=stdio)
+                container.console_fd = recipe.fire("create", stdio=stdio)
             except BaseException as exc:
                 try:
                     hooks = getattr(exc, "hooks", ())  # HookFailed: the hooks create ran, for the journal

@@ -111,6 +111,7 @@ def make_bundle(cli: Cli, rootfs_template: Path, cid: str, *args: str, **process
     shutil.copytree(rootfs_template, bundle / "rootfs", symlinks=True)
     config = json.loads((bundle / "config.json").read_text())
     config["process"]["args"] = list(args)
+    config["process"]["terminal"] = False  # `corral spec` writes true, as runc does
     config["process"].update(process)
     config["linux"]["cgroupsPath"] = f"{CGROUP_PARENT}/cli-{cid}"
     config["annotations"] = {"org.example.test": cid}
@@ -256,8 +257,11 @@ def test_errors_are_logged_as_containerd_reads_them(cli: Cli, rootfs_template: P
     assert cli("state", "bad", check=False).returncode == 1  # nothing left behind
 
     tty = make_bundle(cli, rootfs_template, "tty", "sh", terminal=True)
+    result = cli("create", "--bundle", str(tty), "tty", check=False)  # a terminal, and nowhere to send it
+    assert result.returncode == 1 and "--console-socket" in cli.errors()[-1]
     result = cli("create", "--bundle", str(tty), "--console-socket", str(cli.tmp_path / "sock"), "tty", check=False)
-    assert result.returncode == 1 and "terminal" in cli.errors()[-1]
+    assert result.returncode == 1 and "console" in cli.errors()[-1]  # nobody listens there
+    assert cli("state", "tty", check=False).returncode == 1  # nothing left behind
 
     missing = cli("create", "--bundle", str(cli.tmp_path / "nowhere"), "nb", check=False)
     assert missing.returncode == 1 and "config.json" in cli.errors()[-1]
@@ -267,7 +271,7 @@ def test_errors_are_logged_as_containerd_reads_them(cli: Cli, rootfs_template: P
     second = cli("create", "--bundle", str(bundle_ok), "dup", check=False)
     assert second.returncode == 1 and "already exists" in cli.errors()[-1]
     tty_exec = cli("exec", "--tty", "dup", "sh", check=False)
-    assert tty_exec.returncode == 1 and "terminals" in cli.errors()[-1]
+    assert tty_exec.returncode == 1 and "--console-socket" in cli.errors()[-1]
     update = cli("update", "--memory", "1000000", "dup", check=False)
     assert update.returncode == 1 and "not supported" in cli.errors()[-1]
     systemd = cli("--systemd-cgroup", "create", "--bundle", str(bundle_ok), "sd", check=False)

@@ -168,7 +168,7 @@ def test_spec_writes_a_config_corral_reads(tmp_path: Path) -> None:
     assert main(["spec", "--bundle", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "config.json").read_text())
     assert data["root"] == {"path": "rootfs", "readonly": True}
-    assert data["process"]["args"] == ["sh"] and data["process"]["terminal"] is False
+    assert data["process"]["args"] == ["sh"] and data["process"]["terminal"] is True
     Config.from_dict(data, bundle=str(tmp_path))
     assert main(["spec", "--bundle", str(tmp_path)]) == 1  # never overwritten
     assert default_spec() == data

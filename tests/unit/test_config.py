@@ -20,6 +20,7 @@ from corral.config import (
     RLIMITS,
     BlockIOResources,
     Capabilities,
+    ConsoleSize,
     Config,
     CpuResources,
     Device,
@@ -41,7 +42,7 @@ CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 
 def runc_spec() -> dict[str, Any]:
-    """What `runc spec` writes (runc 1.1), with terminal off: corral has no console yet."""
+    """What `runc spec` writes (runc 1.1), with terminal off (tests/integration/test_terminal.py runs it on)."""
     return {
         "ociVersion": "1.0.2-dev",
         "process": {
@@ -451,7 +452,11 @@ def test_relative_root_without_bundle_is_refused() -> None:
         (lambda: Process(args="sh"), "process.args: must be a non-empty list of strings"),
         (lambda: Process(args=["sh"], cwd="tmp"), "process.cwd: must be an absolute path"),
         (lambda: Process(args=["sh"], user=User(uid=-1)), "process.user.uid: must be an integer from 0 to 4294967295"),
-        (lambda: Process(args=["sh"], terminal=True), "process.terminal: not supported yet (no console support); set it to false"),
+        (lambda: Process(args=["sh"], terminal="yes"), "process.terminal: must be true or false"),
+        (
+            lambda: Process(args=["sh"], terminal=True, console_size=ConsoleSize(height=70000, width=80)),
+            "process.consoleSize.height: must be an integer from 0 to 65535",
+        ),
         (
             lambda: Config(process=Process(args=["sh"]), root=Root("/r"), mounts=[Mount("/a"), Mount("b")]),
             "mounts[1].destination: must be an absolute path",
@@ -548,7 +553,9 @@ ERRORS: list[tuple[Callable[[dict[str, Any]], None], str]] = [
     (delete("process.user.gid"), "process.user.gid: required"),
     (mutate("process.user.additionalGids", [1, -2]), "process.user.additionalGids[1]: must be an integer from 0 to 4294967295"),
     (mutate("process.user.umask", 0o1000), "process.user.umask: must be an integer from 0 to 511 (0o777)"),
-    (mutate("process.terminal", True), "process.terminal: not supported yet (no console support); set it to false"),
+    (mutate("process.terminal", 1), "process.terminal: must be true or false"),
+    (mutate("process.consoleSize", {"height": 24}), "process.consoleSize.width: required"),
+    (mutate("process.consoleSize", {"height": -1, "width": 80}), "process.consoleSize.height: must be an integer from 0 to 65535"),
     (mutate("process.rlimits", [{"type": "RLIMIT_FOO", "soft": 1, "hard": 1}]), "process.rlimits[0].type: unknown rlimit 'RLIMIT_FOO'"),
     (mutate("process.rlimits", [{"type": "RLIMIT_CORE", "soft": 10, "hard": 5}]), "process.rlimits[0]: soft 10 is above hard 5"),
     (mutate("process.rlimits", [{"type": "RLIMIT_CORE", "soft": -1, "hard": 5}]), "process.rlimits[0].soft: must be an integer from 0 to 18446744073709551615"),
@@ -746,8 +753,9 @@ def test_process_from_dict_validates_like_the_config() -> None:
         Process.from_dict({"args": ["sh"], "cwd": "/", "env": ["X"]}, source="exec.json")
 
     assert str(info.value) == "exec.json: process.env[0]: must be a string of the form NAME=value"
-    with pytest.raises(ConfigError, match=r"^process.consoleSize: not supported yet$"):
-        Process.from_dict({"args": ["sh"], "cwd": "/", "consoleSize": {"height": 1, "width": 1}})
+    sized = Process.from_dict({"args": ["sh"], "cwd": "/", "terminal": True, "consoleSize": {"height": 24, "width": 80}})
+    assert (sized.terminal, sized.console_size) == (True, ConsoleSize(height=24, width=80))
+    assert Process.from_dict(sized.to_dict()) == sized
     with pytest.raises(ConfigError, match=r"^process: must be an object, not a list$"):
         Process.from_dict([])  # type: ignore[arg-type]
 
@@ -775,7 +783,6 @@ UNSUPPORTED = [
     "linux.resources.blockIO.weightDevice",
     "linux.resources.blockIO.throttleReadBpsDevice",
     "linux.resources.blockIO.throttleWriteIOPSDevice",
-    "process.consoleSize",
     "process.ioPriority",
     "process.scheduler",
     "process.user.username",

@@ -18,6 +18,7 @@ from corral.executor import protocol
 from corral.executor.interface import Stdio
 from corral.executor.protocol import (
     Confirm,
+    Console,
     CreateRequest,
     ExecForked,
     ExecRequest,
@@ -73,6 +74,7 @@ EXAMPLES: list[protocol.Message] = [
     UsernsCreated(9),
     InitForked(10),
     InitReady(),
+    Console("/dev/pts/0"),
     ExecForked(11),
     Failed("setting up the rootfs", "mount /proc: permission denied"),
     Spawned(12),
@@ -261,3 +263,27 @@ def test_check_stdio_names_the_stream_and_the_fd() -> None:
         check_stdio(Stdio(stdout=w))
     assert (caught.value.stream, caught.value.fd, caught.value.where) == ("stdout", w, "stdio.stdout")
     # What is not a descriptor at all never makes a Stdio (tests/unit/test_config_bad_input.py).
+
+
+def test_a_console_report_carries_exactly_one_descriptor(sockets: tuple[socket.socket, socket.socket]) -> None:
+    """The pty master travels with its report (SCM_RIGHTS); no other report may carry one,
+    and `recv` (the reader that expects none) closes any that came."""
+    a, b = sockets
+    r, w = os.pipe()
+    try:
+        protocol.send(a, Console("/dev/pts/3"), [r])
+        message, fds = protocol.recv_report(b)
+        assert message == Console("/dev/pts/3") and len(fds) == 1
+        os.close(fds[0])
+        protocol.send(a, Console("/dev/pts/3"))
+        with pytest.raises(protocol.ProtocolError, match="Console came with 0"):
+            protocol.recv_report(b)
+        protocol.send(a, InitReady(), [r])
+        with pytest.raises(protocol.ProtocolError, match="InitReady came with 1"):
+            protocol.recv_report(b)
+        protocol.send(a, Console("/dev/pts/3"), [r])
+        with pytest.raises(protocol.ProtocolError):
+            protocol.recv(b)
+    finally:
+        os.close(r)
+        os.close(w)

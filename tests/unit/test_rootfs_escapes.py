@@ -1,7 +1,8 @@
 """Fast guards of two fixes the security suite found (its root-run attacks are in
 tests/security/): masking binds the null device it checked, never what the image
 put at /dev/null (CVE-2025-31133); sysctls are not written after pivot_root,
-through a /proc the image or a volume may have replaced (CVE-2019-16884)."""
+through a /proc the image or a volume may have replaced (CVE-2019-16884); a terminal is
+bound over a /dev/console made new or checked, never through a symlink (CVE-2025-52565)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,31 @@ def test_finish_writes_no_sysctl_through_the_container_s_proc() -> None:
     config = Config(process=Process(args=("sh",)), root=Root("/r"), sysctl={"net.ipv4.ip_forward": "1"})
     rootfs.finish(config, kernel=kernel)
     assert kernel.of("write_file") == []
+
+
+@pytest.mark.parametrize("kind", [None, "file", "chr"])
+def test_the_terminal_is_bound_over_a_new_or_plain_dev_console(kind: str | None) -> None:
+    """CVE-2025-52565: /dev/console is made new (O_CREAT|O_EXCL|O_NOFOLLOW) or is the image's
+    file or device; the slave's fd is bound over the target's fd."""
+    kernel = RecordingSyscalls()
+    kernel.add("/r/dev/pts/0", "chr")
+    if kind is not None:
+        kernel.add("/r/dev/console", kind)
+    root = kernel.open("/r", os.O_PATH)
+    slave = kernel.open("/r/dev/pts/0", os.O_RDWR)
+    rootfs.mount_console(root, slave, kernel=kernel)
+    assert kernel.mounts() == [MountCall("/r/dev/pts/0", "/r/dev/console", None, ("MS_BIND",))]
+    assert set(kernel.fds) == {root, slave}, "/dev and /dev/console fds are closed"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dir", "fifo"])
+def test_anything_else_at_dev_console_is_refused_before_the_bind(kind: str) -> None:
+    kernel = RecordingSyscalls()
+    kernel.add("/r/dev/pts/0", "chr")
+    kernel.add("/r/dev/console", kind)
+    root = kernel.open("/r", os.O_PATH)
+    slave = kernel.open("/r/dev/pts/0", os.O_RDWR)
+    with pytest.raises(ExecutorError, match=r"/dev/console in the container is a .*CVE-2025-52565"):
+        rootfs.mount_console(root, slave, kernel=kernel)
+    assert kernel.mounts() == []
+    assert set(kernel.fds) == {root, slave}

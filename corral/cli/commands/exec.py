@@ -14,7 +14,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from corral.cli.commands.lifecycle import _load, inherited_stdio
+from corral.cli.commands.lifecycle import _load, check_console_socket, hand_over_console, inherited_stdio
 from corral.cli.context import Context, write_pid_file
 from corral.cli.parser import UsageError
 from corral.errors import CorralError
@@ -101,8 +101,6 @@ def build_process(a: argparse.Namespace, base: Process) -> Process:
 
 def exec_(ctx: Context) -> int:
     args = ctx.args
-    if args.tty or args.console_socket:
-        raise CorralError("exec: terminals (--tty, --console-socket) are not supported yet")
     if args.preserve_fds:
         raise CorralError(f"exec: --preserve-fds {args.preserve_fds}: passing extra file descriptors is not supported yet")
     for flag in ("process_label", "apparmor"):
@@ -112,9 +110,11 @@ def exec_(ctx: Context) -> int:
         raise CorralError("exec: --cgroup: joining a sub-cgroup is not supported by corral")
     box = _load(ctx)
     process = build_process(args, box.config.process)
-    if process.terminal:
-        raise CorralError("exec: terminals are not supported yet: set terminal to false in the process")
-    handle = box.exec(process, stdio=inherited_stdio())
+    console = check_console_socket(process.terminal, args.console_socket, "exec: --tty (or terminal in --process)")
+    handle = box.exec(process, stdio=None if console else inherited_stdio(), console=console)
+    if handle.console_fd is not None:
+        hand_over_console(args.console_socket, handle.console_fd)  # unsent: closing the master hangs the process up
+        handle.console_fd = None
     ctx.log.debug(f"exec in {box.id}: pid {handle.pid}")
     if args.pid_file:
         write_pid_file(args.pid_file, handle.pid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal as signal_module
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from corral.cli.context import Context, write_pid_file
@@ -45,6 +46,29 @@ def inherited_stdio() -> Stdio:
     return Stdio(open_fd(0), open_fd(1), open_fd(2))
 
 
+def check_console_socket(terminal: bool, socket_path: str, what: str) -> bool:
+    """Whether to ask the library for a console: a terminal needs a socket to go to, and back."""
+    if terminal and not socket_path:
+        raise CorralError(f"{what} asks for a terminal: pass --console-socket SOCKET to receive it (or set it to false)")
+    if socket_path and not terminal:
+        raise CorralError(f"--console-socket: {what} asks for no terminal (set it to true)")
+    return terminal
+
+
+def hand_over_console(socket_path: str, master: int, undo: Callable[[], None] | None = None) -> None:
+    """Send the pty master over the console socket (runc's protocol) and close ours; `undo` if it cannot go."""
+    from corral.executor.console_socket import send_console
+
+    try:
+        send_console(socket_path, master)
+    except CorralError:
+        if undo is not None:
+            undo()
+        raise
+    finally:
+        os.close(master)
+
+
 def _refuse_unsupported(ctx: Context) -> None:
     args = ctx.args
     if ctx.args.systemd_cgroup:
@@ -76,11 +100,11 @@ def _create(ctx: Context) -> Container:
     _refuse_existing(ctx)
     bundle = os.path.abspath(ctx.args.bundle or os.getcwd())
     config = Config.from_bundle(bundle)
-    if config.process.terminal or ctx.args.console_socket:
-        if config.process.terminal:
-            raise CorralError("terminals are not supported yet: set process.terminal to false in config.json")
-        raise CorralError("--console-socket: terminals are not supported yet (process.terminal is false anyway)")
-    box = ctx.runtime().create(ctx.container_id, config, stdio=inherited_stdio())
+    console = check_console_socket(config.process.terminal, ctx.args.console_socket, "process.terminal in config.json")
+    box = ctx.runtime().create(ctx.container_id, config, stdio=None if console else inherited_stdio(), console=console)
+    if box.console_fd is not None:
+        hand_over_console(ctx.args.console_socket, box.console_fd, lambda: box.destroy(force=True))
+        box.console_fd = None
     if ctx.args.pid_file:
         pid = box.pid
         assert pid is not None

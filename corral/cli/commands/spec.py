@@ -14,15 +14,15 @@ from corral.errors import CorralError
 def default_spec() -> dict[str, Any]:
     """`runc spec`'s config (the library's Python defaults), with `sh` in a read-only `rootfs`.
 
-    `terminal` is false: corral has no console support yet, and a config it
-    writes must be one it can run.
+    `terminal` is true, as runc writes it: run it with `--console-socket`, or set it
+    to false.
     """
     from corral.config import Config, Process, Root
 
     config = Config(process=Process(args=("sh",)), root=Root("/rootfs", readonly=True), hostname="corral")
     data = config.to_dict()
     data["root"]["path"] = "rootfs"  # relative to the bundle, as runc writes it
-    data["process"]["terminal"] = False
+    data["process"]["terminal"] = True
     return data
 
 
