@@ -69,6 +69,7 @@ def spec_config(bundle: Path, cid: str, out: Path, hooks: dict[str, Any], args: 
     what in-container hooks write, an annotation, and `hooks`."""
     data = default_spec()
     data["process"]["args"] = list(args)
+    data["process"]["terminal"] = False  # the hooks are under test here, not the pty (test_terminal.py)
     data["linux"]["cgroupsPath"] = f"{CGROUP_PARENT}/{cid}"
     data["mounts"].append({"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind", "rw"]})
     data["annotations"] = {"org.example.hooks": cid}
