@@ -51,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     "features": "corral.config.features",
     # values handed in and out
     "Stdio": "corral.types",
+    "LogLine": "corral.types",
+    "ExecResult": "corral.types",
     "Stats": "corral.types",
     "MemoryStats": "corral.types",
     "CpuStats": "corral.types",
@@ -66,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "InvalidStdio": "corral.errors",
     "ContainerNotFound": "corral.errors",
     "ContainerExists": "corral.errors",
+    "LogsUnavailable": "corral.errors",
     "InvalidTransition": "corral.errors",
     "ConcurrentModification": "corral.errors",
     "StoreError": "corral.errors",
@@ -141,6 +144,7 @@ if TYPE_CHECKING:  # pragma: no cover
         InvalidStdio,
         InvalidTransition,
         LockError,
+        LogsUnavailable,
         MountError,
         NeedsRoot,
         ProcessGone,
@@ -166,7 +170,9 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from corral.types import (
         CpuStats,
+        ExecResult,
         ExitStatus,
+        LogLine,
         MemoryStats,
         OOMEvent,
         PidsStats,

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from corral import faults
 from corral.config import Config, Process
 from corral.errors import CgroupError, ConfigError, ExecutorError, NeedsRoot, ProcessGone, RunDirError
-from corral.executor import lsm, proc, protocol
+from corral.executor import logwriter, lsm, proc, protocol
 from corral.executor import spawn as spawning
 from corral.executor import seccomp
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
@@ -165,6 +165,8 @@ class LinuxExecutor:
             uid_map=_id_map(config.uid_mappings),
             gid_map=_id_map(config.gid_mappings),
             seccomp=_compiled_seccomp(config),
+            log_file=logwriter.log_path(facts.plan.run_dir) if stdio.log else None,
+            log_max_bytes=stdio.log_max_bytes,
         )
         init_pid, monitor, ctl = spawning.spawn_init(
             self._helper, request, stdio, lambda: faults.point("create.spawned")

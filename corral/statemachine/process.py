@@ -17,12 +17,17 @@ class ExecProcess:
         self.start_time = handle.start_time
 
     def wait(self, timeout: float | None = None) -> int | None:
-        """The exit status (code, or 128 + signal), or None if it could not be observed."""
+        """The exit status (code, or 128 + signal), or None if it could not be observed.
+
+        `timeout` in seconds (None: for ever). Raises WaitTimeout (a TimeoutError)
+        when the process outlives it: it keeps running, wait again. StoreError.
+        """
         status = self._handle.wait(timeout)
         self._store.finish_process(self._key, status.status, status.signal)
         return status.status
 
     def poll(self) -> int | None:
+        """The exit status if the process has ended, else None, without waiting. Raises StoreError."""
         status = self._handle.poll()
         if status is None:
             return None
