@@ -29,9 +29,9 @@ __all__ = ["KILL_TIMEOUT", "Container", "ExecProcess"]
 class Container:
     """One container of a Runtime. Get it from `Runtime.create()`, `run()`, `load()` or `list()`.
 
-    Every method may raise `StoreError` (the database failed; it names the file)
-    and, for those that change the container, `LockError`; the docstrings name
-    the errors particular to each.
+    Raises, from every method: `StoreError` (the database failed; it names the
+    file) and, from those that change the container, `LockError`; each method's
+    docstring names the errors particular to it. Constructing one raises nothing.
     """
 
     def __init__(self, recipe: Recipe) -> None:

@@ -25,6 +25,8 @@ from corral.executor.logwriter import ROTATED_SUFFIX, log_path, timestamp
 from corral.types import LogLine
 
 FOLLOW_INTERVAL = 0.1
+#: A rotation renames the file and then makes a new one: how many 5 ms retries a reader gives that gap.
+ROTATION_RETRIES = 200
 
 
 def since_key(since: datetime | float | None) -> bytes:
@@ -62,9 +64,18 @@ class _Lines:
         if tag == b"P":
             self._pending[stream] = (first, pieces)
             return None
+        return self._line(first, stream, pieces)
+
+    def _line(self, first: bytes, stream: bytes, pieces: list[bytes]) -> LogLine | None:
         if first < self._since:
             return None
         return LogLine(_parse_time(first), stream.decode("ascii", "replace"), b"".join(pieces))
+
+    def flush(self) -> list[LogLine]:
+        """The lines begun but not ended (the output's last bytes had no newline), oldest first."""
+        pending = sorted(self._pending.items(), key=lambda item: item[1][0])
+        self._pending.clear()
+        return [line for stream, (first, pieces) in pending if (line := self._line(first, stream, pieces))]
 
 
 class _File:
@@ -105,6 +116,11 @@ def read(
     """The container's log lines, oldest first; see Container.logs()."""
     path = log_path(run_dir)
     current = _open(path)
+    for _ in range(ROTATION_RETRIES):
+        if current is not None or not os.path.exists(path + ROTATED_SUFFIX):
+            break
+        time.sleep(0.005)  # caught between the writer's rename and its new file
+        current = _open(path)
     if current is None:
         raise LogsUnavailable(container_id, path)
     older = _open(path + ROTATED_SUFFIX)
@@ -131,6 +147,8 @@ def _generate(
                 backlog.extend(line for line in map(lines.feed, source.records()) if line is not None)
         if older is not None:
             older.f.close()
+        if not follow:
+            backlog.extend(lines.flush())  # what there is: an unfinished line too
         if tail == 0:
             backlog.clear()
         yield from backlog
@@ -154,6 +172,7 @@ def _generate(
             if replaced is not None:
                 replaced.f.close()
             if last_look:
+                yield from lines.flush()  # the container is gone: its last bytes end its last line
                 return
             if not running():
                 last_look = True  # the monitor has drained and exited: read what is left once more

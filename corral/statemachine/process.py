@@ -7,7 +7,10 @@ from corral.store.repository import Repository
 
 
 class ExecProcess:
-    """A process exec'd into a container; `wait()` records how it ended."""
+    """A process exec'd into a container; `wait()` records how it ended.
+
+    Get it from `Container.exec()`; constructing one raises nothing.
+    """
 
     def __init__(self, store: Repository, handle: ExecHandle, process_key: int) -> None:
         self._store = store

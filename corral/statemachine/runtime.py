@@ -47,7 +47,7 @@ class Runtime:
     runs `recover()` so that whatever a crashed predecessor left half-done is
     finished or rolled back before anything else happens.
 
-    Opening raises StoreUnreadable (not a corral database), StoreAccessDenied,
+    Raises, when opened: StoreUnreadable (not a corral database), StoreAccessDenied,
     UnknownRevision (a newer corral's store) or another StoreError; every method
     may raise StoreError, and those that take a container's lock LockError. Use it
     as a context manager (`with Runtime(root) as rt:`) to close it.
@@ -85,6 +85,7 @@ class Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the Runtime; its containers keep running. Raises nothing."""
         self.close()
 
     def close(self) -> None:
