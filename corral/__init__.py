@@ -105,78 +105,79 @@ def __dir__() -> list[str]:
     return __all__
 
 
+# Each name imported `as` itself: an explicit re-export, which `mypy --strict` requires.
 if TYPE_CHECKING:  # pragma: no cover
-    from corral import errors
+    from corral import errors as errors
     from corral.config import (
-        BlockIOResources,
-        Capabilities,
-        Config,
-        CpuResources,
-        Device,
-        DeviceRule,
-        HugepageLimit,
-        IDMapping,
-        MemoryResources,
-        Mount,
-        Namespace,
-        PidsResources,
-        Process,
-        Resources,
-        Rlimit,
-        Root,
-        Seccomp,
-        SeccompArg,
-        SeccompSyscall,
-        User,
+        BlockIOResources as BlockIOResources,
+        Capabilities as Capabilities,
+        Config as Config,
+        CpuResources as CpuResources,
+        Device as Device,
+        DeviceRule as DeviceRule,
+        HugepageLimit as HugepageLimit,
+        IDMapping as IDMapping,
+        MemoryResources as MemoryResources,
+        Mount as Mount,
+        Namespace as Namespace,
+        PidsResources as PidsResources,
+        Process as Process,
+        Resources as Resources,
+        Rlimit as Rlimit,
+        Root as Root,
+        Seccomp as Seccomp,
+        SeccompArg as SeccompArg,
+        SeccompSyscall as SeccompSyscall,
+        User as User,
     )
-    from corral.config.features import features
+    from corral.config.features import features as features
     from corral.errors import (
-        CgroupError,
-        ConcurrentModification,
-        ConfigError,
-        ContainerExists,
-        ContainerNotFound,
-        CorralError,
-        ExecutorError,
-        FreezeTimeout,
-        InitError,
-        InvalidID,
-        InvalidStdio,
-        InvalidTransition,
-        LockError,
-        LogsUnavailable,
-        MountError,
-        NeedsRoot,
-        ProcessGone,
-        RunDirError,
-        StoreAccessDenied,
-        StoreError,
-        StoreReplaced,
-        StoreUnreadable,
-        UnknownRevision,
-        WaitTimeout,
+        CgroupError as CgroupError,
+        ConcurrentModification as ConcurrentModification,
+        ConfigError as ConfigError,
+        ContainerExists as ContainerExists,
+        ContainerNotFound as ContainerNotFound,
+        CorralError as CorralError,
+        ExecutorError as ExecutorError,
+        FreezeTimeout as FreezeTimeout,
+        InitError as InitError,
+        InvalidID as InvalidID,
+        InvalidStdio as InvalidStdio,
+        InvalidTransition as InvalidTransition,
+        LockError as LockError,
+        LogsUnavailable as LogsUnavailable,
+        MountError as MountError,
+        NeedsRoot as NeedsRoot,
+        ProcessGone as ProcessGone,
+        RunDirError as RunDirError,
+        StoreAccessDenied as StoreAccessDenied,
+        StoreError as StoreError,
+        StoreReplaced as StoreReplaced,
+        StoreUnreadable as StoreUnreadable,
+        UnknownRevision as UnknownRevision,
+        WaitTimeout as WaitTimeout,
     )
-    from corral.statemachine.container import Container
-    from corral.statemachine.lifecycle import State
-    from corral.statemachine.orphans import Orphan
-    from corral.statemachine.process import ExecProcess
+    from corral.statemachine.container import Container as Container
+    from corral.statemachine.lifecycle import State as State
+    from corral.statemachine.orphans import Orphan as Orphan
+    from corral.statemachine.process import ExecProcess as ExecProcess
     from corral.statemachine.recovery import RecoveryAction, RecoveryReport
-    from corral.statemachine.runtime import Runtime
+    from corral.statemachine.runtime import Runtime as Runtime
     from corral.store.repository import (
-        ContainerRecord,
-        JournalEntry,
-        NamespaceRecord,
-        ProcessRecord,
+        ContainerRecord as ContainerRecord,
+        JournalEntry as JournalEntry,
+        NamespaceRecord as NamespaceRecord,
+        ProcessRecord as ProcessRecord,
     )
     from corral.types import (
-        CpuStats,
-        ExecResult,
-        ExitStatus,
-        LogLine,
-        MemoryStats,
-        OOMEvent,
-        PidsStats,
-        ProcessIdentity,
-        Stats,
-        Stdio,
+        CpuStats as CpuStats,
+        ExecResult as ExecResult,
+        ExitStatus as ExitStatus,
+        LogLine as LogLine,
+        MemoryStats as MemoryStats,
+        OOMEvent as OOMEvent,
+        PidsStats as PidsStats,
+        ProcessIdentity as ProcessIdentity,
+        Stats as Stats,
+        Stdio as Stdio,
     )

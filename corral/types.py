@@ -129,7 +129,9 @@ class Stdio:
 def _check_target(name: str, value: object) -> None:
     """Refuse a stream that is none of the kinds, at the caller's line rather than deep in the executor."""
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    if value is None or (is_int and value >= 0) or isinstance(value, (str, os.PathLike)):
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return
+    if isinstance(value, int) and is_int and value >= 0:
         return
     fileno = getattr(value, "fileno", None)
     if not is_int and callable(fileno):
