@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import os
 import sqlite3
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -165,6 +166,33 @@ def test_the_reader_joins_pieces_per_stream_and_applies_since_and_tail(tmp_path:
     assert [line.text for line in logs.read(str(tmp_path), "c", since=since)] == ["later"]
     assert [line.text for line in logs.read(str(tmp_path), "c", tail=2)] == ["hello", "later"]
     assert list(logs.read(str(tmp_path), "c", tail=0)) == []
+
+
+def test_follow_reads_across_rotations_until_the_writer_is_done(tmp_path: Path) -> None:
+    path = str(tmp_path / logwriter.LOG_NAME)
+    log = logwriter.RotatingLog(path, 128 * 1024)
+    log.write(logwriter.records(b"stdout", b"first\n", time.time_ns()))
+    done = threading.Event()
+    pad = "x" * 100
+
+    def write() -> None:
+        # About 300 KiB of records, so the 64 KiB file rotates four times or more; at about
+        # 150 KiB/s a reader idle for its 0.1 s poll misses no file (only a reader more than a
+        # whole file behind loses lines: the bound's price).
+        for i in range(2000):
+            log.write(logwriter.records(b"stdout", f"n {i} {pad}\n".encode(), time.time_ns()))
+            if i % 10 == 0:
+                time.sleep(0.01)
+        log.close()
+        done.set()
+
+    writer = threading.Thread(target=write)
+    followed = logs.read(str(tmp_path), "c", follow=True, running=lambda: not done.is_set())
+    writer.start()
+    texts = [line.text for line in followed]
+    writer.join()
+    assert os.path.exists(path + logwriter.ROTATED_SUFFIX)
+    assert texts == ["first"] + [f"n {i} {pad}" for i in range(2000)]  # none lost, none twice, in order
 
 
 def test_logs_of_a_container_without_a_log_say_how_to_get_one(runtime: Runtime, config: Config) -> None:
