@@ -59,6 +59,8 @@ _EXPORTS: dict[str, str] = {
     "ConsoleSocketError": "corral.executor.console_socket",
     # values handed in and out
     "Stdio": "corral.types",
+    "LogLine": "corral.types",
+    "ExecResult": "corral.types",
     "Stats": "corral.types",
     "MemoryStats": "corral.types",
     "CpuStats": "corral.types",
@@ -74,6 +76,7 @@ _EXPORTS: dict[str, str] = {
     "InvalidStdio": "corral.errors",
     "ContainerNotFound": "corral.errors",
     "ContainerExists": "corral.errors",
+    "LogsUnavailable": "corral.errors",
     "InvalidTransition": "corral.errors",
     "ConcurrentModification": "corral.errors",
     "StoreError": "corral.errors",
@@ -111,80 +114,89 @@ def __dir__() -> list[str]:
     return __all__
 
 
+# Each name imported `as` itself: an explicit re-export, which `mypy --strict` requires.
 if TYPE_CHECKING:  # pragma: no cover
-    from corral import errors
+    from corral import errors as errors
     from corral.config import (
-        BlockIOResources,
-        Capabilities,
-        Config,
-        ConsoleSize,
-        CpuResources,
-        Device,
-        DeviceRule,
-        Hook,
-        Hooks,
-        HugepageLimit,
-        IDMapping,
-        MemoryResources,
-        Mount,
-        Namespace,
-        PidsResources,
-        Process,
-        Resources,
-        Rlimit,
-        Root,
-        Seccomp,
-        SeccompArg,
-        SeccompSyscall,
-        User,
+        BlockIOResources as BlockIOResources,
+        Capabilities as Capabilities,
+        Config as Config,
+        ConsoleSize as ConsoleSize,
+        CpuResources as CpuResources,
+        Device as Device,
+        DeviceRule as DeviceRule,
+        Hook as Hook,
+        Hooks as Hooks,
+        HugepageLimit as HugepageLimit,
+        IDMapping as IDMapping,
+        MemoryResources as MemoryResources,
+        Mount as Mount,
+        Namespace as Namespace,
+        PidsResources as PidsResources,
+        Process as Process,
+        Resources as Resources,
+        Rlimit as Rlimit,
+        Root as Root,
+        Seccomp as Seccomp,
+        SeccompArg as SeccompArg,
+        SeccompSyscall as SeccompSyscall,
+        User as User,
     )
-    from corral.config.features import features
-    from corral.executor.console_socket import ConsoleSocketError, ReceivedConsole, receive_console, send_console
+    from corral.config.features import features as features
+    from corral.executor.console_socket import (
+        ConsoleSocketError as ConsoleSocketError,
+        ReceivedConsole as ReceivedConsole,
+        receive_console as receive_console,
+        send_console as send_console,
+    )
     from corral.errors import (
-        CgroupError,
-        ConcurrentModification,
-        ConfigError,
-        ContainerExists,
-        ContainerNotFound,
-        CorralError,
-        ExecutorError,
-        FreezeTimeout,
-        HookFailed,
-        InitError,
-        InvalidID,
-        InvalidStdio,
-        InvalidTransition,
-        LockError,
-        MountError,
-        NeedsRoot,
-        ProcessGone,
-        RunDirError,
-        StoreAccessDenied,
-        StoreError,
-        StoreReplaced,
-        StoreUnreadable,
-        UnknownRevision,
-        WaitTimeout,
+        CgroupError as CgroupError,
+        ConcurrentModification as ConcurrentModification,
+        ConfigError as ConfigError,
+        ContainerExists as ContainerExists,
+        ContainerNotFound as ContainerNotFound,
+        CorralError as CorralError,
+        ExecutorError as ExecutorError,
+        FreezeTimeout as FreezeTimeout,
+        HookFailed as HookFailed,
+        InitError as InitError,
+        InvalidID as InvalidID,
+        InvalidStdio as InvalidStdio,
+        InvalidTransition as InvalidTransition,
+        LockError as LockError,
+        LogsUnavailable as LogsUnavailable,
+        MountError as MountError,
+        NeedsRoot as NeedsRoot,
+        ProcessGone as ProcessGone,
+        RunDirError as RunDirError,
+        StoreAccessDenied as StoreAccessDenied,
+        StoreError as StoreError,
+        StoreReplaced as StoreReplaced,
+        StoreUnreadable as StoreUnreadable,
+        UnknownRevision as UnknownRevision,
+        WaitTimeout as WaitTimeout,
     )
-    from corral.statemachine.container import Container
-    from corral.statemachine.lifecycle import State
-    from corral.statemachine.orphans import Orphan
-    from corral.statemachine.process import ExecProcess
+    from corral.statemachine.container import Container as Container
+    from corral.statemachine.lifecycle import State as State
+    from corral.statemachine.orphans import Orphan as Orphan
+    from corral.statemachine.process import ExecProcess as ExecProcess
     from corral.statemachine.recovery import RecoveryAction, RecoveryReport
-    from corral.statemachine.runtime import Runtime
+    from corral.statemachine.runtime import Runtime as Runtime
     from corral.store.repository import (
-        ContainerRecord,
-        JournalEntry,
-        NamespaceRecord,
-        ProcessRecord,
+        ContainerRecord as ContainerRecord,
+        JournalEntry as JournalEntry,
+        NamespaceRecord as NamespaceRecord,
+        ProcessRecord as ProcessRecord,
     )
     from corral.types import (
-        CpuStats,
-        ExitStatus,
-        MemoryStats,
-        OOMEvent,
-        PidsStats,
-        ProcessIdentity,
-        Stats,
-        Stdio,
+        CpuStats as CpuStats,
+        ExecResult as ExecResult,
+        ExitStatus as ExitStatus,
+        LogLine as LogLine,
+        MemoryStats as MemoryStats,
+        OOMEvent as OOMEvent,
+        PidsStats as PidsStats,
+        ProcessIdentity as ProcessIdentity,
+        Stats as Stats,
+        Stdio as Stdio,
     )

@@ -60,6 +60,18 @@ class ContainerNotFound(CorralError, LookupError):
         super().__init__(f"container {container_id!r} does not exist in {root}")
 
 
+class LogsUnavailable(CorralError, LookupError):
+    """The container keeps no log to read: it was not created with `Stdio.logged()`, or it was destroyed
+    (the log lives in its run dir, removed with it)."""
+
+    def __init__(self, container_id: str, path: str) -> None:
+        self.container_id = container_id
+        super().__init__(
+            f"container {container_id!r} has no log at {path}: create it with stdio=Stdio.logged() "
+            "to keep its output; a destroyed container's log is removed with it"
+        )
+
+
 class ContainerExists(CorralError):
     def __init__(self, container_id: str, state: str) -> None:
         self.container_id = container_id

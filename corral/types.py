@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple, Protocol, Union
 
 from corral.errors import ConfigError
 
@@ -60,33 +62,117 @@ class ExitStatus:
         return cls(status=None, reason=reason)
 
 
+class SupportsFileno(Protocol):
+    """Anything with an open descriptor behind `fileno()`: a file, a socket, a pipe's file object."""
+
+    def fileno(self) -> int: ...
+
+
+#: What a stream of `Stdio` may be: a descriptor, a file object, a path, or None (/dev/null).
+StdioTarget = Union[int, str, os.PathLike[str], SupportsFileno, None]
+
+#: The default bound on a container's log (`Stdio.log`) on disk: the file and one rotated file.
+LOG_MAX_BYTES = 10 * 1024 * 1024
+#: The smallest bound accepted: two files that each hold a longest record (16 KiB and its prefix).
+LOG_MIN_BYTES = 64 * 1024
+
+
 @dataclass(frozen=True)
 class Stdio:
-    """File descriptors to give the container's process as 0, 1 and 2 (None: /dev/null).
+    """What the container's process gets as 0, 1 and 2.
 
-    Only descriptors, checked here so that a mistake is a ConfigError at the caller's line
-    rather than a TypeError deep in the executor. A file object is refused, not converted
-    with fileno(): Stdio would keep only the number, and a file object nobody else holds
-    (``Stdio(stdout=open(...))``) is closed by the garbage collector before the process
-    starts, leaving a descriptor that is closed or, worse, reused by another file.
+    Each stream is one of:
+
+    - None: /dev/null;
+    - a file descriptor (an int), duplicated into the container;
+    - a file object (anything with `fileno()`): Stdio keeps the object itself, not only
+      its number, so a file nobody else holds (``Stdio(stdout=open(...))``) stays open
+      until the process has it;
+    - a path (`str` or `os.PathLike`): opened by the controller when the process is made,
+      for reading (stdin) or for append (stdout, stderr; created with mode 0640).
+
+    `log=True` (see `Stdio.logged()`) is the mode in which output survives the
+    controller: the container's monitor, not the caller, reads its stdout and stderr
+    through pipes and appends them to `<run dir>/container.log` in the CRI log format
+    (``<RFC 3339 time> <stdout|stderr> <F|P> <bytes>``, the format containerd and
+    CRI-O write for the kubelet). The log holds at most `log_max_bytes` on disk: it
+    rotates to `container.log.1` (replacing the previous one) when the current file
+    reaches half of it, so the newest half-to-whole of the output is kept.
+    `Container.logs()` reads it. Only a container's own process (create) can be
+    logged; exec's output goes where its own Stdio says.
     """
 
-    stdin: int | None = None
-    stdout: int | None = None
-    stderr: int | None = None
+    stdin: StdioTarget = None
+    stdout: StdioTarget = None
+    stderr: StdioTarget = None
+    log: bool = False
+    log_max_bytes: int = LOG_MAX_BYTES
 
     def __post_init__(self) -> None:
         for name in ("stdin", "stdout", "stderr"):
-            value = getattr(self, name)
-            is_int = isinstance(value, int) and not isinstance(value, bool)
-            if value is None or (is_int and value >= 0):
-                continue
-            got = repr(value) if is_int else type(value).__name__
-            raise ConfigError(
-                f"stdio.{name}",
-                f"must be a file descriptor (an integer of 0 or more) or None, not {got}; "
-                "pass f.fileno() and keep the file open until create() or exec() returns",
-            )
+            _check_target(name, getattr(self, name))
+        if self.log and (self.stdout is not None or self.stderr is not None):
+            raise ConfigError("stdio.log", "the log takes the container's stdout and stderr: leave both None")
+        size = self.log_max_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < LOG_MIN_BYTES:
+            raise ConfigError("stdio.log_max_bytes", f"must be an integer of at least {LOG_MIN_BYTES}, not {size!r}")
+
+    @classmethod
+    def logged(cls, stdin: StdioTarget = None, *, max_bytes: int = LOG_MAX_BYTES) -> Stdio:
+        """Stdout and stderr to the container's log (see the class), bounded to `max_bytes` on disk.
+
+        Raises ConfigError for a `max_bytes` under LOG_MIN_BYTES or a bad `stdin`.
+        """
+        return cls(stdin=stdin, log=True, log_max_bytes=max_bytes)
+
+
+def _check_target(name: str, value: object) -> None:
+    """Refuse a stream that is none of the kinds, at the caller's line rather than deep in the executor."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return
+    if isinstance(value, int) and is_int and value >= 0:
+        return
+    fileno = getattr(value, "fileno", None)
+    if not is_int and callable(fileno):
+        try:
+            fd = fileno()
+        except (OSError, ValueError) as exc:  # closed, or a file object with no descriptor (StringIO)
+            raise ConfigError(f"stdio.{name}", f"{type(value).__name__} has no open file descriptor ({exc})") from None
+        if isinstance(fd, int) and fd >= 0:
+            return
+    got = repr(value) if is_int else type(value).__name__
+    raise ConfigError(
+        f"stdio.{name}",
+        f"must be a file descriptor (an integer of 0 or more), a file object, a path or None, not {got}",
+    )
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a container's log (`Container.logs()`).
+
+    `data` is the line's bytes without its newline; a line the container wrote in
+    pieces (or longer than a log record) is joined back into one. `time` is when
+    the monitor read its first piece, in UTC.
+    """
+
+    time: datetime
+    stream: str  # "stdout" or "stderr"
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        """`data` decoded as UTF-8, undecodable bytes replaced."""
+        return self.data.decode("utf-8", "replace")
+
+
+class ExecResult(NamedTuple):
+    """What `Container.exec_run()` returns: unpack it as ``status, out, err = box.exec_run(...)``."""
+
+    exit_status: int | None  # the code, or 128 + signal; None if it could not be observed
+    stdout: bytes
+    stderr: bytes
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from corral import faults
 from corral.config import Config, Process
 from corral.errors import CgroupError, ConfigError, ExecutorError, NeedsRoot, ProcessGone, RunDirError
 from corral.executor import hooks as hooking
-from corral.executor import lsm, proc, protocol
+from corral.executor import logwriter, lsm, proc, protocol
 from corral.executor import spawn as spawning
 from corral.executor import seccomp
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
@@ -164,6 +164,8 @@ class LinuxExecutor:
             uid_map=_id_map(config.uid_mappings),
             gid_map=_id_map(config.gid_mappings),
             seccomp=_compiled_seccomp(config),
+            log_file=logwriter.log_path(facts.plan.run_dir) if stdio.log else None,
+            log_max_bytes=stdio.log_max_bytes,
         )
         ran: list[hooking.HookOutcome] = []
         init_pid, monitor, ctl, console = spawning.spawn_init(

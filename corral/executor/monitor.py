@@ -38,6 +38,7 @@ from typing import NoReturn
 
 from corral.executor import fds, hooks, init, proc, protocol
 from corral.executor.interface import ExitStatus
+from corral.executor.logwriter import LogPipes
 from corral.executor.protocol import (
     Confirm,
     Console,
@@ -57,6 +58,9 @@ from corral.executor.protocol import (
     UsernsCreated,
 )
 from corral.executor import syscalls as sc
+
+#: How long the monitor waits, after reaping the init, for the rest of its output to reach the log.
+LOG_DRAIN = 1.0
 
 
 def name_process(name: str) -> None:
@@ -187,6 +191,21 @@ def _keep(monitor_pid: int, exit_fd: int | None, exit_file: str) -> NoReturn:
     os._exit(0)
 
 
+def _log_pipes(request: CreateRequest, stdio: list[int], ctl: socket.socket) -> LogPipes | None:
+    """With `Stdio.log`: pipes in place of the init's stdout and stderr, read into the log by this monitor."""
+    if request.log_file is None:
+        return None
+    try:
+        logs = LogPipes(request.log_file, request.log_max_bytes)
+    except OSError as exc:
+        _report_failure(ctl, exc)
+        os._exit(1)
+    for index, writer in zip((1, 2), logs.writers):
+        os.close(stdio[index])
+        stdio[index] = writer
+    return logs
+
+
 def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> NoReturn:
     _become_monitor()
     name_process(f"corral-keep:{request.id}")
@@ -214,6 +233,7 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     fifo_fd = os.open(request.fifo, os.O_PATH | os.O_CLOEXEC)
     ours, theirs = protocol.pair()
     fds.close_all_except([0, 1, 2, ctl.fileno(), ours.fileno(), theirs.fileno(), fifo_fd, *stdio])
+    logs = _log_pipes(request, stdio, ctl)
     first = os.fork()
     if first == 0:
         ours.close()
@@ -222,6 +242,8 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     theirs.close()
     for fd in stdio:
         os.close(fd)
+    if logs is not None:
+        logs.start()  # after closing our write ends: the pump sees EOF once the container's are closed
     # Opened now, after the fork: the init never holds it. While it is open, a
     # full run root cannot stop the status from being written.
     exit_fd = protocol.open_exit_file(request.exit_file)
@@ -282,6 +304,8 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     if not confirmed:  # the controller died (or aborted) before recording the container
         _kill(init_pid)
     status = _reap_until(init_pid)
+    if logs is not None:
+        logs.drain(LOG_DRAIN)  # the log is complete before anyone learns of the exit
     reason = None if status is not None else "the monitor could not reap the init (it was not its child)"
     _write_exit_file(exit_fd, request.exit_file, _exited(status), reason)
     os._exit(0)

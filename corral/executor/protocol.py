@@ -79,6 +79,8 @@ class CreateRequest:
     uid_map: str  # the text written to /proc/<pid>/uid_map; empty: none
     gid_map: str
     seccomp: CompiledFilter | None = None  # config.seccomp, compiled in the controller
+    log_file: str | None = None  # Stdio.log: the monitor writes stdout and stderr here (logwriter.py)
+    log_max_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ short request to the helper is serialised.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import select
 import socket
@@ -21,9 +20,10 @@ from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from corral.errors import ExecutorError, HookFailed, InitError, InvalidStdio, WaitTimeout
+from corral.errors import ExecutorError, HookFailed, InitError, WaitTimeout
 from corral.executor import hooks as hooking
 from corral.executor import proc, protocol, pty, sealed
+from corral.executor import stdio as stdio_fds
 from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
 from corral.executor.protocol import (
     Confirm,
@@ -145,31 +145,12 @@ _PEER_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ECO
 
 
 def check_stdio(stdio: Stdio) -> None:
-    """Refuse an fd that is not open here, before anything is made (Stdio itself refuses non-fds).
+    """Refuse a closed fd or file object, or a path that cannot be opened, before anything is made.
 
     Checked here, in the controller, because a bad fd found later would fail the
-    send to the helper, far from the caller's mistake.
+    send to the helper, far from the caller's mistake (corral/executor/stdio.py).
     """
-    for stream in ("stdin", "stdout", "stderr"):
-        fd = getattr(stdio, stream)
-        if fd is None:
-            continue
-        try:
-            fcntl.fcntl(fd, fcntl.F_GETFD)
-        except OSError as exc:
-            raise InvalidStdio(stream, fd, f"is not open in this process ({os.strerror(exc.errno or 0)})") from None
-
-
-def _stdio_fds(stdio: Stdio) -> tuple[list[int], list[int]]:
-    """The three fds to send, and the ones opened here (to close once sent)."""
-    opened: list[int] = []
-    fds: list[int] = []
-    for fd in (stdio.stdin, stdio.stdout, stdio.stderr):
-        if fd is None:
-            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            opened.append(fd)
-        fds.append(fd)
-    return fds, opened
+    stdio_fds.check(stdio)
 
 
 def _recv(sock: socket.socket, what: str, timeout: float | None) -> tuple[protocol.Message, list[int]]:
@@ -198,16 +179,20 @@ def _ask_helper(
 ) -> tuple[socket.socket, ProcessIdentity | None]:
     """Have the helper fork a monitor for `request`; return our end of its socket and the monitor."""
     ours, theirs = protocol.pair()
-    fds, opened = _stdio_fds(stdio)
     try:
-        reply = helper.request(request, [theirs.fileno(), *fds])
+        streams = stdio_fds.open_stdio(stdio)
+    except BaseException:
+        ours.close()
+        theirs.close()
+        raise
+    try:
+        reply = helper.request(request, [theirs.fileno(), *streams.fds])
     except BaseException:
         ours.close()
         raise
     finally:
         theirs.close()
-        for fd in opened:
-            os.close(fd)
+        streams.close()
     return ours, proc.identity(reply.monitor)
 
 

@@ -8,23 +8,32 @@ record, its lifecycle calls, and reads from the kernel.
 from __future__ import annotations
 
 import signal as signal_module
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 
 from corral.config import Config, Process
-from corral.errors import InvalidTransition, WaitTimeout
+from corral.errors import ConfigError, InvalidTransition, WaitTimeout
 from corral.executor.interface import OOMEvent, Stats, Stdio
 from corral.statemachine.consoles import check_console
 from corral.statemachine.events import KILL_TIMEOUT
+from corral.statemachine import logs as logfile
+from corral.statemachine import output
 from corral.statemachine.lifecycle import State, allowed_events, state_info
 from corral.statemachine.process import ExecProcess
 from corral.statemachine.transition import Recipe
 from corral.store.repository import ContainerRecord, JournalEntry, ProcessRecord
+from corral.types import ExecResult, LogLine, StdioTarget
 
 __all__ = ["KILL_TIMEOUT", "Container", "ExecProcess"]
 
 
 class Container:
-    """One container of a Runtime. Get it from `Runtime.create()`, `load()` or `list()`."""
+    """One container of a Runtime. Get it from `Runtime.create()`, `run()`, `load()` or `list()`.
+
+    Raises, from every method: `StoreError` (the database failed; it names the
+    file) and, from those that change the container, `LockError`; each method's
+    docstring names the errors particular to it. Constructing one raises nothing.
+    """
 
     def __init__(self, recipe: Recipe) -> None:
         self._recipe = recipe
@@ -44,7 +53,10 @@ class Container:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        """Destroy with force, unless `keep` was set: a block's container must not outlive it by accident."""
+        """Destroy with force, unless `keep` was set: a block's container must not outlive it by accident.
+
+        Raises what `destroy()` raises.
+        """
         if not self.keep and self._recipe.reload().state != State.DESTROYED.value:
             self.destroy(force=True)
 
@@ -52,17 +64,17 @@ class Container:
 
     @property
     def state(self) -> State:
-        """The state, after checking with the kernel that the init still lives."""
+        """The state, after checking with the kernel that the init still lives. Raises StoreError."""
         return self.refresh()
 
     @property
     def recorded_state(self) -> State:
-        """The state as last read from the store, without asking the kernel."""
+        """The state as last read from the store, without asking the kernel. Raises nothing."""
         return State(self._recipe.record.state)
 
     @property
     def pid(self) -> int | None:
-        """The init's PID on the host while it is expected alive, else None."""
+        """The init's PID on the host while it is expected alive, else None. Raises StoreError."""
         record = self._recipe.reload()
         if state_info(State(record.state)).init_alive:
             return record.init_pid
@@ -70,33 +82,39 @@ class Container:
 
     @property
     def config(self) -> Config:
+        """The config the container was created with. Raises nothing (the record holds it)."""
         return self._recipe.config_of(self._recipe.record)
 
     @property
     def exit_status(self) -> int | None:
-        """How the init ended (code, or 128 + signal); None while alive or when unknown."""
+        """How the init ended (code, or 128 + signal); None while alive or when unknown. Raises StoreError."""
         return self._recipe.reload().exit_status
 
     @property
     def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer ended the init (recorded at `exited`). Raises StoreError."""
         return self._recipe.reload().oom_killed
 
     @property
     def record(self) -> ContainerRecord:
-        """Everything the store holds about this container, freshly read."""
+        """Everything the store holds about this container, freshly read. Raises StoreError."""
         return self._recipe.reload()
 
     def history(self) -> list[JournalEntry]:
-        """The journal: every transition this container made, oldest first."""
+        """The journal: every transition this container made, oldest first. Raises StoreError."""
         return self._context.store.history(self._key)
 
     def exec_processes(self) -> list[ProcessRecord]:
+        """The processes exec'd into this container, oldest first, with how each ended. Raises StoreError."""
         return self._context.store.processes(self._key)
 
     # -- lifecycle -----------------------------------------------------------
 
     def refresh(self) -> State:
-        """Reload the record and record `exited` if the init is gone."""
+        """Reload the record and record `exited` if the init is gone; return the state.
+
+        Raises StoreError, LockError.
+        """
         record = self._recipe.reload()
         if state_info(State(record.state)).init_alive:
             with self._context.locks.hold(self.id):
@@ -104,19 +122,33 @@ class Container:
         return State(record.state)
 
     def start(self) -> None:
-        """Let the init exec the user's process (created → running)."""
+        """Let the init exec the user's process (created → running).
+
+        Raises InvalidTransition in any other state; ExecutorError if the init is
+        gone or did not exec (InitError with its own message).
+        """
         self._recipe.fire("start")
 
     def pause(self) -> None:
-        """Freeze every process of the container (running → paused)."""
+        """Freeze every process of the container (running → paused).
+
+        Raises InvalidTransition unless running; FreezeTimeout if the cgroup does not freeze.
+        """
         self._recipe.fire("pause")
 
     def resume(self) -> None:
-        """Thaw the container (paused → running)."""
+        """Thaw the container (paused → running).
+
+        Raises InvalidTransition unless paused; CgroupError if the cgroup cannot be thawed.
+        """
         self._recipe.fire("resume")
 
     def signal(self, sig: int = signal_module.SIGTERM, *, all_processes: bool = False) -> None:
-        """Send `sig` to the init (or to every process), never to a reused PID."""
+        """Send `sig` to the init (or to every process), never to a reused PID.
+
+        Raises InvalidTransition unless created, running or paused (the init has
+        exited: a signal has nobody to reach); ProcessGone if the init vanished meanwhile.
+        """
         self._recipe.fire("signal", sig=int(sig), all_processes=all_processes)
 
     def exec(self, process: Process, *, stdio: Stdio | None = None, console: bool = False) -> ExecProcess:
@@ -124,10 +156,19 @@ class Container:
 
         What `process` leaves unset (its user, capabilities, no_new_privileges,
         rlimits, env and cwd: `corral.config.INHERITED`) is the container's own
-        process's, as with `runc exec`; what it sets overrides. A process with
-        `terminal=True` needs `console=True`: its new pty's master is then the
-        returned ExecProcess's `console_fd`, the caller's to close.
+        process's, as with `runc exec`; what it sets overrides. `stdio` is the
+        process's own (default: /dev/null); `Stdio.logged()` is refused, the log
+        being the container's own output. A process with `terminal=True` needs
+        `console=True`: its new pty's master is then the returned ExecProcess's
+        `console_fd`, the caller's to close.
+
+        Raises InvalidTransition unless running; ConfigError for a logged Stdio or a
+        terminal without console=True (or the reverse), InvalidStdio for a closed
+        descriptor; InitError if the process could not be started (its own message:
+        a missing program, a bad user...).
         """
+        if stdio is not None and stdio.log:
+            raise ConfigError("stdio.log", "only the container's own process is logged; give exec a file or a pipe")
         check_console(process.terminal, console, stdio, where="process", call="Container.exec")
         result: ExecProcess = self._recipe.fire("exec", process=process, stdio=stdio or Stdio())
         return result
@@ -136,7 +177,12 @@ class Container:
         """Wait for the init to exit; return its status (code, or 128 + signal), None if unknown.
 
         The wait itself holds no lock, so other threads and processes can drive
-        the container meanwhile (signal it, destroy it).
+        the container meanwhile (signal it, destroy it). `timeout` is in seconds;
+        None waits for ever.
+
+        Raises WaitTimeout (a TimeoutError) when the init outlives `timeout`: the
+        container is untouched, wait again or stop it. Raises InvalidTransition
+        while it is being created.
         """
         record = self._recipe.reload()
         state = State(record.state)
@@ -156,8 +202,9 @@ class Container:
 
         Returns the exit status as `wait()` does. A container that is already
         stopped is left alone. A paused container's SIGTERM waits for a resume
-        that does not come, so it ends with the SIGKILL. Raises InvalidTransition
-        while it is being created.
+        that does not come, so it ends with the SIGKILL.
+
+        Raises InvalidTransition while it is being created.
         """
         if not state_info(self.refresh()).init_alive:
             return self.wait()
@@ -175,17 +222,30 @@ class Container:
         return self.wait()
 
     def destroy(self, force: bool = False) -> None:
-        """Remove the container (stopped → destroyed); `force` kills a live one first."""
+        """Remove the container (stopped → destroyed); `force` kills a live one first.
+
+        Its cgroups, run dir (and the log in it) go; the record stays as a
+        tombstone with its journal until `Runtime.purge()`. Raises
+        InvalidTransition for a live container without `force`, or a destroyed
+        one; CgroupError if a cgroup cannot be removed (recovery retries).
+        """
         self._recipe.fire("destroy", force=force)
 
     # -- reads from the kernel ----------------------------------------------
 
     def processes(self) -> list[int]:
-        """Every PID in the container's cgroups (host PIDs), sorted."""
+        """Every PID in the container's cgroups (host PIDs), sorted.
+
+        Raises InvalidTransition once the container is destroyed (or while being created).
+        """
         record = self._require_resources("list the processes of")
         return self._context.executor.processes(self._recipe.facts(record))
 
     def stats(self) -> Stats:
+        """Memory, CPU and pids usage from the container's cgroups.
+
+        Raises InvalidTransition once the container is destroyed (or while being created).
+        """
         record = self._require_resources("read the stats of")
         return self._context.executor.stats(self._recipe.facts(record))
 
@@ -195,6 +255,8 @@ class Container:
         Each is also written to the journal (the observed `oom` event) while the
         container is alive; the init's own OOM death is recorded on `exited`
         (`oom_killed`). Ends when `stop()` is true or the cgroup is empty.
+
+        Raises InvalidTransition once the container is destroyed (or while being created).
         """
         record = self._require_resources("watch the OOM events of")
         for oom in self._context.executor.oom_events(self._recipe.facts(record), stop):
@@ -203,6 +265,54 @@ class Container:
             except InvalidTransition:
                 pass  # the init is already gone: `exited` records the OOM kill
             yield oom
+
+    # -- output --------------------------------------------------------------
+
+    def logs(
+        self, follow: bool = False, since: datetime | float | None = None, tail: int | None = None
+    ) -> Iterator[LogLine]:
+        """The lines the container wrote to stdout and stderr, oldest first, from its log.
+
+        Only a container created with `stdio=Stdio.logged()` has a log: its monitor
+        writes it, so it holds what the container wrote while no controller ran.
+        `since` (a datetime, naive meaning UTC, or Unix seconds) skips older lines;
+        `tail` keeps the last `tail` lines of what there is; `follow` then goes on
+        yielding new lines as they come (polled every 0.1 s) until the container
+        has exited and its log is read to the end. The log is bounded (`Stdio`):
+        the oldest output may have been rotated away.
+
+        Raises LogsUnavailable when there is no log (not logged, or destroyed: the
+        log is in the run dir, removed with it).
+        """
+        record = self._recipe.reload()
+
+        def running() -> bool:
+            return state_info(self.refresh()).init_alive
+
+        return logfile.read(record.run_dir, self.id, follow=follow, since=since, tail=tail, running=running)
+
+    def exec_run(
+        self,
+        args: Sequence[str] | Process,
+        *,
+        stdin: StdioTarget = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run a process in the container and collect its output: ``status, out, err = box.exec_run(["ls"])``.
+
+        `args` is the command (the rest inherited from the container's process, as
+        `exec()` does) or a whole `Process`. The output is held in memory; the
+        status is the exit code, 128 + signal, or None if unobservable. Once the
+        process has exited, output from anything it left running in the
+        background is not waited for (beyond 0.2 s).
+
+        Raises what `exec()` raises, and WaitTimeout when the process outlives
+        `timeout` seconds (it is left running).
+        """
+        process = args if isinstance(args, Process) else Process(args=tuple(args))
+        return output.run(
+            lambda stdio: self.exec(process, stdio=stdio), stdin, timeout, f"exec in container {self.id!r}"
+        )
 
     def _require_resources(self, what: str) -> ContainerRecord:
         record = self._recipe.reload()

@@ -12,6 +12,8 @@ import builtins
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from corral import faults
@@ -22,7 +24,8 @@ from corral.ids import validate_id
 from corral.statemachine.consoles import check_console
 from corral.statemachine.container import Container
 from corral.statemachine.context import Context
-from corral.statemachine.lifecycle import INITIAL_STATE
+from corral.statemachine.lifecycle import INITIAL_STATE, State
+from corral.statemachine.purge import purge
 from corral.statemachine.locks import Locks
 from corral.statemachine.recovery import RecoveryReport, recover
 from corral.statemachine.transition import Recipe
@@ -44,6 +47,11 @@ class Runtime:
     store and the per-container locks keep them consistent. Opening a Runtime
     runs `recover()` so that whatever a crashed predecessor left half-done is
     finished or rolled back before anything else happens.
+
+    Raises, when opened: StoreUnreadable (not a corral database), StoreAccessDenied,
+    UnknownRevision (a newer corral's store) or another StoreError; every method
+    may raise StoreError, and those that take a container's lock LockError. Use it
+    as a context manager (`with Runtime(root) as rt:`) to close it.
     """
 
     def __init__(
@@ -78,17 +86,21 @@ class Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the Runtime; its containers keep running. Raises nothing."""
         self.close()
 
     def close(self) -> None:
-        """Release the database and any helper process; containers keep running."""
+        """Release the database and any helper process; containers keep running. Raises nothing."""
         close = getattr(self.context.executor, "close", None)
         if close is not None:
             close()
         self.context.store.close()
 
     def boot_id(self) -> str:
-        """The host's boot id now (read each time: a reboot changes it under a stored record)."""
+        """The host's boot id now (read each time: a reboot changes it under a stored record).
+
+        Raises CorralError if the boot id file cannot be read.
+        """
         try:
             return self.boot_id_file.read_text().strip()
         except OSError as exc:
@@ -108,6 +120,11 @@ class Runtime:
 
         On failure nothing is left in the kernel, the record is a tombstone that
         says why, and the error carries the init's own message.
+
+        Raises InvalidID, ConfigError (a bad config or Stdio; InvalidStdio for a
+        closed descriptor), ContainerExists (a live container has this id),
+        InitError (the init's set-up failed: its message), CgroupError,
+        RunDirError, NeedsRoot, or another ExecutorError.
         """
         validate_id(container_id)
         if not isinstance(config, Config):
@@ -144,22 +161,79 @@ class Runtime:
             return container
 
     def load(self, container_id: str) -> Container:
-        """The live container with this id, else its latest tombstone."""
+        """The live container with this id, else its latest tombstone.
+
+        Raises InvalidID; ContainerNotFound if no record has this id.
+        """
         validate_id(container_id)
         record = self.context.store.find(container_id)
         if record is None:
             raise ContainerNotFound(container_id, str(self.root))
         return self._container(record)
 
-    def list(self, *, include_destroyed: bool = False) -> builtins.list[Container]:
-        return [self._container(r) for r in self.context.store.all(include_destroyed=include_destroyed)]
+    def run(self, container_id: str, config: Config, *, stdio: Stdio | None = None) -> Container:
+        """Create and start a container, as `docker run -d` does; return it running.
+
+        All or nothing: if `start()` fails, the container is destroyed (with
+        force) before the error is raised, so no created container is left behind.
+
+        Raises what `create()` and `Container.start()` raise.
+        """
+        container = self.create(container_id, config, stdio=stdio)
+        try:
+            container.start()
+        except BaseException as exc:
+            try:
+                container.destroy(force=True)
+            except CorralError as cleanup:
+                exc.add_note(f"destroying it also failed: {cleanup}; Runtime.recover() retries")
+            raise
+        return container
+
+    def list(
+        self,
+        *,
+        include_destroyed: bool = False,
+        labels: Mapping[str, str | None] | None = None,
+        states: Iterable[State | str] | None = None,
+    ) -> builtins.list[Container]:
+        """The containers of this root, oldest first, from one query of the store (the kernel is not asked).
+
+        `labels` keeps those whose config's annotations hold every key with the
+        given value (None: any value); `states` keeps those whose recorded state
+        is one of them (asking for `destroyed` includes tombstones).
+
+        Raises ValueError for a name that is not a state; StoreError.
+        """
+        wanted = None if states is None else {State(s).value for s in states}
+        include = include_destroyed or (wanted is not None and State.DESTROYED.value in wanted)
+        records = self.context.store.all(include_destroyed=include, labels=labels, states=wanted)
+        return [self._container(r) for r in records]
+
+    def purge(self, *, older_than: timedelta | float) -> builtins.list[ContainerRecord]:
+        """Delete the tombstones destroyed more than `older_than` ago (seconds or a timedelta), with their journal.
+
+        Never touches a live record, a tombstone whose destroy is unfinished, or one
+        whose cgroups are still on the host (the orphan sweep needs it to remove
+        them). Their `journal()` entries go too. Returns the records deleted.
+
+        Raises ConfigError for a negative age; StoreError.
+        """
+        return purge(self.context, older_than)
 
     def journal(self, since: int = 0) -> builtins.list[tuple[str, JournalEntry]]:
-        """Every transition recorded after journal sequence number `since`, with its container id."""
+        """Every transition recorded after journal sequence number `since`, with its container id.
+
+        Raises StoreError.
+        """
         return self.context.store.journal_since(since)
 
     def recover(self) -> RecoveryReport:
-        """Bring every unfinished record into agreement with the kernel; see recovery.py."""
+        """Bring every unfinished record into agreement with the kernel; see recovery.py.
+
+        Raises StoreError or LockError; what it cannot fix for one container is in
+        the report, not raised.
+        """
         return recover(self.context, self._recipe)
 
     def _container(self, record: ContainerRecord) -> Container:

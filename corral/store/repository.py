@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import insert as sa_insert
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy import Table
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import CursorResult
@@ -182,6 +182,20 @@ def _record(row: ContainerRow, children: _Children | None = None) -> ContainerRe
         namespaces=children[1],
         created_cgroups=_created_cgroups(row.created_cgroups),
     )
+
+
+def _has_label(key: str, value: str | None) -> ColumnElement[bool]:
+    """The record's config has annotation `key` (equal to `value`, unless None).
+
+    Labels are the OCI annotations, read from the config's JSON by SQLite's
+    json_each in the list's own query: no column to keep in step, and cheap (a
+    config is parsed only for rows the other conditions kept).
+    """
+    each = func.json_each(ContainerRow.config, "$.annotations").table_valued("key", "value")
+    condition = each.c.key == key
+    if value is not None:
+        condition = condition & (each.c.value == value)
+    return exists().select_from(each).where(condition)
 
 
 def _created_cgroups(text: str | None) -> Mapping[str, tuple[str, ...]] | None:
@@ -357,12 +371,49 @@ class Repository:
             ).first()
             return _record(row) if row is not None else None
 
-    def all(self, *, include_destroyed: bool = False) -> list[ContainerRecord]:
+    def all(
+        self,
+        *,
+        include_destroyed: bool = False,
+        labels: Mapping[str, str | None] | None = None,
+        states: Collection[str] | None = None,
+    ) -> list[ContainerRecord]:
+        """Records in creation order; `labels` and `states` filter in the same query (see _has_label)."""
         with self._read() as session:
             query = select(ContainerRow).order_by(ContainerRow.key)
             if not include_destroyed:
                 query = query.where(ContainerRow.live_id.is_not(None))
+            if states is not None:
+                query = query.where(ContainerRow.state.in_(sorted(states)))
+            for key, value in (labels or {}).items():
+                query = query.where(_has_label(key, value))
             return [_record(r) for r in session.scalars(query)]
+
+    def purge(self, keys: Collection[int]) -> list[int]:
+        """Delete these tombstones with their journal, processes and paths; the keys deleted.
+
+        The query itself refuses anything but a finished tombstone (destroyed, no
+        live id, no pending intent), whatever the caller passed.
+        """
+        with self._write(durable=True) as session:
+            doomed = list(
+                session.scalars(
+                    select(ContainerRow.key).where(
+                        ContainerRow.key.in_(sorted(keys)),
+                        ContainerRow.live_id.is_(None),
+                        ContainerRow.state == DESTROYED,
+                        ContainerRow.pending_event.is_(None),
+                    )
+                )
+            )
+            for child in (JournalRow, ProcessRow, CgroupPathRow, NamespacePathRow):
+                table = cast(Table, child.__table__)
+                session.execute(sa_delete(table).where(table.c.container_key.in_(doomed)))
+            containers = cast(Table, ContainerRow.__table__)
+            session.execute(sa_delete(containers).where(containers.c.key.in_(doomed)))
+        for key in doomed:
+            self._children.pop(key, None)
+        return doomed
 
     def unfinished(self) -> list[ContainerRecord]:
         """Records recovery must look at: alive, or with an intent left pending."""

@@ -8,6 +8,7 @@ from the JSON reader, a cpu.shares the kernel clamps, a file object in Stdio.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import re
@@ -279,21 +280,38 @@ def test_python_built_resources_get_the_same_range_errors() -> None:
 # --------------------------------------------------------------------------- Stdio
 
 
-def test_stdio_given_a_file_object_is_a_corral_error(tmp_path: Path) -> None:
+def test_stdio_given_a_file_object_without_a_descriptor_is_a_corral_error() -> None:
+    # A file object is kept whole (issue 13); one with no descriptor behind it is refused at once.
+    with pytest.raises(CorralError) as info:
+        Stdio(stdout=io.StringIO())
+    assert str(info.value).startswith("stdio.stdout: StringIO has no open file descriptor")
+
+
+def test_stdio_given_a_closed_file_object_is_a_corral_error(tmp_path: Path) -> None:
     with open(tmp_path / "out", "w") as f:
-        with pytest.raises(CorralError) as info:
-            Stdio(stdout=f)  # type: ignore[arg-type]
-
-    assert str(info.value) == (
-        "stdio.stdout: must be a file descriptor (an integer of 0 or more) or None, not TextIOWrapper; "
-        "pass f.fileno() and keep the file open until create() or exec() returns"
-    )
+        pass
+    with pytest.raises(CorralError, match=r"^stdio\.stderr: TextIOWrapper has no open file descriptor"):
+        Stdio(stderr=f)
 
 
-@pytest.mark.parametrize("value", [-1, True, 1.0, "1", b"1"])
+@pytest.mark.parametrize("value", [-1, True, 1.0, b"1", object()])
 def test_stdio_refuses_what_is_not_a_file_descriptor(value: object) -> None:
-    with pytest.raises(CorralError, match=r"^stdio\.stdin: must be a file descriptor"):
+    with pytest.raises(CorralError, match=r"^stdio\.stdin: must be a file descriptor \(an integer of 0 or more\), a file object, a path or None"):
         Stdio(stdin=value)  # type: ignore[arg-type]
+
+
+def test_stdio_log_takes_stdout_and_stderr_and_a_bounded_size() -> None:
+    with pytest.raises(CorralError, match=r"^stdio\.log: the log takes the container's stdout and stderr"):
+        Stdio(stdout=1, log=True)
+    with pytest.raises(CorralError, match=r"^stdio\.log_max_bytes: must be an integer of at least 65536"):
+        Stdio.logged(max_bytes=1000)
+    assert Stdio.logged(stdin=0, max_bytes=1 << 20) == Stdio(stdin=0, log=True, log_max_bytes=1 << 20)
+
+
+def test_stdio_takes_file_objects_and_paths(tmp_path: Path) -> None:
+    with open(tmp_path / "out", "w") as f:
+        assert Stdio(stdout=f).stdout is f  # the object itself: it lives as long as the Stdio
+    assert Stdio(stdout=str(tmp_path / "a"), stderr=tmp_path / "b").stderr == tmp_path / "b"
 
 
 def test_stdio_takes_descriptors_and_none() -> None:
