@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 from corral.config import Process
 from corral.errors import ExecutorError
-from corral.executor import credentials, fds, protocol, rootfs, seccomp
+from corral.executor import credentials, fds, procfs, protocol, rootfs, seccomp
 from corral.executor.protocol import CreateRequest, ExecForked, ExecRequest, Failed, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
@@ -207,6 +207,8 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         sc.prctl(sc.PR_SET_NAME, _comm_arg())
         config = request.config  # validated once, in the controller, when it was built
         new = set(request.new)
+        step("opening a procfs of the container's PID namespace (every procfs write goes through it)")
+        procfs.acquire()
         if "cgroup" in new:
             step("creating the cgroup namespace")
             sc.unshare(sc.CLONE_NEWCGROUP)
@@ -240,7 +242,7 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         fail(sock, step, exc)
     sock.close()
     try:
-        fifo = os.open(rootfs.fd_path(fifo_fd), os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
+        fifo = procfs.reopen(fifo_fd, os.O_WRONLY)  # not the container's /proc; blocks until start
         os.write(fifo, b"0")
         reset_signals()
         # The program gets its stdio and nothing else. The fifo stays open, close-on-exec:
@@ -263,6 +265,8 @@ def exec_stage(request: ExecRequest, sock: socket.socket, stdio: list[int], pidf
         if protocol.recv(sock) is None:
             os._exit(1)
         sc.prctl(sc.PR_SET_DUMPABLE, 0)  # before joining: the container must not reach into us
+        step("opening a procfs (before joining: the container's /proc is not to be trusted)")
+        procfs.acquire()
         flags = 0
         for ns_type in request.join:
             flags |= sc.NAMESPACES[ns_type][0]

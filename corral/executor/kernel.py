@@ -17,6 +17,7 @@ import os
 import resource
 from typing import Protocol
 
+from corral.executor import procfs
 from corral.executor import syscalls as sc
 
 
@@ -65,6 +66,12 @@ class Syscalls(Protocol):
 
     def write_file(self, path: str, text: str) -> None: ...
 
+    # procfs files, named relative to a procfs root ('self/oom_score_adj', 'sys/...'):
+    # through the procfs the process verified (`procfs`), never a path in the container.
+    def proc_read(self, name: str) -> str: ...
+
+    def proc_write(self, name: str, text: str) -> None: ...
+
     # Credentials.
     def setrlimit(self, resource: int, limits: tuple[int, int]) -> None: ...
 
@@ -112,6 +119,8 @@ class LinuxSyscalls:
     symlink = staticmethod(os.symlink)
     read_file = staticmethod(_read_file)
     write_file = staticmethod(_write_file)
+    proc_read = staticmethod(procfs.read)
+    proc_write = staticmethod(procfs.write)
     setrlimit = staticmethod(resource.setrlimit)
     prctl = staticmethod(sc.prctl)
     capset = staticmethod(sc.capset)

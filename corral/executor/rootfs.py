@@ -374,17 +374,18 @@ def readonly_paths(paths: Iterable[str], *, kernel: Syscalls = LINUX) -> None:
 
 
 def write_sysctls(sysctl: Mapping[str, str], *, kernel: Syscalls = LINUX) -> None:
-    """Write the config's sysctls through the host's procfs, before pivot_root.
+    """Write the config's sysctls through the init's verified procfs (`procfs`), before pivot_root.
 
-    Called before pivot_root, while `/proc` is still the host's own procfs: after
-    it, `/proc` is whatever the image or a volume put there, and a write to
-    `/proc/sys/...` may land in a fake file, on the host if it is a volume
-    (CVE-2019-16884, CVE-2025-52881). The sysctls a config may set are
-    namespaced (validation refuses others), and the kernel picks the namespace
-    of the writer, not of the procfs: the init is already in the container's.
+    Never through `/proc/sys/...` in the container: there `/proc` is whatever the
+    image or a volume put there, and a write may land in a fake file, on the host
+    if it is a volume (CVE-2019-16884, CVE-2025-52881, CVE-2025-62596); nor by path
+    in the host's view, which a joined mount namespace makes someone else's. The
+    sysctls a config may set are namespaced (validation refuses others), and the
+    kernel picks the namespace of the writer, not of the procfs: the init is
+    already in the container's.
     """
     for key, value in sysctl.items():
-        kernel.write_file("/proc/sys/" + key.replace(".", "/"), value)
+        kernel.proc_write("sys/" + key.replace(".", "/"), value)
 
 
 def isolating_propagation(requested: str | None) -> int:

@@ -307,6 +307,18 @@ class RecordingSyscalls:
         self._record("write_file", path, text)
         self.files[path] = text
 
+    def proc_read(self, name: str) -> str:
+        """A procfs file, named from the procfs root: modelled as `files['/proc/' + name]`."""
+        self._record("proc_read", name)
+        path = "/proc/" + name
+        if path not in self.files:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        return self.files[path]
+
+    def proc_write(self, name: str, text: str) -> None:
+        self._record("proc_write", name, text)
+        self.files["/proc/" + name] = text
+
     def setrlimit(self, resource: int, limits: tuple[int, int]) -> None:
         self._record("setrlimit", resource, limits)
 

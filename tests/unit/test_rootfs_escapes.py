@@ -54,9 +54,20 @@ def test_only_directories_masked_needs_no_dev_null() -> None:
 
 def test_finish_writes_no_sysctl_through_the_container_s_proc() -> None:
     """After pivot_root `/proc/sys` may be a fake (a volume over /proc): the init writes
-    the sysctls before it, through the host's procfs (`rootfs.write_sysctls`)."""
+    the sysctls before it, through its verified procfs (`rootfs.write_sysctls`)."""
     kernel = RecordingSyscalls()
     kernel.add("/proc/sys/net/ipv4/ip_forward", "file")
     config = Config(process=Process(args=("sh",)), root=Root("/r"), sysctl={"net.ipv4.ip_forward": "1"})
     rootfs.finish(config, kernel=kernel)
-    assert kernel.of("write_file") == []
+    assert kernel.of("write_file") == [] and kernel.of("proc_write") == []
+
+
+def test_sysctls_go_through_the_verified_procfs_not_a_path() -> None:
+    """`write_sysctls` names the file from a procfs root (`procfs`), never a `/proc/...` path
+    that the container's or a joined mount namespace resolves (CVE-2025-52881)."""
+    kernel = RecordingSyscalls()
+    rootfs.write_sysctls({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"}, kernel=kernel)
+    assert [(c.name, *c.args) for c in kernel.calls] == [
+        ("proc_write", "sys/net/ipv4/ip_forward", "1"),
+        ("proc_write", "sys/kernel/shmmni", "1234"),
+    ]
