@@ -22,8 +22,9 @@ import pytest
 from corral import Config, Runtime
 from tests.integration.conftest import leaks_of
 
-#: The console script next to the interpreter running the tests (.venv/bin/corral).
-CORRAL = str(Path(sys.executable).with_name("corral"))
+#: The command next to the interpreter running the tests: .venv/bin/corral-runc, the same
+#: command line as .venv/bin/corral started without site (as containerd would run it).
+CORRAL = str(Path(sys.executable).with_name("corral-runc"))
 
 
 @dataclass(frozen=True)
