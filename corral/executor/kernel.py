@@ -50,6 +50,8 @@ class Syscalls(Protocol):
 
     def statvfs(self, path: str) -> os.statvfs_result: ...
 
+    def fstatfs_type(self, fd: int) -> int: ...
+
     def unlink(self, path: str, *, dir_fd: int | None = None) -> None: ...
 
     def mknod(self, path: str, mode: int = 0o600, device: int = 0, *, dir_fd: int | None = None) -> None: ...
@@ -112,6 +114,7 @@ class LinuxSyscalls:
     stat = staticmethod(os.stat)
     lstat = staticmethod(os.lstat)
     statvfs = staticmethod(os.statvfs)
+    fstatfs_type = staticmethod(sc.fstatfs_type)
     unlink = staticmethod(os.unlink)
     mknod = staticmethod(os.mknod)
     chmod = staticmethod(os.chmod)

@@ -121,6 +121,28 @@ def make_in_root(
     return open_in_root(root_fd, path, kernel=kernel)
 
 
+#: The only files under /proc a mount may cover (the ones lxcfs emulates; runc's list).
+PROC_MOUNT_ALLOWED = frozenset({
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+})
+
+
+def refuse_procfs_target(target_fd: int, mount: Mount, *, kernel: Syscalls = LINUX) -> None:
+    """A mount may not cover anything of a procfs (but proc itself, and lxcfs's files).
+
+    Judged by what the target *is* (fstatfs of the resolved fd), not by its path: an
+    image whose `/data` is a symlink to `/proc/self/fd` would otherwise have a volume
+    at `/data` bound over the init's own fd directory, and every later step that goes
+    through the container's `/proc/self/fd` (masks, the exec fifo) would reach the
+    volume's files instead (CVE-2025-52881; runc's checkProcMount).
+    """
+    if mount.type == "proc" or os.path.normpath(mount.destination) in PROC_MOUNT_ALLOWED:
+        return
+    if kernel.fstatfs_type(target_fd) == sc.PROC_SUPER_MAGIC:
+        raise OSError(errno.EPERM, "the target is on procfs: only proc itself and lxcfs's files may be mounted there")
+
+
 def _mount_flags_of(path: str, kernel: Syscalls) -> int:
     """The flags a remount of `path` must keep (a user namespace locks them)."""
     f_flag = kernel.statvfs(path).f_flag
@@ -176,6 +198,7 @@ def _mount_one(
             raise OSError(exc.errno, f"bind source {source!r}: {exc.strerror}") from exc
     target_fd = make_in_root(root_fd, mount.destination, directory=directory, kernel=kernel)
     try:
+        refuse_procfs_target(target_fd, mount, kernel=kernel)
         target = fd_path(target_fd)
         if bind:
             kernel.mount(source, target, None, sc.MS_BIND | (options.flags & sc.MS_REC))
@@ -220,6 +243,7 @@ def _mount_cgroup(
     readonly = bool(options.flags & sc.MS_RDONLY)
     target_fd = make_in_root(root_fd, mount.destination, directory=True, kernel=kernel)
     try:
+        refuse_procfs_target(target_fd, mount, kernel=kernel)
         if "" in cgroup_paths:
             if new_cgroupns:
                 kernel.mount("cgroup2", fd_path(target_fd), "cgroup2", options.flags)

@@ -80,6 +80,8 @@ def _fake_proc(where: Path) -> Path:
     return where
 
 
+#: The cases whose mounts land on the container's procfs: refused at that mount.
+ON_PROCFS = ("volume-over-proc", "binds-over-procfs-files", "bind-over-self-fd", "image-symlink-to-proc")
 CASES = ["volume-over-proc", "image-proc-no-procfs", "binds-over-procfs-files", "bind-over-self-fd", "image-symlink-to-proc"]
 
 
@@ -131,7 +133,6 @@ def test_procfs_writes_never_reach_a_fake_file(runtime: Runtime, bundle: Path, t
         box = runtime.create("procfs", config, stdio=Stdio(stdout=fd, stderr=fd))
     except CorralError as exc:
         box, refused = None, str(exc)
-        print("refused:", refused)
     finally:
         os.close(fd)
     if box is not None:
@@ -144,6 +145,8 @@ def test_procfs_writes_never_reach_a_fake_file(runtime: Runtime, bundle: Path, t
         assert box.wait(20) == 0
         assert out.read_text() == "ran\n"
         box.destroy()
+    if how in ON_PROCFS:  # nothing but proc (and lxcfs's files) may be mounted on a procfs
+        assert box is None and "the target is on procfs" in refused, refused
     assert _listing(fake) == before, ("a write reached a fake procfs file on the host", refused)
     assert new_host_mounts(mounts_before, tmp_path) == set(), refused
 
@@ -151,8 +154,9 @@ def test_procfs_writes_never_reach_a_fake_file(runtime: Runtime, bundle: Path, t
 def test_procfs_writes_never_reach_a_fake_file_through_the_cli(
     corral_cli: CorralCli, bundle: Path, tmp_path: Path
 ) -> None:
-    fake = _fake_proc(tmp_path / "fake-proc")
-    config = _hostile_config(bundle, fake, "volume-over-proc")
+    shutil.rmtree(bundle / "rootfs" / "proc")  # the case only the verified procfs holds
+    fake = _fake_proc(bundle / "rootfs" / "proc")
+    config = _hostile_config(bundle, fake, "image-proc-no-procfs")
     before = _listing(fake)
     mounts_before = host_mounts()
     seen: list[str] = []
@@ -163,6 +167,7 @@ def test_procfs_writes_never_reach_a_fake_file_through_the_cli(
         seen.append((tmp_path / "cli-procfs.out").read_text())
 
     run = corral_cli.run("procfs", config, bundle, while_created=while_created)
+    assert run.created, run.error
     if run.created:
         assert "ran" not in seen[0], "the program ran before start"  # the file also holds the CLI's warnings
         assert "ran\n" in run.output
