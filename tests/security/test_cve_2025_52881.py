@@ -173,3 +173,25 @@ def test_procfs_writes_never_reach_a_fake_file_through_the_cli(
         assert "ran\n" in run.output
     assert _listing(fake) == before
     assert new_host_mounts(mounts_before, tmp_path) == set()
+
+
+def test_exec_writes_never_reach_a_fake_file(runtime: Runtime, bundle: Path, tmp_path: Path) -> None:
+    """`exec` joins the container's mount namespace: its oom_score_adj and cap_last_cap go
+    through the procfs it took before joining, not the container's `/proc` (here the image's
+    own directory of fake files, as a container that replaced its /proc would leave it)."""
+    shutil.rmtree(bundle / "rootfs" / "proc")
+    fake = _fake_proc(bundle / "rootfs" / "proc")
+    config = _hostile_config(bundle, fake, "image-proc-no-procfs")
+    config = dataclasses.replace(config, process=dataclasses.replace(config.process, args=("sleep", "100"), oom_score_adj=None))
+    box = runtime.create("procfs", config)
+    box.start()
+    before = _listing(fake)
+    process = dataclasses.replace(config.process, args=("sleep", "100"), oom_score_adj=OOM)
+    run = box.exec(process)
+    try:
+        _check_init(run.pid, config)  # the exec'd process, read on the host as the init's was
+    finally:
+        os.kill(run.pid, 9)
+        run.wait(10)
+        box.destroy(force=True)
+    assert _listing(fake) == before, "an exec wrote through the container's /proc"
