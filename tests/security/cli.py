@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +54,23 @@ class CorralCli:
         done = self("state", cid)
         return json.loads(done.stdout)["status"] if done.returncode == 0 else "missing"
 
-    def run(self, cid: str, config: Config, bundle: Path, *, while_created: object = None, wait: float = 20) -> CliRun:
+    def exec(self, cid: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """`corral exec ARGS... CID` is spelled `exec [options] CID COMMAND...`: pass them in order."""
+        return self("exec", *args)
+
+    def run(
+        self,
+        cid: str,
+        config: Config,
+        bundle: Path,
+        *,
+        while_created: Callable[[int], None] | None = None,
+        while_running: Callable[[int], None] | None = None,
+        wait: float = 20,
+    ) -> CliRun:
         """create (the config written as `bundle`/config.json), then `while_created(pid)` if
-        given, start, wait for the stop, delete. A refused create is a result, not a failure."""
+        given, start, `while_running(pid)`, wait up to `wait` s for the stop, delete --force.
+        A refused create is a result, not a failure."""
         (bundle / "config.json").write_text(config.to_json())
         out_path = self.tmp_path / f"cli-{cid}.out"
         pid_file = self.tmp_path / f"cli-{cid}.pid"
@@ -66,10 +80,16 @@ class CorralCli:
             self("delete", "--force", cid)
             return CliRun(False, out_path.read_text(), "", None)
         pid = int(pid_file.read_text())
-        if callable(while_created):
-            while_created(pid)
-        started = self("start", cid)
-        assert started.returncode == 0, started.stderr
+        try:
+            if while_created is not None:
+                while_created(pid)
+            started = self("start", cid)
+            assert started.returncode == 0, started.stderr
+            if while_running is not None:
+                while_running(pid)
+        except BaseException:
+            self("delete", "--force", cid)
+            raise
         deadline = time.monotonic() + wait
         while self.status(cid) not in ("stopped", "missing") and time.monotonic() < deadline:
             time.sleep(0.05)
