@@ -54,9 +54,14 @@ class CorralCli:
         done = self("state", cid)
         return json.loads(done.stdout)["status"] if done.returncode == 0 else "missing"
 
-    def exec(self, cid: str, *args: str) -> subprocess.CompletedProcess[str]:
-        """`corral exec ARGS... CID` is spelled `exec [options] CID COMMAND...`: pass them in order."""
-        return self("exec", *args)
+    def exec(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`corral exec [options] CID COMMAND...`; its output (and the process's, which keeps
+        the command's stdio: a pipe would never close) in a file, returned as stdout."""
+        out_path = self.tmp_path / "cli-exec.out"
+        with open(out_path, "w") as out:
+            done = self("exec", *args, stdout=out)
+        text = out_path.read_text()
+        return subprocess.CompletedProcess(done.args, done.returncode, text, text)
 
     def run(
         self,
