@@ -83,3 +83,16 @@ def test_a_handle_whose_descriptor_was_closed_is_replaced() -> None:
     again = procfs.current()
     assert again is not first
     assert f"\nPid:\t{os.getpid()}\n" in again.read("self/status")
+
+
+def test_without_the_new_mount_api_the_checked_proc_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fsmount(fstype: str) -> int:
+        raise OSError(errno.ENOSYS, "fsopen")
+
+    monkeypatch.setattr(procfs.sc, "fsmount_new", no_fsmount)
+    handle = procfs.ProcFS.open()
+    try:
+        assert os.path.samestat(os.fstat(handle.fd), os.stat("/proc"))
+        assert f"\nPid:\t{os.getpid()}\n" in handle.read("self/status")
+    finally:
+        handle.close()
