@@ -4,7 +4,8 @@ API mode: compiled once at install, so that importing the bindings costs about
 a millisecond, where the ABI mode's cdef parsing costs ~25 ms in every process
 (the init and the spawn helper start fresh). The C side is only thin wrappers
 for calls glibc does not export (pivot_root, capget/capset, openat2,
-seccomp, bpf); the logic stays in Python.
+seccomp, bpf); the logic stays in Python. The new mount API (fsopen, fsconfig, fsmount)
+and fstatfs's filesystem type serve `procfs`: a procfs corral made itself.
 """
 
 from cffi import FFI
@@ -65,6 +66,11 @@ ffibuilder.cdef(
     #define RESOLVE_BENEATH ...
     #define RESOLVE_IN_ROOT ...
 
+    #define FSOPEN_CLOEXEC ...
+    #define FSMOUNT_CLOEXEC ...
+    #define FSCONFIG_CMD_CREATE ...
+    #define PROC_SUPER_MAGIC ...
+
     #define SECCOMP_FILTER_FLAG_TSYNC ...
     #define SECCOMP_FILTER_FLAG_LOG ...
     #define SECCOMP_FILTER_FLAG_SPEC_ALLOW ...
@@ -92,6 +98,10 @@ ffibuilder.cdef(
     int corral_capset(int pid, const uint32_t *data);
     int corral_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
                        uint64_t resolve);
+    int corral_fsopen(const char *fsname, unsigned int flags);
+    int corral_fsconfig_create(int fsfd);
+    int corral_fsmount(int fsfd, unsigned int flags, unsigned int attr_flags);
+    long corral_fstatfs_type(int fd);
     int corral_seccomp_set_filter(unsigned int flags, const void *filter, unsigned short len);
     int corral_bpf_prog_load(unsigned int prog_type, const void *insns, unsigned int insn_cnt,
                              const char *license, unsigned int log_level, char *log_buf,
@@ -116,6 +126,8 @@ ffibuilder.set_source(
     #include <sys/mount.h>
     #include <sys/prctl.h>
     #include <sys/syscall.h>
+    #include <sys/vfs.h>
+    #include <linux/magic.h>
     #include <linux/capability.h>
     #include <linux/openat2.h>
     #include <linux/filter.h>
@@ -158,6 +170,37 @@ ffibuilder.set_source(
         how.mode = mode;
         how.resolve = resolve;
         return (int) syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    }
+
+    /* The new mount API (Linux 5.2), through syscall(2) so that an older glibc builds too. */
+    #ifndef FSOPEN_CLOEXEC
+    #define FSOPEN_CLOEXEC 0x00000001
+    #endif
+    #ifndef FSMOUNT_CLOEXEC
+    #define FSMOUNT_CLOEXEC 0x00000001
+    #endif
+    #ifndef FSCONFIG_CMD_CREATE
+    #define FSCONFIG_CMD_CREATE 6
+    #endif
+
+    static int corral_fsopen(const char *fsname, unsigned int flags) {
+        return (int) syscall(SYS_fsopen, fsname, flags);
+    }
+
+    static int corral_fsconfig_create(int fsfd) {
+        return (int) syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+    }
+
+    static int corral_fsmount(int fsfd, unsigned int flags, unsigned int attr_flags) {
+        return (int) syscall(SYS_fsmount, fsfd, flags, attr_flags);
+    }
+
+    /* The filesystem's magic number (statfs.f_type) of what `fd` (O_PATH is enough) is on. */
+    static long corral_fstatfs_type(int fd) {
+        struct statfs buf;
+        if (fstatfs(fd, &buf) == -1)
+            return -1;
+        return (long) buf.f_type;
     }
 
     /* filter: `len` struct sock_filter, as libseccomp's seccomp_export_bpf writes them. */

@@ -19,8 +19,10 @@ from corral.executor.kernel import LINUX, Syscalls
 
 
 def last_capability(*, kernel: Syscalls = LINUX) -> int:
+    """Read through the verified procfs: a fake `cap_last_cap` reading 0 in the container's
+    /proc (a volume or a bind over it) would leave the whole bounding set in place."""
     try:
-        return int(kernel.read_file("/proc/sys/kernel/cap_last_cap"))
+        return int(kernel.proc_read("sys/kernel/cap_last_cap"))
     except OSError:
         return max(CAPABILITIES.values())
 
@@ -46,7 +48,7 @@ def apply_rlimits(process: Process, *, kernel: Syscalls = LINUX) -> None:
 
 def apply_oom_score_adj(process: Process, *, kernel: Syscalls = LINUX) -> None:
     if process.oom_score_adj is not None:
-        kernel.write_file("/proc/self/oom_score_adj", str(process.oom_score_adj))
+        kernel.proc_write("self/oom_score_adj", str(process.oom_score_adj))  # not the container's /proc
 
 
 def drop_bounding_set(keep: int, *, kernel: Syscalls = LINUX) -> None:

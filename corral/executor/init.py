@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 from corral.config import Process
 from corral.errors import ExecutorError
-from corral.executor import credentials, fds, hooks, protocol, pty, rootfs, seccomp
+from corral.executor import credentials, fds, hooks, procfs, protocol, pty, rootfs, seccomp
 from corral.executor.protocol import Console, CreateRequest, ExecForked, ExecRequest, Failed, Go, HooksDue, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
@@ -231,6 +231,8 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         sc.prctl(sc.PR_SET_NAME, _comm_arg())
         config = request.config  # validated once, in the controller, when it was built
         new = set(request.new)
+        step("opening a procfs of the container's PID namespace (every procfs write goes through it)")
+        procfs.acquire()
         if "cgroup" in new:
             step("creating the cgroup namespace")
             sc.unshare(sc.CLONE_NEWCGROUP)
@@ -271,7 +273,7 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         fail(sock, step, exc)
     sock.close()
     try:
-        fifo = os.open(rootfs.fd_path(fifo_fd), os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
+        fifo = procfs.reopen(fifo_fd, os.O_WRONLY)  # not the container's /proc; blocks until start
         if config.hooks.start_container and host_pid is not None:  # outcomes go up the fifo, then "0"
             hooks.container_hooks(
                 config, request.id, "startContainer", "created", host_pid,
@@ -321,6 +323,8 @@ def exec_stage(request: ExecRequest, sock: socket.socket, stdio: list[int], pidf
         if protocol.recv(sock) is None:
             os._exit(1)
         sc.prctl(sc.PR_SET_DUMPABLE, 0)  # before joining: the container must not reach into us
+        step("opening a procfs (before joining: the container's /proc is not to be trusted)")
+        procfs.acquire()
         flags = 0
         for ns_type in request.join:
             flags |= sc.NAMESPACES[ns_type][0]

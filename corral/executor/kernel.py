@@ -17,6 +17,7 @@ import os
 import resource
 from typing import Protocol
 
+from corral.executor import procfs
 from corral.executor import syscalls as sc
 
 
@@ -49,6 +50,8 @@ class Syscalls(Protocol):
 
     def statvfs(self, path: str) -> os.statvfs_result: ...
 
+    def fstatfs_type(self, fd: int) -> int: ...
+
     def unlink(self, path: str, *, dir_fd: int | None = None) -> None: ...
 
     def mknod(self, path: str, mode: int = 0o600, device: int = 0, *, dir_fd: int | None = None) -> None: ...
@@ -64,6 +67,12 @@ class Syscalls(Protocol):
     def read_file(self, path: str) -> str: ...
 
     def write_file(self, path: str, text: str) -> None: ...
+
+    # procfs files, named relative to a procfs root ('self/oom_score_adj', 'sys/...'):
+    # through the procfs the process verified (`procfs`), never a path in the container.
+    def proc_read(self, name: str) -> str: ...
+
+    def proc_write(self, name: str, text: str) -> None: ...
 
     # Credentials.
     def setrlimit(self, resource: int, limits: tuple[int, int]) -> None: ...
@@ -105,6 +114,7 @@ class LinuxSyscalls:
     stat = staticmethod(os.stat)
     lstat = staticmethod(os.lstat)
     statvfs = staticmethod(os.statvfs)
+    fstatfs_type = staticmethod(sc.fstatfs_type)
     unlink = staticmethod(os.unlink)
     mknod = staticmethod(os.mknod)
     chmod = staticmethod(os.chmod)
@@ -112,6 +122,8 @@ class LinuxSyscalls:
     symlink = staticmethod(os.symlink)
     read_file = staticmethod(_read_file)
     write_file = staticmethod(_write_file)
+    proc_read = staticmethod(procfs.read)
+    proc_write = staticmethod(procfs.write)
     setrlimit = staticmethod(resource.setrlimit)
     prctl = staticmethod(sc.prctl)
     capset = staticmethod(sc.capset)

@@ -36,7 +36,7 @@ import signal
 import socket
 from typing import NoReturn
 
-from corral.executor import fds, hooks, init, proc, protocol
+from corral.executor import fds, hooks, init, proc, procfs, protocol
 from corral.executor.interface import ExitStatus
 from corral.executor.logwriter import LogPipes
 from corral.executor.protocol import (
@@ -102,8 +102,7 @@ def _join_cgroups(procs_files: tuple[str, ...], pid: int) -> None:
 def _write_maps(pid: int, request: CreateRequest) -> None:
     for name, text in (("uid_map", request.uid_map), ("gid_map", request.gid_map)):
         if text:
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(text)
+            procfs.write(f"{pid}/{name}", text)  # one write(2), through a procfs the monitor made
 
 
 def _reap_until(pid: int) -> int | None:

@@ -121,6 +121,28 @@ def make_in_root(
     return open_in_root(root_fd, path, kernel=kernel)
 
 
+#: The only files under /proc a mount may cover (the ones lxcfs emulates; runc's list).
+PROC_MOUNT_ALLOWED = frozenset({
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+})
+
+
+def refuse_procfs_target(target_fd: int, mount: Mount, *, kernel: Syscalls = LINUX) -> None:
+    """A mount may not cover anything of a procfs (but proc itself, and lxcfs's files).
+
+    Judged by what the target *is* (fstatfs of the resolved fd), not by its path: an
+    image whose `/data` is a symlink to `/proc/self/fd` would otherwise have a volume
+    at `/data` bound over the init's own fd directory, and every later step that goes
+    through the container's `/proc/self/fd` (masks, the exec fifo) would reach the
+    volume's files instead (CVE-2025-52881; runc's checkProcMount).
+    """
+    if mount.type == "proc" or os.path.normpath(mount.destination) in PROC_MOUNT_ALLOWED:
+        return
+    if kernel.fstatfs_type(target_fd) == sc.PROC_SUPER_MAGIC:
+        raise OSError(errno.EPERM, "the target is on procfs: only proc itself and lxcfs's files may be mounted there")
+
+
 def _mount_flags_of(path: str, kernel: Syscalls) -> int:
     """The flags a remount of `path` must keep (a user namespace locks them)."""
     f_flag = kernel.statvfs(path).f_flag
@@ -176,6 +198,7 @@ def _mount_one(
             raise OSError(exc.errno, f"bind source {source!r}: {exc.strerror}") from exc
     target_fd = make_in_root(root_fd, mount.destination, directory=directory, kernel=kernel)
     try:
+        refuse_procfs_target(target_fd, mount, kernel=kernel)
         target = fd_path(target_fd)
         if bind:
             kernel.mount(source, target, None, sc.MS_BIND | (options.flags & sc.MS_REC))
@@ -220,6 +243,7 @@ def _mount_cgroup(
     readonly = bool(options.flags & sc.MS_RDONLY)
     target_fd = make_in_root(root_fd, mount.destination, directory=True, kernel=kernel)
     try:
+        refuse_procfs_target(target_fd, mount, kernel=kernel)
         if "" in cgroup_paths:
             if new_cgroupns:
                 kernel.mount("cgroup2", fd_path(target_fd), "cgroup2", options.flags)
@@ -425,17 +449,18 @@ def readonly_paths(paths: Iterable[str], *, kernel: Syscalls = LINUX) -> None:
 
 
 def write_sysctls(sysctl: Mapping[str, str], *, kernel: Syscalls = LINUX) -> None:
-    """Write the config's sysctls through the host's procfs, before pivot_root.
+    """Write the config's sysctls through the init's verified procfs (`procfs`), before pivot_root.
 
-    Called before pivot_root, while `/proc` is still the host's own procfs: after
-    it, `/proc` is whatever the image or a volume put there, and a write to
-    `/proc/sys/...` may land in a fake file, on the host if it is a volume
-    (CVE-2019-16884, CVE-2025-52881). The sysctls a config may set are
-    namespaced (validation refuses others), and the kernel picks the namespace
-    of the writer, not of the procfs: the init is already in the container's.
+    Never through `/proc/sys/...` in the container: there `/proc` is whatever the
+    image or a volume put there, and a write may land in a fake file, on the host
+    if it is a volume (CVE-2019-16884, CVE-2025-52881, CVE-2025-62596); nor by path
+    in the host's view, which a joined mount namespace makes someone else's. The
+    sysctls a config may set are namespaced (validation refuses others), and the
+    kernel picks the namespace of the writer, not of the procfs: the init is
+    already in the container's.
     """
     for key, value in sysctl.items():
-        kernel.write_file("/proc/sys/" + key.replace(".", "/"), value)
+        kernel.proc_write("sys/" + key.replace(".", "/"), value)
 
 
 def isolating_propagation(requested: str | None) -> int:

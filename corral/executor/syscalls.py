@@ -75,6 +75,10 @@ RESOLVE_NO_SYMLINKS: int = lib.RESOLVE_NO_SYMLINKS
 RESOLVE_BENEATH: int = lib.RESOLVE_BENEATH
 RESOLVE_IN_ROOT: int = lib.RESOLVE_IN_ROOT
 
+FSOPEN_CLOEXEC: int = lib.FSOPEN_CLOEXEC
+FSMOUNT_CLOEXEC: int = lib.FSMOUNT_CLOEXEC
+PROC_SUPER_MAGIC: int = lib.PROC_SUPER_MAGIC
+
 BPF_PROG_TYPE_CGROUP_DEVICE: int = lib.BPF_PROG_TYPE_CGROUP_DEVICE
 BPF_CGROUP_DEVICE: int = lib.BPF_CGROUP_DEVICE
 BPF_F_ALLOW_MULTI: int = lib.BPF_F_ALLOW_MULTI
@@ -174,6 +178,32 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     if fd == -1:
         raise _fail(f"openat2(dirfd={dirfd}, {path!r}, flags={flags:#x}, resolve={resolve:#x})")
     return int(fd)
+
+
+def fsmount_new(fstype: str) -> int:
+    """A new, detached instance of `fstype` with default options (fsopen, create, fsmount):
+    an O_PATH-like, close-on-exec fd of its root, in no mount namespace, so nothing can be
+    mounted over anything in it."""
+    fsfd = lib.corral_fsopen(fstype.encode(), FSOPEN_CLOEXEC)
+    if fsfd == -1:
+        raise _fail(f"fsopen({fstype!r})")
+    try:
+        if lib.corral_fsconfig_create(fsfd) == -1:
+            raise _fail(f"fsconfig(FSCONFIG_CMD_CREATE) of a new {fstype}")
+        fd = lib.corral_fsmount(fsfd, FSMOUNT_CLOEXEC, 0)
+        if fd == -1:
+            raise _fail(f"fsmount() of a new {fstype}")
+        return int(fd)
+    finally:
+        os.close(fsfd)
+
+
+def fstatfs_type(fd: int) -> int:
+    """The magic number of the filesystem `fd` is on (statfs's f_type; `os.fstatvfs` lacks it)."""
+    kind = lib.corral_fstatfs_type(fd)
+    if kind == -1:
+        raise _fail(f"fstatfs(fd={fd})")
+    return int(kind)
 
 
 def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache") -> int:

@@ -13,3 +13,4 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures, found by pyte
     rootfs_template,
     runtime,
 )
+from tests.security.cli import corral_cli  # noqa: F401  (the attacks once through the `corral` command)

@@ -25,6 +25,7 @@ from corral import Mount, Runtime
 from corral.errors import CorralError
 from corral.types import Stdio
 from tests.integration.conftest import make_config, output_file
+from tests.security.cli import CorralCli
 from tests.security.host import host_mounts, new_host_mounts
 
 pytestmark = pytest.mark.root
@@ -143,3 +144,19 @@ def test_sysctls_reach_the_container_s_namespace_not_the_host_s(
     assert out.read_text().split() == ["42", "1234"], out.read_text()
     assert Path("/proc/sys/net/ipv4/ip_default_ttl").read_bytes() == host_ttl
     assert Path("/proc/sys/kernel/shmmni").read_bytes() == host_shm
+
+
+def test_a_volume_over_proc_through_the_cli(corral_cli: CorralCli, bundle: Path, tmp_path: Path) -> None:
+    """The volume-over-/proc case once through the `corral` command."""
+    fake = _fake_proc(tmp_path)
+    sysctl_file = fake / "sys" / Path(*SYSCTL.split("."))
+    config = make_config(bundle, "fakeproc", "/bin/true")
+    config = dataclasses.replace(
+        config, mounts=config.mounts + (Mount("/proc", "bind", str(fake), ("rbind", "rw")),), sysctl={SYSCTL: "1"}
+    )
+    mode_before = os.stat(sysctl_file).st_mode
+    mounts_before = host_mounts()
+    run = corral_cli.run("fakeproc", config, bundle)
+    assert sysctl_file.read_bytes() == FAKE, run
+    assert os.stat(sysctl_file).st_mode == mode_before
+    assert new_host_mounts(mounts_before, tmp_path) == set()

@@ -25,6 +25,7 @@ import pytest
 from corral import Mount, Runtime
 from corral.types import Stdio
 from tests.integration.conftest import CGROUP_PARENT, make_config, output_file
+from tests.security.cli import CorralCli
 from tests.security.host import host_mounts, new_host_mounts
 
 pytestmark = pytest.mark.root
@@ -140,4 +141,41 @@ def test_no_host_cgroup_file_is_writable_without_a_cgroup_namespace(
         assert host_side == {}, (host_side, text)
         assert "WROTE" not in text and "MADE" not in text, text
     assert "MOUNTED" not in text, text
+    assert new_host_mounts(mounts_before, tmp_path) == set()
+
+
+def test_no_host_cgroup_file_is_writable_through_the_cli(corral_cli: CorralCli, bundle: Path, tmp_path: Path) -> None:
+    """The `ro` cgroup mount case once through the `corral` command: the host's hierarchies and
+    the session's parent before and after (the container's own directories, found from its
+    /proc/<pid>/cgroup, are gone after `delete`, so they are left out of the comparison)."""
+    config = make_config(bundle, "cg", "/bin/sh", "-c", ATTACK)
+    config = dataclasses.replace(
+        config, mounts=config.mounts + (Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("nosuid", "noexec", "nodev", "relatime", "ro")),)
+    )
+    states: dict[str, dict[str, object]] = {}
+    mounts_before = host_mounts()
+
+    def while_created(pid: int) -> None:
+        own = []
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for name in controllers.split(",") if controllers else [""]:
+                base = Path("/sys/fs/cgroup") / name.removeprefix("name=") if name else Path("/sys/fs/cgroup")
+                if (base / path.lstrip("/")).is_dir():
+                    own.append(str(base / path.lstrip("/")))
+        states["watched"] = {"dirs": own}
+        states["before"] = _cgroup_state(_watched(own))
+
+    run = corral_cli.run("cg", config, bundle, while_created=while_created)
+    assert run.created, run.error
+    own = states["watched"]["dirs"]  # type: ignore[index]
+    escapes = _escapes()
+    _remove(escapes)
+    assert escapes == [], (escapes, run.output)
+    assert "done" in run.output, run.output
+    assert "WROTE" not in run.output and "MADE" not in run.output and "MOUNTED" not in run.output, run.output
+    after = _cgroup_state([p for p in _watched(own) if p.exists()])  # type: ignore[arg-type]
+    before = {k: v for k, v in states["before"].items() if not any(k.startswith(d) for d in own)}  # type: ignore[union-attr]
+    after = {k: v for k, v in after.items() if not any(k.startswith(d) for d in own)}  # type: ignore[arg-type]
+    assert after == before
     assert new_host_mounts(mounts_before, tmp_path) == set()

@@ -33,6 +33,7 @@ from corral.errors import CorralError, ExecutorError
 from corral.executor import init
 from corral.types import Stdio
 from tests.integration.conftest import PATH_ENV, make_config, output_file
+from tests.security.cli import CorralCli
 
 pytestmark = pytest.mark.root
 
@@ -185,3 +186,26 @@ def test_a_cwd_outside_the_root_is_refused_after_chdir(tmp_path: Path) -> None:
         message = f.read()
     os.waitpid(pid, 0)
     assert "process.cwd '/proc/self/fd/7' is outside the container's root" in message, message
+
+
+#: The descriptors a `corral create` process could hold when it forks (its store, lock, logs).
+CLI_LEAK_RANGE = range(3, 7)
+
+
+def test_a_cwd_through_proc_self_fd_through_the_cli(corral_cli: CorralCli, bundle: Path, tmp_path: Path) -> None:
+    """`process.cwd` /proc/self/fd/N in config.json, for the descriptors the `corral` process
+    itself holds (a few: each CLI create costs seconds here)."""
+    marker = tmp_path / "escaped-marker"
+    outcomes = {}
+    for n in CLI_LEAK_RANGE:
+        cid = f"cwd{n}"
+        config = make_config(bundle, cid, "/bin/sh", "-c", _escape_script(marker))
+        config = dataclasses.replace(config, process=dataclasses.replace(config.process, cwd=f"/proc/self/fd/{n}"))
+        run = corral_cli.run(cid, config, bundle)
+        if not run.created:
+            assert f"process.cwd '/proc/self/fd/{n}'" in run.error, run.error
+            outcomes[n] = "refused"
+            continue
+        outcomes[n] = f"ran: {run.output!r}"
+        assert "unreachable" not in run.output and "wrote-0" not in run.output, run.output
+    assert not marker.exists(), outcomes

@@ -28,6 +28,7 @@ from corral.config import DEFAULT_MASKED_PATHS
 from corral.errors import CorralError
 from corral.types import Stdio
 from tests.integration.conftest import make_config, output_file
+from tests.security.cli import CorralCli
 from tests.security.host import file_state, host_mounts, new_host_mounts
 
 pytestmark = pytest.mark.root
@@ -149,3 +150,24 @@ def test_the_image_s_real_null_device_still_masks(runtime: Runtime, bundle: Path
         assert read == "", (path, outcome)
     assert (bundle / "rootfs" / "secret").read_bytes() == SECRET
     assert new_host_mounts(mounts_before, tmp_path) == set()
+
+
+def test_a_symlinked_dev_null_through_the_cli(corral_cli: CorralCli, bundle: Path, tmp_path: Path) -> None:
+    """The core_pattern case once through the `corral` command (config.json in the bundle)."""
+    host_marker = tmp_path / "host-marker"
+    host_marker.write_bytes(b"host marker\n")
+    _plant_dev_null(bundle, CORE_PATTERN)
+    watched = {"host marker": host_marker, "host core_pattern": Path(CORE_PATTERN), "rootfs /secret": bundle / "rootfs" / "secret"}
+    before = {name: file_state(path) for name, path in watched.items()}
+    mounts_before = host_mounts()
+    run = corral_cli.run("mask", _config(bundle, "mask", host_marker), bundle)
+    after = {name: file_state(path) for name, path in watched.items()}
+    if after["host core_pattern"] != before["host core_pattern"]:
+        Path(CORE_PATTERN).write_bytes(before["host core_pattern"][0])
+    assert after == before
+    assert new_host_mounts(mounts_before, tmp_path) == set()
+    if run.created:
+        for path, (read, wrote) in _outcome(run.output).items():
+            assert (read, wrote) == ("", "refused"), (path, run.output)
+    else:
+        assert "/dev/null" in run.error, run.error

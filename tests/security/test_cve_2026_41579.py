@@ -28,6 +28,7 @@ from corral.config import Device
 from corral.errors import CorralError
 from corral.types import Stdio
 from tests.integration.conftest import make_config, output_file
+from tests.security.cli import CorralCli
 from tests.security.host import host_mounts, new_host_mounts
 
 pytestmark = pytest.mark.root
@@ -140,3 +141,32 @@ def _remove_escaped(names: set[str]) -> None:
             os.rmdir(path)
         else:
             os.unlink(path)
+
+
+def test_a_symlinked_dev_through_the_cli(corral_cli: CorralCli, bundle: Path, tmp_path: Path) -> None:
+    """The absolute host directory case (with the default /dev mounts) once through the `corral` command."""
+    host_dir = tmp_path / "host-dir"
+    host_dir.mkdir()
+    (host_dir / "keep").write_bytes(b"host\n")
+    dev = bundle / "rootfs" / "dev"
+    if dev.is_symlink() or dev.is_file():
+        dev.unlink()
+    elif dev.exists():
+        os.system(f"rm -rf -- {dev}")  # noqa: S605 - the test's own copy of the rootfs
+    dev.symlink_to(str(host_dir))
+    before = _outside(tmp_path, bundle, host_dir)
+    dev_before = _host_dev()
+    mounts_before = host_mounts()
+    run = corral_cli.run("devlink", make_config(bundle, "devlink", "/bin/sh", "-c", PROBE), bundle)
+    after = _outside(tmp_path, bundle, host_dir)
+    _remove_escaped(set(after["host /"]) - set(before["host /"]))  # type: ignore[arg-type]
+    assert _host_dev() == dev_before, run
+    assert new_host_mounts(mounts_before, tmp_path) == set(), run
+    # The CLI's own files (its root, the container's output, config.json) are expected.
+    cli_files = {"cli-root", "cli-devlink.out", "cli-devlink.pid"}
+    after["test dir"] = [n for n in after["test dir"] if n not in cli_files]  # type: ignore[union-attr]
+    after["bundle"] = {k: v for k, v in after["bundle"].items() if k != "config.json"}  # type: ignore[union-attr]
+    before["bundle"] = {k: v for k, v in before["bundle"].items() if k != "config.json"}  # type: ignore[union-attr]
+    assert after == before, run
+    if run.created:
+        assert "null-is-a-device" in run.output, run.output

@@ -26,6 +26,7 @@ from corral.cli.commands.exec import build_process
 from corral.cli.parser import UsageError
 from corral.errors import CorralError
 from tests.integration.conftest import PATH_ENV, make_config
+from tests.security.cli import CorralCli
 
 pytestmark = pytest.mark.root
 
@@ -146,3 +147,35 @@ def test_the_cli_refuses_a_user_string_it_cannot_read_exactly(box: Container, te
     """Names are not read from the rootfs: refused, as are the unchanged-id and non-ASCII spellings."""
     with pytest.raises((UsageError, CorralError)):  # the parser, or the config's validation
         _cli_process(box.config.process, "--user", text)
+
+
+def test_exec_users_through_the_cli(corral_cli: CorralCli, bundle: Path, tmp_path: Path) -> None:
+    """`corral exec -d --user ... --additional-gids ...` as a process, read on the host; the
+    unchanged-id spelling refused by the command."""
+    results: dict[str, object] = {}
+
+    def while_running(_: int) -> None:
+        for n, (flags, expected) in enumerate([
+            (("--user", "1000:2000"), User(1000, 2000)),
+            (("--user", "0:1234", "--additional-gids", "5"), User(0, 1234, (5,))),
+        ]):
+            marker, pid_file = f"{390 + n}", tmp_path / f"exec{n}.pid"
+            done = corral_cli.exec("-d", "--pid-file", str(pid_file), *flags, "users", "/bin/sleep", marker)
+            assert done.returncode == 0, done.stderr
+            pid = int(pid_file.read_text())
+            try:
+                ids = _status_ids(pid, marker)
+            finally:
+                os.kill(pid, 9)
+            ids["Groups"] = tuple(sorted(set(ids["Groups"])))
+            results[" ".join(flags)] = (ids, _expected(expected))
+        refused = corral_cli.exec("-d", "--user", "4294967295", "users", "/bin/sleep", "389")
+        results["refused"] = (refused.returncode, refused.stderr)
+
+    run = corral_cli.run("users", make_config(bundle, "users", "/bin/sleep", "1000"), bundle,
+                         while_running=while_running, wait=0)
+    assert run.created, run.error
+    for flags, (ids, expected) in ((k, v) for k, v in results.items() if k != "refused"):
+        assert ids == expected, flags
+    code, stderr = results["refused"]  # type: ignore[misc]
+    assert code != 0, stderr

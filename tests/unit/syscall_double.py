@@ -106,6 +106,7 @@ class RecordingSyscalls:
     cwd: str = "/"
     fds: dict[int, str] = field(default_factory=dict)
     rdevs: dict[str, int] = field(default_factory=dict)  # device numbers that mknod made
+    fstypes: dict[str, str] = field(default_factory=dict)  # mount point -> type of a new (not bind) mount
     _next_fd: int = 100
     _failures: list[_Failure] = field(default_factory=list)
 
@@ -204,8 +205,10 @@ class RecordingSyscalls:
             source_real = self._real(source)
             self._exists(source_real)
             self.mount_flags[real] = self._flags_at(source_real)
+            self.fstypes[real] = "bind"
         elif not flags & _PROPAGATION:
             self.mount_flags[real] = flags & _MOUNT_FLAGS
+            self.fstypes[real] = fstype or ""
         elif real not in self.mount_flags:  # a propagation change needs a mount point
             raise OSError(errno.EINVAL, f"{os.strerror(errno.EINVAL)}: {shown} is not a mount point")
 
@@ -251,6 +254,13 @@ class RecordingSyscalls:
         real = self._real(path, dir_fd)
         self._record("mkdir", self.view(real), oct(mode))
         self._create(real, "dir")
+
+    def fstatfs_type(self, fd: int) -> int:
+        """procfs's magic under a `proc` mount of the model, else tmpfs's (a query: not recorded)."""
+        real = self._fd(fd)
+        while real not in self.fstypes and real != "/":
+            real = posixpath.dirname(real)
+        return sc.PROC_SUPER_MAGIC if self.fstypes.get(real) == "proc" else 0x01021994
 
     def stat(self, path: str) -> os.stat_result:
         self._record("stat", path)
@@ -306,6 +316,18 @@ class RecordingSyscalls:
     def write_file(self, path: str, text: str) -> None:
         self._record("write_file", path, text)
         self.files[path] = text
+
+    def proc_read(self, name: str) -> str:
+        """A procfs file, named from the procfs root: modelled as `files['/proc/' + name]`."""
+        self._record("proc_read", name)
+        path = "/proc/" + name
+        if path not in self.files:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        return self.files[path]
+
+    def proc_write(self, name: str, text: str) -> None:
+        self._record("proc_write", name, text)
+        self.files["/proc/" + name] = text
 
     def setrlimit(self, resource: int, limits: tuple[int, int]) -> None:
         self._record("setrlimit", resource, limits)

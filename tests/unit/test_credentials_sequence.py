@@ -59,8 +59,8 @@ def test_the_whole_sequence() -> None:
     credentials.apply(make_process(), kernel=kernel)
     assert calls(kernel) == [
         ("setrlimit", resource.RLIMIT_NOFILE, (1024, 4096)),
-        ("write_file", "/proc/self/oom_score_adj", "100"),
-        ("read_file", "/proc/sys/kernel/cap_last_cap"),
+        ("proc_write", "self/oom_score_adj", "100"),  # through the verified procfs (procfs.py)
+        ("proc_read", "sys/kernel/cap_last_cap"),
         *drops({CHOWN, NET_BIND}),
         ("prctl", "PR_SET_KEEPCAPS", 1),
         ("setgroups", (10, 20)),
