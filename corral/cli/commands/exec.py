@@ -14,7 +14,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from corral.cli.commands.lifecycle import _load, inherited_stdio
+from corral.cli.commands.lifecycle import inherited_stdio
 from corral.cli.context import Context, write_pid_file
 from corral.cli.parser import UsageError
 from corral.errors import CorralError
@@ -110,7 +110,7 @@ def exec_(ctx: Context) -> int:
             raise CorralError(f"exec: --{flag.replace('_', '-')}: not supported by corral")
     if args.cgroup:
         raise CorralError("exec: --cgroup: joining a sub-cgroup is not supported by corral")
-    box = _load(ctx)
+    box = ctx.load(detached=bool(args.detach))
     process = build_process(args, box.config.process)
     if process.terminal:
         raise CorralError("exec: terminals are not supported yet: set terminal to false in the process")

@@ -80,7 +80,9 @@ def _create(ctx: Context) -> Container:
         if config.process.terminal:
             raise CorralError("terminals are not supported yet: set process.terminal to false in config.json")
         raise CorralError("--console-socket: terminals are not supported yet (process.terminal is false anyway)")
-    box = ctx.runtime().create(ctx.container_id, config, stdio=inherited_stdio())
+    # create returns while the init waits; run in the foreground waits for it itself.
+    detached = ctx.args.command == "create" or bool(ctx.args.detach)
+    box = ctx.runtime(detached=detached).create(ctx.container_id, config, stdio=inherited_stdio())
     if ctx.args.pid_file:
         pid = box.pid
         assert pid is not None
