@@ -194,9 +194,12 @@ class Containerd:
         problems: list[str] = []
         if self.process is not None and self.process.poll() is None:
             for cid in self.ids:
-                self.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
-                self.ctr("task", "delete", "--force", cid, check=False)
-                self.ctr("container", "rm", cid, check=False)
+                for args in (("task", "kill", "-s", "SIGKILL", cid), ("task", "delete", "--force", cid),
+                             ("container", "rm", cid)):
+                    try:
+                        self.ctr(*args, check=False, timeout=30)
+                    except subprocess.TimeoutExpired:
+                        problems.append(f"ctr {' '.join(args)} hung")
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)
@@ -213,6 +216,11 @@ class Containerd:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if (self.runc_root / "default" / "corral.db").exists():  # what the shim could not delete
+            listed = self.corral("list", "--format", "json")
+            for state in json.loads(listed.stdout or "[]"):
+                problems.append(f"corral container left: {state['id']} ({state['status']})")
+                self.corral("delete", "--force", state["id"])
         for point in reversed(_mounts_under(self.tmp)):
             problems.append(f"mount left: {point}")
             subprocess.run(["umount", "-l", point], check=False)
