@@ -296,6 +296,9 @@ def test_a_detached_task_through_pause_resume_exec_ps_kill_and_delete(containerd
     assert json.loads(containerd.corral("state", "box").stdout)["status"] == "paused"
     containerd.ctr("task", "resume", "box")
     assert containerd.task("box")["status"] == "RUNNING"
+    # The shim reads the stats from the init's cgroups itself (v1 on a hybrid host, v2 on a pure one).
+    metrics = containerd.ctr("task", "metrics", "box").stdout
+    assert "pids.current" in metrics, metrics
 
     done = containerd.ctr("task", "exec", "--exec-id", "e1", "box", "sh", "-c", "echo from exec; exit 4", check=False)
     assert (done.returncode, done.stdout) == (4, "from exec\n"), done
