@@ -24,7 +24,9 @@ def _command(target: str) -> Callable[[Context], int]:
     return getattr(module, function)  # type: ignore[no-any-return]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, parent: str = "monitor") -> int:
+    """Run one command. `parent` is the default of `--parent`: "caller" in the `corral-runc`
+    wrapper (callers that take a runc binary reap the init themselves, as runc's callers do)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         # The log flags may not have been parsed: an error goes to stderr only.
         sys.stderr.write(f"{exc}\n")
         return EXIT_ERROR
+    if args.parent is None:
+        args.parent = parent
     log = Log(args.log, args.log_format, args.debug)
     if args.version:
         sys.stdout.write(f"corral version {__version__}\nspec: {OCI_SPEC_VERSION}\n")

@@ -69,30 +69,43 @@ class Context:
         except OSError:
             return True
 
-    def runtime(self, *, recover: bool | None = None) -> Runtime:
+    def runtime(self, *, recover: bool | None = None, detached: bool = False) -> Runtime:
         """The library's Runtime on this root, opened once per call.
 
         `recover=None` decides from the record of `container_id` (when the
         command has one): a full recovery only when that record needs it.
+        `detached`: the command starts a process and exits while it runs (create,
+        run --detach, exec --detach); that process's parent is then the one
+        `--parent` names. A command that waits for its process keeps the monitor.
         """
         if self._runtime is None:
             if recover is None:
                 recover = self._record_needs_recovery()
             from corral.statemachine.runtime import Runtime
 
-            self.log.debug(f"opening {self.root} (run state {self.run_root}, recovery {'on' if recover else 'off'})")
-            self._runtime = Runtime(self.root, run_root=self.run_root, recover=recover)
+            executor = None
+            parent = getattr(self.args, "parent", None) or "monitor"
+            if detached and parent != "monitor":
+                from corral.executor.linux import LinuxExecutor
+
+                executor = LinuxExecutor(parent=parent)
+            self.log.debug(
+                f"opening {self.root} (run state {self.run_root}, recovery {'on' if recover else 'off'}"
+                f"{', parent ' + parent if executor is not None else ''})"
+            )
+            self._runtime = Runtime(self.root, run_root=self.run_root, recover=recover, executor=executor)
         return self._runtime
 
     def not_found(self) -> ContainerNotFound:
         return ContainerNotFound(self.container_id, self.root)
 
-    def load(self) -> Container:
+    def load(self, *, detached: bool = False) -> Container:
         """The live container `container_id` through the library; ContainerNotFound if there is
-        none (a tombstone counts as none, and a missing store is not created just to say so)."""
+        none (a tombstone counts as none, and a missing store is not created just to say so).
+        `detached` as for `runtime()`."""
         if not self.store_exists():
             raise self.not_found()
-        box = self.runtime().load(self.container_id)
+        box = self.runtime(detached=detached).load(self.container_id)
         if box.recorded_state.value == "destroyed":
             raise self.not_found()
         return box

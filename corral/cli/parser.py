@@ -72,6 +72,14 @@ def build_parser() -> Parser:
     parser.add_argument("--criu", default="criu", help=argparse.SUPPRESS)
     parser.add_argument("--systemd-cgroup", action="store_true", help="use systemd cgroups (not supported: an error)")
     parser.add_argument("--rootless", default="auto", choices=("auto", "true", "false"), help="rootless mode (only 'false' is supported)")
+    parser.add_argument(
+        "--parent",
+        choices=("monitor", "caller"),
+        default=None,
+        help="who becomes the parent of the init (create, run --detach) and of exec --detach's process: "
+        "corral's monitor, which records the exit status (corral's default), or the caller's subreaper, as "
+        "with runc (corral-runc's default: containerd's shim and conmon reap the PID in the pid file)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     p = _command(sub, "create", "lifecycle:create", "create a container (its init waits for start)")

@@ -91,8 +91,18 @@ def _id_map(mappings: tuple) -> str:
 class LinuxExecutor:
     """Implements corral.executor.interface.Executor on this host's kernel."""
 
-    def __init__(self, cgroups: CgroupDriver | None = None) -> None:
+    def __init__(self, cgroups: CgroupDriver | None = None, *, parent: str = protocol.PARENT_MONITOR) -> None:
+        """`parent`: who is the parent of the inits and exec'd processes this executor starts.
+
+        "monitor" (the default): corral's monitor, which reaps them and records their
+        status. "caller": the caller's child subreaper (containerd's runc shim, conmon), as
+        with runc; their status is then the reaper's to know and corral's is unknown
+        (corral.executor.monitor says how).
+        """
+        if parent not in protocol.PARENTS:
+            raise ExecutorError(f"parent={parent!r}: choose one of {', '.join(map(repr, protocol.PARENTS))}")
         self.cgroups = cgroups if cgroups is not None else detect()
+        self.parent = parent
         self._helper = spawning.Helper()
 
     def close(self) -> None:
@@ -166,6 +176,7 @@ class LinuxExecutor:
             seccomp=_compiled_seccomp(config),
             log_file=logwriter.log_path(facts.plan.run_dir) if stdio.log else None,
             log_max_bytes=stdio.log_max_bytes,
+            parent=self.parent,
         )
         ran: list[hooking.HookOutcome] = []
         init_pid, monitor, ctl, console = spawning.spawn_init(
@@ -189,8 +200,15 @@ class LinuxExecutor:
             spawning.wait_for_exit(monitor, MONITOR_GRACE)
             raise
         faults.point("create.ready")
+        handed_off = self.parent == protocol.PARENT_CALLER  # then no monitor is left to record
         return spawning.SpawnedInit(
-            InitFacts(ProcessIdentity(init_pid, start_time), monitor, namespaces, inodes, tuple(ran)), ctl, monitor, console
+            InitFacts(
+                ProcessIdentity(init_pid, start_time), None if handed_off else monitor, namespaces, inodes, tuple(ran)
+            ),
+            ctl,
+            monitor,
+            console_fd=console,
+            handed_off=handed_off,
         )
 
     def _make_run_dir(self, facts: ContainerFacts, fifo: str) -> None:
@@ -409,7 +427,9 @@ class LinuxExecutor:
         self._cgroup(facts).thaw()
         faults.point("resume.thawed")
 
-    def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> spawning.LinuxExecHandle:
+    def exec(
+        self, facts: ContainerFacts, process: Process, stdio: Stdio
+    ) -> spawning.LinuxExecHandle | spawning.HandedOffExecHandle:
         spawning.check_stdio(stdio)
         init = self._require_init(facts)
         cgroup = self._cgroup(facts)
@@ -421,6 +441,7 @@ class LinuxExecutor:
             cgroup_procs=tuple(cgroup.procs_files()),
             process=process,
             seccomp=_compiled_seccomp(facts.config),  # runc too filters exec'd processes
+            parent=self.parent,
         )
         return spawning.spawn_exec(self._helper, request, stdio)
 

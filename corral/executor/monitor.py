@@ -22,6 +22,18 @@ both die before the init is the status unknown (only a parent can reap for it):
 the placeholder is left pending with nobody holding it, and the controller
 records `exit: unknown` with that reason rather than a silent None.
 
+**parent="caller"** (`LinuxExecutor(parent="caller")`; the `corral-runc` command line uses
+it for the callers that take a runc binary): the init ends up a child of the caller's child
+subreaper, as with runc, because containerd's runc shim and conmon learn a task's exit by
+reaping the PID in the pid file. There is no keeper then: the monitor plays its part of the
+set-up (cgroups, maps, relaying, the kill if the controller dies before confirming), then,
+once confirmed, reaps the first stage, writes the reason the status is unknown
+(`protocol.HANDED_OFF`) into the exit file and exits; the kernel reparents the init to the
+nearest living subreaper above (the shim: the helper and the controller are not
+subreapers). The controller waits for that exit before create returns, so the init is the
+shim's child by then. Exec'd processes are handed over the same way, once they run. The
+record keeps the init by PID, start time and boot id; its exit is the reaper's to know.
+
 Why a monitor rather than the controller as parent (runc's CLONE_PARENT): the
 exit status survives the controller, the controller never has to reap (nothing
 to steal from a SIGCHLD handler of the application hosting it), and the init's
@@ -205,25 +217,39 @@ def _log_pipes(request: CreateRequest, stdio: list[int], ctl: socket.socket) -> 
     return logs
 
 
+def _hand_off(first: int, exit_fd: int | None, exit_file: str | None) -> NoReturn:
+    """parent="caller": reap the first stage, say why the status will be unknown, and exit,
+    so that the kernel reparents the set-up process to the caller's subreaper."""
+    try:
+        os.waitpid(first, 0)
+    except ChildProcessError:
+        pass
+    if exit_file is not None:
+        _write_exit_file(exit_fd, exit_file, Exited(None, None), protocol.HANDED_OFF)
+    os._exit(0)
+
+
 def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> NoReturn:
     _become_monitor()
-    name_process(f"corral-keep:{request.id}")
-    # The process the helper forked (and the controller records) is the keeper;
-    # the monitor proper is its child. Either may die and the status is kept.
-    keeper_fd = protocol.open_exit_file(request.exit_file)
-    if keeper_fd is not None:
-        protocol.hold_exit_file(keeper_fd)
-    try:
-        monitor_pid = os.fork()
-    except OSError as exc:
-        _report_failure(ctl, exc)
-        os._exit(1)
-    if monitor_pid != 0:
-        ctl.close()
-        for fd in stdio:
-            os.close(fd)
-        _keep(monitor_pid, keeper_fd, request.exit_file)
-    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # not inherited across fork
+    keeper_fd: int | None = None
+    if request.parent != protocol.PARENT_CALLER:  # no keeper when the init is handed off
+        name_process(f"corral-keep:{request.id}")
+        # The process the helper forked (and the controller records) is the keeper;
+        # the monitor proper is its child. Either may die and the status is kept.
+        keeper_fd = protocol.open_exit_file(request.exit_file)
+        if keeper_fd is not None:
+            protocol.hold_exit_file(keeper_fd)
+        try:
+            monitor_pid = os.fork()
+        except OSError as exc:
+            _report_failure(ctl, exc)
+            os._exit(1)
+        if monitor_pid != 0:
+            ctl.close()
+            for fd in stdio:
+                os.close(fd)
+            _keep(monitor_pid, keeper_fd, request.exit_file)
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # not inherited across fork
     name_process(f"corral-mon:{request.id}")
     if keeper_fd is not None:
         os.close(keeper_fd)  # the keeper's, and kept from the init: the monitor opens its own below
@@ -302,6 +328,8 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     ctl.close()
     if not confirmed:  # the controller died (or aborted) before recording the container
         _kill(init_pid)
+    elif request.parent == protocol.PARENT_CALLER:
+        _hand_off(first, exit_fd, request.exit_file)
     status = _reap_until(init_pid)
     if logs is not None:
         logs.drain(LOG_DRAIN)  # the log is complete before anyone learns of the exit
@@ -354,6 +382,9 @@ def run_exec(request: ExecRequest, ctl: socket.socket, stdio: list[int]) -> NoRe
         _report_failure(ctl, exc)
         _kill(pid)
         os._exit(1)
+    if request.parent == protocol.PARENT_CALLER:
+        ctl.close()
+        _hand_off(first, None, None)
     exited = _exited(_reap_until(pid))
     try:
         protocol.send(ctl, exited)

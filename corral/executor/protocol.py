@@ -59,6 +59,20 @@ class ProtocolError(ExecutorError):
 
 # --------------------------------------------------------------------------- requests (pickled)
 
+#: Who ends up the parent of a container's init or exec'd process (see corral.executor.monitor):
+#: corral's monitor, which reaps it and records its status (the default), or the caller's
+#: child subreaper (containerd's shim, conmon), as with runc: the monitor exits once the
+#: process is set up and the kernel reparents the process.
+PARENT_MONITOR = "monitor"
+PARENT_CALLER = "caller"
+PARENTS = (PARENT_MONITOR, PARENT_CALLER)
+
+#: The exit file's reason when the init was handed to the caller's subreaper.
+HANDED_OFF = (
+    "the init was handed to the caller's subreaper (parent='caller'), which reaps it: "
+    "corral cannot know its exit status"
+)
+
 
 @dataclass(frozen=True)
 class CreateRequest:
@@ -81,6 +95,7 @@ class CreateRequest:
     seccomp: CompiledFilter | None = None  # config.seccomp, compiled in the controller
     log_file: str | None = None  # Stdio.log: the monitor writes stdout and stderr here (logwriter.py)
     log_max_bytes: int = 0
+    parent: str = PARENT_MONITOR  # PARENTS: who is the init's parent once it is set up
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ class ExecRequest:
     cgroup_procs: tuple[str, ...]
     process: Process
     seccomp: CompiledFilter | None = None  # the container's filter: exec'd processes run under it too
+    parent: str = PARENT_MONITOR  # PARENTS: who is the process's parent once it runs
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ from corral.executor.protocol import (
 
 #: How long the init may take to set up before create gives up on it.
 SETUP_TIMEOUT = 60.0
+#: parent="caller": how long create and exec wait for the monitor to exit (it only reaps the
+#: first stage and writes one record), so that the process is the caller's child on return.
+HANDOFF_TIMEOUT = 5.0
 
 
 def _python_path() -> str:
@@ -221,12 +224,15 @@ class SpawnedInit:
     _ctl: socket.socket
     monitor: ProcessIdentity | None
     console_fd: int | None = None
+    handed_off: bool = False  # parent="caller": the monitor exits once confirmed
 
     def confirm(self) -> None:
         try:
             protocol.send(self._ctl, Confirm())
         finally:
             self._ctl.close()
+        if self.handed_off:  # then the init is the caller's subreaper's child
+            wait_for_exit(self.monitor, HANDOFF_TIMEOUT)
 
     def abort(self) -> None:
         self._ctl.close()  # the monitor kills the init on EOF
@@ -343,7 +349,32 @@ class LinuxExecHandle:
         return self._read(0.0)
 
 
-def spawn_exec(helper: Helper, request: ExecRequest, stdio: Stdio) -> LinuxExecHandle:
+class HandedOffExecHandle:
+    """parent="caller": an exec'd process the caller's subreaper reaps. Its end is seen
+    through a pidfd; its status is the reaper's to know, so corral's is unknown."""
+
+    def __init__(self, pid: int, start_time: int) -> None:
+        self.pid = pid
+        self.start_time = start_time
+
+    def _status(self, timeout: float | None) -> ExitStatus | None:
+        if not wait_for_exit(ProcessIdentity(self.pid, self.start_time), timeout):
+            return None
+        return ExitStatus.unknown(
+            "the process was handed to the caller's subreaper (parent='caller'), which reaps it"
+        )
+
+    def wait(self, timeout: float | None = None) -> ExitStatus:
+        status = self._status(timeout)
+        if status is None:
+            raise WaitTimeout(f"exec'd process {self.pid}", timeout or 0)
+        return status
+
+    def poll(self) -> ExitStatus | None:
+        return self._status(0.0)
+
+
+def spawn_exec(helper: Helper, request: ExecRequest, stdio: Stdio) -> LinuxExecHandle | HandedOffExecHandle:
     what = f"exec in container {request.id!r}"
     ours, monitor = _ask_helper(helper, request, stdio)
     console: int | None = None
@@ -366,5 +397,9 @@ def spawn_exec(helper: Helper, request: ExecRequest, stdio: Stdio) -> LinuxExecH
             os.close(console)
         wait_for_exit(monitor, 5.0)
         raise
+    if request.parent == protocol.PARENT_CALLER:
+        ours.close()
+        wait_for_exit(monitor, HANDOFF_TIMEOUT)  # then the process is the caller's subreaper's child
+        return HandedOffExecHandle(message.pid, message.start_time or 0)
     ours.settimeout(None)
     return LinuxExecHandle(ours, message.pid, message.start_time or 0, monitor, console)

@@ -14,7 +14,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from corral.cli.commands.lifecycle import _load, check_console_socket, hand_over_console, inherited_stdio
+from corral.cli.commands.lifecycle import check_console_socket, hand_over_console, inherited_stdio
 from corral.cli.context import Context, write_pid_file
 from corral.cli.parser import UsageError
 from corral.errors import CorralError
@@ -108,7 +108,7 @@ def exec_(ctx: Context) -> int:
             raise CorralError(f"exec: --{flag.replace('_', '-')}: not supported by corral")
     if args.cgroup:
         raise CorralError("exec: --cgroup: joining a sub-cgroup is not supported by corral")
-    box = _load(ctx)
+    box = ctx.load(detached=bool(args.detach))
     process = build_process(args, box.config.process)
     console = check_console_socket(process.terminal, args.console_socket, "exec: --tty (or terminal in --process)")
     handle = box.exec(process, stdio=None if console else inherited_stdio(), console=console)

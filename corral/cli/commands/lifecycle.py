@@ -101,7 +101,11 @@ def _create(ctx: Context) -> Container:
     bundle = os.path.abspath(ctx.args.bundle or os.getcwd())
     config = Config.from_bundle(bundle)
     console = check_console_socket(config.process.terminal, ctx.args.console_socket, "process.terminal in config.json")
-    box = ctx.runtime().create(ctx.container_id, config, stdio=None if console else inherited_stdio(), console=console)
+    # create returns while the init waits; run in the foreground waits for it itself.
+    detached = ctx.args.command == "create" or bool(ctx.args.detach)
+    box = ctx.runtime(detached=detached).create(
+        ctx.container_id, config, stdio=None if console else inherited_stdio(), console=console
+    )
     if box.console_fd is not None:
         hand_over_console(ctx.args.console_socket, box.console_fd, lambda: box.destroy(force=True))
         box.console_fd = None
