@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
 from typing import Any, Mapping
 
-from corral.config.checks import ErrorsFrom, check_instance
+from corral.config.checks import ErrorsFrom, check_instance, fail
+from corral.config.network import Network, validate_network
 from corral.config.seccomp import Seccomp
 from corral.config.types import (
     DEFAULT_MASKED_PATHS,
@@ -203,6 +204,8 @@ class Config:
     seccomp: Seccomp | None = None
     mount_label: str | None = None  # SELinux; see Process.selinux_label
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: corral's network section (config/network.py); in a bundle, the annotation io.corral.network.
+    network: Network | None = None
     oci_version: str = "1.0.2"
     bundle: str | None = None  # the directory it was read from, if any
     #: What reading it ignored, one "json.path: why" each (unknown keys, deprecated fields);
@@ -249,6 +252,11 @@ class Config:
         validate_version(self.oci_version)  # first: nothing else means anything in another version
         check_instance(self.process, Process, "process")
         validate_sections(self)
+        if self.network is not None:
+            validate_network(self.network)
+            if self.network.interfaces and not self.creates_namespace("network") and self.namespace("network") is None:
+                fail("network", "interfaces need the container's own network namespace: add {\"type\": \"network\"} "
+                     "to linux.namespaces (without one it shares the host's)")
 
     @classmethod
     def from_dict(

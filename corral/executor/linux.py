@@ -18,6 +18,7 @@ a cgroup it created, or in a joined one once it has recorded an init there
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -136,7 +137,14 @@ class LinuxExecutor:
             claim = self.cgroups.claim(config.cgroups_path)  # refuses a cgroup with processes, before any write
         else:
             claim = self.cgroups.claim(default_cgroups_path(store_root, container_id), DEFAULT_CGROUP_PARENT)
-        return ContainerPlan(cgroup_paths=claim.paths, run_dir=run_dir, created_cgroups=claim.created)
+        interfaces = ()
+        if config.network is not None and config.network.veths:
+            from corral.executor.network import links  # pyroute2: only for a network section
+
+            interfaces = links.plan(container_id, config, store_tag(store_root))
+        return ContainerPlan(
+            cgroup_paths=claim.paths, run_dir=run_dir, created_cgroups=claim.created, interfaces=interfaces
+        )
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> spawning.SpawnedInit:
         spawning.check_stdio(stdio)
@@ -187,6 +195,15 @@ class LinuxExecutor:
         faults.point("create.ready")
         return spawning.SpawnedInit(
             InitFacts(ProcessIdentity(init_pid, start_time), monitor, namespaces, inodes), ctl, monitor
+        )
+
+    def attach_network(self, facts: ContainerFacts, init: ProcessIdentity) -> None:
+        if facts.config.network is None or not facts.config.network.interfaces:
+            return  # lo is up already: the init brings it up in every new network namespace
+        from corral.executor.network import links
+
+        links.set_up(
+            facts.id, facts.config, facts.plan.interfaces, init.pid, lambda: faults.point("create.interface")
         )
 
     def _make_run_dir(self, facts: ContainerFacts, fifo: str) -> None:
@@ -412,7 +429,12 @@ class LinuxExecutor:
         return cgroup.pids() if cgroup.exists() else []
 
     def stats(self, facts: ContainerFacts) -> Stats:
-        return self._cgroup(facts).stats()
+        stats = self._cgroup(facts).stats()
+        if facts.plan.interfaces:
+            from corral.executor.network import stats as network_stats
+
+            stats = dataclasses.replace(stats, interfaces=network_stats.read(facts.plan.interfaces))
+        return stats
 
     def oom_events(
         self, facts: ContainerFacts, stop: Callable[[], bool] | None = None
@@ -452,6 +474,10 @@ class LinuxExecutor:
         faults.point("destroy.killed")
         cgroup.destroy(kill=ours)  # also when only a parent corral created is left
         faults.point("destroy.cgroups-removed")
+        if facts.plan.interfaces:
+            from corral.executor.network import links
+
+            links.tear_down(facts.id, facts.plan.interfaces)
         try:
             shutil.rmtree(facts.plan.run_dir)
         except FileNotFoundError:
@@ -474,6 +500,10 @@ class LinuxExecutor:
         found = self._cgroup(facts).leftovers()
         if os.path.exists(facts.plan.run_dir):
             found.append(facts.plan.run_dir)
+        if facts.plan.interfaces:
+            from corral.executor.network import links
+
+            found.extend(links.present(facts.plan.interfaces))
         return found
 
     def _require_init(self, facts: ContainerFacts) -> ProcessIdentity:
