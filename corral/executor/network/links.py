@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import ipaddress
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +33,9 @@ from corral.config.network import Interface
 from corral.errors import ConfigError, ExecutorError
 from corral.executor import syscalls as sc
 from corral.types import HostInterface
+
+#: rtnetlink's scope of an address valid only on this host: the kernel requires it for 127.0.0.0/8.
+RT_SCOPE_HOST = 254
 
 
 def derived_host_name(store: str, container_id: str, index: int) -> str:
@@ -129,6 +133,8 @@ def set_up(
             exc.add_note(f"removing the interfaces made so far also failed: {cleanup}")
         if isinstance(exc, NetlinkError):
             raise ExecutorError(f"container {container_id!r}: network set-up failed: {exc}", container_id=container_id) from exc
+        if isinstance(exc, ExecutorError) and exc.container_id is None:
+            raise ExecutorError(f"container {container_id!r}: {exc}", container_id=container_id) from exc
         raise
 
 
@@ -158,10 +164,11 @@ def _make_veth(ipr: IPRoute, container_id: str, i: int, nic: Interface, host: Ho
 def _configure_inside(ipr: IPRoute, config: Config) -> None:
     """In the container's namespace: MTU, MAC, addresses, links up, then routes."""
     assert config.network is not None
-    for nic in config.network.interfaces:
+    for i, nic in enumerate(config.network.interfaces):
+        where = f"network.interfaces[{i}]"
         found = ipr.link_lookup(ifname=nic.name)
         if not found:
-            raise ExecutorError(f"interface {nic.name!r} is not in the container's network namespace")
+            raise ExecutorError(f"{where}: interface {nic.name!r} is not in the container's network namespace")
         index = found[0]
         changes: dict[str, object] = {}
         if nic.mtu is not None:
@@ -169,18 +176,36 @@ def _configure_inside(ipr: IPRoute, config: Config) -> None:
         if nic.mac is not None:
             changes["address"] = nic.mac.lower()
         if changes:
-            ipr.link("set", index=index, **changes)
-        for address in nic.addresses:
+            _netlink(f"{where}: setting {', '.join(changes)} of {nic.name}", ipr.link, "set", index=index, **changes)
+        for j, address in enumerate(nic.addresses):
             ip, prefix = address.split("/")
-            ipr.addr("add", index=index, address=ip, prefixlen=int(prefix))
-        ipr.link("set", index=index, state="up")
-    for nic in config.network.interfaces:
+            extra = {"scope": RT_SCOPE_HOST} if ipaddress.ip_address(ip).is_loopback else {}  # the kernel insists
+            _netlink(
+                f"{where}.addresses[{j}]: adding {address}",
+                ipr.addr,
+                "add",
+                index=index,
+                address=ip,
+                prefixlen=int(prefix),
+                **extra,
+            )
+        _netlink(f"{where}: bringing {nic.name} up", ipr.link, "set", index=index, state="up")
+    for i, nic in enumerate(config.network.interfaces):
         index = ipr.link_lookup(ifname=nic.name)[0]
-        for route in nic.routes:
+        for j, route in enumerate(nic.routes):
             spec: dict[str, object] = {"dst": route.destination, "oif": index}
             if route.gateway is not None:
                 spec["gateway"] = route.gateway
-            ipr.route("add", **spec)
+            where = f"network.interfaces[{i}].routes[{j}]"
+            _netlink(f"{where}: adding the route to {route.destination}", ipr.route, "add", **spec)
+
+
+def _netlink(what: str, call: Callable[..., object], *args: object, **kwargs: object) -> None:
+    """One netlink request; the kernel's refusal is an ExecutorError saying what was asked."""
+    try:
+        call(*args, **kwargs)
+    except NetlinkError as exc:
+        raise ExecutorError(f"network set-up failed: {what}: {os.strerror(exc.code)} ({exc})") from exc
 
 
 def _inside(init_pid: int, work: Callable[[IPRoute], None]) -> None:
