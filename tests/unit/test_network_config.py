@@ -174,3 +174,20 @@ def test_a_failure_half_way_removes_the_interfaces_made(runtime: Runtime, tmp_pa
         runtime.create("web", two_veths(tmp_path))
     assert runtime.load("web").state.value == "destroyed"
     assert not fake.leaked("web")
+
+
+def test_cli_events_report_interfaces_as_libcontainer_names_them() -> None:
+    from corral.cli.commands.inspect import _stats_data
+    from corral.types import InterfaceStats, Stats
+
+    data = _stats_data(Stats(interfaces=(InterfaceStats("eth0", "v0", 1, 2, 3, 4, 5, 6, 7, 8),)))
+    assert data == {
+        "network_interfaces": [
+            {
+                "name": "v0",
+                "rx_bytes": 1, "rx_packets": 2, "rx_errors": 3, "rx_dropped": 4,
+                "tx_bytes": 5, "tx_packets": 6, "tx_errors": 7, "tx_dropped": 8,
+            }
+        ]
+    }
+    assert "network_interfaces" not in _stats_data(Stats())
