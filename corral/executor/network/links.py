@@ -124,6 +124,7 @@ def set_up(
             for (i, nic), host in zip(config.network.veths, interfaces, strict=True):
                 _make_veth(ipr, container_id, i, nic, host, init_pid)
                 made.append(host)
+                _configure_host(ipr, i, nic, host)
                 after_each()
         _inside(init_pid, lambda ipr: _configure_inside(ipr, config))
     except BaseException as exc:
@@ -142,12 +143,20 @@ def _make_veth(ipr: IPRoute, container_id: str, i: int, nic: Interface, host: Ho
     try:
         ipr.link("add", ifname=host.host_name, kind="veth", peer={"ifname": nic.name, "net_ns_pid": init_pid})
     except NetlinkError as exc:
-        if exc.code == errno.EEXIST:
+        if exc.code == errno.EEXIST and _link(ipr, host.host_name) is not None:  # made since plan() looked
             raise ConfigError(f"network.interfaces[{i}].hostName", f"{host.host_name!r} already exists on the host") from exc
+        if exc.code == errno.EEXIST:
+            raise ConfigError(
+                f"network.interfaces[{i}].name", f"{nic.name!r} already exists in the container's network namespace"
+            ) from exc
         raise ExecutorError(
             f"container {container_id!r}: cannot make veth {host.host_name!r} (network.interfaces[{i}]): {exc}",
             container_id=container_id,
         ) from exc
+
+
+def _configure_host(ipr: IPRoute, i: int, nic: Interface, host: HostInterface) -> None:
+    """The host side: the owner tag as its alias first, then MTU and bridge, then up."""
     index = ipr.link_lookup(ifname=host.host_name)[0]
     changes: dict[str, object] = {"ifalias": host.owner}
     if nic.mtu is not None:
