@@ -111,7 +111,7 @@ def exec_output(box, tmp_path: Path, name: str, *args: str) -> tuple[int | None,
 
 
 def test_two_containers_on_one_bridge_reach_each_other(
-    runtime: Runtime, bundle: Path, tmp_path: Path, bridge: str, host_names: list[str]
+    bridge: str, host_names: list[str], runtime: Runtime, bundle: Path, tmp_path: Path
 ) -> None:
     a = runtime.create("net-a", networked(bundle, "net-a", veth(host_names[0], "192.0.2.11/24", bridge=bridge)))
     b = runtime.create("net-b", networked(bundle, "net-b", veth(host_names[1], "192.0.2.12/24", bridge=bridge)))
@@ -126,7 +126,7 @@ def test_two_containers_on_one_bridge_reach_each_other(
 
 
 def test_the_interfaces_inside_are_those_of_the_config(
-    runtime: Runtime, bundle: Path, tmp_path: Path, host_names: list[str]
+    host_names: list[str], runtime: Runtime, bundle: Path, tmp_path: Path
 ) -> None:
     config = networked(
         bundle,
@@ -168,7 +168,7 @@ def test_the_interfaces_inside_are_those_of_the_config(
 
 
 def test_destroy_removes_the_veths_of_a_namespace_that_lives_on(
-    runtime: Runtime, bundle: Path, tmp_path: Path, host_names: list[str], held_netns: str
+    host_names: list[str], held_netns: str, runtime: Runtime, bundle: Path, tmp_path: Path
 ) -> None:
     config = joining(networked(bundle, "net-joined", veth(host_names[0], "192.0.2.71/24")), held_netns)
     box = runtime.create("net-joined", config)
@@ -190,7 +190,7 @@ def test_lo_is_up_without_a_network_section(runtime: Runtime, bundle: Path, tmp_
 
 
 def test_stats_count_the_traffic(
-    runtime: Runtime, bundle: Path, tmp_path: Path, bridge: str, host_names: list[str]
+    bridge: str, host_names: list[str], runtime: Runtime, bundle: Path, tmp_path: Path
 ) -> None:
     a = runtime.create("net-sa", networked(bundle, "net-sa", veth(host_names[0], "192.0.2.31/24", bridge=bridge)))
     b = runtime.create("net-sb", networked(bundle, "net-sb", veth(host_names[1], "192.0.2.32/24", bridge=bridge)))
@@ -215,8 +215,36 @@ def test_stats_count_the_traffic(
     assert not set(host_names[:2]) & host_links()
 
 
+def test_stats_are_seen_from_the_container(
+    bridge: str, host_names: list[str], runtime: Runtime, bundle: Path, tmp_path: Path
+) -> None:
+    """One-way traffic: b ignores echo requests, so a only sends and b only receives (as libcontainer
+    reports them: the container's rx is its host side's tx)."""
+    quiet = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}  # no ND chatter
+    a_config = networked(bundle, "net-oa", veth(host_names[0], "192.0.2.91/24", bridge=bridge))
+    b_config = networked(bundle, "net-ob", veth(host_names[1], "192.0.2.92/24", bridge=bridge))
+    a = runtime.create("net-oa", dataclasses.replace(a_config, sysctl=quiet))
+    b = runtime.create("net-ob", dataclasses.replace(b_config, sysctl={**quiet, "net.ipv4.icmp_echo_ignore_all": "1"}))
+    a.start()
+    b.start()
+    a_before, b_before = a.stats().interfaces[0], b.stats().interfaces[0]
+    count, size = 5, 1400
+    ping = ("/bin/ping", "-c", str(count), "-i", "0.2", "-s", str(size), "-W", "1", "192.0.2.92")
+    status, out = exec_output(a, tmp_path, "ping", *ping)
+    assert status != 0 and "0 packets received" in out, out  # b is silent
+    a_after, b_after = a.stats().interfaces[0], b.stats().interfaces[0]
+    sent = count * size
+    assert a_after.tx_bytes - a_before.tx_bytes >= sent
+    assert a_after.rx_bytes - a_before.rx_bytes < sent / 4  # an ARP exchange, not the echoes
+    assert b_after.rx_bytes - b_before.rx_bytes >= sent
+    assert b_after.tx_bytes - b_before.tx_bytes < sent / 4
+    a.destroy(force=True)
+    b.destroy(force=True)
+    assert not set(host_names[:2]) & host_links()
+
+
 def test_bad_input_is_refused_before_anything_exists(
-    runtime: Runtime, bundle: Path, bridge: str, host_names: list[str]
+    bridge: str, host_names: list[str], runtime: Runtime, bundle: Path
 ) -> None:
     before = host_links()
     with pytest.raises(ConfigError) as taken:
@@ -250,7 +278,7 @@ def test_bad_input_is_refused_before_anything_exists(
 
 
 def test_a_failure_half_way_removes_every_interface_made(
-    runtime: Runtime, bundle: Path, host_names: list[str]
+    host_names: list[str], runtime: Runtime, bundle: Path
 ) -> None:
     # Both veths are made, then the kernel refuses the second's route (its gateway is on no link).
     config = networked(
@@ -265,6 +293,23 @@ def test_a_failure_half_way_removes_every_interface_made(
     assert not set(host_names) & host_links()
 
 
+def test_set_up_itself_removes_what_it_made_when_it_fails(held_netns: str, host_names: list[str], bundle: Path) -> None:
+    """The executor's own guarantee, without the lifecycle's rollback, in a namespace that lives on."""
+    from corral.executor.network import links
+
+    config = networked(
+        bundle,
+        "net-setup",
+        veth(host_names[0], "192.0.2.81/24"),
+        veth(host_names[1], "192.0.2.82/24", name="eth1", routes=(Route("198.51.100.0/24", "203.0.113.1"),)),
+    )
+    planned = tuple(links.HostInterface(name, nic.name or "", "corral test/net-setup") for name, nic in zip(host_names, config.network.interfaces))  # type: ignore[union-attr]
+    holder = int(held_netns.split("/")[2])
+    with pytest.raises(CorralError, match=r"routes\[0\]"):
+        links.set_up("net-setup", config, planned, holder)
+    assert not set(host_names) & host_links()
+
+
 def _controller(runtime: Runtime, cid: str, config_file: Path, fault: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != faults.ENV}
     if fault:
@@ -275,7 +320,7 @@ def _controller(runtime: Runtime, cid: str, config_file: Path, fault: str | None
 
 @pytest.mark.parametrize("netns", ["own", "joined"])
 def test_a_controller_killed_after_the_first_interface_leaves_none_after_recovery(
-    runtime: Runtime, bundle: Path, tmp_path: Path, host_names: list[str], held_netns: str, netns: str
+    host_names: list[str], held_netns: str, runtime: Runtime, bundle: Path, tmp_path: Path, netns: str
 ) -> None:
     config = networked(
         bundle, "net-crash", veth(host_names[0], "192.0.2.61/24"), veth(host_names[1], "192.0.2.62/24", name="eth1")
