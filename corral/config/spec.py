@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
 from typing import Any, Mapping
 
-from corral.config.checks import ErrorsFrom, check_instance, fail
-from corral.config.network import Network, validate_network
+from corral.config.checks import ErrorsFrom, check_instance, fail, free_key
+from corral.config.network import NETWORK_ANNOTATION, Network, validate_network
 from corral.config.seccomp import Seccomp
 from corral.config.types import (
     DEFAULT_MASKED_PATHS,
@@ -252,6 +252,11 @@ class Config:
         validate_version(self.oci_version)  # first: nothing else means anything in another version
         check_instance(self.process, Process, "process")
         validate_sections(self)
+        if NETWORK_ANNOTATION in self.annotations:  # from_dict moves it to `network`; so must Python
+            fail(
+                free_key("annotations", NETWORK_ANNOTATION),
+                "is corral's network section: give it as Config.network (JSON configs are read into it)",
+            )
         if self.network is not None:
             validate_network(self.network)
             if self.network.interfaces and not self.creates_namespace("network") and self.namespace("network") is None:

@@ -142,6 +142,11 @@ def test_a_bundles_annotation_is_read_and_checked() -> None:
     assert info.value.where == f'annotations["{NETWORK_ANNOTATION}"]'
 
 
+def test_the_annotation_is_refused_in_python_where_network_is_meant() -> None:
+    """Else to_dict would write it and from_dict read it back as `network`: no round trip."""
+    assert where(annotations={NETWORK_ANNOTATION: "{}"}) == f'annotations["{NETWORK_ANNOTATION}"]'
+
+
 # --------------------------------------------------------------------------- the lifecycle (fake executor)
 
 
