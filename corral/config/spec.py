@@ -259,7 +259,7 @@ class Config:
             )
         if self.network is not None:
             validate_network(self.network)
-            if self.network.interfaces and not self.creates_namespace("network") and self.namespace("network") is None:
+            if self.network.interfaces and self.namespace("network") is None:
                 fail("network", "interfaces need the container's own network namespace: add {\"type\": \"network\"} "
                      "to linux.namespaces (without one it shares the host's)")
 

@@ -41,6 +41,7 @@ from corral.executor.interface import (
     ContainerFacts,
     ContainerPlan,
     ExitStatus,
+    HostInterface,
     InitFacts,
     KernelStatus,
     OOMEvent,
@@ -137,7 +138,7 @@ class LinuxExecutor:
             claim = self.cgroups.claim(config.cgroups_path)  # refuses a cgroup with processes, before any write
         else:
             claim = self.cgroups.claim(default_cgroups_path(store_root, container_id), DEFAULT_CGROUP_PARENT)
-        interfaces = ()
+        interfaces: tuple[HostInterface, ...] = ()
         if config.network is not None and config.network.veths:
             from corral.executor.network import links  # pyroute2: only for a network section
 
