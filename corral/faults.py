@@ -22,6 +22,7 @@ POINTS: tuple[str, ...] = (
     "create.cgroups",  # the cgroups exist and have their limits; no process yet
     "create.spawned",  # the init exists (PID known), setting up namespaces and rootfs
     "create.ready",  # the init is set up and waits on the exec fifo; not recorded yet
+    "create.interface",  # a host-side veth exists (reached after each; only with a network section)
     "create.recorded",  # `created` is recorded; the monitor has not been told yet
     # start
     "start.intent",

@@ -202,12 +202,46 @@ class PidsStats:
 
 
 @dataclass(frozen=True)
+class InterfaceStats:
+    """One veth interface's counters, as libcontainer reports them: read on the host side
+    (through netlink) and seen from the container, so `rx_bytes` is what the container
+    received (the host side's tx) and `tx_bytes` what it sent (the host side's rx)."""
+
+    name: str  # the container-side name (eth0)
+    host_name: str
+    rx_bytes: int
+    rx_packets: int
+    rx_errors: int
+    rx_dropped: int
+    tx_bytes: int
+    tx_packets: int
+    tx_errors: int
+    tx_dropped: int
+
+
+@dataclass(frozen=True)
 class Stats:
     """A container's resource usage; a part is None when its controller is absent."""
 
     memory: MemoryStats | None = None
     cpu: CpuStats | None = None
     pids: PidsStats | None = None
+    #: Per veth interface of its network section (none without one).
+    interfaces: tuple[InterfaceStats, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostInterface:
+    """A host-side interface `create` makes for a container, recorded before it exists.
+
+    `owner` is written as the interface's alias right after it is made: tear-down
+    removes an interface of this name only if it is a veth whose alias is `owner`
+    (or not set yet: a crash between the two steps), never someone else's.
+    """
+
+    host_name: str
+    name: str  # the container side's name
+    owner: str
 
 
 @dataclass(frozen=True)

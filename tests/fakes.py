@@ -38,7 +38,9 @@ from corral.executor.interface import (
     ContainerFacts,
     ContainerPlan,
     ExitStatus,
+    HostInterface,
     InitFacts,
+    InterfaceStats,
     KernelStatus,
     OOMEvent,
     ProcessIdentity,
@@ -158,6 +160,7 @@ class FakeExecutor:
             k.get("alive")
             or k.get("cgroups")
             or k.get("run_dir")
+            or k.get("interfaces")
             or any(p["alive"] for p in k.get("procs", []))
         )
 
@@ -224,7 +227,27 @@ class FakeExecutor:
     def plan(self, container_id: str, config: Config, run_dir: str, store_root: str) -> ContainerPlan:
         tag = hashlib.sha256(store_root.encode()).hexdigest()[:12]  # unique to the store, as the real one
         path = f"/fake-cgroup{config.cgroups_path or f'/corral/{tag}/{container_id}'}"
-        return ContainerPlan(cgroup_paths={"fake": path}, run_dir=run_dir, created_cgroups={"fake": (path,)})
+        interfaces: tuple[HostInterface, ...] = ()
+        if config.network is not None:  # the real one's names and owner tag, without a host to check
+            interfaces = tuple(
+                HostInterface(nic.host_name or f"cr{tag[:10]}x{i}", nic.name or "eth0", f"corral {tag}/{container_id}")
+                for i, nic in config.network.veths
+            )
+        return ContainerPlan(
+            cgroup_paths={"fake": path}, run_dir=run_dir, created_cgroups={"fake": (path,)}, interfaces=interfaces
+        )
+
+    def attach_network(self, facts: ContainerFacts, init: ProcessIdentity) -> None:
+        """The pretend host gets each interface in turn (a failure half-way removes those made)."""
+        for host in facts.plan.interfaces:
+            with self._kernel(facts.id) as k:
+                k.setdefault("interfaces", []).append(host.host_name)
+            try:
+                self._maybe_fail("attach_network")
+            except ExecutorError:
+                with self._kernel(facts.id) as k:
+                    k["interfaces"] = []
+                raise
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> FakeSpawned:
         with self._kernel(facts.id) as k:
@@ -348,7 +371,14 @@ class FakeExecutor:
         return sorted(pids)
 
     def stats(self, facts: ContainerFacts) -> Stats:
-        return Stats()
+        present = self.kernel(facts.id).get("interfaces", [])
+        return Stats(
+            interfaces=tuple(
+                InterfaceStats(h.name, h.host_name, 0, 0, 0, 0, 0, 0, 0, 0)
+                for h in facts.plan.interfaces
+                if h.host_name in present
+            )
+        )
 
     def oom_events(
         self, facts: ContainerFacts, stop: Callable[[], bool] | None = None
@@ -372,7 +402,7 @@ class FakeExecutor:
             if k.get("alive"):
                 k.update(alive=False, exit=[137, 9])
             _end_procs(k, SIGKILL)
-            k.update(cgroups=False, run_dir=False, frozen=False, fifo=False)
+            k.update(cgroups=False, run_dir=False, frozen=False, fifo=False, interfaces=[])
 
     def leftovers(self, facts: ContainerFacts) -> list[str]:
         k = self.kernel(facts.id)
@@ -381,6 +411,7 @@ class FakeExecutor:
             found.extend(facts.plan.cgroup_paths.values())
         if k.get("run_dir"):
             found.append(facts.plan.run_dir)
+        found.extend(k.get("interfaces", []))
         return found
 
     # -- test helper: a reboot ---------------------------------------------------
@@ -390,6 +421,6 @@ class FakeExecutor:
         for path in self.kernel_dir.glob("*.json"):
             cid = path.stem
             with self._kernel(cid) as k:
-                k.update(alive=False, frozen=False, fifo=False, cgroups=False, run_dir=False, exit=None)
+                k.update(alive=False, frozen=False, fifo=False, cgroups=False, run_dir=False, exit=None, interfaces=[])
                 for p in k.get("procs", []):
                     p.update(alive=False, exit=None)

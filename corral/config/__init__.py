@@ -43,6 +43,7 @@ from corral.config.linux import (
     UINT64_MAX,
 )
 from corral.config.hooks import HOOK_KINDS, Hook, Hooks
+from corral.config.network import NETWORK_ANNOTATION, Interface, Network, Route
 from corral.config.seccomp import Seccomp, SeccompArg, SeccompSyscall, parse_seccomp
 from corral.config.spec import INHERITED, Config, Process
 from corral.config.types import (
@@ -112,6 +113,10 @@ __all__ = [
     "Rlimit",
     "Root",
     "Seccomp",
+    "Network",
+    "Interface",
+    "Route",
+    "NETWORK_ANNOTATION",
     "SeccompArg",
     "SeccompSyscall",
     "UINT32_MAX",

@@ -31,9 +31,10 @@ from contextvars import ContextVar
 from dataclasses import fields
 from typing import Any, Callable, Iterator, Mapping, NoReturn, TypeVar
 
-from corral.config.checks import fail, join, json_type
+from corral.config.checks import fail, free_key, join, json_type
 from corral.config.hooks import HOOK_KINDS, Hook, Hooks
 from corral.config.linux import CAPABILITY_SETS
+from corral.config.network import NETWORK_ANNOTATION, Network, network_to_annotation, parse_annotation
 from corral.config.seccomp import parse_seccomp, seccomp_to_dict
 from corral.config.spec import Config, Process
 from corral.config.types import (
@@ -184,12 +185,14 @@ def parse_config(data: object, bundle: str | None) -> Config:
     process = parse_process(_required(d, "process", ""), "process")
     root = _parse_root(_required(d, "root", ""), "root")
     linux = _parse_linux(d.get("linux", {}), "linux")
+    annotations, network = _split_network(d.get("annotations", {}))
     return Config(
         process=process,
         root=root,
         hostname=d.get("hostname"),
         mounts=_objects(d.get("mounts", []), "mounts", _parse_mount),
-        annotations=d.get("annotations", {}),
+        annotations=annotations,
+        network=network,
         hooks=_parse_hooks(d.get("hooks", {}), "hooks"),
         oci_version=d["ociVersion"],
         bundle=bundle,
@@ -210,6 +213,17 @@ def _parse_hook(value: object, w: str) -> Hook:
     return Hook(
         path=_required(d, "path", w), args=d.get("args", ()), env=d.get("env", ()), timeout=d.get("timeout")
     )
+
+
+def _split_network(annotations: object) -> tuple[object, Network | None]:
+    """The annotations without corral's network section, and that section (config/network.py)."""
+    if not isinstance(annotations, Mapping) or NETWORK_ANNOTATION not in annotations:
+        return annotations, None
+    text = annotations[NETWORK_ANNOTATION]
+    if not isinstance(text, str):
+        fail(free_key("annotations", NETWORK_ANNOTATION), f"must be a string (the network section as JSON), not {json_type(text)}")
+    rest = {k: v for k, v in annotations.items() if k != NETWORK_ANNOTATION}
+    return rest, parse_annotation(text)
 
 
 _PROCESS_KEYS = frozenset(
@@ -466,8 +480,10 @@ def config_to_dict(c: Config) -> dict[str, Any]:
     _set(out, "hostname", c.hostname)
     if c.mounts:
         out["mounts"] = [_mount_to_dict(m) for m in c.mounts]
-    if c.annotations:
+    if c.annotations or c.network is not None:
         out["annotations"] = dict(c.annotations)
+    if c.network is not None:
+        out["annotations"][NETWORK_ANNOTATION] = network_to_annotation(c.network)
     if c.hooks:
         out["hooks"] = _hooks_to_dict(c.hooks)
     linux = _linux_to_dict(c)

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
 from typing import Any, Mapping
 
-from corral.config.checks import ErrorsFrom, check_instance
+from corral.config.checks import ErrorsFrom, check_instance, fail, free_key
 from corral.config.hooks import Hooks
+from corral.config.network import NETWORK_ANNOTATION, Network, validate_network
 from corral.config.seccomp import Seccomp
 from corral.config.types import (
     DEFAULT_MASKED_PATHS,
@@ -209,6 +210,8 @@ class Config:
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: Programs run at moments of the lifecycle (config/hooks.py); only ever the bundle's own.
     hooks: Hooks = field(default_factory=Hooks)
+    #: corral's network section (config/network.py); in a bundle, the annotation io.corral.network.
+    network: Network | None = None
     oci_version: str = "1.0.2"
     bundle: str | None = None  # the directory it was read from, if any
     #: What reading it ignored, one "json.path: why" each (unknown keys, deprecated fields);
@@ -255,6 +258,16 @@ class Config:
         validate_version(self.oci_version)  # first: nothing else means anything in another version
         check_instance(self.process, Process, "process")
         validate_sections(self)
+        if NETWORK_ANNOTATION in self.annotations:  # from_dict moves it to `network`; so must Python
+            fail(
+                free_key("annotations", NETWORK_ANNOTATION),
+                "is corral's network section: give it as Config.network (JSON configs are read into it)",
+            )
+        if self.network is not None:
+            validate_network(self.network)
+            if self.network.interfaces and self.namespace("network") is None:
+                fail("network", "interfaces need the container's own network namespace: add {\"type\": \"network\"} "
+                     "to linux.namespaces (without one it shares the host's)")
 
     @classmethod
     def from_dict(

@@ -20,6 +20,8 @@ from corral.executor.hooks import HookOutcome
 # the code that imports them from here.
 from corral.types import CpuStats as CpuStats
 from corral.types import ExitStatus as ExitStatus
+from corral.types import HostInterface as HostInterface
+from corral.types import InterfaceStats as InterfaceStats
 from corral.types import MemoryStats as MemoryStats
 from corral.types import OOMEvent as OOMEvent
 from corral.types import PidsStats as PidsStats
@@ -42,6 +44,9 @@ class ContainerPlan:
     #: parents, parents first): all that destroy and rollback may remove. None in a record
     #: made before corral recorded them (it then means the container's own directories).
     created_cgroups: Mapping[str, tuple[str, ...]] | None = None
+    #: The host-side interfaces of the config's network section, in its order: recorded
+    #: before any exists, so that recovery removes what a crash left half-made.
+    interfaces: tuple[HostInterface, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,15 @@ class Executor(Protocol):
         ...
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> Spawned: ...
+
+    def attach_network(self, facts: ContainerFacts, init: ProcessIdentity) -> None:
+        """Make the plan's interfaces and configure the config's network in the init's namespace.
+
+        Called by create after spawn, before `created` is recorded; nothing to do
+        without a network section. On failure every interface made so far is removed.
+        `destroy` removes them (one already gone is fine).
+        """
+        ...
 
     def start(self, facts: ContainerFacts) -> tuple[HookOutcome, ...] | None:
         """Let the init exec the user's program; how its startContainer hooks ended (HookFailed

@@ -18,6 +18,7 @@ a cgroup it created, or in a joined one once it has recorded an init there
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -41,6 +42,7 @@ from corral.executor.interface import (
     ContainerFacts,
     ContainerPlan,
     ExitStatus,
+    HostInterface,
     InitFacts,
     KernelStatus,
     OOMEvent,
@@ -145,7 +147,14 @@ class LinuxExecutor:
             claim = self.cgroups.claim(config.cgroups_path)  # refuses a cgroup with processes, before any write
         else:
             claim = self.cgroups.claim(default_cgroups_path(store_root, container_id), DEFAULT_CGROUP_PARENT)
-        return ContainerPlan(cgroup_paths=claim.paths, run_dir=run_dir, created_cgroups=claim.created)
+        interfaces: tuple[HostInterface, ...] = ()
+        if config.network is not None and config.network.veths:
+            from corral.executor.network import links  # pyroute2: only for a network section
+
+            interfaces = links.plan(container_id, config, store_tag(store_root))
+        return ContainerPlan(
+            cgroup_paths=claim.paths, run_dir=run_dir, created_cgroups=claim.created, interfaces=interfaces
+        )
 
     def spawn(self, facts: ContainerFacts, stdio: Stdio) -> spawning.SpawnedInit:
         spawning.check_stdio(stdio)
@@ -209,6 +218,15 @@ class LinuxExecutor:
             monitor,
             console_fd=console,
             handed_off=handed_off,
+        )
+
+    def attach_network(self, facts: ContainerFacts, init: ProcessIdentity) -> None:
+        if facts.config.network is None or not facts.config.network.interfaces:
+            return  # lo is up already: the init brings it up in every new network namespace
+        from corral.executor.network import links
+
+        links.set_up(
+            facts.id, facts.config, facts.plan.interfaces, init.pid, lambda: faults.point("create.interface")
         )
 
     def _make_run_dir(self, facts: ContainerFacts, fifo: str) -> None:
@@ -450,7 +468,12 @@ class LinuxExecutor:
         return cgroup.pids() if cgroup.exists() else []
 
     def stats(self, facts: ContainerFacts) -> Stats:
-        return self._cgroup(facts).stats()
+        stats = self._cgroup(facts).stats()
+        if facts.plan.interfaces:
+            from corral.executor.network import stats as network_stats
+
+            stats = dataclasses.replace(stats, interfaces=network_stats.read(facts.plan.interfaces))
+        return stats
 
     def oom_events(
         self, facts: ContainerFacts, stop: Callable[[], bool] | None = None
@@ -490,6 +513,10 @@ class LinuxExecutor:
         faults.point("destroy.killed")
         cgroup.destroy(kill=ours)  # also when only a parent corral created is left
         faults.point("destroy.cgroups-removed")
+        if facts.plan.interfaces:
+            from corral.executor.network import links
+
+            links.tear_down(facts.id, facts.plan.interfaces)
         try:
             shutil.rmtree(facts.plan.run_dir)
         except FileNotFoundError:
@@ -512,6 +539,10 @@ class LinuxExecutor:
         found = self._cgroup(facts).leftovers()
         if os.path.exists(facts.plan.run_dir):
             found.append(facts.plan.run_dir)
+        if facts.plan.interfaces:
+            from corral.executor.network import links
+
+            found.extend(links.present(facts.plan.interfaces))
         return found
 
     def _require_init(self, facts: ContainerFacts) -> ProcessIdentity:

@@ -31,7 +31,10 @@ log = logging.getLogger("corral")
 
 def create(step: Step, stdio: Stdio | None = None, **_: Any) -> None:
     spawned = step.context.executor.spawn(step.facts(), stdio or Stdio())
+    step.on_failed = spawned.abort  # not recorded: the monitor kills the init now
     facts = spawned.facts
+    # Its interfaces were recorded with the plan, before any exists (recovery removes them).
+    step.context.executor.attach_network(step.facts(), facts.init)
     step.changes = {
         "init_pid": facts.init.pid,
         "init_start_time": facts.init.start_time,
@@ -45,7 +48,6 @@ def create(step: Step, stdio: Stdio | None = None, **_: Any) -> None:
     step.detail = {"pid": facts.init.pid}
     _journal_hooks(step, facts.hooks)
     step.on_recorded = spawned.confirm
-    step.on_failed = spawned.abort  # not recorded: the monitor kills the init now (and the pty master closes)
     step.result = spawned.console_fd  # the pty master of a terminal, for Runtime.create's caller
 
 

@@ -144,6 +144,7 @@ class Runtime:
                 boot_id=self.boot_id(),
                 cgroup_paths=plan.cgroup_paths,
                 created_cgroups=plan.created_cgroups,
+                interfaces=plan.interfaces,
                 journal_event="create",
             )
             container = self._container(record)

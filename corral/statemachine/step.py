@@ -33,7 +33,10 @@ def facts_of(record: ContainerRecord, config: Config) -> ContainerFacts:
         id=record.id,
         config=config,
         plan=ContainerPlan(
-            cgroup_paths=dict(record.cgroup_paths), run_dir=record.run_dir, created_cgroups=record.created_cgroups
+            cgroup_paths=dict(record.cgroup_paths),
+            run_dir=record.run_dir,
+            created_cgroups=record.created_cgroups,
+            interfaces=record.interfaces,
         ),
         init=init,
         monitor=monitor,

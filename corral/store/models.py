@@ -76,6 +76,12 @@ class ContainerRow(Base):
     namespaces: Mapped[list[NamespacePathRow]] = relationship(
         back_populates="container", cascade="all, delete-orphan", lazy="selectin"
     )
+    interfaces: Mapped[list[NetworkInterfaceRow]] = relationship(
+        back_populates="container",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="NetworkInterfaceRow.position",
+    )
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -103,6 +109,22 @@ class NamespacePathRow(Base):
     inode: Mapped[int | None] = mapped_column(Integer)
 
     container: Mapped[ContainerRow] = relationship(back_populates="namespaces")
+
+
+class NetworkInterfaceRow(Base):
+    """A host-side interface create makes: written with the plan, before it exists (0004)."""
+
+    __tablename__ = "network_interfaces"
+
+    container_key: Mapped[int] = mapped_column(
+        ForeignKey("containers.key", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_name: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(16))  # the container side's
+    owner: Mapped[str] = mapped_column(Text)  # the alias that marks it as this container's
+
+    container: Mapped[ContainerRow] = relationship(back_populates="interfaces")
 
 
 class ProcessRow(Base):

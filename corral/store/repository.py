@@ -41,8 +41,10 @@ from corral.store.models import (
     ContainerRow,
     JournalRow,
     NamespacePathRow,
+    NetworkInterfaceRow,
     ProcessRow,
 )
+from corral.types import HostInterface
 
 DESTROYED = "destroyed"
 
@@ -102,6 +104,8 @@ class ContainerRecord:
     namespaces: Mapping[str, NamespaceRecord] = field(default_factory=dict)
     #: The cgroup directories create makes, per hierarchy, parents first (None: recorded before 0003).
     created_cgroups: Mapping[str, tuple[str, ...]] | None = None
+    #: The host-side interfaces create makes, in the network section's order (recorded before they exist).
+    interfaces: tuple[HostInterface, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ UPDATABLE = frozenset(
 )
 
 
-_Children = tuple[Mapping[str, str], Mapping[str, "NamespaceRecord"]]
+_Children = tuple[Mapping[str, str], Mapping[str, "NamespaceRecord"], tuple[HostInterface, ...]]
 
 
 def _record(row: ContainerRow, children: _Children | None = None) -> ContainerRecord:
@@ -156,6 +160,7 @@ def _record(row: ContainerRow, children: _Children | None = None) -> ContainerRe
         children = (
             {c.hierarchy: c.path for c in row.cgroups},
             {n.type: NamespaceRecord(n.path, n.inode) for n in row.namespaces},
+            tuple(HostInterface(i.host_name, i.name, i.owner) for i in row.interfaces),
         )
     return ContainerRecord(
         key=row.key,
@@ -181,6 +186,7 @@ def _record(row: ContainerRow, children: _Children | None = None) -> ContainerRe
         cgroup_paths=children[0],
         namespaces=children[1],
         created_cgroups=_created_cgroups(row.created_cgroups),
+        interfaces=children[2],
     )
 
 
@@ -292,6 +298,7 @@ class Repository:
         journal_event: str,
         journal_detail: Mapping[str, Any] | None = None,
         created_cgroups: Mapping[str, tuple[str, ...]] | None = None,
+        interfaces: tuple[HostInterface, ...] = (),
     ) -> ContainerRecord:
         now = utcnow()
         row = ContainerRow(
@@ -314,6 +321,10 @@ class Repository:
             updated_at=now,
         )
         row.cgroups = [CgroupPathRow(hierarchy=k, path=v) for k, v in cgroup_paths.items()]
+        row.interfaces = [
+            NetworkInterfaceRow(position=i, host_name=h.host_name, name=h.name, owner=h.owner)
+            for i, h in enumerate(interfaces)
+        ]
         try:
             with self._write(durable=True, conflicts=True) as session:
                 existing = session.scalars(
@@ -352,13 +363,19 @@ class Repository:
                 row = session.get(ContainerRow, key)
             else:
                 row = session.get(
-                    ContainerRow, key, options=[raiseload(ContainerRow.cgroups), raiseload(ContainerRow.namespaces)]
+                    ContainerRow,
+                    key,
+                    options=[
+                        raiseload(ContainerRow.cgroups),
+                        raiseload(ContainerRow.namespaces),
+                        raiseload(ContainerRow.interfaces),
+                    ],
                 )
             if row is None:
                 raise StoreError(f"{self.path}: container record {key} vanished")
             record = _record(row, children)
         if children is None and record.state != "creating":
-            self._children[key] = (record.cgroup_paths, record.namespaces)
+            self._children[key] = (record.cgroup_paths, record.namespaces, record.interfaces)
         return record
 
     def find(self, container_id: str) -> ContainerRecord | None:

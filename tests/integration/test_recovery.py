@@ -8,6 +8,7 @@ container drivable on to `destroyed` with nothing left.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from corral import Runtime, State, faults
+from corral import Interface, Network, Runtime, State, faults
 from corral.errors import CorralError, InvalidTransition
 from corral.executor import proc
 from tests.checks import assert_journal_is_a_walk
@@ -36,6 +37,7 @@ EXPECTED: dict[str, set[State]] = {
     "create.cgroups": {State.DESTROYED},
     "create.spawned": {State.DESTROYED},
     "create.ready": {State.DESTROYED},
+    "create.interface": {State.DESTROYED},  # reached only with a network section (test_network.py)
     "create.recorded": {State.STOPPED},  # recorded, but the monitor killed the unconfirmed init
     "start.intent": {State.CREATED},
     "start.fifo-opening": {State.CREATED},
@@ -145,6 +147,8 @@ def test_crash_at_fault_point(point: str, runtime: Runtime, bundle: Path, tmp_pa
     op = point.split(".")[0]
     cid = "crash-" + point.replace(".", "-")
     config = make_config(bundle, cid, "/bin/sleep", "1000")
+    if point == "create.interface":  # two veths: killed after the first
+        config = dataclasses.replace(config, network=Network((Interface(addresses=("192.0.2.1/24",)), Interface(name="eth1"))))
     config_file = tmp_path / "config.json"
     config_file.write_text(config.to_json())
     for step in PREPARE[op]:

@@ -178,7 +178,16 @@ def _stats_data(stats: Any) -> dict[str, Any]:
         }
     if stats.pids is not None:
         data["pids"] = {"current": stats.pids.current, "limit": stats.pids.limit or 0}
+    if stats.interfaces:  # libcontainer names each by its host side
+        data["network_interfaces"] = [
+            {"name": i.host_name, **{k: getattr(i, k) for k in _INTERFACE_COUNTERS}} for i in stats.interfaces
+        ]
     return data
+
+
+_INTERFACE_COUNTERS = tuple(
+    f"{way}_{what}" for way in ("rx", "tx") for what in ("bytes", "packets", "errors", "dropped")
+)
 
 
 def events(ctx: Context) -> int:
