@@ -22,6 +22,8 @@ _EXPORTS: dict[str, str] = {
     "RecoveryReport": "corral.statemachine.recovery",
     "RecoveryAction": "corral.statemachine.recovery",
     "Orphan": "corral.statemachine.orphans",
+    "Event": "corral.statemachine.events_stream",
+    "EventStream": "corral.statemachine.events_stream",
     # records read back from the store
     "ContainerRecord": "corral.store.repository",
     "NamespaceRecord": "corral.store.repository",
@@ -153,6 +155,7 @@ if TYPE_CHECKING:  # pragma: no cover
         WaitTimeout,
     )
     from corral.statemachine.container import Container
+    from corral.statemachine.events_stream import Event, EventStream
     from corral.statemachine.lifecycle import State
     from corral.statemachine.orphans import Orphan
     from corral.statemachine.process import ExecProcess

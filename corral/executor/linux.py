@@ -165,6 +165,7 @@ class LinuxExecutor:
             uid_map=_id_map(config.uid_mappings),
             gid_map=_id_map(config.gid_mappings),
             seccomp=_compiled_seccomp(config),
+            recorder=facts.recorder,
         )
         init_pid, monitor, ctl = spawning.spawn_init(
             self._helper, request, stdio, lambda: faults.point("create.spawned")
@@ -346,10 +347,19 @@ class LinuxExecutor:
         return self.exit_status(facts)
 
     def exit_status(self, facts: ContainerFacts) -> ExitStatus:
-        if facts.monitor is not None and facts.init is not None and not proc.alive(facts.init):
-            spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)  # it writes the file as it exits
         path = self._exit_file(facts)
         exited = protocol.read_exit_record(path)
+        if (
+            isinstance(exited, protocol.ExitUnknown)
+            and facts.monitor is not None
+            and facts.init is not None
+            and not proc.alive(facts.init)
+        ):
+            # The monitor writes the file as it reaps the init. It then records the exit
+            # under the container's lock, which our caller may hold: wait for the file, not
+            # for the monitor to end.
+            spawning.wait_for_exit_file(path, facts.monitor, MONITOR_GRACE)
+            exited = protocol.read_exit_record(path)
         if isinstance(exited, protocol.ExitUnknown) and exited.pending:
             # The recorded monitor (the keeper) may be dead while the monitor it forked
             # is about to write: wait while anyone holds the file to write it.

@@ -38,6 +38,7 @@ from typing import NoReturn
 
 from corral.executor import fds, init, proc, protocol
 from corral.executor.interface import ExitStatus
+from corral.executor.observer import Observer
 from corral.executor.protocol import (
     Confirm,
     CreateRequest,
@@ -255,9 +256,13 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     ctl.close()
     if not confirmed:  # the controller died (or aborted) before recording the container
         _kill(init_pid)
+    # Records OOM kills and, below, the exit, so that the journal has them with nobody waiting.
+    observer = Observer.start(request, init_pid) if confirmed else None
     status = _reap_until(init_pid)
     reason = None if status is not None else "the monitor could not reap the init (it was not its child)"
     _write_exit_file(exit_fd, request.exit_file, _exited(status), reason)
+    if observer is not None:
+        observer.exited(_exited(status), reason)
     os._exit(0)
 
 

@@ -40,6 +40,7 @@ from typing import Any, Union
 
 from corral.config import Config, Process
 from corral.errors import ExecutorError
+from corral.executor.interface import Recorder
 from corral.executor.seccomp import CompiledFilter
 
 #: The largest encoded message sent inline; anything bigger goes through a memfd.
@@ -79,6 +80,7 @@ class CreateRequest:
     uid_map: str  # the text written to /proc/<pid>/uid_map; empty: none
     gid_map: str
     seccomp: CompiledFilter | None = None  # config.seccomp, compiled in the controller
+    recorder: Recorder | None = None  # who the monitor tells of the init's exit and OOM kills
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ the Step; none of them decides lifecycle (the table does) or writes a state
 
 from __future__ import annotations
 
+import dataclasses
 import signal as signal_module
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from corral import faults
 from corral.config import Process
 from corral.executor.interface import ExitStatus, Stdio
+from corral.statemachine.events_stream import monitor_recorder
 from corral.statemachine.lifecycle import State, state_info
 from corral.statemachine.process import ExecProcess
 from corral.statemachine.step import Step
@@ -26,7 +28,9 @@ KILL_TIMEOUT = 10.0
 
 
 def create(step: Step, stdio: Stdio | None = None, **_: Any) -> None:
-    spawned = step.context.executor.spawn(step.facts(), stdio or Stdio())
+    # The monitor journals the exit and OOM kills it sees (events_stream.py).
+    wanted = dataclasses.replace(step.facts(), recorder=monitor_recorder(step.context, step.record))
+    spawned = step.context.executor.spawn(wanted, stdio or Stdio())
     facts = spawned.facts
     step.changes = {
         "init_pid": facts.init.pid,

@@ -12,6 +12,7 @@ import builtins
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Collection
 from pathlib import Path
 
 from corral import faults
@@ -21,6 +22,7 @@ from corral.executor.interface import Executor, Stdio
 from corral.ids import validate_id
 from corral.statemachine.container import Container
 from corral.statemachine.context import Context
+from corral.statemachine.events_stream import EventStream
 from corral.statemachine.lifecycle import INITIAL_STATE
 from corral.statemachine.locks import Locks
 from corral.statemachine.recovery import RecoveryReport, recover
@@ -147,6 +149,26 @@ class Runtime:
     def journal(self, since: int = 0) -> builtins.list[tuple[str, JournalEntry]]:
         """Every transition recorded after journal sequence number `since`, with its container id."""
         return self.context.store.journal_since(since)
+
+    def events(
+        self,
+        since: int | None = None,
+        *,
+        ids: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
+        timeout: float | None = None,
+    ) -> EventStream:
+        """Follow the journal of every container of this root: an iterator of `Event`s, oldest first.
+
+        `since` is a sequence number (`Event.seq`): the events after it, then
+        every new one as it is committed, by any process sharing the root (None:
+        only new ones). Exits and OOM kills are there even when nobody waits for
+        them: the monitors record them. `ids` and `kinds` filter by container id
+        and event (`"exited"`, `"oom"`, ...). Blocks on an inotify watch, never a
+        timer; `timeout` ends the iteration after that many idle seconds. Close
+        it (or use it in a `with`) to release its watch. See README "Events".
+        """
+        return EventStream(self.context.store, since, ids=ids, kinds=kinds, timeout=timeout)
 
     def recover(self) -> RecoveryReport:
         """Bring every unfinished record into agreement with the kernel; see recovery.py."""

@@ -181,7 +181,15 @@ def _kill_like_a_reboot(record) -> None:
     freezer = record.cgroup_paths.get("freezer")
     if freezer and os.path.exists(freezer):
         Path(freezer, "freezer.state").write_text("THAWED")  # frozen tasks cannot die
-    for pid in (record.monitor_pid, record.init_pid):
+    # The monitor proper (the recorded keeper's child) first: alive, it would reap the
+    # init and journal its exit, which a reboot gives nobody the chance to do.
+    monitors = []
+    if record.monitor_pid:
+        try:
+            monitors = [int(p) for p in Path(f"/proc/{record.monitor_pid}/task/{record.monitor_pid}/children").read_text().split()]
+        except FileNotFoundError:
+            pass
+    for pid in (*monitors, record.monitor_pid, record.init_pid):
         if pid:
             try:
                 os.kill(pid, signal.SIGKILL)
