@@ -346,6 +346,18 @@ class LinuxExecutor:
             spawning.wait_for_exit(monitor, MONITOR_GRACE)
         return self.exit_status(facts)
 
+    def exit_fd(self, facts: ContainerFacts) -> int | None:
+        """A pidfd readable once the init's status is written (for an event loop; the caller closes it).
+
+        The monitor's while it lives (it ends after writing and journalling the
+        status), else the init's, as `wait` watches them; None when both are gone.
+        """
+        for process in (facts.monitor, facts.init):
+            fd = proc.open_pidfd(process) if process is not None else None
+            if fd is not None:
+                return fd
+        return None
+
     def exit_status(self, facts: ContainerFacts) -> ExitStatus:
         path = self._exit_file(facts)
         exited = protocol.read_exit_record(path)
