@@ -139,9 +139,10 @@ class AsyncRuntime:
         """
         return AsyncEventStream(self, since, ids=ids, kinds=kinds)
 
-    async def close(self) -> None:
-        """Close the Runtime (containers keep running) and the pool."""
-        await self.call(self.sync.close)
+    async def close(self, *, keep_runtime: bool = False) -> None:
+        """Close the pool and, unless `keep_runtime`, the Runtime (containers keep running)."""
+        if not keep_runtime:
+            await self.call(self.sync.close)
         self._pool.shutdown(wait=False)
 
 
