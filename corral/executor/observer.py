@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import signal
+import sys
 import threading
 from types import ModuleType
 from typing import Any
@@ -29,6 +30,20 @@ from corral.executor.protocol import CreateRequest, Exited
 
 #: The OOM watcher's fallback re-check: it wakes on the kernel's notification, this is only a backstop.
 OOM_RECHECK_S = 600.0
+
+
+def preload(request: CreateRequest) -> None:
+    """Import the request's recorder in the spawn helper, before it forks the monitor.
+
+    Imported in each monitor instead, the import machinery's allocations (path
+    caches, sys.modules) would copy megabytes of the helper's pages into every
+    monitor; imported once here, they stay shared.
+    """
+    if request.recorder is not None and request.recorder.module not in sys.modules:
+        try:
+            importlib.import_module(request.recorder.module)
+        except Exception:  # noqa: BLE001 - the monitor retries, and never fails for it
+            pass
 
 
 class Observer:
@@ -54,9 +69,16 @@ class Observer:
         if request.recorder is None:
             return None
         observer = cls(request, init_pid)
+        observer._load()  # now, not on the exit's way to the journal
         if observer._cgroup is not None:
             threading.Thread(target=observer._watch_oom, name="corral-oom", daemon=True).start()
         return observer
+
+    def _load(self) -> None:
+        try:
+            self._module = importlib.import_module(self._recorder.module)
+        except Exception:  # noqa: BLE001 - retried at the first report
+            self._module = None
 
     def _call(self, name: str, **values: Any) -> None:
         try:
