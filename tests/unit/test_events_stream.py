@@ -186,3 +186,22 @@ async def test_async_stream_close_ends_a_waiting_iteration(tmp_path: Path, kerne
         assert [e async for e in stream] == []
     finally:
         await rt.close()
+
+
+def test_an_oom_kill_the_monitor_journalled_is_not_journalled_again(runtime: Runtime, config: Config) -> None:
+    """Container.oom_events() and the monitor both see the cgroup's count: one row per kill."""
+    from corral.statemachine.events_stream import monitor_recorder
+    from corral.store import observed
+
+    box = runtime.create("c", config)
+    box.start()
+    recorder = monitor_recorder(runtime.context, box.record)
+    assert observed.oom(**recorder.arguments, init_pid=box.record.init_pid, count=1)  # type: ignore[arg-type]
+
+    from corral.types import OOMEvent
+
+    runtime.context.executor.oom_events = lambda facts, stop=None: iter(  # type: ignore[method-assign]
+        [OOMEvent("c", 1), OOMEvent("c", 2)]
+    )
+    assert [e.count for e in box.oom_events()] == [1, 2]
+    assert [e.detail for e in box.history() if e.event == "oom"] == [{"oom_kills": 1}, {"oom_kills": 2}]
