@@ -286,7 +286,15 @@ def test_a_reused_pid_survives_signal_and_forced_destroy(runtime: Runtime, bundl
     try:
         victim_identity = proc.identity(victim.pid)
         assert victim_identity is not None and victim_identity.start_time != real.init_start_time
-        runtime.context.store.update(real.key, real.version, init_pid=victim.pid)  # PID reused
+        # The monitor journals the exit it saw (issue 13); stage a record that missed it, with the PID reused.
+        deadline = time.monotonic() + 10
+        while box.record.state != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen = box.record
+        assert seen.state == "stopped", seen
+        runtime.context.store.update(
+            real.key, seen.version, state="running", exit_status=None, exit_signal=None, init_pid=victim.pid
+        )
         executor = runtime.context.executor
         executor.alive = lambda facts: True  # type: ignore[method-assign]  # checked before the reuse
         try:
