@@ -22,6 +22,8 @@ _EXPORTS: dict[str, str] = {
     "RecoveryReport": "corral.statemachine.recovery",
     "RecoveryAction": "corral.statemachine.recovery",
     "Orphan": "corral.statemachine.orphans",
+    "Event": "corral.statemachine.events_stream",
+    "EventStream": "corral.statemachine.events_stream",
     # records read back from the store
     "ContainerRecord": "corral.store.repository",
     "NamespaceRecord": "corral.store.repository",
@@ -185,6 +187,7 @@ if TYPE_CHECKING:  # pragma: no cover
         WaitTimeout as WaitTimeout,
     )
     from corral.statemachine.container import Container as Container
+    from corral.statemachine.events_stream import Event as Event, EventStream as EventStream
     from corral.statemachine.lifecycle import State as State
     from corral.statemachine.orphans import Orphan as Orphan
     from corral.statemachine.process import ExecProcess as ExecProcess

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
 import json
 import os
 import random
@@ -135,6 +136,7 @@ class FakeExecutor:
         self.calls: list[str] = []
         self.spawned: list[FakeSpawned] = []
         self._fail_next: dict[str, Exception] = {}
+        self._spawned_facts: dict[str, ContainerFacts] = {}
 
     # -- test controls ----------------------------------------------------------
 
@@ -142,13 +144,26 @@ class FakeExecutor:
         self._fail_next[operation] = error or ExecutorError(f"fake {operation} failure")
 
     def make_exit(self, container_id: str, status: int = 0, signal: int | None = None) -> None:
-        """The init exits by itself (as if the user's process ended); its exec'd processes die with it."""
+        """The init exits by itself (as if the user's process ended); its exec'd processes die with it.
+
+        As the real monitor does, the exit is then told to the recorder given at
+        spawn (the journal gets `exited` with nobody waiting).
+        """
         with self._kernel(container_id) as k:
-            if k.get("alive"):
-                k["alive"] = False
-                k["exit"] = [status, signal]
-                k["frozen"] = False
-                _end_procs(k, SIGKILL)
+            if not k.get("alive"):
+                return
+            k["alive"] = False
+            k["exit"] = [status, signal]
+            k["frozen"] = False
+            _end_procs(k, SIGKILL)
+            recorder, init_pid = k.get("recorder"), k.get("pid")
+        if recorder is not None:
+            facts = self._spawned_facts.get(container_id)  # judged as exit_status judges it
+            oom_killed = facts is not None and self.exit_status(facts).oom_killed
+            module = importlib.import_module(recorder["module"])
+            module.exited(
+                **recorder["arguments"], init_pid=init_pid, status=status, signal=signal, oom_killed=oom_killed
+            )
 
     def kernel(self, container_id: str) -> dict[str, Any]:
         path = self.kernel_dir / f"{container_id}.json"
@@ -260,6 +275,9 @@ class FakeExecutor:
             k.update(
                 alive=True, pid=pid, start_time=start_time, frozen=False, fifo=True, exit=None, procs=[]
             )
+            self._spawned_facts[facts.id] = facts
+            if facts.recorder is not None:
+                k["recorder"] = {"module": facts.recorder.module, "arguments": dict(facts.recorder.arguments)}
         namespaces = {t: f"/proc/{pid}/ns/{t}" for t in ("pid", "mnt", "net")}
         spawned = FakeSpawned(
             InitFacts(

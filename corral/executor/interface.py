@@ -50,6 +50,23 @@ class ContainerPlan:
 
 
 @dataclass(frozen=True)
+class Recorder:
+    """Where a container's monitor records what it observes: the init's exit and OOM kills.
+
+    The monitor outlives the controller, so it is the one process sure to see
+    the init exit; it calls `module.exited(**arguments, init_pid=, status=,
+    signal=, oom_killed=, reason=)` once the exit file is written, and
+    `module.oom(**arguments, init_pid=, count=)` on each OOM kill. The lifecycle
+    names the module (the store's sqlite3-only writer, corral/store/observed.py)
+    and its arguments; the executor never imports the store, it only calls
+    what it is given, in the monitor's process.
+    """
+
+    module: str
+    arguments: Mapping[str, str | int]
+
+
+@dataclass(frozen=True)
 class ContainerFacts:
     """What the executor needs to act on an existing container, read from its record."""
 
@@ -59,6 +76,8 @@ class ContainerFacts:
     init: ProcessIdentity | None = None
     monitor: ProcessIdentity | None = None
     namespaces: Mapping[str, str] = field(default_factory=dict)  # type -> /proc/<pid>/ns/<x>
+    #: Given to `spawn` only: who records the exit and OOM kills the monitor sees (None: nobody).
+    recorder: Recorder | None = None
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,7 @@ class LinuxExecutor:
             log_file=logwriter.log_path(facts.plan.run_dir) if stdio.log else None,
             log_max_bytes=stdio.log_max_bytes,
             parent=self.parent,
+            recorder=facts.recorder,
         )
         ran: list[hooking.HookOutcome] = []
         init_pid, monitor, ctl, console = spawning.spawn_init(
@@ -398,11 +399,32 @@ class LinuxExecutor:
             spawning.wait_for_exit(monitor, MONITOR_GRACE)
         return self.exit_status(facts)
 
+    def exit_fd(self, facts: ContainerFacts) -> int | None:
+        """A pidfd readable once the init's status is written (for an event loop; the caller closes it).
+
+        The monitor's while it lives (it ends after writing and journalling the
+        status), else the init's, as `wait` watches them; None when both are gone.
+        """
+        for process in (facts.monitor, facts.init):
+            fd = proc.open_pidfd(process) if process is not None else None
+            if fd is not None:
+                return fd
+        return None
+
     def exit_status(self, facts: ContainerFacts) -> ExitStatus:
-        if facts.monitor is not None and facts.init is not None and not proc.alive(facts.init):
-            spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)  # it writes the file as it exits
         path = self._exit_file(facts)
         exited = protocol.read_exit_record(path)
+        if (
+            isinstance(exited, protocol.ExitUnknown)
+            and facts.monitor is not None
+            and facts.init is not None
+            and not proc.alive(facts.init)
+        ):
+            # The monitor writes the file as it reaps the init. It then records the exit
+            # under the container's lock, which our caller may hold: wait for the file, not
+            # for the monitor to end.
+            spawning.wait_for_exit_file(path, facts.monitor, MONITOR_GRACE)
+            exited = protocol.read_exit_record(path)
         if isinstance(exited, protocol.ExitUnknown) and exited.pending:
             # The recorded monitor (the keeper) may be dead while the monitor it forked
             # is about to write: wait while anyone holds the file to write it.

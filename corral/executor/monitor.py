@@ -51,6 +51,7 @@ from typing import NoReturn
 from corral.executor import fds, hooks, init, proc, procfs, protocol
 from corral.executor.interface import ExitStatus
 from corral.executor.logwriter import LogPipes
+from corral.executor.observer import Observer
 from corral.executor.protocol import (
     Confirm,
     Console,
@@ -330,11 +331,15 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
         _kill(init_pid)
     elif request.parent == protocol.PARENT_CALLER:
         _hand_off(first, exit_fd, request.exit_file)
+    # Records OOM kills and, below, the exit, so that the journal has them with nobody waiting.
+    observer = Observer.start(request, init_pid) if confirmed else None
     status = _reap_until(init_pid)
     if logs is not None:
         logs.drain(LOG_DRAIN)  # the log is complete before anyone learns of the exit
     reason = None if status is not None else "the monitor could not reap the init (it was not its child)"
     _write_exit_file(exit_fd, request.exit_file, _exited(status), reason)
+    if observer is not None:
+        observer.exited(_exited(status), reason)
     os._exit(0)
 
 

@@ -40,6 +40,7 @@ from typing import Any, Union
 
 from corral.config import Config, Process
 from corral.errors import ExecutorError
+from corral.executor.interface import Recorder
 from corral.executor.seccomp import CompiledFilter
 
 #: The largest encoded message sent inline; anything bigger goes through a memfd.
@@ -96,6 +97,7 @@ class CreateRequest:
     log_file: str | None = None  # Stdio.log: the monitor writes stdout and stderr here (logwriter.py)
     log_max_bytes: int = 0
     parent: str = PARENT_MONITOR  # PARENTS: who is the init's parent once it is set up
+    recorder: Recorder | None = None  # who the monitor tells of the init's exit and OOM kills
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,6 +210,29 @@ def wait_for_exit(process: ProcessIdentity | None, timeout: float | None) -> boo
     try:
         ready, _, _ = select.select([pidfd], [], [], timeout)
         return bool(ready)
+    finally:
+        os.close(pidfd)
+
+
+def wait_for_exit_file(path: str, writer: ProcessIdentity, timeout: float) -> None:
+    """Wait until the exit file at `path` holds more than the placeholder, `writer` is gone, or `timeout`.
+
+    Checked every few milliseconds: the wait covers only the moment between an
+    init's death and its monitor's write, and a monitor that outlives the write
+    (it records the exit) must not hold up a caller.
+    """
+    pidfd = proc.open_pidfd(writer)
+    if pidfd is None:
+        return
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            record = protocol.read_exit_record(path)
+            if not (isinstance(record, protocol.ExitUnknown) and record.pending):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0 or select.select([pidfd], [], [], min(left, 0.005))[0]:
+                return
     finally:
         os.close(pidfd)
 

@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 
-from corral.executor import monitor, protocol  # noqa: F401  (pre-import for the children)
+from corral.executor import monitor, observer, protocol  # noqa: F401  (pre-import for the children)
 from corral.executor.protocol import CreateRequest, ExecRequest, Forked, Ping, Pong, Refused
 from corral.executor import credentials, fds as fd_hygiene, init, rootfs, sealed, syscalls  # noqa: F401
 import corral.config  # noqa: F401
@@ -49,6 +49,8 @@ def serve(sock: socket.socket) -> None:
                 os.close(fd)
             protocol.send(sock, Refused(f"unexpected request {request!r} with {len(fds)} fds"))
             continue
+        if isinstance(request, CreateRequest):
+            observer.preload(request)  # once here, shared by every monitor forked after
         try:
             pid = os.fork()
         except OSError as exc:

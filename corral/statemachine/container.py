@@ -261,7 +261,9 @@ class Container:
         record = self._require_resources("watch the OOM events of")
         for oom in self._context.executor.oom_events(self._recipe.facts(record), stop):
             try:
-                self._recipe.fire("oom", count=oom.count)
+                with self._context.locks.hold(self.id):  # the monitor may have journalled this kill
+                    if not any(e.event == "oom" and e.detail.get("oom_kills", 0) >= oom.count for e in self.history()):
+                        self._recipe.fire("oom", count=oom.count)
             except InvalidTransition:
                 pass  # the init is already gone: `exited` records the OOM kill
             yield oom

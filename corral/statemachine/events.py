@@ -9,6 +9,7 @@ the Step; none of them decides lifecycle (the table does) or writes a state
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal as signal_module
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +19,7 @@ from corral import faults
 from corral.config import Process
 from corral.executor.hooks import HookOutcome
 from corral.executor.interface import ExitStatus, Stdio
+from corral.statemachine.events_stream import monitor_recorder
 from corral.statemachine.lifecycle import State, state_info
 from corral.statemachine.process import ExecProcess
 from corral.statemachine.step import Step
@@ -30,7 +32,9 @@ log = logging.getLogger("corral")
 
 
 def create(step: Step, stdio: Stdio | None = None, **_: Any) -> None:
-    spawned = step.context.executor.spawn(step.facts(), stdio or Stdio())
+    # The monitor journals the exit and OOM kills it sees (events_stream.py).
+    wanted = dataclasses.replace(step.facts(), recorder=monitor_recorder(step.context, step.record))
+    spawned = step.context.executor.spawn(wanted, stdio or Stdio())
     step.on_failed = spawned.abort  # not recorded: the monitor kills the init now
     facts = spawned.facts
     # Its interfaces were recorded with the plan, before any exists (recovery removes them).

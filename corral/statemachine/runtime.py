@@ -12,7 +12,7 @@ import builtins
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from corral.ids import validate_id
 from corral.statemachine.consoles import check_console
 from corral.statemachine.container import Container
 from corral.statemachine.context import Context
+from corral.statemachine.events_stream import EventStream
 from corral.statemachine.lifecycle import INITIAL_STATE, State
 from corral.statemachine.purge import purge
 from corral.statemachine.locks import Locks
@@ -228,6 +229,26 @@ class Runtime:
         Raises StoreError.
         """
         return self.context.store.journal_since(since)
+
+    def events(
+        self,
+        since: int | None = None,
+        *,
+        ids: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
+        timeout: float | None = None,
+    ) -> EventStream:
+        """Follow the journal of every container of this root: an iterator of `Event`s, oldest first.
+
+        `since` is a sequence number (`Event.seq`): the events after it, then
+        every new one as it is committed, by any process sharing the root (None:
+        only new ones). Exits and OOM kills are there even when nobody waits for
+        them: the monitors record them. `ids` and `kinds` filter by container id
+        and event (`"exited"`, `"oom"`, ...). Blocks on an inotify watch, never a
+        timer; `timeout` ends the iteration after that many idle seconds. Close
+        it (or use it in a `with`) to release its watch. See README "Events".
+        """
+        return EventStream(self.context.store, since, ids=ids, kinds=kinds, timeout=timeout)
 
     def recover(self) -> RecoveryReport:
         """Bring every unfinished record into agreement with the kernel; see recovery.py.

@@ -150,6 +150,8 @@ class JournalRow(Base):
     """Append-only: one row per transition that happened (never per attempt)."""
 
     __tablename__ = "journal"
+    #: A seq is never reused, even once the newest rows are deleted: Runtime.events() resumes by it.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     container_key: Mapped[int] = mapped_column(

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 #: The Alembic revision whose schema the queries below read.
-SCHEMA_REVISION = "0004_network_interfaces"
+SCHEMA_REVISION = "0005_events"
 
 DB_NAME = "corral.db"
 BUSY_TIMEOUT_S = 30.0

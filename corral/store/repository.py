@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, raiseload, sessionmaker
 
 from corral.errors import ConcurrentModification, ContainerExists, StoreError
+from corral.store.bell import ring
 from corral.store.engine import open_engine
 from corral.store.failures import DATABASE_ERRORS, store_error
 from corral.store.models import (
@@ -344,11 +345,13 @@ class Repository:
                         detail=json.dumps(dict(journal_detail or {}), sort_keys=True),
                     )
                 )
-                return _record(row)
+                record = _record(row)
         except IntegrityError as exc:  # a concurrent create of the same id won the race
             if "live_id" not in str(exc.orig):
                 raise store_error(self.path, exc) from exc
             raise ContainerExists(container_id, "being created") from exc
+        ring(self.root)  # after the commit: see store/bell.py
+        return record
 
     def get(self, key: int) -> ContainerRecord:
         """One container by key: the hot read of every transition.
@@ -504,10 +507,15 @@ class Repository:
                         detail=json.dumps(dict(detail or {}), sort_keys=True),
                     )
                 )
+            fresh = None
             if base is None:
                 row = session.get(ContainerRow, key, populate_existing=True)
                 assert row is not None
-                return _record(row)
+                fresh = _record(row)
+        if journal is not None:
+            ring(self.root)  # after the commit: see store/bell.py
+        if fresh is not None:
+            return fresh
         updated = dataclasses.replace(base, **changes, updated_at=now, version=expected_version + 1)
         if namespaces is not None:
             updated = dataclasses.replace(updated, namespaces=dict(namespaces))
@@ -532,6 +540,33 @@ class Repository:
                 .order_by(JournalRow.seq)
             )
             return [(cid, _journal(j)) for cid, j in rows]
+
+    def events_after(
+        self,
+        seq: int,
+        *,
+        ids: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
+        limit: int = 1000,
+    ) -> list[tuple[str, JournalEntry]]:
+        """Up to `limit` journal entries after `seq`, oldest first, of these container ids and events."""
+        with self._read() as session:
+            query = (
+                select(ContainerRow.id, JournalRow)
+                .join(ContainerRow, ContainerRow.key == JournalRow.container_key)
+                .where(JournalRow.seq > seq)
+            )
+            if ids is not None:
+                query = query.where(ContainerRow.id.in_(list(ids)))
+            if kinds is not None:
+                query = query.where(JournalRow.event.in_(list(kinds)))
+            rows = session.execute(query.order_by(JournalRow.seq).limit(limit))
+            return [(cid, _journal(j)) for cid, j in rows]
+
+    def last_seq(self) -> int:
+        """The sequence number of the newest journal entry (0 when there is none)."""
+        with self._read() as session:
+            return int(session.scalar(select(func.max(JournalRow.seq))) or 0)
 
     # -- exec'd processes ---------------------------------------------------
 

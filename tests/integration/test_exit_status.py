@@ -21,6 +21,7 @@ import pytest
 
 from corral import Runtime, faults
 from corral.executor import proc
+from corral.statemachine import events
 from tests.integration.conftest import checked_runtime, make_config
 
 pytestmark = pytest.mark.root
@@ -77,7 +78,20 @@ def test_both_monitor_processes_killed_the_status_is_unknown_with_the_reason(run
     assert f"the monitor ({keeper.pid})" in reason and "killed" in reason, detail
 
 
-def test_run_dir_removed_the_status_is_unknown_with_the_reason(runtime: Runtime, bundle: Path) -> None:
+def test_run_dir_removed_the_monitor_still_records_the_status(runtime: Runtime, bundle: Path) -> None:
+    """The monitor journals what it reaped itself (issue 13): the file is only one way the status travels."""
+    box = runtime.create("rdm", make_config(bundle, "rdm", *EXIT_7))
+    box.start()
+    shutil.rmtree(box.record.run_dir)
+    assert box.wait(10) == 7
+    assert _exited_row(box)["exit_status"] == 7
+
+
+def test_run_dir_removed_the_status_is_unknown_with_the_reason(
+    runtime: Runtime, bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A monitor told no recorder (as one spawned before issue 13): the exit file is all there is.
+    monkeypatch.setattr(events, "monitor_recorder", lambda context, record: None)
     box = runtime.create("rd", make_config(bundle, "rd", *EXIT_7))
     box.start()
     run_dir = box.record.run_dir

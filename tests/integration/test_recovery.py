@@ -185,7 +185,15 @@ def _kill_like_a_reboot(record) -> None:
     freezer = record.cgroup_paths.get("freezer")
     if freezer and os.path.exists(freezer):
         Path(freezer, "freezer.state").write_text("THAWED")  # frozen tasks cannot die
-    for pid in (record.monitor_pid, record.init_pid):
+    # The monitor proper (the recorded keeper's child) first: alive, it would reap the
+    # init and journal its exit, which a reboot gives nobody the chance to do.
+    monitors = []
+    if record.monitor_pid:
+        try:
+            monitors = [int(p) for p in Path(f"/proc/{record.monitor_pid}/task/{record.monitor_pid}/children").read_text().split()]
+        except FileNotFoundError:
+            pass
+    for pid in (*monitors, record.monitor_pid, record.init_pid):
         if pid:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -282,7 +290,15 @@ def test_a_reused_pid_survives_signal_and_forced_destroy(runtime: Runtime, bundl
     try:
         victim_identity = proc.identity(victim.pid)
         assert victim_identity is not None and victim_identity.start_time != real.init_start_time
-        runtime.context.store.update(real.key, real.version, init_pid=victim.pid)  # PID reused
+        # The monitor journals the exit it saw (issue 13); stage a record that missed it, with the PID reused.
+        deadline = time.monotonic() + 10
+        while box.record.state != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen = box.record
+        assert seen.state == "stopped", seen
+        runtime.context.store.update(
+            real.key, seen.version, state="running", exit_status=None, exit_signal=None, init_pid=victim.pid
+        )
         executor = runtime.context.executor
         executor.alive = lambda facts: True  # type: ignore[method-assign]  # checked before the reuse
         try:

@@ -128,3 +128,38 @@ def test_0003_records_created_cgroups_and_reads_older_records_as_unknown(tmp_pat
         assert {r[0] for r in con.execute("SELECT id FROM containers")} == {"old", "new"}
     finally:
         con.close()
+
+
+def test_0005_journal_sequence_numbers_are_never_reused(tmp_path: Path) -> None:
+    """Events resume by seq: once the newest rows are deleted, their numbers must not come back."""
+    db = tmp_path / "corral.db"
+    config = _config(db)
+    command.upgrade(config, "0003_created_cgroups")
+    con = sqlite3.connect(db)
+    con.execute(
+        "INSERT INTO containers (key, id, live_id, state, boot_id, config, run_dir, created_at, updated_at, version) "
+        "VALUES (1, 'old', 'old', 'stopped', 'b', '{}', '/run/x/old', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 1)"
+    )
+    for seq in (1, 2, 3):
+        con.execute(
+            "INSERT INTO journal (seq, container_key, event, to_state, at) VALUES (?, 1, 'create', 'creating', '2026-01-01')",
+            (seq,),
+        )
+    con.commit()
+    con.close()
+    command.upgrade(config, "head")
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM journal WHERE seq = 3")  # the newest row goes (a tombstone purged)
+    con.commit()
+    con.close()
+    repo = Repository(tmp_path)
+    try:
+        repo.insert(
+            container_id="new", state="creating", pending_event="create", config="{}", bundle=None,
+            run_dir="/run/x/new", boot_id="b", cgroup_paths={}, journal_event="create",
+        )
+        assert [seq for seq, in sqlite3.connect(db).execute("SELECT seq FROM journal ORDER BY seq")] == [1, 2, 4]
+    finally:
+        repo.close()
+    command.downgrade(config, "0003_created_cgroups")
+    assert len(sqlite3.connect(db).execute("SELECT seq FROM journal").fetchall()) == 3

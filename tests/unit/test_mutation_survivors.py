@@ -189,17 +189,20 @@ def test_database_errors_are_classified(tmp_path: Path, exc: BaseException, kind
 
 
 class _OOMExecutor(FakeExecutor):
-    """Reports two OOM kills; the init itself dies of the second if `fatal`."""
+    """Reports two more OOM kills each time (the kernel's count only grows); the init dies of the second if `fatal`."""
 
     fatal = False
+    count = 0
 
     def oom_events(self, facts: ContainerFacts, stop: Any = None) -> Any:
         from corral.types import OOMEvent
 
-        yield OOMEvent(facts.id, 1)
+        self.count += 1
+        yield OOMEvent(facts.id, self.count)
         if self.fatal:
             self.make_exit(facts.id, 137, signal.SIGKILL)
-        yield OOMEvent(facts.id, 2)
+        self.count += 1
+        yield OOMEvent(facts.id, self.count)
 
 
 def test_oom_events_are_journalled_while_the_init_lives(tmp_path: Path, config: Config, boot_id_file: Path) -> None:
@@ -213,9 +216,9 @@ def test_oom_events_are_journalled_while_the_init_lives(tmp_path: Path, config: 
         assert [e.detail for e in ooms] == [{"oom_kills": 1}, {"oom_kills": 2}]
         assert all(e.from_state == e.to_state == "running" for e in ooms)
         executor.fatal = True
-        assert [e.count for e in box.oom_events()] == [1, 2]  # the second one finds the init gone
+        assert [e.count for e in box.oom_events()] == [3, 4]  # the second one finds the init gone
         assert box.state is State.STOPPED
-        assert [e.detail for e in box.history() if e.event == "oom"][2:] == [{"oom_kills": 1}]
+        assert [e.detail for e in box.history() if e.event == "oom"][2:] == [{"oom_kills": 3}]
     finally:
         rt.close()
 
