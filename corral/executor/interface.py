@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from corral.config import Config, Process
-from corral.executor.hooks import HookOutcome
 
 # The values the interface speaks live in the vocabulary module; re-exported for
 # the code that imports them from here.
@@ -28,6 +27,9 @@ from corral.types import PidsStats as PidsStats
 from corral.types import ProcessIdentity as ProcessIdentity
 from corral.types import Stats as Stats
 from corral.types import Stdio as Stdio
+
+if TYPE_CHECKING:  # hooks.py reaches protocol.py, which needs Recorder from here
+    from corral.executor.hooks import HookOutcome
 
 
 @dataclass(frozen=True)

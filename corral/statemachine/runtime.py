@@ -247,6 +247,8 @@ class Runtime:
         and event (`"exited"`, `"oom"`, ...). Blocks on an inotify watch, never a
         timer; `timeout` ends the iteration after that many idle seconds. Close
         it (or use it in a `with`) to release its watch. See README "Events".
+
+        Raises nothing here; iterating raises StoreError if the store cannot be read.
         """
         return EventStream(self.context.store, since, ids=ids, kinds=kinds, timeout=timeout)
 
