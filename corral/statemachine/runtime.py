@@ -23,7 +23,7 @@ from corral.statemachine.container import Container
 from corral.statemachine.context import Context
 from corral.statemachine.lifecycle import INITIAL_STATE
 from corral.statemachine.locks import Locks
-from corral.statemachine.recovery import RecoveryReport, recover
+from corral.statemachine.recovery import RecoveryReport, recover, recover_interrupted
 from corral.statemachine.transition import Recipe
 from corral.store.repository import ContainerRecord, JournalEntry, Repository
 
@@ -41,8 +41,10 @@ class Runtime:
 
     Any number of Runtimes, in any threads and processes, may share a root: the
     store and the per-container locks keep them consistent. Opening a Runtime
-    runs `recover()` so that whatever a crashed predecessor left half-done is
-    finished or rolled back before anything else happens.
+    finishes or rolls back whatever a crashed predecessor left half-done (its
+    interrupted intents) before anything else happens, at O(intents); if the
+    host restarted since the last full recovery (one read of the boot id the
+    store keeps), it runs the full `recover()` instead.
     """
 
     def __init__(
@@ -71,7 +73,7 @@ class Runtime:
         self._recipes: weakref.WeakValueDictionary[int, Recipe] = weakref.WeakValueDictionary()
         self._recent: OrderedDict[int, Container] = OrderedDict()
         self._containers_guard = threading.Lock()
-        self.last_recovery: RecoveryReport | None = self.recover() if recover else None
+        self.last_recovery: RecoveryReport | None = self._recover_on_open() if recover else None
 
     def __enter__(self) -> Runtime:
         return self
@@ -149,8 +151,23 @@ class Runtime:
         return self.context.store.journal_since(since)
 
     def recover(self) -> RecoveryReport:
-        """Bring every unfinished record into agreement with the kernel; see recovery.py."""
-        return recover(self.context, self._recipe)
+        """Bring every unfinished record into agreement with the kernel; see recovery.py.
+
+        O(live records): the full reconcile. Once it has run without a failure,
+        the store remembers this boot, so that opening it costs O(intents) until
+        the host restarts.
+        """
+        boot_id = self.boot_id()
+        report = recover(self.context, self._recipe)
+        if not report.failed:
+            self.context.store.mark_recovered(boot_id)
+        return report
+
+    def _recover_on_open(self) -> RecoveryReport:
+        """The interrupted intents only, unless the host restarted since the last full recovery."""
+        if self.context.store.recovered_boot() != self.boot_id():
+            return self.recover()
+        return recover_interrupted(self.context, self._recipe)
 
     def _container(self, record: ContainerRecord) -> Container:
         """The one Container object of this record's incarnation, holding the newest record read."""

@@ -146,6 +146,15 @@ class Recipe:
         self._fire_on(record, "exited", force=False, kwargs={"exit": ExitStatus.unknown(REBOOTED) if rebooted else None})
         return self.reload()
 
+    def alive_as_recorded(self, record: ContainerRecord) -> bool:
+        """Whether `record` needs nothing recorded: no intent, this boot, its init alive (no lock)."""
+        return (
+            record.pending_event is None
+            and record.init_pid is not None
+            and record.boot_id == self.context.boot_id()
+            and self.context.executor.alive(self.facts(record))
+        )
+
     def fire(self, event: str, *, force: bool = False, **kwargs: Any) -> Any:
         """Run the recipe for `event`; return what its kernel work returns (exec: an ExecProcess)."""
         with self.context.locks.hold(self.id):

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
 #: The Alembic revision whose schema the queries below read.
-SCHEMA_REVISION = "0003_created_cgroups"
+SCHEMA_REVISION = "0006_indexes"
 
 DB_NAME = "corral.db"
 BUSY_TIMEOUT_S = 30.0
@@ -75,6 +75,24 @@ class ReadonlyStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def recovery_needed(self, boot_id: str, unheld: Callable[[str], bool]) -> str | None:
+        """Why the library must open the store first (a reason), or None when nothing is left to finish.
+
+        Two indexed reads (migration 0006): the boot the last full recovery ran
+        in (a host restart since means a full recovery), and the ids with an
+        intent pending (the partial index `ix_containers_pending`), each of which
+        counts only if `unheld(id)`: a pending intent whose container lock is
+        held belongs to a live process in the middle of its transition, not to
+        a crashed one. Neither grows with the number of records.
+        """
+        row = self._con.execute("SELECT boot_id FROM recovered_boot WHERE slot = 1").fetchone()
+        if row is None or row[0] != boot_id:
+            return "the host restarted since the last full recovery" if row else "never fully recovered"
+        for (cid,) in self._con.execute("SELECT id FROM containers WHERE pending_event IS NOT NULL").fetchall():
+            if unheld(cid):
+                return f"container {cid!r} has an interrupted intent"
+        return None
 
     def find(self, container_id: str) -> RecordView | None:
         """The live container with this id, else its most recent tombstone (as Repository.find)."""

@@ -37,6 +37,7 @@ from corral.errors import ConcurrentModification, ContainerExists, StoreError
 from corral.store.engine import open_engine
 from corral.store.failures import DATABASE_ERRORS, store_error
 from corral.store.models import (
+    BootRow,
     CgroupPathRow,
     ContainerRow,
     JournalRow,
@@ -373,6 +374,33 @@ class Repository:
                 .order_by(ContainerRow.key)
             )
             return [_record(r) for r in session.scalars(query)]
+
+    def interrupted(self) -> list[ContainerRecord]:
+        """Records with an intent left pending, through the partial index `ix_containers_pending`.
+
+        What opening a store must look at: O(intents), however many records it holds.
+        """
+        with self._read() as session:
+            query = (
+                select(ContainerRow).where(ContainerRow.pending_event.is_not(None)).order_by(ContainerRow.key)
+            )
+            return [_record(r) for r in session.scalars(query)]
+
+    def recovered_boot(self) -> str | None:
+        """The boot id the last complete full recovery ran in (None: never, or before 0006)."""
+        with self._read() as session:
+            row = session.get(BootRow, 1)
+            return row.boot_id if row is not None else None
+
+    def mark_recovered(self, boot_id: str) -> None:
+        """Record that every record was reconciled with the kernel of boot `boot_id`."""
+        with self._write() as session:
+            row = session.get(BootRow, 1)
+            if row is None:
+                session.add(BootRow(slot=1, boot_id=boot_id, recovered_at=utcnow()))
+            else:
+                row.boot_id = boot_id
+                row.recovered_at = utcnow()
 
     def update(
         self,
