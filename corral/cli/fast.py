@@ -17,8 +17,6 @@ from typing import Any
 from corral.cli.context import Context, boot_id
 from corral.errors import ContainerNotFound
 from corral.statemachine.locks import Locks
-from corral.statemachine.quick import NeedsLibrary, fire
-from corral.store.lean import open_lean
 from corral.store.readonly import ReadonlyStore
 
 
@@ -43,6 +41,9 @@ def recovery_reason(ctx: Context, store: ReadonlyStore, current: str | None = No
 
 def try_fire(ctx: Context, event: str, **kwargs: Any) -> bool:
     """Fire `event` on `ctx.container_id` the cheap way; False when only the library may (nothing done)."""
+    from corral.statemachine.quick import NeedsLibrary, fire  # not for `state` and `ps`, which import this module
+    from corral.store.lean import open_lean
+
     store = open_lean(ctx.root)
     if store is None:
         return False
