@@ -139,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crun-hybrid", action="store_true",
                         help="on a hybrid cgroup host, mount what crun needs as lifecycle.py does (else crun is skipped)")
     options = parser.parse_args(argv)
+    # Each call is a new interpreter: it must find corral's bytecode compiled, as an installed
+    # package has it (pip compiles at install; an editable checkout compiles on first use,
+    # unless PYTHONDONTWRITEBYTECODE is set, when every call would compile every module).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([str(VENV_PYTHON), "-m", "compileall", "-q", str(REPO / "corral")], check=True,
+                   stdout=subprocess.DEVNULL)
     hybrid = None
     if options.crun_hybrid and os.path.exists(options.crun):
         sys.path.insert(0, str(REPO / "benchmarks"))

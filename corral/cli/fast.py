@@ -11,13 +11,22 @@ library's path, whose Runtime finishes what is left before it fires.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.cli.context import Context, boot_id
 from corral.errors import ContainerNotFound
-from corral.statemachine.locks import Locks
-from corral.store.readonly import ReadonlyStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from corral.statemachine.locks import Locks
+    from corral.store.readonly import ReadonlyStore
+
+
+def _locks(ctx: Context) -> Locks:
+    from pathlib import Path
+
+    from corral.statemachine.locks import Locks
+
+    return Locks(Path(ctx.root))
 
 
 def _unheld(locks: Locks, container_id: str) -> bool:
@@ -32,8 +41,14 @@ def recovery_reason(ctx: Context, store: ReadonlyStore, current: str | None = No
             current = boot_id()
         except OSError as exc:
             return f"the boot id cannot be read ({exc})"
-    locks = Locks(Path(ctx.root))
-    reason = store.recovery_needed(current, lambda cid: _unheld(locks, cid))
+    held: list[Locks] = []
+
+    def unheld(cid: str) -> bool:  # the locks (pathlib, hashlib) only when an intent is pending
+        if not held:
+            held.append(_locks(ctx))
+        return _unheld(held[0], cid)
+
+    reason = store.recovery_needed(current, unheld)
     if reason is not None:
         ctx.log.debug(f"the library's path: {reason}")
     return reason
@@ -54,7 +69,7 @@ def try_fire(ctx: Context, event: str, **kwargs: Any) -> bool:
             return False
         if recovery_reason(ctx, store, current) is not None:
             return False
-        locks = Locks(Path(ctx.root))
+        locks = _locks(ctx)
         try:
             fire(store, locks, current, ctx.container_id, event, **kwargs)
         except NeedsLibrary as exc:
