@@ -73,16 +73,21 @@ class RecordReader(Generic[T]):
         return local
 
     @contextmanager
-    def _transaction(self) -> Iterator[tuple[_Local, int]]:
+    def _transaction(self, key: int | None = None) -> Iterator[tuple[_Local, int, Any]]:
+        """One read transaction; with `key`, the kept record if nothing committed since (no BEGIN then)."""
         local = self._connection()
         con = local.con
         assert con is not None
         try:
             self._guard.check(local.info)
             version = con.execute("PRAGMA data_version").fetchone()[0]
+            kept = local.cache.get(key) if key is not None else None
+            if kept is not None and kept[0] == version:
+                yield local, version, kept[1]
+                return
             con.execute("BEGIN")
             try:
-                yield local, version
+                yield local, version, None
             finally:
                 con.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -92,16 +97,15 @@ class RecordReader(Generic[T]):
 
     def get(self, key: int) -> T | None:
         """The record with this key (None if there is none), from the cache while nothing committed."""
-        with self._transaction() as (local, version):
-            kept = local.cache.get(key)
-            if kept is not None and kept[0] == version:
-                return kept[1]  # type: ignore[no-any-return]
+        with self._transaction(key) as (local, version, kept):
+            if kept is not None:
+                return kept  # type: ignore[no-any-return]
             found = self._select(local, version, "key = ?", (key,))
             return found[0] if found else None
 
     def select(self, where: str, params: tuple[Any, ...] = (), order: str = "key", limit: int | None = None) -> list[T]:
         """Records matching `where` (SQL over the containers table), in three statements at most."""
-        with self._transaction() as (local, version):
+        with self._transaction() as (local, version, _kept):
             return self._select(local, version, where, params, order, limit)
 
     def _select(

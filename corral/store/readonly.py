@@ -3,7 +3,8 @@
 containerd runs one runtime process per call (`state`, `ps`, `kill`, ...), so the
 cost of importing SQLAlchemy (and of the migration check) is paid on every call.
 This module answers the reads those calls need with the standard library: one
-container's record by id, or every live one, and nothing else. It never writes
+container's record by id, or every live one, and whether anything is left for
+recovery to finish (two indexed reads, `recovery_needed`); nothing else. It never writes
 and never migrates: a store that is missing, unreadable or not at the revision
 this code knows answers `None` from `open_readonly`, and the caller takes the
 full path (the Repository), which creates, upgrades or reports it properly.
