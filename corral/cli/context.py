@@ -5,10 +5,10 @@
 tmpfs and expects it to vanish with a reboot. Without `--root`, the library's
 defaults apply.
 
-Opening a Runtime normally runs a full recovery scan, which grows with the
-number of containers in the store. A command about one container skips it
-unless that container's record asks for it (an intent left pending by a
-process that died, or a record from another boot): the check reads one row.
+Opening a Runtime finishes interrupted intents (O(intents)) and runs the full
+recovery only after a host restart; the one-shot commands (fast.py, and the
+read-only reads of `state` and `ps`) avoid even that when two indexed reads
+say nothing is left to finish.
 """
 
 from __future__ import annotations
@@ -69,18 +69,17 @@ class Context:
         except OSError:
             return True
 
-    def runtime(self, *, recover: bool | None = None, detached: bool = False) -> Runtime:
+    def runtime(self, *, recover: bool = True, detached: bool = False) -> Runtime:
         """The library's Runtime on this root, opened once per call.
 
-        `recover=None` decides from the record of `container_id` (when the
-        command has one): a full recovery only when that record needs it.
+        Opening it costs O(interrupted intents) (a full recovery only after a
+        host restart), so every command that needs the library lets it finish
+        what a crashed process left before acting.
         `detached`: the command starts a process and exits while it runs (create,
         run --detach, exec --detach); that process's parent is then the one
         `--parent` names. A command that waits for its process keeps the monitor.
         """
         if self._runtime is None:
-            if recover is None:
-                recover = self._record_needs_recovery()
             from corral.statemachine.runtime import Runtime
 
             executor = None
@@ -109,16 +108,6 @@ class Context:
         if box.recorded_state.value == "destroyed":
             raise self.not_found()
         return box
-
-    def _record_needs_recovery(self) -> bool:
-        cid = getattr(self.args, "container_id", None)
-        if cid is None:
-            return True
-        store = self.readonly()
-        if store is None:  # no store yet, or one to migrate: the library does everything
-            return True
-        with store:
-            return self.needs_recovery(store.find(cid))
 
     def close(self) -> None:
         if self._runtime is not None:

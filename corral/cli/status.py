@@ -20,7 +20,6 @@ from typing import Any, Protocol
 from corral.cli.context import boot_id
 from corral.executor import proc
 from corral.store.readonly import RecordView
-from corral.types import ProcessIdentity
 
 #: The states the init is expected alive in (corral.statemachine.lifecycle's init_alive).
 INIT_ALIVE = frozenset({"created", "running", "paused"})
@@ -56,7 +55,7 @@ def init_alive(pid: int | None, start_time: int | None) -> bool:
     """The library's own check (corral.executor.proc.alive): same PID, same start time, not a zombie."""
     if pid is None or start_time is None:
         return False
-    return proc.alive(ProcessIdentity(pid, start_time))
+    return proc.alive_pid(pid, start_time)
 
 
 def quick_status(view: RecordView) -> str | None:

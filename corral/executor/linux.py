@@ -22,22 +22,20 @@ import dataclasses
 import errno
 import hashlib
 import os
-import select
 import shutil
 import signal as signal_module
-import time
 from collections.abc import Callable, Iterator
 
 from corral import faults
 from corral.config import Config, Process
 from corral.errors import CgroupError, ConfigError, ExecutorError, NeedsRoot, ProcessGone, RunDirError
 from corral.executor import hooks as hooking
-from corral.executor import logwriter, lsm, proc, protocol
+from corral.executor import logwriter, lsm, proc, protocol, quick
 from corral.executor import spawn as spawning
 from corral.executor import seccomp
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
 from corral.executor.cgroups.base import Cgroup
-from corral.executor.init import INIT_COMM
+from corral.executor.quick import FIFO_NAME
 from corral.executor.interface import (
     ContainerFacts,
     ContainerPlan,
@@ -52,11 +50,8 @@ from corral.executor.interface import (
 )
 from corral.executor.syscalls import NAMESPACES
 
-FIFO_NAME = "exec.fifo"
 EXIT_FILE = "init.exit"
-FREEZE_TIMEOUT = 10.0
 MONITOR_GRACE = 5.0
-EXEC_TIMEOUT = 10.0  # how long start waits for the init's execve after releasing it
 
 
 #: corral's own subtree of every hierarchy: its empty directories are corral's to remove.
@@ -258,61 +253,9 @@ class LinuxExecutor:
             ) from exc
 
     def start(self, facts: ContainerFacts) -> tuple[hooking.HookOutcome, ...]:
-        init = self._require_init(facts)
-        reports = hooking.FifoReader()  # startContainer's outcomes come before the "0"
-        fifo_path = self._fifo(facts)
-        pidfd = proc.open_pidfd(init)
-        if pidfd is None:
-            raise ProcessGone(f"container {facts.id!r}: its init ({init.pid}) is gone; it cannot start")
-        try:
-            if self._waiting_on_fifo(init) and not os.path.isdir(facts.plan.run_dir):
-                raise RunDirError(
-                    f"container {facts.id!r}: its run directory {facts.plan.run_dir} is gone (removed by "
-                    "someone else?); the init waits but cannot be started; destroy it",
-                    facts.plan.run_dir,
-                    container_id=facts.id,
-                )
-            if not self._waiting_on_fifo(init) or not os.path.exists(fifo_path):
-                raise ExecutorError(f"container {facts.id!r} was already started (its init no longer waits)")
-            faults.point("start.fifo-opening")
-            fifo = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                while True:
-                    ready, _, _ = select.select([fifo, pidfd], [], [], 10.0)
-                    if fifo in ready:
-                        chunk = os.read(fifo, 1 if not facts.config.hooks.start_container else 65536)
-                        if chunk and reports.feed(chunk):
-                            break
-                        if chunk:
-                            continue
-                        failed = reports.failure(facts.id)
-                        if failed is not None:
-                            raise failed
-                        raise ExecutorError(f"container {facts.id!r}: the init closed its exec fifo without starting")
-                    if pidfd in ready:
-                        raise ProcessGone(f"container {facts.id!r}: the init died before it could start")
-                # The init wrote "0" just before its execve and holds the fifo open, close-on-exec:
-                # end-of-file means the execve happened (or the init died), so that what the
-                # caller does next (pause, exec, a state check) never finds the init under its
-                # old name. No polling; bounded, should the init stop between write and execve.
-                deadline = time.monotonic() + EXEC_TIMEOUT
-                while (left := deadline - time.monotonic()) > 0:
-                    ready, _, _ = select.select([fifo, pidfd], [], [], left)
-                    if pidfd in ready:
-                        break  # died instead (its exit is observed later, as before)
-                    if fifo in ready:
-                        try:
-                            if os.read(fifo, 1) == b"":
-                                break
-                        except BlockingIOError:
-                            pass
-            finally:
-                os.close(fifo)
-        finally:
-            os.close(pidfd)
-        os.unlink(fifo_path)
-        faults.point("start.fifo-opened")
-        return tuple(reports.outcomes)
+        return quick.release_init(
+            facts.id, self._require_init(facts), facts.plan.run_dir, bool(facts.config.hooks.start_container)
+        )
 
     def run_hooks(self, facts: ContainerFacts, kind: str, status: str) -> tuple[hooking.HookOutcome, ...]:
         pid = facts.init.pid if facts.init is not None else None
@@ -321,11 +264,7 @@ class LinuxExecutor:
 
     @staticmethod
     def _waiting_on_fifo(init: ProcessIdentity) -> bool:
-        try:
-            with open(f"/proc/{init.pid}/comm") as f:
-                return f.read().strip() == INIT_COMM
-        except OSError:
-            return False
+        return quick.waiting_on_fifo(init)
 
     def alive(self, facts: ContainerFacts) -> bool:
         """The check every transition makes first: one read of /proc/<pid>/stat."""
@@ -343,49 +282,10 @@ class LinuxExecutor:
         return KernelStatus(alive=proc.alive(init), frozen=frozen, fifo_present=waiting)
 
     def signal(self, facts: ContainerFacts, sig: int, all_processes: bool = False) -> None:
-        init = self._require_init(facts)
-        if all_processes:
-            self._signal_all(facts, sig)
-            return
-        pidfd = proc.open_pidfd(init)
-        if pidfd is None:
-            raise ProcessGone(f"container {facts.id!r}: its init ({init.pid}) is gone")
-        try:
-            signal_module.pidfd_send_signal(pidfd, sig)
-        except ProcessLookupError as exc:
-            raise ProcessGone(f"container {facts.id!r}: its init ({init.pid}) is gone") from exc
-        finally:
-            os.close(pidfd)
-        if sig == signal_module.SIGKILL:
-            self._thaw_if_frozen(facts)
-
-    def _thaw_if_frozen(self, facts: ContainerFacts) -> None:
-        """A v1-frozen task cannot act on SIGKILL until thawed: a kill must not leave it hanging."""
-        cgroup = self._cgroup(facts)
-        if cgroup.exists() and cgroup.frozen():
-            cgroup.thaw()
-
-    def _signal_all(self, facts: ContainerFacts, sig: int) -> None:
-        """Freeze, signal every process through a pidfd, thaw: no PID can be reused meanwhile."""
-        cgroup = self._cgroup(facts)
-        was_frozen = cgroup.frozen()
-        if not was_frozen:
-            cgroup.freeze(FREEZE_TIMEOUT)
-        try:
-            for pid in cgroup.pids():
-                try:
-                    pidfd = os.pidfd_open(pid)
-                except ProcessLookupError:
-                    continue
-                try:
-                    signal_module.pidfd_send_signal(pidfd, sig)
-                except ProcessLookupError:
-                    pass
-                finally:
-                    os.close(pidfd)
-        finally:
-            if not was_frozen or sig == signal_module.SIGKILL:
-                cgroup.thaw()
+        plan = facts.plan
+        quick.send_signal(
+            facts.id, self._require_init(facts), plan.cgroup_paths, plan.created_cgroups, sig, all_processes
+        )
 
     def wait(self, facts: ContainerFacts, timeout: float | None) -> ExitStatus:
         init = self._require_init(facts)
@@ -460,12 +360,10 @@ class LinuxExecutor:
         )
 
     def freeze(self, facts: ContainerFacts) -> None:
-        self._cgroup(facts).freeze(FREEZE_TIMEOUT)
-        faults.point("pause.frozen")
+        quick.freeze(facts.plan.cgroup_paths, facts.plan.created_cgroups)
 
     def thaw(self, facts: ContainerFacts) -> None:
-        self._cgroup(facts).thaw()
-        faults.point("resume.thawed")
+        quick.thaw(facts.plan.cgroup_paths, facts.plan.created_cgroups)
 
     def exec(
         self, facts: ContainerFacts, process: Process, stdio: Stdio

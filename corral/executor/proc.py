@@ -41,10 +41,15 @@ def identity(pid: int) -> ProcessIdentity | None:
 
 def alive(process: ProcessIdentity) -> bool:
     """Same PID, same start time, and not a zombie (a zombie has finished; runc agrees)."""
-    fields = _stat_fields(process.pid)
+    return alive_pid(process.pid, process.start_time)
+
+
+def alive_pid(pid: int, start: int) -> bool:
+    """`alive` of a PID and a start time as a record holds them."""
+    fields = _stat_fields(pid)
     if not fields:
         return False
-    return int(fields[19]) == process.start_time and fields[0] not in ("Z", "X")
+    return int(fields[19]) == start and fields[0] not in ("Z", "X")
 
 
 def open_pidfd(process: ProcessIdentity) -> int | None:

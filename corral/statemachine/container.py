@@ -113,10 +113,17 @@ class Container:
     def refresh(self) -> State:
         """Reload the record and record `exited` if the init is gone; return the state.
 
+        An init found alive needs nothing recorded, so that answer takes no
+        lock (one read of /proc/<pid>/stat): `.state` of many containers does
+        not queue behind their transitions. Only a change to record (an init
+        gone, another boot, an intent pending) takes the lock.
+
         Raises StoreError, LockError.
         """
         record = self._recipe.reload()
         if state_info(State(record.state)).init_alive:
+            if self._recipe.alive_as_recorded(record):
+                return State(record.state)
             with self._context.locks.hold(self.id):
                 record = self._recipe.observe_exit(self._recipe.reload())
         return State(record.state)

@@ -1,7 +1,10 @@
 """Recovery: bring every unfinished record back into agreement with the kernel.
 
-Run by `Runtime.recover()` and whenever a Runtime opens its root, on the
-Runtime's Context and each container's Recipe (never the Runtime). Each
+Run by `Runtime.recover()`, and when a Runtime opens its root: in full if the
+host restarted since the last full recovery (one read of the boot id the
+store keeps), else only for interrupted intents (`recover_interrupted`, an
+indexed query). Either works on the Runtime's Context and each container's
+Recipe (never the Runtime). Each
 container is handled under its own lock, taken without waiting: a lock that is
 held belongs to a live process in the middle of a transition (the kernel drops
 the lock of a dead one), so that container is not crashed and is left alone.
@@ -62,7 +65,44 @@ class RecoveryReport:
 def recover(context: Context, recipe_for: Callable[[ContainerRecord], Recipe]) -> RecoveryReport:
     """Recover every unfinished record; `recipe_for` gives the recipe of a record's container."""
     report = RecoveryReport()
-    for record in context.store.unfinished():
+    boot_id = context.boot_id()
+    _recover_records(context, [r for r in context.store.unfinished() if _may_need_work(r, boot_id)], recipe_for, report)
+    orphans, busy = sweep(context)
+    report.orphans.extend(orphans)
+    for orphan in orphans:
+        log.info("recovery: %s of container %s: %s", orphan.path, orphan.container_id, orphan.done)
+    report.busy.extend(b for b in busy if b not in report.busy)
+    return report
+
+
+def recover_interrupted(context: Context, recipe_for: Callable[[ContainerRecord], Recipe]) -> RecoveryReport:
+    """Finish or roll back the records with an interrupted intent, and only those.
+
+    What opening a store does when the host has not restarted since the last
+    full recovery: a crashed controller's half-done transition is finished
+    before anything else happens, at a cost of O(intents) (an indexed query),
+    however many records the store holds. An init that died unobserved is
+    recorded by the next look at its container (`state`, any transition) or
+    by the full `recover()`.
+    """
+    report = RecoveryReport()
+    _recover_records(context, context.store.interrupted(), recipe_for, report)
+    return report
+
+
+def _may_need_work(record: ContainerRecord, boot_id: str) -> bool:
+    """False for what `_recover_one` would leave as it is without a look at the kernel:
+    a stopped record of this boot with no intent (skipped without taking its lock)."""
+    return not (record.state == State.STOPPED.value and record.pending_event is None and record.boot_id == boot_id)
+
+
+def _recover_records(
+    context: Context,
+    records: list[ContainerRecord],
+    recipe_for: Callable[[ContainerRecord], Recipe],
+    report: RecoveryReport,
+) -> None:
+    for record in records:
         with context.locks.hold(record.id, blocking=False) as got:
             if not got:
                 report.busy.append(record.id)
@@ -77,12 +117,6 @@ def recover(context: Context, recipe_for: Callable[[ContainerRecord], Recipe]) -
             if action is not None:
                 report.actions.append(action)
                 log.info("recovered container %s: found %s; %s", action.container_id, action.found, action.done)
-    orphans, busy = sweep(context)
-    report.orphans.extend(orphans)
-    for orphan in orphans:
-        log.info("recovery: %s of container %s: %s", orphan.path, orphan.container_id, orphan.done)
-    report.busy.extend(b for b in busy if b not in report.busy)
-    return report
 
 
 def _observed_state(context: Context, recipe: Recipe, record: ContainerRecord) -> State:

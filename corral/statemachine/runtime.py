@@ -28,7 +28,7 @@ from corral.statemachine.events_stream import EventStream
 from corral.statemachine.lifecycle import INITIAL_STATE, State
 from corral.statemachine.purge import purge
 from corral.statemachine.locks import Locks
-from corral.statemachine.recovery import RecoveryReport, recover
+from corral.statemachine.recovery import RecoveryReport, recover, recover_interrupted
 from corral.statemachine.transition import Recipe
 from corral.store.repository import ContainerRecord, JournalEntry, Repository
 
@@ -46,8 +46,10 @@ class Runtime:
 
     Any number of Runtimes, in any threads and processes, may share a root: the
     store and the per-container locks keep them consistent. Opening a Runtime
-    runs `recover()` so that whatever a crashed predecessor left half-done is
-    finished or rolled back before anything else happens.
+    finishes or rolls back whatever a crashed predecessor left half-done (its
+    interrupted intents) before anything else happens, at O(intents); if the
+    host restarted since the last full recovery (one read of the boot id the
+    store keeps), it runs the full `recover()` instead.
 
     Raises, when opened: StoreUnreadable (not a corral database), StoreAccessDenied,
     UnknownRevision (a newer corral's store) or another StoreError; every method
@@ -81,7 +83,7 @@ class Runtime:
         self._recipes: weakref.WeakValueDictionary[int, Recipe] = weakref.WeakValueDictionary()
         self._recent: OrderedDict[int, Container] = OrderedDict()
         self._containers_guard = threading.Lock()
-        self.last_recovery: RecoveryReport | None = self.recover() if recover else None
+        self.last_recovery: RecoveryReport | None = self._recover_on_open() if recover else None
 
     def __enter__(self) -> Runtime:
         return self
@@ -255,10 +257,24 @@ class Runtime:
     def recover(self) -> RecoveryReport:
         """Bring every unfinished record into agreement with the kernel; see recovery.py.
 
+        O(live records): the full reconcile. Once it has run without a failure,
+        the store remembers this boot, so that opening it costs O(intents) until
+        the host restarts.
+
         Raises StoreError or LockError; what it cannot fix for one container is in
         the report, not raised.
         """
-        return recover(self.context, self._recipe)
+        boot_id = self.boot_id()
+        report = recover(self.context, self._recipe)
+        if not report.failed:
+            self.context.store.mark_recovered(boot_id)
+        return report
+
+    def _recover_on_open(self) -> RecoveryReport:
+        """The interrupted intents only, unless the host restarted since the last full recovery."""
+        if self.context.store.recovered_boot() != self.boot_id():
+            return self.recover()
+        return recover_interrupted(self.context, self._recipe)
 
     def _container(self, record: ContainerRecord) -> Container:
         """The one Container object of this record's incarnation, holding the newest record read."""

@@ -93,16 +93,21 @@ class Recipe:
         self.key = record.key
         self._config: Config | None = None
         self._model = _Model()
-        self._machine = Machine(
-            model=self._model,
-            states=[s.value for s in State],
-            transitions=machine_transitions(),
-            initial=record.state,
-            auto_transitions=False,
-            send_event=True,
-            before_state_change="_before",
-            after_state_change="_after",
-        )
+        self._machine: Machine | None = None  # built on the first firing: listing many containers fires none
+
+    def _machine_for(self, state: str) -> Machine:
+        if self._machine is None:
+            self._machine = Machine(
+                model=self._model,
+                states=[s.value for s in State],
+                transitions=machine_transitions(),
+                initial=state,
+                auto_transitions=False,
+                send_event=True,
+                before_state_change="_before",
+                after_state_change="_after",
+            )
+        return self._machine
 
     @property
     def record(self) -> ContainerRecord:
@@ -146,6 +151,15 @@ class Recipe:
         self._fire_on(record, "exited", force=False, kwargs={"exit": ExitStatus.unknown(REBOOTED) if rebooted else None})
         return self.reload()
 
+    def alive_as_recorded(self, record: ContainerRecord) -> bool:
+        """Whether `record` needs nothing recorded: no intent, this boot, its init alive (no lock)."""
+        return (
+            record.pending_event is None
+            and record.init_pid is not None
+            and record.boot_id == self.context.boot_id()
+            and self.context.executor.alive(self.facts(record))
+        )
+
     def fire(self, event: str, *, force: bool = False, **kwargs: Any) -> Any:
         """Run the recipe for `event`; return what its kernel work returns (exec: an ExecProcess)."""
         with self.context.locks.hold(self.id):
@@ -160,7 +174,7 @@ class Recipe:
         if find_transition(state, event, force=force) is None:
             hint = "pass force=True" if needs_force(state, event) else ""
             raise InvalidTransition(self.id, state.value, event, allowed_events(state), hint)
-        self._machine.set_state(state.value)
+        self._machine_for(state.value).set_state(state.value)
         step = Step(event, self.context, record, self.config_of)
         try:
             fired = self._model.trigger(event, step=step, force=force, **kwargs)

@@ -3,7 +3,8 @@
 containerd runs one runtime process per call (`state`, `ps`, `kill`, ...), so the
 cost of importing SQLAlchemy (and of the migration check) is paid on every call.
 This module answers the reads those calls need with the standard library: one
-container's record by id, or every live one, and nothing else. It never writes
+container's record by id, or every live one, and whether anything is left for
+recovery to finish (two indexed reads, `recovery_needed`); nothing else. It never writes
 and never migrates: a store that is missing, unreadable or not at the revision
 this code knows answers `None` from `open_readonly`, and the caller takes the
 full path (the Repository), which creates, upgrades or reports it properly.
@@ -17,12 +18,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
 #: The Alembic revision whose schema the queries below read.
-SCHEMA_REVISION = "0005_events"
+SCHEMA_REVISION = "0006_indexes"
 
 DB_NAME = "corral.db"
 BUSY_TIMEOUT_S = 30.0
@@ -75,6 +76,24 @@ class ReadonlyStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def recovery_needed(self, boot_id: str, unheld: Callable[[str], bool]) -> str | None:
+        """Why the library must open the store first (a reason), or None when nothing is left to finish.
+
+        Two indexed reads (migration 0006): the boot the last full recovery ran
+        in (a host restart since means a full recovery), and the ids with an
+        intent pending (the partial index `ix_containers_pending`), each of which
+        counts only if `unheld(id)`: a pending intent whose container lock is
+        held belongs to a live process in the middle of its transition, not to
+        a crashed one. Neither grows with the number of records.
+        """
+        row = self._con.execute("SELECT boot_id FROM recovered_boot WHERE slot = 1").fetchone()
+        if row is None or row[0] != boot_id:
+            return "the host restarted since the last full recovery" if row else "never fully recovered"
+        for (cid,) in self._con.execute("SELECT id FROM containers WHERE pending_event IS NOT NULL").fetchall():
+            if unheld(cid):
+                return f"container {cid!r} has an interrupted intent"
+        return None
 
     def find(self, container_id: str) -> RecordView | None:
         """The live container with this id, else its most recent tombstone (as Repository.find)."""

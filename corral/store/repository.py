@@ -26,18 +26,20 @@ from typing import Any, cast
 
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import insert as sa_insert
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy import Table
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, raiseload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from corral.errors import ConcurrentModification, ContainerExists, StoreError
 from corral.store.bell import ring
-from corral.store.engine import open_engine
+from corral.store.engine import BUSY_TIMEOUT_MS, open_engine
 from corral.store.failures import DATABASE_ERRORS, store_error
+from corral.store.reader import RecordReader
 from corral.store.models import (
+    BootRow,
     CgroupPathRow,
     ContainerRow,
     JournalRow,
@@ -191,18 +193,44 @@ def _record(row: ContainerRow, children: _Children | None = None) -> ContainerRe
     )
 
 
-def _has_label(key: str, value: str | None) -> ColumnElement[bool]:
-    """The record's config has annotation `key` (equal to `value`, unless None).
+def _time(value: Any) -> datetime | None:
+    """A DateTime column as SQLAlchemy stores it on SQLite ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC)."""
+    return None if value is None else datetime.fromisoformat(str(value))
 
-    Labels are the OCI annotations, read from the config's JSON by SQLite's
-    json_each in the list's own query: no column to keep in step, and cheap (a
-    config is parsed only for rows the other conditions kept).
-    """
-    each = func.json_each(ContainerRow.config, "$.annotations").table_valued("key", "value")
-    condition = each.c.key == key
-    if value is not None:
-        condition = condition & (each.c.value == value)
-    return exists().select_from(each).where(condition)
+
+def _record_from_row(
+    row: Mapping[str, Any],
+    cgroups: dict[str, str],
+    namespaces: list[tuple[str, str, int | None]],
+    interfaces: list[tuple[str, str, str]],
+) -> ContainerRecord:
+    """A record from a plain sqlite3 row (reader.py), typed as the ORM types it."""
+    return ContainerRecord(
+        key=row["key"],
+        id=row["id"],
+        state=row["state"],
+        pending_event=row["pending_event"],
+        pending_since=_time(row["pending_since"]),
+        init_pid=row["init_pid"],
+        init_start_time=row["init_start_time"],
+        boot_id=row["boot_id"],
+        monitor_pid=row["monitor_pid"],
+        monitor_start_time=row["monitor_start_time"],
+        exit_status=row["exit_status"],
+        exit_signal=row["exit_signal"],
+        oom_killed=bool(row["oom_killed"]),
+        bundle=row["bundle"],
+        config=row["config"],
+        run_dir=row["run_dir"],
+        last_error=row["last_error"],
+        created_at=_time(row["created_at"]),  # type: ignore[arg-type]  # NOT NULL
+        updated_at=_time(row["updated_at"]),  # type: ignore[arg-type]
+        version=row["version"],
+        cgroup_paths=cgroups,
+        namespaces={kind: NamespaceRecord(path, inode) for kind, path, inode in namespaces},
+        created_cgroups=_created_cgroups(row["created_cgroups"]),
+        interfaces=tuple(HostInterface(*i) for i in interfaces),
+    )
 
 
 def _created_cgroups(text: str | None) -> Mapping[str, tuple[str, ...]] | None:
@@ -246,7 +274,7 @@ class Repository:
         self.path = root / "corral.db"
         self.engine = open_engine(root)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._children: dict[int, _Children] = {}
+        self._reader = RecordReader(self.path, _record_from_row, BUSY_TIMEOUT_MS)
         self._readonly = sessionmaker(
             self.engine.execution_options(corral_readonly=True), expire_on_commit=False
         )
@@ -255,6 +283,7 @@ class Repository:
         )
 
     def close(self) -> None:
+        self._reader.close()
         self.engine.dispose()
 
     @contextmanager
@@ -354,42 +383,16 @@ class Repository:
         return record
 
     def get(self, key: int) -> ContainerRecord:
-        """One container by key: the hot read of every transition.
-
-        Its cgroup and namespace paths never change once it has left
-        `creating`, so they are read once and remembered: a reload is then one
-        query instead of three.
-        """
-        children = self._children.get(key)
-        with self._read() as session:
-            if children is None:
-                row = session.get(ContainerRow, key)
-            else:
-                row = session.get(
-                    ContainerRow,
-                    key,
-                    options=[
-                        raiseload(ContainerRow.cgroups),
-                        raiseload(ContainerRow.namespaces),
-                        raiseload(ContainerRow.interfaces),
-                    ],
-                )
-            if row is None:
-                raise StoreError(f"{self.path}: container record {key} vanished")
-            record = _record(row, children)
-        if children is None and record.state != "creating":
-            self._children[key] = (record.cgroup_paths, record.namespaces, record.interfaces)
+        """One container by key: the hot read of every transition (reader.py: kept while nothing commits)."""
+        record = self._reader.get(key)
+        if record is None:
+            raise StoreError(f"{self.path}: container record {key} vanished")
         return record
 
     def find(self, container_id: str) -> ContainerRecord | None:
         """The live container with this id, else its most recent tombstone."""
-        with self._read() as session:
-            row = session.scalars(
-                select(ContainerRow)
-                .where(ContainerRow.id == container_id)
-                .order_by(ContainerRow.live_id.is_(None), ContainerRow.key.desc())
-            ).first()
-            return _record(row) if row is not None else None
+        found = self._reader.select("id = ?", (container_id,), order="live_id IS NULL, key DESC", limit=1)
+        return found[0] if found else None
 
     def all(
         self,
@@ -398,16 +401,24 @@ class Repository:
         labels: Mapping[str, str | None] | None = None,
         states: Collection[str] | None = None,
     ) -> list[ContainerRecord]:
-        """Records in creation order; `labels` and `states` filter in the same query (see _has_label)."""
-        with self._read() as session:
-            query = select(ContainerRow).order_by(ContainerRow.key)
-            if not include_destroyed:
-                query = query.where(ContainerRow.live_id.is_not(None))
-            if states is not None:
-                query = query.where(ContainerRow.state.in_(sorted(states)))
-            for key, value in (labels or {}).items():
-                query = query.where(_has_label(key, value))
-            return [_record(r) for r in session.scalars(query)]
+        """Records in creation order, in one query (plus the paths of new ones); `labels` and
+        `states` filter in that query.
+
+        Labels are the OCI annotations, read from the config's JSON by SQLite's
+        json_each: no column to keep in step, and cheap (a config is parsed only
+        for rows the other conditions kept).
+        """
+        where = ["1" if include_destroyed else "live_id IS NOT NULL"]
+        params: list[Any] = []
+        if states is not None:
+            wanted = sorted(states)
+            where.append(f"state IN ({', '.join('?' for _ in wanted)})")
+            params.extend(wanted)
+        for key, value in (labels or {}).items():
+            match = "label.key = ?" + ("" if value is None else " AND label.value = ?")
+            where.append(f"EXISTS (SELECT 1 FROM json_each(containers.config, '$.annotations') AS label WHERE {match})")
+            params.extend([key] if value is None else [key, value])
+        return self._reader.select(" AND ".join(where), tuple(params))
 
     def purge(self, keys: Collection[int]) -> list[int]:
         """Delete these tombstones with their journal, processes and paths; the keys deleted.
@@ -426,24 +437,39 @@ class Repository:
                     )
                 )
             )
-            for child in (JournalRow, ProcessRow, CgroupPathRow, NamespacePathRow):
+            for child in (JournalRow, ProcessRow, CgroupPathRow, NamespacePathRow, NetworkInterfaceRow):
                 table = cast(Table, child.__table__)
                 session.execute(sa_delete(table).where(table.c.container_key.in_(doomed)))
             containers = cast(Table, ContainerRow.__table__)
             session.execute(sa_delete(containers).where(containers.c.key.in_(doomed)))
-        for key in doomed:
-            self._children.pop(key, None)
         return doomed
 
     def unfinished(self) -> list[ContainerRecord]:
         """Records recovery must look at: alive, or with an intent left pending."""
+        return self._reader.select("state != ? OR pending_event IS NOT NULL", (DESTROYED,))
+
+    def interrupted(self) -> list[ContainerRecord]:
+        """Records with an intent left pending, through the partial index `ix_containers_pending`.
+
+        What opening a store must look at: O(intents), however many records it holds.
+        """
+        return self._reader.select("pending_event IS NOT NULL")
+
+    def recovered_boot(self) -> str | None:
+        """The boot id the last complete full recovery ran in (None: never, or before 0006)."""
         with self._read() as session:
-            query = (
-                select(ContainerRow)
-                .where(or_(ContainerRow.state != DESTROYED, ContainerRow.pending_event.is_not(None)))
-                .order_by(ContainerRow.key)
-            )
-            return [_record(r) for r in session.scalars(query)]
+            row = session.get(BootRow, 1)
+            return row.boot_id if row is not None else None
+
+    def mark_recovered(self, boot_id: str) -> None:
+        """Record that every record was reconciled with the kernel of boot `boot_id`."""
+        with self._write() as session:
+            row = session.get(BootRow, 1)
+            if row is None:
+                session.add(BootRow(slot=1, boot_id=boot_id, recovered_at=utcnow()))
+            else:
+                row.boot_id = boot_id
+                row.recovered_at = utcnow()
 
     def update(
         self,

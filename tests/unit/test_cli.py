@@ -291,6 +291,7 @@ def test_state_and_ps_import_no_sqlalchemy(tmp_path: Path) -> None:
     record = repo.insert(container_id="c1", state="creating", pending_event=None, config=config.to_json(), bundle="/b",
                          run_dir="/r/c1", boot_id="boot", cgroup_paths={}, journal_event="create")
     repo.update(record.key, record.version, state="stopped", exit_status=0)
+    repo.mark_recovered(Path("/proc/sys/kernel/random/boot_id").read_text().strip())  # as a Runtime's open does
     repo.close()
     code = (
         "import sys; from corral.cli import main\n"
@@ -320,3 +321,10 @@ def test_the_runc_wrapper_runs_without_site() -> None:
     result = subprocess.run([str(wrapper), "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith(f"corral version {__version__}"), result
     assert wrapper.read_text().splitlines()[0].endswith("python -S")
+
+
+def test_the_one_shot_path_knows_the_init_s_name() -> None:
+    """corral/executor/quick.py repeats INIT_COMM so that `start` need not import the init's module."""
+    from corral.executor import init, quick
+
+    assert quick.INIT_COMM == init.INIT_COMM

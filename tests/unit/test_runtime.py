@@ -281,3 +281,36 @@ def _hold_lock(root: str, cid: str, ready, release) -> None:
     with Locks(Path(root)).hold(cid):
         ready.set()
         release.wait(30)
+
+
+def test_an_open_finishes_interrupted_intents_and_leaves_the_rest_to_recover(
+    runtime: Runtime, config: Config, tmp_path: Path, kernel_dir: Path, boot_id_file: Path
+) -> None:
+    """Opening costs O(intents) (issue 15): an exit nobody observed waits for a look or recover()."""
+    interrupted = runtime.create("interrupted", config)
+    interrupted.start()
+    record = interrupted.record
+    runtime.context.store.update(record.key, record.version, pending_event="pause")  # a controller died here
+    quiet = runtime.create("quiet", config)
+    quiet.start()
+    fake(runtime).make_exit("quiet", status=3)  # its init exits; nobody looks
+    other = make_runtime(tmp_path, kernel_dir, boot_id_file)
+    try:
+        assert other.last_recovery is not None
+        assert [a.container_id for a in other.last_recovery.actions] == ["interrupted"]
+        assert other.context.store.find("interrupted").pending_event is None  # type: ignore[union-attr]
+        assert other.context.store.find("quiet").state == "running"  # type: ignore[union-attr]  # not looked at
+        report = other.recover()  # the full reconcile does look
+        assert [a.container_id for a in report.actions] == ["quiet"]
+        assert other.load("quiet").state is State.STOPPED
+    finally:
+        other.close()
+    boot_id_file.write_text("boot-2\n")  # a host restart: the open is the full recovery again
+    rebooted = make_runtime(tmp_path, kernel_dir, boot_id_file)
+    try:
+        assert rebooted.last_recovery is not None
+        actions = rebooted.last_recovery.actions
+        assert [a.container_id for a in actions] == ["interrupted", "quiet"]  # every live record
+        assert all("host restarted" in a.found for a in actions)
+    finally:
+        rebooted.close()

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from corral import Config, Runtime, State
 from corral.errors import CorralError, LockError, StoreAccessDenied, StoreError, StoreUnreadable
 from corral.statemachine.locks import Locks
+from corral.store.reader import RecordReader
 from corral.store.repository import Repository
 from tests.unit.asuser import NOBODY, dir_for, run_as
 
@@ -193,6 +194,13 @@ def test_every_database_error_becomes_a_store_error_naming_the_file(
         monkeypatch.setattr(Session, "execute", fail)
         monkeypatch.setattr(Session, "get", fail)
         monkeypatch.setattr(Session, "scalars", fail)
+        # Records are read through plain sqlite3 (store/reader.py): only sqlite3's errors reach it.
+        raw = getattr(error, "orig", None) or (error if isinstance(error, sqlite3.Error) else sqlite3.InterfaceError(str(error)))
+
+        def fail_raw(*_a: object, **_k: object) -> None:
+            raise raw
+
+        monkeypatch.setattr(RecordReader, "_select", fail_raw)
         for call in (
             lambda: repo.update(r.key, r.version, base=r, last_error="x"),
             lambda: repo.get(r.key),
@@ -245,7 +253,11 @@ def test_a_corrupt_page_read_later_is_store_unreadable(tmp_path: Path, monkeypat
         def fail(*_a: object, **_k: object) -> None:
             raise sqlalchemy.exc.DatabaseError("SELECT", {}, err)
 
+        def fail_raw(*_a: object, **_k: object) -> None:
+            raise err
+
         monkeypatch.setattr(Session, "scalars", fail)
+        monkeypatch.setattr(RecordReader, "_select", fail_raw)  # records are read through plain sqlite3
         with pytest.raises(StoreUnreadable, match="malformed"):
             repo.all()
     finally:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from corral.cli.context import Context
+from corral.cli.fast import recovery_reason
 from corral.cli.parser import UsageError, parse_duration
 from corral.cli.status import INIT_ALIVE, cgroup_pids, oci_state, quick_status
 from corral.errors import ContainerNotFound, CorralError
@@ -31,8 +32,10 @@ def _quick(ctx: Context) -> tuple[RecordView, str] | None:
         return None
     with store:
         view = store.find(ctx.container_id)
-    if view is None or (not view.live and view.pending_event is None):
-        raise _not_found(ctx)
+        if view is None or (not view.live and view.pending_event is None):
+            raise _not_found(ctx)
+        if recovery_reason(ctx, store) is not None:
+            return None
     status = quick_status(view)
     return (view, status) if status is not None else None
 

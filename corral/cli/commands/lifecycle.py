@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from corral.cli.context import Context, write_pid_file
+from corral.cli.fast import try_fire
 from corral.cli.signals import parse_signal
 from corral.errors import ContainerExists, ContainerNotFound, CorralError, InvalidTransition
 
@@ -127,25 +128,28 @@ def create(ctx: Context) -> int:
 
 
 def start(ctx: Context) -> int:
-    _load(ctx).start()
+    if not try_fire(ctx, "start"):
+        _load(ctx).start()
     return 0
 
 
 def pause(ctx: Context) -> int:
-    _load(ctx).pause()
+    if not try_fire(ctx, "pause"):
+        _load(ctx).pause()
     return 0
 
 
 def resume(ctx: Context) -> int:
-    _load(ctx).resume()
+    if not try_fire(ctx, "resume"):
+        _load(ctx).resume()
     return 0
 
 
 def kill(ctx: Context) -> int:
     sig = parse_signal(ctx.args.signal)
-    box = _load(ctx)
     try:
-        box.signal(sig, all_processes=ctx.args.all)
+        if not try_fire(ctx, "signal", sig=sig, all_processes=ctx.args.all):
+            _load(ctx).signal(sig, all_processes=ctx.args.all)
     except InvalidTransition as exc:
         if exc.state == "stopped":
             raise CorralError("container not running") from exc

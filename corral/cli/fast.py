@@ -1,0 +1,81 @@
+"""The one-shot path of `start`, `kill`, `pause` and `resume`: no SQLAlchemy, no Alembic, no recovery scan.
+
+containerd runs one runtime process per call. When the store is at the schema
+this code knows, nothing is left to recover (the host has not restarted since
+the last full recovery, no intent is interrupted: two indexed reads) and the
+container's record needs nothing recorded first, the event fires through the
+lean store and the lifecycle table (corral/statemachine/quick.py). Otherwise
+`try_fire` answers False having done nothing, and the command takes the
+library's path, whose Runtime finishes what is left before it fires.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from corral.cli.context import Context, boot_id
+from corral.errors import ContainerNotFound
+
+if TYPE_CHECKING:  # pragma: no cover
+    from corral.statemachine.locks import Locks
+    from corral.store.readonly import ReadonlyStore
+
+
+def _locks(ctx: Context) -> Locks:
+    from pathlib import Path
+
+    from corral.statemachine.locks import Locks
+
+    return Locks(Path(ctx.root))
+
+
+def _unheld(locks: Locks, container_id: str) -> bool:
+    with locks.hold(container_id, blocking=False) as got:
+        return got
+
+
+def recovery_reason(ctx: Context, store: ReadonlyStore, current: str | None = None) -> str | None:
+    """Why the library must open the store first, or None: two indexed reads (store/readonly.py)."""
+    if current is None:
+        try:
+            current = boot_id()
+        except OSError as exc:
+            return f"the boot id cannot be read ({exc})"
+    held: list[Locks] = []
+
+    def unheld(cid: str) -> bool:  # the locks (pathlib, hashlib) only when an intent is pending
+        if not held:
+            held.append(_locks(ctx))
+        return _unheld(held[0], cid)
+
+    reason = store.recovery_needed(current, unheld)
+    if reason is not None:
+        ctx.log.debug(f"the library's path: {reason}")
+    return reason
+
+
+def try_fire(ctx: Context, event: str, **kwargs: Any) -> bool:
+    """Fire `event` on `ctx.container_id` the cheap way; False when only the library may (nothing done)."""
+    from corral.statemachine.quick import NeedsLibrary, fire  # not for `state` and `ps`, which import this module
+    from corral.store.lean import open_lean
+
+    store = open_lean(ctx.root)
+    if store is None:
+        return False
+    with store:
+        try:
+            current = boot_id()
+        except OSError:
+            return False
+        if recovery_reason(ctx, store, current) is not None:
+            return False
+        locks = _locks(ctx)
+        try:
+            fire(store, locks, current, ctx.container_id, event, **kwargs)
+        except NeedsLibrary as exc:
+            ctx.log.debug(f"{event}: the library's path: {exc}")
+            return False
+        except ContainerNotFound:
+            raise ctx.not_found() from None
+    ctx.log.debug(f"{event} {ctx.container_id}: done on the lean path")
+    return True

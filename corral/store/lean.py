@@ -1,0 +1,230 @@
+"""The store through `sqlite3` alone, for one transition of one container per process.
+
+containerd runs one runtime process per call (`start`, `kill`, `pause`,
+`resume`); importing SQLAlchemy costs such a call more than everything else it
+does. This module writes what one ordinary transition writes (its intent, then
+its outcome and journal row, or the cleared intent and `last_error` of a
+failure) with the same statements the Repository issues: an
+`UPDATE ... WHERE key = ? AND version = ?` (the optimistic check and the write
+are one statement) and the journal row in the same transaction, each begun
+IMMEDIATE, with the same pragmas and the same file checks (files.py). The
+schema stays the models' and Alembic's: a store at another revision is not
+opened here (`open_lean` answers None) and the caller takes the Repository.
+tests/unit/test_store_lean.py checks that this path and the Repository write
+identical rows for the same transition, so that they cannot drift.
+
+Only ordinary transitions come here: never create or destroy (their commits are
+durable and their rows many), and never what only recovery may decide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from corral.errors import ConcurrentModification, StoreError
+from corral.store.files import FileGuard, check_access
+from corral.store.readonly import BUSY_TIMEOUT_S, DB_NAME, SCHEMA_REVISION, ReadonlyStore
+
+#: The events whose intent or outcome must be durable (repository.DURABLE_EVENTS): never written here.
+REFUSED = frozenset({"create", "destroy"})
+
+_COLUMNS = (
+    "key, id, state, pending_event, init_pid, init_start_time, boot_id, run_dir, created_cgroups, "
+    "version, live_id, json_extract(config, '$.hooks') IS NOT NULL"
+)
+
+
+class LeanRecord(NamedTuple):
+    """What one transition needs of a container's record (a subset of ContainerRecord)."""
+
+    key: int
+    id: str
+    state: str
+    pending_event: str | None
+    init_pid: int | None
+    init_start_time: int | None
+    boot_id: str
+    run_dir: str
+    version: int
+    live: bool
+    cgroup_paths: Mapping[str, str]
+    #: Per hierarchy, the directories corral created (None: recorded before 0003).
+    created_cgroups: Mapping[str, tuple[str, ...]] | None
+    #: The config has hooks: start then runs startContainer and poststart, which only the library does.
+    has_hooks: bool = False
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def db_time(value: datetime) -> str:
+    """A naive UTC datetime as SQLAlchemy's SQLite DateTime stores it."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class LeanStore(ReadonlyStore):
+    """One read-write connection to `<root>/corral.db`, at the schema of SCHEMA_REVISION."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str, guard: FileGuard) -> None:
+        super().__init__(connection)
+        self.path = path
+        self._guard = guard
+        self._info: dict[str, Any] = {}
+        guard.connected(self._info)
+
+    def record(self, container_id: str) -> LeanRecord | None:
+        """The live container with this id, else its most recent tombstone (as Repository.find)."""
+        row = self._con.execute(
+            f"SELECT {_COLUMNS} FROM containers WHERE id = ? ORDER BY live_id IS NULL, key DESC LIMIT 1",
+            (container_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        key, cid, state, pending, pid, start, boot, run_dir, created, version, live_id, hooks = row
+        paths = dict(
+            self._con.execute("SELECT hierarchy, path FROM cgroup_paths WHERE container_key = ?", (key,)).fetchall()
+        )
+        return LeanRecord(
+            key=int(key),
+            id=str(cid),
+            state=str(state),
+            pending_event=pending,
+            init_pid=pid,
+            init_start_time=start,
+            boot_id=str(boot),
+            run_dir=str(run_dir),
+            version=int(version),
+            live=live_id is not None,
+            has_hooks=bool(hooks),
+            cgroup_paths=paths,
+            created_cgroups=(
+                None if created is None else {k: tuple(v) for k, v in json.loads(created).items()}
+            ),
+        )
+
+    # -- the writes of one transition (Repository.update's statements) ----------
+
+    def intent(self, record: LeanRecord, event: str, now: datetime | None = None) -> LeanRecord:
+        """Record the intent to fire `event` (transition.py's step 4)."""
+        self._refuse(event)
+        now = now or utcnow()
+        return self._update(record, {"pending_event": event, "pending_since": db_time(now)}, now, None)
+
+    def outcome(
+        self,
+        record: LeanRecord,
+        event: str,
+        source: str,
+        dest: str,
+        detail: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> LeanRecord:
+        """Record the new state, clear the intent and append the journal row (step 6), in one transaction."""
+        self._refuse(event)
+        now = now or utcnow()
+        values = {"state": dest, "pending_event": None, "pending_since": None}
+        updated = self._update(record, values, now, (event, source, dest, detail))
+        return updated._replace(state=dest)
+
+    def failed(self, record: LeanRecord, event: str, error: BaseException, now: datetime | None = None) -> LeanRecord:
+        """Clear the intent of a transition whose kernel work failed, and say why (transition._record_failure)."""
+        now = now or utcnow()
+        values = {"pending_event": None, "pending_since": None, "last_error": f"{event}: {error}"}
+        return self._update(record, values, now, None)
+
+    @staticmethod
+    def _refuse(event: str) -> None:
+        if event in REFUSED:
+            raise ValueError(f"{event} commits durably and is not written by the lean path")
+
+    def _update(
+        self,
+        record: LeanRecord,
+        values: dict[str, Any],
+        now: datetime,
+        journal: tuple[str, str, str, Mapping[str, Any] | None] | None,
+    ) -> LeanRecord:
+        stamp = db_time(now)
+        assignments = [f"{column} = ?" for column in values]
+        params: list[Any] = list(values.values())
+        assignments += ["updated_at = ?", "version = ?"]
+        params += [stamp, record.version + 1]
+        if "state" in values:  # live_id is the id until destroyed (never here)
+            assignments.append("live_id = id")
+        con = self._con
+        try:
+            self._guard.check(self._info)
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = con.execute(
+                    f"UPDATE containers SET {', '.join(assignments)} WHERE key = ? AND version = ?",
+                    (*params, record.key, record.version),
+                )
+                if cursor.rowcount != 1:
+                    current = con.execute("SELECT id, version FROM containers WHERE key = ?", (record.key,)).fetchone()
+                    if current is None:
+                        raise StoreError(f"{self.path}: container record {record.key} vanished")
+                    raise ConcurrentModification(
+                        current[0], f"record version {current[1]}, decided on {record.version}"
+                    )
+                if journal is not None:
+                    event, source, dest, detail = journal
+                    con.execute(
+                        "INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (record.key, event, source, dest, stamp, json.dumps(dict(detail or {}), sort_keys=True)),
+                    )
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            from corral.store.failures import store_error  # imports SQLAlchemy: only on the error path
+
+            raise store_error(_path(self.path), exc) from exc
+        finally:
+            self._guard.ended(self._info)
+        return record._replace(version=record.version + 1, pending_event=values.get("pending_event"))
+
+
+def _path(path: str) -> Any:
+    from pathlib import Path
+
+    return Path(path)
+
+
+def open_lean(root: str) -> LeanStore | None:
+    """A read-write lean connection to the store under `root`, or None when only the library can open it.
+
+    None means: no database yet, or a schema at another revision (the
+    Repository creates, upgrades or reports it). Files corral may not write are
+    refused as the Repository refuses them (StoreAccessDenied).
+    """
+    path = os.path.join(root, DB_NAME)
+    if not os.path.isfile(path):
+        return None
+    from pathlib import Path
+
+    check_access(Path(root), Path(path))
+    try:
+        con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error:
+        return None
+    try:
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        con.execute("PRAGMA foreign_keys = ON")
+        con.execute("PRAGMA synchronous = NORMAL")
+        rows = con.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:
+        con.close()
+        return None
+    if [r[0] for r in rows] != [SCHEMA_REVISION]:
+        con.close()
+        return None
+    return LeanStore(con, path, FileGuard(Path(path)))
