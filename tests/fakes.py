@@ -143,11 +143,14 @@ class FakeExecutor:
     def fail_next(self, operation: str, error: Exception | None = None) -> None:
         self._fail_next[operation] = error or ExecutorError(f"fake {operation} failure")
 
-    def make_exit(self, container_id: str, status: int = 0, signal: int | None = None) -> None:
+    def make_exit(
+        self, container_id: str, status: int = 0, signal: int | None = None, *, monitor_records: bool = True
+    ) -> None:
         """The init exits by itself (as if the user's process ended); its exec'd processes die with it.
 
         As the real monitor does, the exit is then told to the recorder given at
-        spawn (the journal gets `exited` with nobody waiting).
+        spawn (the journal gets `exited` with nobody waiting); `monitor_records=False`:
+        as when the monitor died with its keeper, nobody records it.
         """
         with self._kernel(container_id) as k:
             if not k.get("alive"):
@@ -157,7 +160,7 @@ class FakeExecutor:
             k["frozen"] = False
             _end_procs(k, SIGKILL)
             recorder, init_pid = k.get("recorder"), k.get("pid")
-        if recorder is not None:
+        if recorder is not None and monitor_records:
             facts = self._spawned_facts.get(container_id)  # judged as exit_status judges it
             oom_killed = facts is not None and self.exit_status(facts).oom_killed
             module = importlib.import_module(recorder["module"])

@@ -293,7 +293,7 @@ def test_an_open_finishes_interrupted_intents_and_leaves_the_rest_to_recover(
     runtime.context.store.update(record.key, record.version, pending_event="pause")  # a controller died here
     quiet = runtime.create("quiet", config)
     quiet.start()
-    fake(runtime).make_exit("quiet", status=3)  # its init exits; nobody looks
+    fake(runtime).make_exit("quiet", status=3, monitor_records=False)  # its init exits; nobody looks (no monitor)
     other = make_runtime(tmp_path, kernel_dir, boot_id_file)
     try:
         assert other.last_recovery is not None
