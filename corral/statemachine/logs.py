@@ -36,7 +36,10 @@ def since_key(since: datetime | float | None) -> bytes:
     if isinstance(since, datetime):
         if since.tzinfo is None:
             since = since.replace(tzinfo=timezone.utc)
-        since = since.timestamp()
+        # In integers: a float of Unix seconds is ~256 ns coarse here, so a line's own
+        # (microsecond) time could come back later than the line and exclude it.
+        delta = since - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return timestamp((delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000)
     return timestamp(int(since * 1_000_000_000))
 
 

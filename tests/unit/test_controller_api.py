@@ -260,3 +260,16 @@ def test_every_public_method_says_what_it_raises(cls: type) -> None:
         if "Raises" not in doc and "raises nothing" not in doc.lower():
             missing.append(name)
     assert missing == [], f"{cls.__name__}: no 'Raises' in the docstring of {missing}"
+
+
+def test_since_a_lines_own_time_never_excludes_that_line() -> None:
+    """`logs(since=line.time)` keeps the line: the datetime is turned into the log's nanosecond
+    stamp in integers (through a float of Unix seconds, ~256 ns coarse, it could come out later)."""
+    from datetime import datetime, timezone
+
+    from corral.statemachine.logs import since_key
+
+    for micro in (0, 1, 123456, 999999, 480123, 777777):
+        when = datetime(2026, 12, 1, 16, 18, 20, micro, tzinfo=timezone.utc)
+        assert since_key(when) == f"2026-12-01T16:18:20.{micro:06d}000Z".encode()
+        assert since_key(when.replace(tzinfo=None)) == since_key(when)
