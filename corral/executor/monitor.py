@@ -187,6 +187,26 @@ def _keep(monitor_pid: int, exit_fd: int | None, exit_file: str) -> NoReturn:
     os._exit(0)
 
 
+def _fork_into_pid_namespace(request: CreateRequest) -> int:
+    """Fork the init straight into its new PID namespace (init.forks_init_directly).
+
+    unshare(CLONE_NEWPID) changes only where this process's next children go: the
+    monitor itself stays where it is, and takes its own namespace back for its later
+    children (the hooks it runs) once the init is forked.
+    """
+    if "pid" not in request.new:
+        return os.fork()
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.unshare(sc.CLONE_NEWPID)
+        pid = os.fork()
+        if pid != 0:
+            sc.setns(own, sc.CLONE_NEWPID)
+        return pid
+    finally:
+        os.close(own)
+
+
 def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> NoReturn:
     _become_monitor()
     name_process(f"corral-keep:{request.id}")
@@ -214,10 +234,17 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     fifo_fd = os.open(request.fifo, os.O_PATH | os.O_CLOEXEC)
     ours, theirs = protocol.pair()
     fds.close_all_except([0, 1, 2, ctl.fileno(), ours.fileno(), theirs.fileno(), fifo_fd, *stdio])
-    first = os.fork()
+    direct = init.forks_init_directly(request)
+    try:
+        first = _fork_into_pid_namespace(request) if direct else os.fork()
+    except OSError as exc:
+        protocol.send(ctl, Failed("creating the pid namespace and forking the init", str(exc)))
+        os._exit(1)
     if first == 0:
         ours.close()
         ctl.close()
+        if direct:
+            init.direct_stage(request, fifo_fd, theirs, stdio)
         init.namespaces_stage(request, fifo_fd, theirs, stdio)
     theirs.close()
     for fd in stdio:
@@ -231,6 +258,9 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     try:
         _join_cgroups(request.cgroup_procs, first)
         protocol.send(ours, Go())
+        if direct:
+            init_pid = first
+            protocol.send(ctl, Spawned(init_pid))
         while True:
             message, passed = protocol.recv_report(ours)
             if message is None:
