@@ -256,6 +256,12 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
         protocol.hold_exit_file(exit_fd)
     init_pid: int | None = None
     try:
+        # The controller makes the cgroups while we fork: it says Go once they and their
+        # limits exist, and closes the socket if it could not make them.
+        if not isinstance(protocol.recv(ctl), Go):
+            _kill(first)
+            _reap_until(first)
+            os._exit(1)
         _join_cgroups(request.cgroup_procs, first)
         protocol.send(ours, Go())
         if direct:
