@@ -2,12 +2,13 @@
 
 Run as root from the repository's root, after `bash scripts/install`:
 
-    .venv/bin/python benchmarks/create_breakdown.py [N]
+    .venv/bin/python benchmarks/create_breakdown.py [N] [--samples]
 
 It makes a busybox rootfs, runs N+3 lifecycles of /bin/true (create, start, wait,
 destroy; the first 3 unmeasured) through one Runtime on a temporary store with the
 default cgroup path, and prints the medians, in ms, of `create` and of the
-executor's `plan`, `spawn`, `start` and `destroy`, as one JSON line. Run it from two
+executor's `plan`, `spawn`, `start` and `destroy`, as one JSON line (with
+`--samples`, every measured sample instead of the medians: `ab.py` pools them). Run it from two
 checkouts in turn (each with its own .venv) to compare versions on the same
 machine; single medians drift on a VM, so compare several alternated runs.
 """
@@ -36,7 +37,8 @@ WARMUP = 3
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    args = [a for a in sys.argv[1:] if a != "--samples"]
+    count = int(args[0]) if args else 30
     times: dict[str, list[float]] = {}
 
     def timed(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,6 +69,9 @@ def main() -> None:
         if runtime is not None:
             runtime.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    if "--samples" in sys.argv:
+        print(json.dumps({k: [round(x, 3) for x in v[WARMUP:]] for k, v in times.items() if len(v) > WARMUP}))
+        return
     print(json.dumps({k: round(statistics.median(v[WARMUP:]), 2) for k, v in times.items() if len(v) > WARMUP}))
 
 

@@ -19,7 +19,7 @@ import signal
 POINTS: tuple[str, ...] = (
     # create
     "create.intent",  # the record says creating; nothing exists in the kernel yet
-    "create.cgroups",  # the cgroups exist and have their limits; no process yet
+    "create.cgroups",  # the cgroups exist and have their limits; the monitor waits to move its child in
     "create.spawned",  # the init exists (PID known), setting up namespaces and rootfs
     "create.ready",  # the init is set up and waits on the exec fifo; not recorded yet
     "create.interface",  # a host-side veth exists (reached after each; only with a network section)

@@ -5,7 +5,10 @@ helper, so no interpreter starts here. Two stages, as in runc's nsexec:
 
 - `namespaces_stage` joins the namespaces given by path, unshares the new ones
   (the user namespace first, waiting for the monitor to write its maps), then
-  forks, because a new PID namespace applies to children only;
+  forks, because a new PID namespace applies to children only. Without a user
+  namespace (nor a PID namespace joined by path) there is no such stage: the
+  monitor forks the init straight into its new PID namespace and the init enters
+  the others itself (`direct_stage`), one process and two hops fewer;
 - `init_stage` is PID 1 of the new PID namespace: it sets up the rootfs (and,
   for `process.terminal`, the pty: pty.py), hostname, loopback and credentials, reports ready, blocks on the exec fifo
   until `start`, and execs. The seccomp filter (compiled by the controller) is
@@ -176,6 +179,54 @@ def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in env if "=" in item)
 
 
+def enter_namespaces(request: CreateRequest, step: Step, skip: frozenset[str] = frozenset()) -> None:
+    """Join the namespaces given by path, then unshare the new ones but the cgroup
+    namespace (the init's, once it is in its cgroups) and those in `skip`."""
+    for ns_type, path in request.join:
+        if ns_type in skip:
+            continue
+        step(f"joining the {ns_type} namespace at {path}")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.setns(fd, sc.NAMESPACES[ns_type][0])
+        finally:
+            os.close(fd)
+    new = [t for t in request.new if t != "cgroup" and t not in skip]
+    flags = 0
+    for ns_type in new:
+        flags |= sc.NAMESPACES[ns_type][0]
+    if flags:
+        step("creating namespaces " + ", ".join(new))
+        sc.unshare(flags)
+
+
+def forks_init_directly(request: CreateRequest) -> bool:
+    """Whether the monitor can fork the init itself, without the namespaces stage between.
+
+    A new PID namespace applies to children only: the monitor unshares it for its next
+    child alone (and takes its own back), and the init enters the other namespaces
+    itself, which saves a process, its exit and two hops of the sync protocol. Not with
+    a user namespace, which must exist before the others so that it owns them (and its
+    maps are written in between), nor with a PID namespace joined by path.
+    """
+    joined = {t for t, _ in request.join}
+    return "user" not in request.new and not joined & {"user", "pid"}
+
+
+def direct_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int]) -> NoReturn:
+    """The init forked by the monitor into its new PID namespace (forks_init_directly)."""
+    step = Step()
+    try:
+        step("waiting for the cgroups")
+        if protocol.recv(sock) is None:
+            os._exit(1)
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        enter_namespaces(request, step, skip=frozenset({"pid"}))
+    except BaseException as exc:
+        fail(sock, step, exc)
+    init_stage(request, fifo_fd, sock, stdio)
+
+
 def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int]) -> NoReturn:
     """Join and create namespaces, then fork the init (PID 1 of a new PID namespace)."""
     step = Step()
@@ -184,21 +235,8 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
         if protocol.recv(sock) is None:
             os._exit(1)
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        for ns_type, path in request.join:
-            step(f"joining the {ns_type} namespace at {path}")
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                sc.setns(fd, sc.NAMESPACES[ns_type][0])
-            finally:
-                os.close(fd)
+        enter_namespaces(request, step)
         new = request.new
-        flags = 0
-        for ns_type in new:
-            if ns_type != "cgroup":  # unshared by init, once it is in its cgroups
-                flags |= sc.NAMESPACES[ns_type][0]
-        if flags:
-            step("creating namespaces " + ", ".join(t for t in new if t != "cgroup"))
-            sc.unshare(flags)
         if "user" in new:
             step("waiting for the uid/gid maps")
             protocol.send(sock, UsernsCreated(os.getpid()))

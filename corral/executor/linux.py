@@ -155,15 +155,9 @@ class LinuxExecutor:
         spawning.check_stdio(stdio)
         config = facts.config
         cgroup = self._cgroup(facts)
-        try:
-            cgroup.create()
-        except CgroupError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, PermissionError) and os.geteuid() != 0:
-                raise NeedsRoot(cause.filename or "the cgroup hierarchy", exc) from exc
-            raise
-        cgroup.apply_config(config)  # the limits, and the device rules where the cgroup enforces them
-        faults.point("create.cgroups")
+        cgroups_first = os.geteuid() != 0  # refused there (NeedsRoot) before anything starts or is made
+        if cgroups_first:
+            self._make_cgroups(cgroup, config)
         fifo = self._fifo(facts)
         self._make_run_dir(facts, fifo)
         request = protocol.CreateRequest(
@@ -185,7 +179,8 @@ class LinuxExecutor:
         )
         ran: list[hooking.HookOutcome] = []
         init_pid, monitor, ctl, console = spawning.spawn_init(
-            self._helper, request, stdio, lambda: faults.point("create.spawned"), ran
+            self._helper, request, stdio, lambda: faults.point("create.spawned"), ran,
+            cgroups_ready=(lambda: None) if cgroups_first else (lambda: self._make_cgroups(cgroup, config)),
         )
         try:
             start_time = proc.start_time(init_pid)
@@ -224,6 +219,20 @@ class LinuxExecutor:
         links.set_up(
             facts.id, facts.config, facts.plan.interfaces, init.pid, lambda: faults.point("create.interface")
         )
+
+    @staticmethod
+    def _make_cgroups(cgroup: Cgroup, config: Config) -> None:
+        """The container's cgroups and their limits; made while the helper forks the monitor,
+        which puts the first child in them only once they are done (spawn.spawn_init)."""
+        try:
+            cgroup.create()
+        except CgroupError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, PermissionError) and os.geteuid() != 0:
+                raise NeedsRoot(cause.filename or "the cgroup hierarchy", exc) from exc
+            raise
+        cgroup.apply_config(config)  # the limits, and the device rules where the cgroup enforces them
+        faults.point("create.cgroups")
 
     def _make_run_dir(self, facts: ContainerFacts, fifo: str) -> None:
         """The run dir, its exec fifo and the exit file's placeholder; RunDirError says why not."""

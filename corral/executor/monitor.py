@@ -203,6 +203,26 @@ def _keep(monitor_pid: int, exit_fd: int | None, exit_file: str) -> NoReturn:
     os._exit(0)
 
 
+def _fork_into_pid_namespace(request: CreateRequest) -> int:
+    """Fork the init straight into its new PID namespace (init.forks_init_directly).
+
+    unshare(CLONE_NEWPID) changes only where this process's next children go: the
+    monitor itself stays where it is, and takes its own namespace back for its later
+    children (the hooks it runs) once the init is forked.
+    """
+    if "pid" not in request.new:
+        return os.fork()
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.unshare(sc.CLONE_NEWPID)
+        pid = os.fork()
+        if pid != 0:
+            sc.setns(own, sc.CLONE_NEWPID)
+        return pid
+    finally:
+        os.close(own)
+
+
 def _log_pipes(request: CreateRequest, stdio: list[int], ctl: socket.socket) -> LogPipes | None:
     """With `Stdio.log`: pipes in place of the init's stdout and stderr, read into the log by this monitor."""
     if request.log_file is None:
@@ -218,13 +238,15 @@ def _log_pipes(request: CreateRequest, stdio: list[int], ctl: socket.socket) -> 
     return logs
 
 
-def _hand_off(first: int, exit_fd: int | None, exit_file: str | None) -> NoReturn:
-    """parent="caller": reap the first stage, say why the status will be unknown, and exit,
-    so that the kernel reparents the set-up process to the caller's subreaper."""
-    try:
-        os.waitpid(first, 0)
-    except ChildProcessError:
-        pass
+def _hand_off(first: int | None, exit_fd: int | None, exit_file: str | None) -> NoReturn:
+    """parent="caller": reap the first stage (None: the init was forked directly, there is
+    none), say why the status will be unknown, and exit, so that the kernel reparents the
+    init to the caller's subreaper."""
+    if first is not None:
+        try:
+            os.waitpid(first, 0)
+        except ChildProcessError:
+            pass
     if exit_file is not None:
         _write_exit_file(exit_fd, exit_file, Exited(None, None), protocol.HANDED_OFF)
     os._exit(0)
@@ -260,10 +282,17 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     ours, theirs = protocol.pair()
     fds.close_all_except([0, 1, 2, ctl.fileno(), ours.fileno(), theirs.fileno(), fifo_fd, *stdio])
     logs = _log_pipes(request, stdio, ctl)
-    first = os.fork()
+    direct = init.forks_init_directly(request)
+    try:
+        first = _fork_into_pid_namespace(request) if direct else os.fork()
+    except OSError as exc:
+        protocol.send(ctl, Failed("creating the pid namespace and forking the init", str(exc)))
+        os._exit(1)
     if first == 0:
         ours.close()
         ctl.close()
+        if direct:
+            init.direct_stage(request, fifo_fd, theirs, stdio)
         init.namespaces_stage(request, fifo_fd, theirs, stdio)
     theirs.close()
     for fd in stdio:
@@ -277,8 +306,17 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
         protocol.hold_exit_file(exit_fd)
     init_pid: int | None = None
     try:
+        # The controller makes the cgroups while we fork: it says Go once they and their
+        # limits exist, and closes the socket if it could not make them.
+        if not isinstance(protocol.recv(ctl), Go):
+            _kill(first)
+            _reap_until(first)
+            os._exit(1)
         _join_cgroups(request.cgroup_procs, first)
         protocol.send(ours, Go())
+        if direct:
+            init_pid = first
+            protocol.send(ctl, Spawned(init_pid))
         while True:
             message, passed = protocol.recv_report(ours)
             if message is None:
@@ -330,7 +368,7 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
     if not confirmed:  # the controller died (or aborted) before recording the container
         _kill(init_pid)
     elif request.parent == protocol.PARENT_CALLER:
-        _hand_off(first, exit_fd, request.exit_file)
+        _hand_off(None if direct else first, exit_fd, request.exit_file)  # direct: `first` is the init
     # Records OOM kills and, below, the exit, so that the journal has them with nobody waiting.
     observer = Observer.start(request, init_pid) if confirmed else None
     status = _reap_until(init_pid)

@@ -35,6 +35,7 @@ from corral.executor.protocol import (
     Exited,
     Failed,
     Forked,
+    Go,
     HookRan,
     Ping,
     Pong,
@@ -285,9 +286,15 @@ def spawn_init(
     stdio: Stdio,
     on_spawned: Callable[[], None],
     hooks: list[hooking.HookOutcome] | None = None,
+    cgroups_ready: Callable[[], None] = lambda: None,
 ) -> tuple[int, ProcessIdentity | None, socket.socket, int | None]:
     """Ask for a monitor and an init; return (init pid, monitor, control socket, pty master
     or None) once it is ready.
+
+    `cgroups_ready` makes the container's cgroups while the helper forks the monitor and
+    the monitor its first child (they are a few process hops apart: the work overlaps);
+    the monitor moves that child into them only on the Go sent once it returns. If it
+    raises, the monitor sees its socket close and kills what it started.
 
     Raises InitError with the init's own message if set-up failed (HookFailed if a hook
     did); by then the monitor has killed and reaped whatever it started and is exiting.
@@ -299,6 +306,11 @@ def spawn_init(
     ours, monitor = _ask_helper(helper, request, stdio)
     console: int | None = None
     try:
+        cgroups_ready()
+        try:
+            protocol.send(ours, Go())
+        except BrokenPipeError:
+            pass  # the monitor failed meanwhile: what it said is read below
         while True:
             message, passed = _recv(ours, what, timeout)
             if isinstance(message, Spawned):
