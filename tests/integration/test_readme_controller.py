@@ -42,8 +42,10 @@ def test_the_readme_controller_runs(tmp_path: Path) -> None:
     assert out[0] == "job exited with 0 ['6x7=42']"
     assert out[1].startswith("exec: 0 hello from ") and out[1].endswith(" b''")
     assert out[2].startswith("web running ")
-    assert out[3] == "web exited with 0"
-    assert [line.split(" ", 1)[1] for line in out[4:-1]] == ["stdout serving", "stdout bye"]
+    seq, event = out[3].split(" ", 1)  # the job's exit, read back from the journal as an event
+    assert int(seq) > 0 and event == "job exited with 0"
+    assert out[4] == "web exited with 0"
+    assert [line.split(" ", 1)[1] for line in out[5:-1]] == ["stdout serving", "stdout bye"]
     assert out[-1] == "purged ['job', 'web']"
 
     # Nothing left: no cgroup of this store, no run dir, no record.
