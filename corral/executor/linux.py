@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from corral import faults
-from corral.config import Config, Process
+from corral.config import Config, Process, Resources
 from corral.errors import CgroupError, ConfigError, ExecutorError, NeedsRoot, ProcessGone, RunDirError
 from corral.executor import hooks as hooking
 from corral.executor import logwriter, lsm, proc, protocol
@@ -466,6 +466,9 @@ class LinuxExecutor:
     def thaw(self, facts: ContainerFacts) -> None:
         self._cgroup(facts).thaw()
         faults.point("resume.thawed")
+
+    def update_resources(self, facts: ContainerFacts, resources: Resources) -> None:
+        self._cgroup(facts).update(resources)
 
     def exec(
         self, facts: ContainerFacts, process: Process, stdio: Stdio
