@@ -161,7 +161,7 @@ def build_parser() -> Parser:
         "--memory", "--memory-reservation", "--memory-swap", "--pids-limit", "--l3-cache-schema",
         "--mem-bw-schema",
     ):
-        p.add_argument(flag, default=None)
+        p.add_argument(flag, *(["--cpu-shares"] if flag == "--cpu-share" else []), default=None)
     _id(p)
     return parser
 
