@@ -56,7 +56,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pid-file", default="", help="write the init's PID to this file")
     p.add_argument("--no-pivot", action="store_true", help="accepted for runc compatibility; corral always pivots")
     p.add_argument("--no-new-keyring", action="store_true", help="accepted for runc compatibility; corral creates no session keyring")
-    p.add_argument("--preserve-fds", type=int, default=0, help="pass N more fds (3..3+N-1); only 0 is supported")
+    p.add_argument("--preserve-fds", type=int, default=0, help="pass N more fds (3..3+N-1) to the process")
 
 
 def build_parser() -> Parser:

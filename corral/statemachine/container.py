@@ -185,6 +185,8 @@ class Container:
         """
         if stdio is not None and stdio.log:
             raise ConfigError("stdio.log", "only the container's own process is logged; give exec a file or a pipe")
+        if stdio is not None and stdio.extra_fds:
+            raise ConfigError("stdio.extra_fds", "only the container's own process (create) gets extra descriptors")
         check_console(process.terminal, console, stdio, where="process", call="Container.exec")
         result: ExecProcess = self._recipe.fire("exec", process=process, stdio=stdio or Stdio())
         return result
