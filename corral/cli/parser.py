@@ -149,7 +149,7 @@ def build_parser() -> Parser:
 
     p = _command(sub, "spec", "spec:spec", "write a new config.json (busybox 'sh') in the bundle")
     p.add_argument("-b", "--bundle", default="", help="where to write config.json (default: here)")
-    p.add_argument("--rootless", action="store_true", help="a spec for rootless containers (not supported)")
+    p.add_argument("--rootless", action="store_true", help="a spec for a container in a user namespace mapping root to the caller (runc's)")
 
     _command(sub, "features", "spec:features", "print what this runtime supports (OCI features JSON)")
 
