@@ -116,7 +116,9 @@ class Cgroup(ABC):
         kernel refuses one (a memory limit below the usage it cannot reclaim,
         a cpuset outside the parent's), every file already written gets its
         old content back, newest first, and the refusal is raised
-        (ConfigError naming the field and the file).
+        (ConfigError naming the field and the file). v1 refuses a memory limit
+        below what it cannot reclaim (EBUSY); v2 accepts it and reclaims, then
+        OOM-kills, as it does for runc.
         """
         with _fs.undo_log() as written:
             try:
