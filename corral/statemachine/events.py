@@ -83,6 +83,7 @@ def update(step: Step, resources: Resources, **_: Any) -> None:
     old = step.config_of(step.record)
     config = updated_config(old, resources)  # ConfigError before anything is written
     step.context.executor.update_resources(step.facts(), config.resources or Resources())
+    faults.point("update.written")
     step.changes["config"] = config.to_json()
     step.detail = {"resources": json.loads(config.to_json())["linux"].get("resources", {})}
 

@@ -108,3 +108,24 @@ def test_update_through_the_cli(cli: Cli, rootfs_template: Path) -> None:
     bad = cli("update", "--memory", "lots", "up", check=False)
     assert bad.returncode == 1 and "--memory" in bad.stderr
     cli("delete", "--force", "up")
+
+
+def test_recovery_puts_back_the_recorded_limits(tmp_path: Path, bundle: Path) -> None:
+    """A controller killed between writing the new limits and recording them: the record's win."""
+    from corral import faults
+    from tests.integration.conftest import checked_runtime
+    from tests.integration.fault_controller import UPDATED_PIDS_LIMIT
+    from tests.integration.test_recovery import run_controller
+
+    cgroup = f"{CGROUP_PARENT}/upc"
+    with checked_runtime(tmp_path) as runtime:
+        runtime.create("upc", make_config(bundle, "upc", "sleep", "1000", resources=START)).start()
+        code = run_controller(runtime, "upc", "update", fault="update.written")
+        assert code == -9 and faults.POINTS.index("update.written") > 0
+        assert read(cgroup, "pids") == str(UPDATED_PIDS_LIMIT)  # written, never recorded
+        with Runtime(runtime.root, run_root=runtime.run_root) as again:  # opening it recovers
+            box = again.load("upc")
+            assert read(cgroup, "pids") == "50"
+            record = box.record
+            assert record.pending_event is None and "update interrupted" in (record.last_error or "")
+            assert box.config.resources == START
