@@ -42,6 +42,10 @@ POINTS: tuple[str, ...] = (
     "exec.intent",
     "exec.spawned",  # the exec'd process runs in the container
     "exec.recorded",
+    # update
+    "update.intent",
+    "update.written",  # the cgroup files hold the new limits; the record still the old ones
+    "update.recorded",
     # destroy
     "destroy.intent",
     "destroy.killed",  # every process of the container is gone

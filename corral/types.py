@@ -75,6 +75,8 @@ StdioTarget = Union[int, str, os.PathLike[str], SupportsFileno, None]
 LOG_MAX_BYTES = 10 * 1024 * 1024
 #: The smallest bound accepted: two files that each hold a longest record (16 KiB and its prefix).
 LOG_MIN_BYTES = 64 * 1024
+#: How many descriptors `Stdio.extra_fds` may pass (they travel in one SCM_RIGHTS message, at most 253).
+MAX_EXTRA_FDS = 200
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,11 @@ class Stdio:
     reaches half of it, so the newest half-to-whole of the output is kept.
     `Container.logs()` reads it. Only a container's own process (create) can be
     logged; exec's output goes where its own Stdio says.
+
+    `extra_fds` (a container's own process only, as runc's ``--preserve-fds``):
+    descriptors of the caller given to the process as 3, 4, ... in order, open
+    across its execve. They are the caller's deliberate grant: a directory among
+    them is a way out of the rootfs, as with runc.
     """
 
     stdin: StdioTarget = None
@@ -107,10 +114,19 @@ class Stdio:
     stderr: StdioTarget = None
     log: bool = False
     log_max_bytes: int = LOG_MAX_BYTES
+    extra_fds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("stdin", "stdout", "stderr"):
             _check_target(name, getattr(self, name))
+        extra = self.extra_fds
+        if not isinstance(extra, (tuple, list)) or len(extra) > MAX_EXTRA_FDS or any(
+            isinstance(fd, bool) or not isinstance(fd, int) or fd < 0 for fd in extra
+        ):
+            raise ConfigError(
+                "stdio.extra_fds", f"must be at most {MAX_EXTRA_FDS} descriptors (integers), not {extra!r}"
+            )
+        object.__setattr__(self, "extra_fds", tuple(extra))
         if self.log and (self.stdout is not None or self.stderr is not None):
             raise ConfigError("stdio.log", "the log takes the container's stdout and stderr: leave both None")
         size = self.log_max_bytes

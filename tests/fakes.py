@@ -19,6 +19,7 @@ Tests can make the next call of an operation fail, or make an init exit.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import importlib
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corral.config import Config, Process
+from corral.config import Config, Process, Resources
 from corral.errors import ExecutorError, InitError, ProcessGone, WaitTimeout
 from corral.executor.interface import (
     ContainerFacts,
@@ -354,6 +355,12 @@ class FakeExecutor:
         self._maybe_fail("thaw")
         with self._kernel(facts.id) as k:
             k["frozen"] = False
+
+    def update_resources(self, facts: ContainerFacts, resources: Resources) -> None:
+        """Keeps what was written (the kernel's `resources`), or raises what fail_next set."""
+        self._maybe_fail("update_resources")
+        with self._kernel(facts.id) as k:
+            k["resources"] = dataclasses.asdict(resources)
 
     def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> FakeExecHandle:
         self._maybe_fail("exec")

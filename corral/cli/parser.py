@@ -56,7 +56,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pid-file", default="", help="write the init's PID to this file")
     p.add_argument("--no-pivot", action="store_true", help="accepted for runc compatibility; corral always pivots")
     p.add_argument("--no-new-keyring", action="store_true", help="accepted for runc compatibility; corral creates no session keyring")
-    p.add_argument("--preserve-fds", type=int, default=0, help="pass N more fds (3..3+N-1); only 0 is supported")
+    p.add_argument("--preserve-fds", type=int, default=0, help="pass N more fds (3..3+N-1) to the process")
 
 
 def build_parser() -> Parser:
@@ -149,7 +149,7 @@ def build_parser() -> Parser:
 
     p = _command(sub, "spec", "spec:spec", "write a new config.json (busybox 'sh') in the bundle")
     p.add_argument("-b", "--bundle", default="", help="where to write config.json (default: here)")
-    p.add_argument("--rootless", action="store_true", help="a spec for rootless containers (not supported)")
+    p.add_argument("--rootless", action="store_true", help="a spec for a container in a user namespace mapping root to the caller (runc's)")
 
     _command(sub, "features", "spec:features", "print what this runtime supports (OCI features JSON)")
 
@@ -161,7 +161,7 @@ def build_parser() -> Parser:
         "--memory", "--memory-reservation", "--memory-swap", "--pids-limit", "--l3-cache-schema",
         "--mem-bw-schema",
     ):
-        p.add_argument(flag, default=None)
+        p.add_argument(flag, *(["--cpu-shares"] if flag == "--cpu-share" else []), default=None)
     _id(p)
     return parser
 

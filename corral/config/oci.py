@@ -444,6 +444,10 @@ def _parse_resources(value: object, w: str) -> Resources:
     return Resources(**parts)
 
 
+#: A LinuxResources object alone (`runc update --resources`), its errors under `w`.
+parse_resources = _parse_resources
+
+
 def _parse_hugepage_limit(value: object, w: str) -> HugepageLimit:
     d = _object(value, w, frozenset({"pageSize", "limit"}))
     return HugepageLimit(_required(d, "pageSize", w), _required(d, "limit", w))

@@ -264,6 +264,7 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
 
 def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int]) -> NoReturn:
     step = Step()
+    extra = stdio[3:]  # Stdio.extra_fds: the program's 3, 4, ... (a terminal replaces only 0, 1, 2)
     try:
         step("naming the init")
         sc.prctl(sc.PR_SET_NAME, _comm_arg())
@@ -319,10 +320,12 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
             )
         os.write(fifo, b"0")
         reset_signals()
-        # The program gets its stdio and nothing else. The fifo stays open, close-on-exec:
-        # the kernel closes it at the execve, and that end-of-file tells `start` the
-        # user's process runs (or, if execve fails, the exit closes it).
-        fds.close_all_except([0, 1, 2, fifo])
+        # The program gets its stdio (and its extra fds) and nothing else. The fifo stays open,
+        # close-on-exec: the kernel closes it at the execve, and that end-of-file tells `start`
+        # the user's process runs (or, if execve fails, the exit closes it).
+        if extra:
+            [fifo] = fds.place_extra(extra, [fifo])
+        fds.close_all_except([0, 1, 2, *range(3, 3 + len(extra)), fifo])
         args, env = list(process.args), _env_dict(process.env)
         load_seccomp_last(seccomp_filter, process, step)
         os.execve(executable, args, env)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from corral.config import Config, Process
+from corral.config import Config, Process, Resources
 
 # The values the interface speaks live in the vocabulary module; re-exported for
 # the code that imports them from here.
@@ -179,6 +179,11 @@ class Executor(Protocol):
     def freeze(self, facts: ContainerFacts) -> None: ...
 
     def thaw(self, facts: ContainerFacts) -> None: ...
+
+    def update_resources(self, facts: ContainerFacts, resources: Resources) -> None:
+        """Write `resources` (merged and validated: the container's new linux.resources) to its
+        cgroups, all or nothing: ConfigError naming the field the kernel refused, nothing changed."""
+        ...
 
     def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> ExecHandle: ...
 

@@ -27,7 +27,7 @@ import signal as signal_module
 from collections.abc import Callable, Iterator
 
 from corral import faults
-from corral.config import Config, Process
+from corral.config import Config, Process, Resources
 from corral.errors import CgroupError, ConfigError, ExecutorError, NeedsRoot, ProcessGone, RunDirError
 from corral.executor import hooks as hooking
 from corral.executor import logwriter, lsm, proc, protocol, quick
@@ -373,6 +373,9 @@ class LinuxExecutor:
 
     def thaw(self, facts: ContainerFacts) -> None:
         quick.thaw(facts.plan.cgroup_paths, facts.plan.created_cgroups)
+
+    def update_resources(self, facts: ContainerFacts, resources: Resources) -> None:
+        self._cgroup(facts).update(resources)
 
     def exec(
         self, facts: ContainerFacts, process: Process, stdio: Stdio

@@ -42,11 +42,13 @@ from corral.config import Config, Process
 from corral.errors import ExecutorError
 from corral.executor.interface import Recorder
 from corral.executor.seccomp import CompiledFilter
+from corral.types import MAX_EXTRA_FDS
 
 #: The largest encoded message sent inline; anything bigger goes through a memfd.
 #: Well under the socket's send buffer (about 208 KiB by default).
 INLINE_MAX = 64 * 1024
-MAX_FDS = 16
+#: A request's descriptors: its socket, stdio, and a create's `Stdio.extra_fds`.
+MAX_FDS = 4 + MAX_EXTRA_FDS
 
 _JSON = b"J"
 _PICKLE = b"P"

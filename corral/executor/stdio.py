@@ -73,6 +73,8 @@ def check(stdio: Stdio) -> None:
         _borrowed_fd(stream, target)
         if isinstance(target, (str, os.PathLike)):
             os.close(_open_path(stream, target))
+    for index, fd in enumerate(stdio.extra_fds):
+        _borrowed_fd(f"extra_fds[{index}]", fd)
 
 
 def _open_path(stream: str, path: str | os.PathLike[str]) -> int:
@@ -83,7 +85,7 @@ def _open_path(stream: str, path: str | os.PathLike[str]) -> int:
 
 
 def open_stdio(stdio: Stdio) -> Opened:
-    """The descriptors for 0, 1 and 2: /dev/null for None, a path opened here."""
+    """The descriptors for 0, 1 and 2 (/dev/null for None, a path opened here), then the extra ones."""
     result = Opened(fds=[])
     try:
         for stream in STREAMS:
@@ -97,6 +99,10 @@ def open_stdio(stdio: Stdio) -> Opened:
                     fd = _open_path(stream, target)
                 result.opened.append(fd)
             result.fds.append(fd)
+        for index, fd in enumerate(stdio.extra_fds):  # after 0, 1 and 2: the container's 3, 4, ...
+            borrowed = _borrowed_fd(f"extra_fds[{index}]", fd)
+            assert borrowed is not None
+            result.fds.append(borrowed)
     except BaseException:
         result.close()
         raise

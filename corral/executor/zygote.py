@@ -44,7 +44,9 @@ def serve(sock: socket.socket) -> None:
                 os.close(fd)
             protocol.send(sock, Pong(os.getpid()))
             continue
-        if not isinstance(request, (CreateRequest, ExecRequest)) or len(fds) != 4:
+        # A create's extra descriptors (Stdio.extra_fds) follow its socket and stdio.
+        wanted = len(fds) >= 4 if isinstance(request, CreateRequest) else len(fds) == 4
+        if not isinstance(request, (CreateRequest, ExecRequest)) or not wanted:
             for fd in fds:
                 os.close(fd)
             protocol.send(sock, Refused(f"unexpected request {request!r} with {len(fds)} fds"))

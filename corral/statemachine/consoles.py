@@ -26,7 +26,7 @@ def check_console(terminal: bool, console: bool, stdio: Stdio | None, *, where: 
         raise ConfigError(
             f"{where}.terminal", f"is false, but console=True was passed to {call}: set terminal to true for a terminal"
         )
-    if terminal and stdio is not None and stdio != Stdio():
+    if terminal and stdio is not None and stdio != Stdio(extra_fds=stdio.extra_fds):
         raise ConfigError(
             "stdio", f"{where}.terminal is true: the terminal is the process's stdin, stdout and stderr; pass no stdio"
         )

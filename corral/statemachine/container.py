@@ -11,7 +11,7 @@ import signal as signal_module
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
-from corral.config import Config, Process
+from corral.config import Config, Process, Resources
 from corral.errors import ConfigError, InvalidTransition, WaitTimeout
 from corral.executor.interface import OOMEvent, Stats, Stdio
 from corral.statemachine.consoles import check_console
@@ -158,6 +158,22 @@ class Container:
         """
         self._recipe.fire("signal", sig=int(sig), all_processes=all_processes)
 
+    def update(self, resources: Resources) -> None:
+        """Change the container's cgroup limits, as `runc update` does.
+
+        What `resources` sets replaces the container's setting, what it leaves
+        unset stays (hugepage limits: per page size). The merged resources are
+        validated as create validates them, written to the cgroups, and recorded
+        (`config` shows them, and recovery uses them); the journal's `update` row
+        holds them.
+
+        Raises InvalidTransition unless created, running or paused; ConfigError
+        naming the field for a value create would refuse, for device rules (not
+        updatable), or for a value the kernel refuses (a memory limit below what
+        it cannot reclaim): nothing is then changed.
+        """
+        self._recipe.fire("update", resources=resources)
+
     def exec(self, process: Process, *, stdio: Stdio | None = None, console: bool = False) -> ExecProcess:
         """Run `process` in the running container's namespaces and cgroups.
 
@@ -176,6 +192,8 @@ class Container:
         """
         if stdio is not None and stdio.log:
             raise ConfigError("stdio.log", "only the container's own process is logged; give exec a file or a pipe")
+        if stdio is not None and stdio.extra_fds:
+            raise ConfigError("stdio.extra_fds", "only the container's own process (create) gets extra descriptors")
         check_console(process.terminal, console, stdio, where="process", call="Container.exec")
         result: ExecProcess = self._recipe.fire("exec", process=process, stdio=stdio or Stdio())
         return result

@@ -10,13 +10,15 @@ the Step; none of them decides lifecycle (the table does) or writes a state
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import signal as signal_module
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from corral import faults
-from corral.config import Process
+from corral.config import Process, Resources
+from corral.config.update import updated_config
 from corral.executor.hooks import HookOutcome
 from corral.executor.interface import ExitStatus, Stdio
 from corral.statemachine.events_stream import monitor_recorder
@@ -74,6 +76,16 @@ def signal(step: Step, sig: int, all_processes: bool = False, **_: Any) -> None:
     step.context.executor.signal(step.facts(), sig, all_processes)
     faults.point("signal.sent")
     step.detail = {"signal": sig, "all": all_processes}
+
+
+def update(step: Step, resources: Resources, **_: Any) -> None:
+    """runc update: the new settings over the old, checked as create checks them, written, recorded."""
+    old = step.config_of(step.record)
+    config = updated_config(old, resources)  # ConfigError before anything is written
+    step.context.executor.update_resources(step.facts(), config.resources or Resources())
+    faults.point("update.written")
+    step.changes["config"] = config.to_json()
+    step.detail = {"resources": json.loads(config.to_json())["linux"].get("resources", {})}
 
 
 def exec(step: Step, process: Process, stdio: Stdio, **_: Any) -> None:
@@ -135,6 +147,7 @@ KERNEL_WORK: Mapping[str, Callable[..., None]] = {
     "pause": pause,
     "resume": resume,
     "signal": signal,
+    "update": update,
     "exec": exec,
     "oom": oom,
     "exited": exited,

@@ -61,6 +61,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("exec", (S.RUNNING,), None, meaning="run another process in the namespaces"),
     Transition("signal", (S.CREATED, S.RUNNING, S.PAUSED), None, meaning="signal the init"),
     Transition(
+        "update", (S.CREATED, S.RUNNING, S.PAUSED), None, meaning="change the cgroup limits (linux.resources)"
+    ),
+    Transition(
         "oom", (S.CREATED, S.RUNNING, S.PAUSED), None, observed=True, meaning="the kernel OOM-killed a process"
     ),
     Transition(

@@ -183,6 +183,12 @@ def _recover_one(context: Context, recipe: Recipe) -> RecoveryAction | None:
         else:
             recipe.fire(event, recovered=f"the kernel says {observed.value}")
         done.append(f"{event}: now {observed.value}")
+    if pending == "update" and state_info(State(recipe.reload().state)).init_alive:
+        # Some of the new limits may be in the cgroups; the record's (the old) win, as if never asked.
+        resources = recipe.config_of(recipe.record).resources
+        if resources is not None:
+            context.executor.update_resources(recipe.facts(), resources)
+            done.append("rewrote the recorded linux.resources")
     if recipe.reload().pending_event is not None:
         _clear_intent(context, recipe)
         done.append(f"cleared the {pending} intent")

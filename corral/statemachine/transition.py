@@ -92,6 +92,7 @@ class Recipe:
         self.id = record.id
         self.key = record.key
         self._config: Config | None = None
+        self._config_text = ""
         self._model = _Model()
         self._machine: Machine | None = None  # built on the first firing: listing many containers fires none
 
@@ -127,9 +128,10 @@ class Recipe:
                 self._record = record
 
     def config_of(self, record: ContainerRecord) -> Config:
-        """The record's config, parsed once: it never changes for an incarnation."""
-        if self._config is None:
+        """The record's config, parsed once per text (only `update` changes it: its resources)."""
+        if self._config is None or self._config_text != record.config:
             self._config = Config.from_json(record.config, bundle=record.bundle)
+            self._config_text = record.config
         return self._config
 
     def facts(self, record: ContainerRecord | None = None) -> ContainerFacts:

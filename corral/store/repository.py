@@ -151,6 +151,7 @@ UPDATABLE = frozenset(
         "exit_signal",
         "oom_killed",
         "last_error",
+        "config",  # update: the new linux.resources
     }
 )
 

@@ -13,9 +13,13 @@ import sys
 from pathlib import Path
 
 from corral import Config, Process, Runtime
+from corral.config import PidsResources, Resources
 from corral.errors import CorralError
 
-OPS = ("create", "start", "pause", "resume", "exec", "signal", "destroy", "destroy-force")
+#: What the `update` operation sets (tests/integration/test_update.py checks recovery undoes it).
+UPDATED_PIDS_LIMIT = 77
+
+OPS = ("create", "start", "pause", "resume", "exec", "signal", "update", "destroy", "destroy-force")
 
 
 def main(argv: list[str]) -> int:
@@ -31,6 +35,8 @@ def main(argv: list[str]) -> int:
             box.exec(Process(args=("/bin/sleep", "1000"), env=("PATH=/bin",)))
         elif op == "signal":
             box.signal(signal.SIGUSR1)  # PID 1 without a handler: ignored, the container lives on
+        elif op == "update":
+            box.update(Resources(pids=PidsResources(UPDATED_PIDS_LIMIT)))
         elif op == "destroy-force":
             box.destroy(force=True)
         else:

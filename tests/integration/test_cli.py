@@ -272,7 +272,7 @@ def test_errors_are_logged_as_containerd_reads_them(cli: Cli, rootfs_template: P
     assert second.returncode == 1 and "already exists" in cli.errors()[-1]
     tty_exec = cli("exec", "--tty", "dup", "sh", check=False)
     assert tty_exec.returncode == 1 and "--console-socket" in cli.errors()[-1]
-    update = cli("update", "--memory", "1000000", "dup", check=False)
+    update = cli("update", "--kernel-memory", "1000000", "dup", check=False)
     assert update.returncode == 1 and "not supported" in cli.errors()[-1]
     systemd = cli("--systemd-cgroup", "create", "--bundle", str(bundle_ok), "sd", check=False)
     assert systemd.returncode == 1 and "systemd" in cli.errors()[-1]

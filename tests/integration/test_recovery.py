@@ -54,6 +54,9 @@ EXPECTED: dict[str, set[State]] = {
     "exec.intent": {State.RUNNING},
     "exec.spawned": {State.RUNNING},
     "exec.recorded": {State.RUNNING},
+    "update.intent": {State.RUNNING},
+    "update.written": {State.RUNNING},
+    "update.recorded": {State.RUNNING},
     "destroy.intent": {State.DESTROYED},
     "destroy.killed": {State.DESTROYED},
     "destroy.cgroups-removed": {State.DESTROYED},
@@ -68,6 +71,7 @@ PREPARE: dict[str, tuple[str, ...]] = {
     "pause": ("create", "start"),
     "exec": ("create", "start"),
     "signal": ("create", "start"),
+    "update": ("create", "start"),
     "destroy": ("create", "start"),
     "resume": ("create", "start", "pause"),
 }

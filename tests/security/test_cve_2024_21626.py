@@ -7,8 +7,8 @@ corral's processes are forks of a Python process, which keep every descriptor
 their parent held unless it is close-on-exec or closed. So:
 
 - every process entering the container holds only 0, 1, 2 when it execs the
-  user's program (the config has no `preserve_fds`: corral does not support it,
-  so nothing else may pass), although the controller holds its store, host
+  user's program (nothing else may pass: only a caller's explicit
+  `Stdio.extra_fds` would, and these tests give none), although the controller holds its store, host
   directories, files and sockets open, some of them inheritable;
 - a `cwd` of /proc/self/fd/N, for every N a leak could have, either fails
   create/exec or leaves the process inside the container: a marker written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from corral.cli import main
 from corral.cli.commands.exec import build_process, parse_user
-from corral.cli.commands.spec import default_spec
+from corral.cli.commands.spec import default_spec, to_rootless
 from corral.config.features import features as features_document
 from corral.cli.context import DEFAULT_ROOT, DEFAULT_RUN_ROOT, write_pid_file
 from corral.cli.log import Log, format_line
@@ -151,11 +152,33 @@ def test_reads_of_a_missing_store_create_nothing(tmp_path: Path, capsys: pytest.
     assert not root.exists()
 
 
-def test_rootless_and_update_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rootless_mode_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--rootless", "true", "list"]) == 1
-    assert main(["spec", "--rootless", "--bundle", str(tmp_path)]) == 1
     assert "not supported" in capsys.readouterr().err
-    assert not (tmp_path / "config.json").exists()
+
+
+def test_spec_rootless_is_runcs(tmp_path: Path) -> None:
+    """specconv.ToRootless: userns mapping the caller, no netns, /sys bound, no uid=/gid=, no resources."""
+    assert main(["spec", "--rootless", "--bundle", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "config.json").read_text())
+    config = Config.from_dict(data, bundle=str(tmp_path))  # one corral reads
+    assert [ns.type for ns in config.namespaces] == ["pid", "ipc", "uts", "mount", "user"]
+    assert data["linux"]["uidMappings"] == [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
+    assert data["linux"]["gidMappings"] == [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
+    assert data["mounts"][-1] == {
+        "destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]
+    }
+    assert [m["destination"] for m in data["mounts"] if m["destination"].startswith("/sys")] == ["/sys"]
+    spec = default_spec()
+    spec["mounts"].append({"destination": "/dev/pts2", "type": "devpts", "options": ["gid=5", "uid=0", "mode=0620"]})
+    spec["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"})
+    spec["linux"]["resources"] = {"pids": {"limit": 5}}
+    spec["linux"]["namespaces"].append({"type": "user"})
+    rootless = to_rootless(spec, 1000, 1001)
+    assert rootless["mounts"][-2]["options"] == ["mode=0620"]
+    assert "resources" not in rootless["linux"]
+    assert [ns["type"] for ns in rootless["linux"]["namespaces"]].count("user") == 1
+    assert rootless["linux"]["uidMappings"][0]["hostID"] == 1000 and rootless["linux"]["gidMappings"][0]["hostID"] == 1001
 
 
 def test_the_defaults_are_the_librarys() -> None:

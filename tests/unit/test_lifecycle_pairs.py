@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from corral import Config, Process, Runtime, State
+from corral.config import PidsResources, Resources
 from corral.errors import ExecutorError, InvalidTransition
 from corral.statemachine import lifecycle
 from tests.fakes import FakeExecutor
@@ -24,7 +25,7 @@ from tests.unit.conftest import simple_config
 REFUSED = "refused"
 STATES = ("creating", "created", "running", "paused", "stopped", "destroyed")
 # Every requestable event; "destroy!" is destroy(force=True), the only event that takes force.
-EVENTS = ("create", "start", "pause", "resume", "exec", "signal", "destroy", "destroy!")
+EVENTS = ("create", "start", "pause", "resume", "exec", "signal", "update", "destroy", "destroy!")
 FORCE_EVENTS = {"destroy"}
 
 # (state, event) -> the state recorded afterwards, or REFUSED (InvalidTransition, nothing changed).
@@ -35,6 +36,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("creating", "resume"): REFUSED,
     ("creating", "exec"): REFUSED,
     ("creating", "signal"): REFUSED,
+    ("creating", "update"): REFUSED,
     ("creating", "destroy"): REFUSED,
     ("creating", "destroy!"): "destroyed",
     ("created", "create"): REFUSED,
@@ -43,6 +45,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("created", "resume"): REFUSED,
     ("created", "exec"): REFUSED,
     ("created", "signal"): "created",
+    ("created", "update"): "created",
     ("created", "destroy"): REFUSED,
     ("created", "destroy!"): "destroyed",
     ("running", "create"): REFUSED,
@@ -51,6 +54,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("running", "resume"): REFUSED,
     ("running", "exec"): "running",
     ("running", "signal"): "running",
+    ("running", "update"): "running",
     ("running", "destroy"): REFUSED,
     ("running", "destroy!"): "destroyed",
     ("paused", "create"): REFUSED,
@@ -59,6 +63,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("paused", "resume"): "running",
     ("paused", "exec"): REFUSED,
     ("paused", "signal"): "paused",
+    ("paused", "update"): "paused",
     ("paused", "destroy"): REFUSED,
     ("paused", "destroy!"): "destroyed",
     ("stopped", "create"): REFUSED,
@@ -67,6 +72,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("stopped", "resume"): REFUSED,
     ("stopped", "exec"): REFUSED,
     ("stopped", "signal"): REFUSED,
+    ("stopped", "update"): REFUSED,
     ("stopped", "destroy"): "destroyed",
     ("stopped", "destroy!"): "destroyed",
     ("destroyed", "create"): REFUSED,
@@ -75,6 +81,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("destroyed", "resume"): REFUSED,
     ("destroyed", "exec"): REFUSED,
     ("destroyed", "signal"): REFUSED,
+    ("destroyed", "update"): REFUSED,
     ("destroyed", "destroy"): REFUSED,
     ("destroyed", "destroy!"): REFUSED,
 }
@@ -91,6 +98,8 @@ def fire(runtime: Runtime, cid: str, event: str) -> None:
         assert box.exec(Process(args=("true",))).wait() == 0
     elif event == "signal":
         box.signal(signal.SIGHUP)
+    elif event == "update":
+        box.update(Resources(pids=PidsResources(100)))
     elif event == "destroy!":
         box.destroy(force=True)
     else:

@@ -8,6 +8,7 @@ finished").
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal as signal_module
 from collections.abc import Callable
@@ -33,8 +34,9 @@ def _load(ctx: Context) -> Container:
     return ctx.load()
 
 
-def inherited_stdio() -> Stdio:
-    """This process's fds 0, 1 and 2, those that are open (containerd hands its pipes over this way)."""
+def inherited_stdio(preserve_fds: int = 0) -> Stdio:
+    """This process's fds 0, 1 and 2, those that are open (containerd hands its pipes over this way);
+    with `preserve_fds` N, also its fds 3 to 3+N-1, the container's 3 to 3+N-1 (runc's --preserve-fds)."""
     from corral.types import Stdio
 
     def open_fd(fd: int) -> int | None:
@@ -44,7 +46,7 @@ def inherited_stdio() -> Stdio:
             return None
         return fd
 
-    return Stdio(open_fd(0), open_fd(1), open_fd(2))
+    return Stdio(open_fd(0), open_fd(1), open_fd(2), extra_fds=tuple(range(3, 3 + preserve_fds)))
 
 
 def check_console_socket(terminal: bool, socket_path: str, what: str) -> bool:
@@ -74,8 +76,6 @@ def _refuse_unsupported(ctx: Context) -> None:
     args = ctx.args
     if ctx.args.systemd_cgroup:
         raise CorralError("--systemd-cgroup: corral manages cgroupfs directly; the systemd cgroup driver is not supported")
-    if args.preserve_fds:
-        raise CorralError(f"--preserve-fds {args.preserve_fds}: passing extra file descriptors is not supported yet")
     if args.no_pivot:
         ctx.log.debug("--no-pivot ignored: corral always uses pivot_root")
     if args.no_new_keyring:
@@ -104,9 +104,10 @@ def _create(ctx: Context) -> Container:
     console = check_console_socket(config.process.terminal, ctx.args.console_socket, "process.terminal in config.json")
     # create returns while the init waits; run in the foreground waits for it itself.
     detached = ctx.args.command == "create" or bool(ctx.args.detach)
-    box = ctx.runtime(detached=detached).create(
-        ctx.container_id, config, stdio=None if console else inherited_stdio(), console=console
-    )
+    stdio = inherited_stdio(ctx.args.preserve_fds)
+    if console:
+        stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
+    box = ctx.runtime(detached=detached).create(ctx.container_id, config, stdio=stdio, console=console)
     if box.console_fd is not None:
         hand_over_console(ctx.args.console_socket, box.console_fd, lambda: box.destroy(force=True))
         box.console_fd = None

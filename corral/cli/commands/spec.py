@@ -26,14 +26,44 @@ def default_spec() -> dict[str, Any]:
     return data
 
 
+def to_rootless(data: dict[str, Any], uid: int, gid: int) -> dict[str, Any]:
+    """runc's `specconv.ToRootless`, on a spec's JSON: what `spec --rootless` writes.
+
+    A user namespace mapping container root to `uid`/`gid` (the caller's: one id
+    each), no network namespace (an unprivileged user could not set one up), no
+    mount under /sys but /sys itself bound read-only from the host (sysfs cannot
+    be mounted without the network namespace's owner), no uid=/gid= mount options
+    (those ids are not mapped) and no linux.resources (no cgroup to write).
+    """
+    linux = data.setdefault("linux", {})
+    namespaces = [ns for ns in linux.get("namespaces", []) if ns["type"] not in ("network", "user")]
+    linux["namespaces"] = [*namespaces, {"type": "user"}]
+    linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
+    mounts = []
+    for mount in data.get("mounts", []):
+        if mount["destination"].startswith("/sys"):
+            continue
+        if "options" in mount:
+            mount = dict(mount, options=[o for o in mount["options"] if not o.startswith(("uid=", "gid="))])
+        mounts.append(mount)
+    mounts.append(
+        {"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    )
+    data["mounts"] = mounts
+    linux.pop("resources", None)
+    return data
+
+
 def spec(ctx: Context) -> int:
-    if ctx.args.rootless:
-        raise CorralError("spec --rootless: rootless containers are not supported by corral")
     bundle = ctx.args.bundle or "."
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise CorralError("File config.json exists. Remove it first.")
-    text = json.dumps(default_spec(), indent="\t") + "\n"
+    data = default_spec()
+    if ctx.args.rootless:
+        data = to_rootless(data, os.geteuid(), os.getegid())
+    text = json.dumps(data, indent="\t") + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     with os.fdopen(fd, "w") as f:
         f.write(text)

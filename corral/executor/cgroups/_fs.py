@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -88,8 +89,33 @@ def read_keyed(path: str) -> dict[str, int] | None:
     return None if text is None else parse_keyed(text)
 
 
+#: While an update runs in a thread (`undo_log`): each file it wrote, with what it held before, in order.
+_local = threading.local()
+
+
+class undo_log:
+    """Record, for the block it guards, each file `write_file` changes and its old content.
+
+    `Cgroup.update` undoes a refused update with it: the old contents written
+    back in reverse order retrace states the kernel already accepted.
+    """
+
+    def __enter__(self) -> list[tuple[str, str]]:
+        _local.undo = []
+        written: list[tuple[str, str]] = _local.undo
+        return written
+
+    def __exit__(self, *exc: object) -> None:
+        _local.undo = None
+
+
 def write_file(path: str, value: str) -> None:
     """One write(2) on a fresh descriptor, so the kernel's errno reaches the caller."""
+    undo: list[tuple[str, str]] | None = getattr(_local, "undo", None)
+    if undo is not None and path not in (p for p, _ in undo):
+        old = read_optional(path)
+        if old is not None:
+            undo.append((path, old.strip()))
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
         os.write(fd, value.encode())

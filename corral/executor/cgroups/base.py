@@ -20,6 +20,7 @@ says which ones corral creates, and `destroy` removes only those (ownership.py).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from abc import ABC, abstractmethod
@@ -107,6 +108,28 @@ class Cgroup(ABC):
             self._apply_device_rules(resources.devices)
         if resources.hugepage_limits:
             self._apply_hugetlb(resources)
+
+    def update(self, resources: Resources) -> None:
+        """Write new limits (all but the device rules) to a live cgroup, all or nothing.
+
+        As `runc update`: the same writes, in the same order, as `apply`. If the
+        kernel refuses one (a memory limit below the usage it cannot reclaim,
+        a cpuset outside the parent's), every file already written gets its
+        old content back, newest first, and the refusal is raised
+        (ConfigError naming the field and the file). v1 refuses a memory limit
+        below what it cannot reclaim (EBUSY); v2 accepts it and reclaims, then
+        OOM-kills, as it does for runc.
+        """
+        with _fs.undo_log() as written:
+            try:
+                self.apply(dataclasses.replace(resources, devices=()))
+            except BaseException:
+                for path, old in reversed(written):
+                    try:
+                        _fs.write_file(path, old)
+                    except OSError:
+                        pass  # best effort: the refusal is what the caller must hear
+                raise
 
     def _apply_hugetlb(self, resources: Resources) -> None:
         """Each size's limit (and its reservation limit where the kernel has one, as runc)."""
