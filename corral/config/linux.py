@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import resource
 
-NAMESPACE_TYPES: tuple[str, ...] = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup")
+NAMESPACE_TYPES: tuple[str, ...] = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
 #: Linux capability names and their bit numbers (linux/capability.h), for capset
 #: and PR_CAPBSET_DROP. A name the running kernel does not know (a number above

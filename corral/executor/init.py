@@ -27,12 +27,13 @@ import socket
 import struct
 from typing import Any, NoReturn
 
-from corral.config import Process
+from corral.config import Config, Process
 from corral.errors import ExecutorError
 from corral.executor import credentials, fds, hooks, procfs, protocol, pty, rootfs, seccomp
 from corral.executor.protocol import Console, CreateRequest, ExecForked, ExecRequest, Failed, Go, HooksDue, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
+from corral.executor import mountns, process_attrs
 
 #: The init's name until it execs (execve resets it): how the executor tells
 #: "still waiting on the exec fifo" from "the user's process runs".
@@ -128,11 +129,13 @@ def open_terminal(root_fd: int, process: Process, sock: socket.socket, step: Ste
     return [pair.slave] * 3
 
 
-def become(process: Process, stdio: list[int], step: Step) -> str:
+def become(process: Process, stdio: list[int], step: Step, config: Config | None = None) -> str:
     """The last steps before exec, shared by init and exec: find the program, drop to the
     process's credentials, enter its working directory, take its stdio. Returns the path."""
     step(f"looking up {process.args[0]!r}")
     executable = find_executable(process.args[0], process.env, process.cwd)
+    step("setting the personality, I/O priority and scheduler (before capabilities drop)")
+    process_attrs.apply(process, config)
     step("setting up the process's credentials")
     credentials.apply(process)
     step(f"changing to the working directory {process.cwd!r}")
@@ -184,12 +187,18 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
         if protocol.recv(sock) is None:
             os._exit(1)
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        for ns_type, path in request.join:
-            step(f"joining the {ns_type} namespace at {path}")
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
+        # Every path opened before the first setns, as runc's nsexec does: once in a joined
+        # mount namespace, /proc/<pid>/ns/... names that namespace's processes, not ours.
+        opened: list[tuple[str, str, int]] = []
+        try:
+            for ns_type, path in request.join:
+                step(f"opening the {ns_type} namespace at {path}")
+                opened.append((ns_type, path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+            for ns_type, path, fd in opened:
+                step(f"joining the {ns_type} namespace at {path}")
                 sc.setns(fd, sc.NAMESPACES[ns_type][0])
-            finally:
+        finally:
+            for _, _, fd in opened:
                 os.close(fd)
         new = request.new
         flags = 0
@@ -209,6 +218,10 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
                     setter(0, 0, 0)
                 except OSError:
                     pass  # container root is not mapped: the process's own user comes later
+        if "time" in new and request.config.time_offsets:
+            step("writing the time namespace's offsets (before its first process)")
+            procfs.acquire()
+            process_attrs.write_time_offsets(request.config.time_offsets)
         step("forking the init")
         gate_read, gate_write = os.pipe()
         pid = os.fork()
@@ -236,15 +249,18 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         if "cgroup" in new:
             step("creating the cgroup namespace")
             sc.unshare(sc.CLONE_NEWCGROUP)
-        step("setting up the rootfs")
-        rootfs.prepare(
-            config,
-            request.cgroup_paths,
-            in_user_namespace="user" in new or any(t == "user" for t, _ in request.join),
-            new_cgroupns="cgroup" in new,
-        )
+        mount_mode = mountns.mode(config)  # without a new one: no mount at all (mountns.py)
+        if mount_mode == mountns.NEW:
+            step("setting up the rootfs")
+            rootfs.prepare(
+                config,
+                request.cgroup_paths,
+                in_user_namespace="user" in new or any(t == "user" for t, _ in request.join),
+                new_cgroupns="cgroup" in new,
+            )
         if config.process.terminal:  # before pivot_root, and before `finish` may make the root unbindable
-            root_fd = os.open(config.root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            where = config.root.path if mount_mode == mountns.NEW else "/"  # joined: its root is the rootfs
+            root_fd = os.open(where, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 stdio = open_terminal(root_fd, config.process, sock, step, console=True)
             finally:
@@ -252,22 +268,31 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         if config.hostname is not None:
             step(f"setting the hostname {config.hostname!r}")
             sc.sethostname(config.hostname)
+        if config.domainname is not None:
+            step(f"setting the domainname {config.domainname!r}")
+            sc.setdomainname(config.domainname)
         if "network" in new:
             step("bringing up the loopback interface")
             loopback_up()
         step("writing the sysctls (through the host's procfs, before pivot_root)")
         rootfs.write_sysctls(config.sysctl)
         host_pid = create_hooks(request, sock, step)
-        step(f"pivot_root into {config.root.path}")
-        rootfs.pivot(config.root.path)
-        step("finishing the rootfs (read-only and masked paths)")
-        rootfs.finish(config)
-        step("reaching the exec fifo through /proc (the container needs proc mounted at /proc)")
-        os.stat(rootfs.fd_path(fifo_fd))
+        if mount_mode == mountns.NEW:
+            step(f"pivot_root into {config.root.path}")
+            rootfs.pivot(config.root.path)
+            step("finishing the rootfs (read-only and masked paths)")
+            rootfs.finish(config)
+            step("reaching the exec fifo through /proc (the container needs proc mounted at /proc)")
+            os.stat(rootfs.fd_path(fifo_fd))
+        elif mount_mode == mountns.NONE:
+            step(f"chroot into {config.root.path} (no mount namespace of its own: no pivot_root)")
+            os.chdir(config.root.path)
+            os.chroot(".")
+            os.chdir("/")
         process = config.process
         seccomp_filter = request.seccomp  # compiled by the controller at create
         load_seccomp_privileged(seccomp_filter, process, step)
-        executable = become(process, stdio, step)
+        executable = become(process, stdio, step, config)
         protocol.send(sock, InitReady())
     except BaseException as exc:
         fail(sock, step, exc)
@@ -319,6 +344,10 @@ def exec_stage(request: ExecRequest, sock: socket.socket, stdio: list[int], pidf
     """Join the running container (one setns through the init's pidfd), then fork and exec."""
     step = Step()
     try:
+        affinity = request.process.exec_cpu_affinity
+        if affinity is not None:
+            step("setting the initial CPU affinity (execCPUAffinity.initial)")
+            process_attrs.set_affinity(affinity.initial)
         step("waiting for the cgroups")
         if protocol.recv(sock) is None:
             os._exit(1)
@@ -328,10 +357,20 @@ def exec_stage(request: ExecRequest, sock: socket.socket, stdio: list[int], pidf
         flags = 0
         for ns_type in request.join:
             flags |= sc.NAMESPACES[ns_type][0]
+        root_fd = None
+        if "mount" not in request.join:  # the container's root is the init's chroot: take it too
+            step("opening the container's root (no mount namespace to join)")
+            root_fd = procfs.current().open_root_of(request.init_pid)
         if flags:
             step("joining the container's namespaces")
             sc.setns(pidfd, flags)
         os.close(pidfd)
+        if root_fd is not None:
+            step("chroot into the container's root")
+            os.fchdir(root_fd)
+            os.close(root_fd)
+            os.chroot(".")
+            os.chdir("/")
         step("forking the process")
         pid = os.fork()
         if pid == 0:
@@ -347,6 +386,9 @@ def _exec_process(
 ) -> NoReturn:
     step = Step()
     try:
+        if process.exec_cpu_affinity is not None:
+            step("setting the final CPU affinity (execCPUAffinity.final)")
+            process_attrs.set_affinity(process.exec_cpu_affinity.final)
         if process.terminal:  # joined the mount namespace: "/" is the container's
             root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
