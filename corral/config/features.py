@@ -16,6 +16,7 @@ from corral.config.linux import (
     FLAG_OPTIONS,
     NAMESPACE_TYPES,
     PROPAGATION_OPTIONS,
+    RECURSIVE_OPTIONS,
     SECCOMP_ACTIONS,
     SECCOMP_ARCHITECTURES,
     SECCOMP_FLAGS,
@@ -46,7 +47,7 @@ def features() -> dict[str, Any]:
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
         "hooks": list(HOOK_KINDS),
-        "mountOptions": sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS)),
+        "mountOptions": sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | set(RECURSIVE_OPTIONS)),
         "linux": {
             "namespaces": list(NAMESPACE_TYPES),
             "capabilities": sorted(CAPABILITIES, key=CAPABILITIES.__getitem__),

@@ -257,6 +257,25 @@ FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
     "rbind": (False, MS_BIND | MS_REC),
 }
 
+#: mount_setattr(2) attributes (linux/mount.h): the recursive options of runtime-spec 1.2,
+#: applied to the whole tree of a mount with AT_RECURSIVE (Linux 5.12), as runc does.
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+
+#: option -> (clears the attribute?, attribute)
+RECURSIVE_OPTIONS: dict[str, tuple[bool, int]] = {
+    "rro": (False, MOUNT_ATTR_RDONLY),
+    "rrw": (True, MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, MOUNT_ATTR_NOSUID),
+    "rsuid": (True, MOUNT_ATTR_NOSUID),
+    "rnodev": (False, MOUNT_ATTR_NODEV),
+    "rdev": (True, MOUNT_ATTR_NODEV),
+    "rnoexec": (False, MOUNT_ATTR_NOEXEC),
+    "rexec": (True, MOUNT_ATTR_NOEXEC),
+}
+
 PROPAGATION_OPTIONS: dict[str, int] = {
     "private": MS_PRIVATE,
     "rprivate": MS_PRIVATE | MS_REC,

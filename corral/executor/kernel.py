@@ -89,6 +89,8 @@ class Syscalls(Protocol):
 
     def umask(self, mask: int) -> int: ...
 
+    def mount_setattr(self, dfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None: ...
+
 
 def _read_file(path: str) -> str:
     with open(path) as f:
@@ -131,6 +133,7 @@ class LinuxSyscalls:
     setresgid = staticmethod(os.setresgid)
     setresuid = staticmethod(os.setresuid)
     umask = staticmethod(os.umask)
+    mount_setattr = staticmethod(sc.mount_setattr)
 
 
 #: The default every rootfs and credentials function uses when not given one.

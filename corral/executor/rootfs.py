@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from corral.config import Config, Device, Mount
-from corral.config.linux import FLAG_OPTIONS, PROPAGATION_OPTIONS
+from corral.config.linux import FLAG_OPTIONS, PROPAGATION_OPTIONS, RECURSIVE_OPTIONS
 from corral.errors import ExecutorError, MountError
 from corral.executor import syscalls as sc
 from corral.executor.kernel import LINUX, Syscalls
@@ -59,21 +59,28 @@ class MountOptions:
     flags: int
     propagation: tuple[int, ...]
     data: str | None
+    #: mount_setattr attributes to set and clear on the whole tree (`rro`, `rnosuid` ...).
+    attr_set: int = 0
+    attr_clr: int = 0
 
 
 def parse_options(options: Iterable[str]) -> MountOptions:
     flags = 0
     propagation: list[int] = []
     data: list[str] = []
+    attr_set = attr_clr = 0
     for option in options:
-        if option in FLAG_OPTIONS:
+        if option in RECURSIVE_OPTIONS:
+            clear, attr = RECURSIVE_OPTIONS[option]
+            attr_set, attr_clr = (attr_set & ~attr, attr_clr | attr) if clear else (attr_set | attr, attr_clr & ~attr)
+        elif option in FLAG_OPTIONS:
             clear, flag = FLAG_OPTIONS[option]
             flags = (flags & ~flag) if clear else (flags | flag)
         elif option in PROPAGATION_OPTIONS:
             propagation.append(PROPAGATION_OPTIONS[option])
         else:
             data.append(option)
-    return MountOptions(flags, tuple(propagation), ",".join(data) or None)
+    return MountOptions(flags, tuple(propagation), ",".join(data) or None, attr_set, attr_clr)
 
 
 def fd_path(fd: int) -> str:
@@ -213,6 +220,12 @@ def _mount_one(
         fd = open_in_root(root_fd, mount.destination, kernel=kernel)
         try:
             kernel.mount(None, fd_path(fd), None, propagation)
+        finally:
+            kernel.close(fd)
+    if options.attr_set or options.attr_clr:  # `rro` and co: the mount and every mount below it
+        fd = open_in_root(root_fd, mount.destination, kernel=kernel)
+        try:
+            kernel.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, options.attr_set, options.attr_clr)
         finally:
             kernel.close(fd)
 

@@ -355,3 +355,6 @@ class RecordingSyscalls:
     def umask(self, mask: int) -> int:
         self._record("umask", oct(mask))
         return 0o022
+
+    def mount_setattr(self, dfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:
+        self._record("mount_setattr", self._fd(dfd), path, hex(flags), hex(attr_set), hex(attr_clr))
