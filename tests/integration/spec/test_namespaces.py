@@ -171,3 +171,16 @@ def test_time_offsets_show_in_the_containers_timens_offsets_and_uptime(
     with open("/proc/uptime") as f:
         host_uptime = float(f.read().split()[0])
     assert int(lines[2]) >= 172800 + int(host_uptime) - 5
+
+
+def test_exec_into_a_container_without_a_mount_namespace_is_chrooted_too(
+    runtime: Runtime, bundle: Path
+) -> None:
+    (bundle / "rootfs" / "marker").write_text("in the rootfs\n")
+    box = runtime.create("chroot-exec", spec_config(bundle, "sleep", "30", change=no_mount_ns))
+    try:
+        box.start()
+        status, out, err = box.exec_run(["cat", "/marker"], timeout=20)
+        assert (status, out) == (0, b"in the rootfs\n"), err
+    finally:
+        box.destroy(force=True)
