@@ -222,7 +222,7 @@ class Config:
     warnings: tuple[str, ...] = field(default=(), compare=False)
     #: setdomainname(2) in the new UTS namespace (refused without one, as `hostname`).
     domainname: str | None = None
-    #: personality(2) of the container's process (and exec'd ones).
+    #: personality(2) of the container's own process (applied by the init; exec'd processes keep the runtime's).
     personality: Personality | None = None
     #: `linux.timeOffsets`: clock name -> offset, written for the new time namespace.
     time_offsets: Mapping[str, TimeOffset] = field(default_factory=lambda: MappingProxyType({}))

@@ -184,3 +184,19 @@ def test_exec_into_a_container_without_a_mount_namespace_is_chrooted_too(
         assert (status, out) == (0, b"in the rootfs\n"), err
     finally:
         box.destroy(force=True)
+
+
+def test_an_execd_process_joins_the_time_namespace(runtime: Runtime, bundle: Path) -> None:
+    def change(data: dict) -> None:
+        namespace_list(data).append({"type": "time"})
+        data["linux"]["timeOffsets"] = {"boottime": {"secs": 3600}}
+
+    box = runtime.create("timens-exec", spec_config(bundle, "sleep", "30", change=change))
+    try:
+        box.start()
+        status, out, err = box.exec_run(["cat", "/proc/self/timens_offsets"], timeout=20)
+        assert status == 0, err
+        assert out.decode().splitlines()[1].split() == ["boottime", "3600", "0"]
+        assert os.stat(f"/proc/{box.pid}/ns/time").st_ino != host_ns("time")
+    finally:
+        box.destroy(force=True)
