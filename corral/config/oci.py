@@ -338,17 +338,14 @@ def _parse_root(value: object, w: str) -> Root:
 
 
 def _parse_mount(value: object, w: str) -> Mount:
-    d = _object(
-        value,
-        w,
-        frozenset({"destination", "type", "source", "options"}),
-        frozenset({"uidMappings", "gidMappings"}),
-    )
+    d = _object(value, w, frozenset({"destination", "type", "source", "options", "uidMappings", "gidMappings"}))
     return Mount(
         destination=_required(d, "destination", w),
         type=d.get("type"),
         source=d.get("source"),
         options=d.get("options", ()),
+        uid_mappings=_objects(d.get("uidMappings", []), f"{w}.uidMappings", _parse_mapping),
+        gid_mappings=_objects(d.get("gidMappings", []), f"{w}.gidMappings", _parse_mapping),
     )
 
 
@@ -616,6 +613,10 @@ def _mount_to_dict(m: Mount) -> dict[str, Any]:
     _set(out, "source", m.source)
     if m.options:
         out["options"] = list(m.options)
+    if m.uid_mappings:
+        out["uidMappings"] = [_mapping_to_dict(x) for x in m.uid_mappings]
+    if m.gid_mappings:
+        out["gidMappings"] = [_mapping_to_dict(x) for x in m.gid_mappings]
     return out
 
 

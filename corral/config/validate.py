@@ -14,6 +14,7 @@ those two classes, which sit above it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from typing import TYPE_CHECKING
@@ -275,6 +276,14 @@ def _validate_mount(m: Mount, w: str) -> None:
     if m.source is not None:
         check_string(m.source, f"{w}.source")
     check_strings(m.options, f"{w}.options")
+    if m.uid_mappings or m.gid_mappings:
+        # As runc: an idmapped mount is a bind mount, with both tables.
+        if not m.is_bind:
+            fail(f"{w}.uidMappings", "an idmapped mount must be a bind mount (options 'bind' or 'rbind')")
+        for name, mappings in (("uidMappings", m.uid_mappings), ("gidMappings", m.gid_mappings)):
+            if not mappings:
+                fail(f"{w}.{name}", "required with the other table: an idmapped mount maps both uids and gids")
+            _validate_id_mappings(mappings, f"{w}.{name}")
     if m.is_bind:
         if m.source is None:
             fail(f"{w}.source", "required for a bind mount")
@@ -588,7 +597,7 @@ def resolve_paths(c: Config) -> None:
     if bundle is None or not isinstance(c.mounts, tuple):
         return
     mounts = tuple(
-        Mount(m.destination, m.type, _anchor(m.source, bundle), m.options)
+        dataclasses.replace(m, source=_anchor(m.source, bundle))
         if isinstance(m, Mount) and m.is_bind and isinstance(m.source, str) and m.source
         else m
         for m in c.mounts

@@ -33,7 +33,7 @@ from corral.executor import credentials, fds, hooks, procfs, protocol, pty, root
 from corral.executor.protocol import Console, CreateRequest, ExecForked, ExecRequest, Failed, Go, HooksDue, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
-from corral.executor import mountns, process_attrs
+from corral.executor import idmap, mountns, process_attrs
 
 #: The init's name until it execs (execve resets it): how the executor tells
 #: "still waiting on the exec fifo" from "the user's process runs".
@@ -187,6 +187,10 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
         if protocol.recv(sock) is None:
             os._exit(1)
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        idmapped: dict[int, int] = {}
+        if any(m.is_idmapped for m in request.config.mounts):  # in the runtime's namespaces: idmap.py
+            step("making the idmapped mounts' detached trees")
+            idmapped = idmap.detached_trees(request.config)
         # Every path opened before the first setns, as runc's nsexec does: once in a joined
         # mount namespace, /proc/<pid>/ns/... names that namespace's processes, not ours.
         opened: list[tuple[str, str, int]] = []
@@ -229,7 +233,7 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
             os.close(gate_write)
             os.read(gate_read, 1)  # returns when this stage has reported the PID and exited
             os.close(gate_read)
-            init_stage(request, fifo_fd, sock, stdio)
+            init_stage(request, fifo_fd, sock, stdio, idmapped)
         os.close(gate_read)
         protocol.send(sock, InitForked(pid))
     except BaseException as exc:
@@ -237,7 +241,9 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
     os._exit(0)
 
 
-def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int]) -> NoReturn:
+def init_stage(
+    request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int], idmapped: dict[int, int] | None = None
+) -> NoReturn:
     step = Step()
     try:
         step("naming the init")
@@ -257,7 +263,10 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
                 request.cgroup_paths,
                 in_user_namespace="user" in new or any(t == "user" for t, _ in request.join),
                 new_cgroupns="cgroup" in new,
+                idmapped=idmapped,
             )
+            for fd in (idmapped or {}).values():
+                os.close(fd)
         if config.process.terminal:  # before pivot_root, and before `finish` may make the root unbindable
             where = config.root.path if mount_mode == mountns.NEW else "/"  # joined: its root is the rootfs
             root_fd = os.open(where, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

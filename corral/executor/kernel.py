@@ -91,6 +91,8 @@ class Syscalls(Protocol):
 
     def mount_setattr(self, dfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None: ...
 
+    def move_mount(self, from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None: ...
+
 
 def _read_file(path: str) -> str:
     with open(path) as f:
@@ -134,6 +136,7 @@ class LinuxSyscalls:
     setresuid = staticmethod(os.setresuid)
     umask = staticmethod(os.umask)
     mount_setattr = staticmethod(sc.mount_setattr)
+    move_mount = staticmethod(sc.move_mount)
 
 
 #: The default every rootfs and credentials function uses when not given one.

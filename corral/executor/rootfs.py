@@ -180,16 +180,25 @@ def mount_one(
     new_cgroupns: bool,
     *,
     kernel: Syscalls = LINUX,
+    tree_fd: int | None = None,
 ) -> None:
-    """One of the config's mounts, with its remount and propagation calls; MountError names it."""
+    """One of the config's mounts, with its remount and propagation calls; MountError names it.
+
+    `tree_fd`: an idmapped bind's detached tree (executor/idmap.py), attached instead of a bind."""
     try:
-        _mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns, kernel)
+        _mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns, kernel, tree_fd)
     except OSError as exc:
         raise MountError(mount.destination, exc) from exc
 
 
 def _mount_one(
-    root_fd: int, mount: Mount, config: Config, cgroup_paths: Mapping[str, str], new_cgroupns: bool, kernel: Syscalls
+    root_fd: int,
+    mount: Mount,
+    config: Config,
+    cgroup_paths: Mapping[str, str],
+    new_cgroupns: bool,
+    kernel: Syscalls,
+    tree_fd: int | None = None,
 ) -> None:
     options = parse_options(mount.options)
     if mount.type == "cgroup":
@@ -207,7 +216,12 @@ def _mount_one(
     try:
         refuse_procfs_target(target_fd, mount, kernel=kernel)
         target = fd_path(target_fd)
-        if bind:
+        if bind and tree_fd is not None:
+            kernel.move_mount(tree_fd, "", target_fd, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+            extra = options.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+            if extra:
+                _remount_new(root_fd, mount.destination, extra, kernel)
+        elif bind:
             kernel.mount(source, target, None, sc.MS_BIND | (options.flags & sc.MS_REC))
             extra = options.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
             if extra:
@@ -526,6 +540,7 @@ def prepare(
     in_user_namespace: bool,
     new_cgroupns: bool,
     kernel: Syscalls = LINUX,
+    idmapped: Mapping[int, int] | None = None,
 ) -> None:
     """Everything before pivot_root: cut `/` off from the host, the rootfs bind, the config's mounts, /dev.
 
@@ -550,8 +565,9 @@ def prepare(
     try:
         dev_is_tmpfs = False
         has_pts = False
-        for mount in config.mounts:
-            mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns, kernel=kernel)
+        for i, mount in enumerate(config.mounts):
+            tree_fd = (idmapped or {}).get(i)
+            mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns, kernel=kernel, tree_fd=tree_fd)
             dest = os.path.normpath(mount.destination)
             if dest == "/dev" and mount.type == "tmpfs":
                 dev_is_tmpfs = True

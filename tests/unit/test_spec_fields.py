@@ -109,3 +109,18 @@ def test_a_new_mount_namespace_allows_everything() -> None:
     config = Config.from_dict(spec(), bundle="/b")
     assert mountns.mode(config) == mountns.NEW
     mountns.check(config)
+
+
+def test_idmapped_mounts_are_read_and_checked() -> None:
+    mapping = [{"containerID": 0, "hostID": 1000, "size": 10}]
+    data = spec()
+    data["mounts"].append({"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind"], "uidMappings": mapping, "gidMappings": mapping})
+    config = Config.from_dict(data, bundle="/b")
+    assert config.mounts[-1].is_idmapped
+    assert Config.from_dict(config.to_dict(), bundle="/b") == config
+    data["mounts"][-1].pop("gidMappings")
+    with pytest.raises(ConfigError, match=r"^mounts\[6\].gidMappings: required with the other table"):
+        Config.from_dict(data, bundle="/b")
+    data["mounts"][-1].update(gidMappings=mapping, type="tmpfs", options=[])
+    with pytest.raises(ConfigError, match=r"^mounts\[6\].uidMappings: an idmapped mount must be a bind mount"):
+        Config.from_dict(data, bundle="/b")

@@ -4,6 +4,7 @@ and by trying to write."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,3 +72,31 @@ def test_rro_makes_every_submount_read_only_where_ro_does_not(
     out = sh(runtime, bundle, tmp_path, f"bind-{option}", "cat /proc/self/mountinfo", change)
     assert "ro" in mount_options(out, "/data")
     assert ("ro" in mount_options(out, "/data/sub")) is sub_read_only
+
+
+def test_an_idmapped_bind_shows_the_sources_ids_through_its_mappings(
+    runtime: Runtime, bundle: Path, tmp_path: Path
+) -> None:
+    """The kernel's (and runc's) direction: an id on disk is read as a `containerID` and
+    shown as its `hostID`, as a user namespace maps ids outward. With containerID 0 ->
+    hostID 1000, root's file shows as 1000:1000 in a container without a user
+    namespace, and the file of uid 1000, which the mapping leaves out, as the overflow
+    id (65534). (With a container user namespace mapping 0 -> 1000 as well, root's file
+    is root's again inside: runc's use of it.)"""
+    source = tmp_path / "idmapped"
+    source.mkdir()
+    (source / "mine").write_text("x")
+    os.chown(source / "mine", 1000, 1000)
+    (source / "roots").write_text("x")
+    mapping = [{"containerID": 0, "hostID": 1000, "size": 1}]
+
+    def change(data: dict[str, Any]) -> None:
+        data["mounts"].append(
+            {"destination": "/data", "type": "bind", "source": str(source), "options": ["bind"], "uidMappings": mapping, "gidMappings": mapping}
+        )
+
+    out = sh(runtime, bundle, tmp_path, "idmap", "stat -c '%n %u:%g' /data/mine /data/roots; grep ' /data ' /proc/self/mountinfo", change)
+    lines = out.splitlines()
+    assert lines[:2] == ["/data/mine 65534:65534", "/data/roots 1000:1000"], out
+    assert "idmapped" in lines[2], out
+    assert (source / "mine").stat().st_uid == 1000  # the files themselves are unchanged
