@@ -44,6 +44,7 @@ from corral.config.linux import (
 )
 from corral.config.hooks import HOOK_KINDS, Hook, Hooks
 from corral.config.network import NETWORK_ANNOTATION, Interface, Network, Route
+from corral.config.process_attrs import CPUAffinity, IOPriority, Personality, Scheduler, TimeOffset
 from corral.config.seccomp import Seccomp, SeccompArg, SeccompSyscall, parse_seccomp
 from corral.config.spec import INHERITED, Config, Process
 from corral.config.types import (
@@ -73,6 +74,11 @@ from corral.config.types import (
 )
 
 __all__ = [
+    "CPUAffinity",
+    "IOPriority",
+    "Personality",
+    "Scheduler",
+    "TimeOffset",
     "BlockIOResources",
     "CAPABILITIES",
     "CAPABILITY_SETS",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import resource
 
-NAMESPACE_TYPES: tuple[str, ...] = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup")
+NAMESPACE_TYPES: tuple[str, ...] = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
 #: Linux capability names and their bit numbers (linux/capability.h), for capset
 #: and PR_CAPBSET_DROP. A name the running kernel does not know (a number above
@@ -255,6 +255,25 @@ FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
     "nolazytime": (True, MS_LAZYTIME),
     "bind": (False, MS_BIND),
     "rbind": (False, MS_BIND | MS_REC),
+}
+
+#: mount_setattr(2) attributes (linux/mount.h): the recursive options of runtime-spec 1.2,
+#: applied to the whole tree of a mount with AT_RECURSIVE (Linux 5.12), as runc does.
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+
+#: option -> (clears the attribute?, attribute)
+RECURSIVE_OPTIONS: dict[str, tuple[bool, int]] = {
+    "rro": (False, MOUNT_ATTR_RDONLY),
+    "rrw": (True, MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, MOUNT_ATTR_NOSUID),
+    "rsuid": (True, MOUNT_ATTR_NOSUID),
+    "rnodev": (False, MOUNT_ATTR_NODEV),
+    "rdev": (True, MOUNT_ATTR_NODEV),
+    "rnoexec": (False, MOUNT_ATTR_NOEXEC),
+    "rexec": (True, MOUNT_ATTR_NOEXEC),
 }
 
 PROPAGATION_OPTIONS: dict[str, int] = {

@@ -35,6 +35,18 @@ from corral.config.checks import fail, free_key, join, json_type
 from corral.config.hooks import HOOK_KINDS, Hook, Hooks
 from corral.config.linux import CAPABILITY_SETS
 from corral.config.network import NETWORK_ANNOTATION, Network, network_to_annotation, parse_annotation
+from corral.config.process_attrs import (
+    CPUAffinity,
+    IOPriority,
+    Personality,
+    Scheduler,
+    TimeOffset,
+    cpu_affinity_to_dict,
+    io_priority_to_dict,
+    personality_to_dict,
+    scheduler_to_dict,
+    time_offsets_to_dict,
+)
 from corral.config.seccomp import parse_seccomp, seccomp_to_dict
 from corral.config.spec import Config, Process
 from corral.config.types import (
@@ -172,9 +184,9 @@ def _objects(value: object, where: str, parse: Callable[[object, str], _T]) -> t
 
 
 _CONFIG_KEYS = frozenset(
-    {"ociVersion", "process", "root", "hostname", "mounts", "annotations", "linux", "hooks"}
+    {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "annotations", "linux", "hooks"}
 )
-_CONFIG_OCI_KEYS = frozenset({"domainname", "solaris", "windows", "vm", "zos"})
+_CONFIG_OCI_KEYS = frozenset({"solaris", "windows", "vm", "zos"})
 
 
 def parse_config(data: object, bundle: str | None) -> Config:
@@ -190,6 +202,7 @@ def parse_config(data: object, bundle: str | None) -> Config:
         process=process,
         root=root,
         hostname=d.get("hostname"),
+        domainname=d.get("domainname"),
         mounts=_objects(d.get("mounts", []), "mounts", _parse_mount),
         annotations=annotations,
         network=network,
@@ -240,16 +253,12 @@ _PROCESS_KEYS = frozenset(
         "consoleSize",
         "selinuxLabel",
         "apparmorProfile",
-    }
-)
-_PROCESS_OCI_KEYS = frozenset(
-    {
-        "commandLine",
         "ioPriority",
         "scheduler",
         "execCPUAffinity",
     }
 )
+_PROCESS_OCI_KEYS = frozenset({"commandLine"})
 
 
 def parse_process(value: object, w: str) -> Process:
@@ -270,7 +279,44 @@ def parse_process(value: object, w: str) -> Process:
         console_size=_parse_console_size(d["consoleSize"], f"{w}.consoleSize") if "consoleSize" in d else None,
         selinux_label=d.get("selinuxLabel"),
         apparmor_profile=d.get("apparmorProfile"),
+        io_priority=_parse_io_priority(d["ioPriority"], f"{w}.ioPriority") if "ioPriority" in d else None,
+        scheduler=_parse_scheduler(d["scheduler"], f"{w}.scheduler") if "scheduler" in d else None,
+        exec_cpu_affinity=_parse_affinity(d["execCPUAffinity"], f"{w}.execCPUAffinity")
+        if "execCPUAffinity" in d
+        else None,
     )
+
+
+def _parse_io_priority(value: object, w: str) -> IOPriority:
+    d = _object(value, w, frozenset({"class", "priority"}))
+    return IOPriority(_required(d, "class", w), d.get("priority", 0))
+
+
+_SCHEDULER_KEYS = frozenset({"policy", "nice", "priority", "flags", "runtime", "deadline", "period"})
+
+
+def _parse_scheduler(value: object, w: str) -> Scheduler:
+    d = _object(value, w, _SCHEDULER_KEYS)
+    _required(d, "policy", w)
+    return Scheduler(**d)
+
+
+def _parse_affinity(value: object, w: str) -> CPUAffinity:
+    return CPUAffinity(**_object(value, w, frozenset({"initial", "final"})))
+
+
+def _parse_personality(value: object, w: str) -> Personality:
+    d = _object(value, w, frozenset({"domain", "flags"}))
+    return Personality(_required(d, "domain", w), d.get("flags", ()))
+
+
+def _parse_time_offsets(value: object, w: str) -> dict[str, TimeOffset]:
+    if not isinstance(value, Mapping):
+        fail(w, f"must be an object, not {json_type(value)}")
+    return {
+        clock: TimeOffset(**_object(offset, join(w, str(clock)), frozenset({"secs", "nanosecs"})))
+        for clock, offset in value.items()
+    }
 
 
 def _parse_console_size(value: object, w: str) -> ConsoleSize:
@@ -306,17 +352,14 @@ def _parse_root(value: object, w: str) -> Root:
 
 
 def _parse_mount(value: object, w: str) -> Mount:
-    d = _object(
-        value,
-        w,
-        frozenset({"destination", "type", "source", "options"}),
-        frozenset({"uidMappings", "gidMappings"}),
-    )
+    d = _object(value, w, frozenset({"destination", "type", "source", "options", "uidMappings", "gidMappings"}))
     return Mount(
         destination=_required(d, "destination", w),
         type=d.get("type"),
         source=d.get("source"),
         options=d.get("options", ()),
+        uid_mappings=_objects(d.get("uidMappings", []), f"{w}.uidMappings", _parse_mapping),
+        gid_mappings=_objects(d.get("gidMappings", []), f"{w}.gidMappings", _parse_mapping),
     )
 
 
@@ -334,13 +377,13 @@ _LINUX_KEYS = frozenset(
         "rootfsPropagation",
         "seccomp",
         "mountLabel",
+        "personality",
+        "timeOffsets",
     }
 )
 _LINUX_OCI_KEYS = frozenset(
     {
         "intelRdt",
-        "personality",
-        "timeOffsets",
         "memoryPolicy",
         "netDevices",
     }
@@ -365,6 +408,8 @@ def _parse_linux(value: object, w: str) -> dict[str, Any]:
         "rootfs_propagation": d.get("rootfsPropagation"),
         "seccomp": None if seccomp is None else parse_seccomp(seccomp, f"{w}.seccomp"),
         "mount_label": d.get("mountLabel"),
+        "personality": _parse_personality(d["personality"], f"{w}.personality") if "personality" in d else None,
+        "time_offsets": _parse_time_offsets(d.get("timeOffsets", {}), f"{w}.timeOffsets"),
     }
 
 
@@ -482,6 +527,7 @@ def config_to_dict(c: Config) -> dict[str, Any]:
     if c.root.readonly:
         out["root"]["readonly"] = True
     _set(out, "hostname", c.hostname)
+    _set(out, "domainname", c.domainname)
     if c.mounts:
         out["mounts"] = [_mount_to_dict(m) for m in c.mounts]
     if c.annotations or c.network is not None:
@@ -537,6 +583,10 @@ def _linux_to_dict(c: Config) -> dict[str, Any]:
     if c.seccomp is not None:
         out["seccomp"] = seccomp_to_dict(c.seccomp)
     _set(out, "mountLabel", c.mount_label)
+    if c.personality is not None:
+        out["personality"] = personality_to_dict(c.personality)
+    if c.time_offsets:
+        out["timeOffsets"] = time_offsets_to_dict(c.time_offsets)
     return out
 
 
@@ -560,6 +610,12 @@ def process_to_dict(p: Process) -> dict[str, Any]:
         out["consoleSize"] = {"height": p.console_size.height, "width": p.console_size.width}
     _set(out, "selinuxLabel", p.selinux_label)
     _set(out, "apparmorProfile", p.apparmor_profile)
+    if p.io_priority is not None:
+        out["ioPriority"] = io_priority_to_dict(p.io_priority)
+    if p.scheduler is not None:
+        out["scheduler"] = scheduler_to_dict(p.scheduler)
+    if p.exec_cpu_affinity is not None:
+        out["execCPUAffinity"] = cpu_affinity_to_dict(p.exec_cpu_affinity)
     return out
 
 
@@ -577,6 +633,10 @@ def _mount_to_dict(m: Mount) -> dict[str, Any]:
     _set(out, "source", m.source)
     if m.options:
         out["options"] = list(m.options)
+    if m.uid_mappings:
+        out["uidMappings"] = [_mapping_to_dict(x) for x in m.uid_mappings]
+    if m.gid_mappings:
+        out["gidMappings"] = [_mapping_to_dict(x) for x in m.gid_mappings]
     return out
 
 

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 from corral.config.checks import ErrorsFrom, check_instance, fail, free_key
 from corral.config.hooks import Hooks
 from corral.config.network import NETWORK_ANNOTATION, Network, validate_network
+from corral.config.process_attrs import CPUAffinity, IOPriority, Personality, Scheduler, TimeOffset
 from corral.config.seccomp import Seccomp
 from corral.config.types import (
     DEFAULT_MASKED_PATHS,
@@ -119,6 +120,11 @@ class Process:
     #: refuses them where it is on (executor/lsm.py): applying labels is not supported yet.
     selinux_label: str | None = None
     apparmor_profile: str | None = None
+    #: ioprio_set(2), sched_setattr(2) and, for an exec'd process only (as the spec says),
+    #: sched_setaffinity(2) before and after it joins the cgroup (config/process_attrs.py).
+    io_priority: IOPriority | None = None
+    scheduler: Scheduler | None = None
+    exec_cpu_affinity: CPUAffinity | None = None
 
     def __post_init__(self) -> None:
         defaults = _process_defaults()
@@ -217,6 +223,12 @@ class Config:
     #: What reading it ignored, one "json.path: why" each (unknown keys, deprecated fields);
     #: not part of the value: it compares and hashes as the same config without them.
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    #: setdomainname(2) in the new UTS namespace (refused without one, as `hostname`).
+    domainname: str | None = None
+    #: personality(2) of the container's own process (applied by the init; exec'd processes keep the runtime's).
+    personality: Personality | None = None
+    #: `linux.timeOffsets`: clock name -> offset, written for the new time namespace.
+    time_offsets: Mapping[str, TimeOffset] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         if isinstance(self.process, Process):  # anything else is for validate() to refuse
@@ -231,7 +243,7 @@ class Config:
             "readonly_paths",
             "devices",
         )
-        for name in ("sysctl", "annotations"):
+        for name in ("sysctl", "annotations", "time_offsets"):
             value = getattr(self, name)
             if isinstance(value, Mapping) and not isinstance(value, FrozenMap):
                 object.__setattr__(self, name, FrozenMap(value))

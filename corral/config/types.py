@@ -170,9 +170,17 @@ class Mount:
     type: str | None = None
     source: str | None = None
     options: tuple[str, ...] = ()
+    #: An idmapped bind mount (`uidMappings`/`gidMappings` of the mount): the source's
+    #: ids seen through these mappings, made with mount_setattr(MOUNT_ATTR_IDMAP).
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
 
     def __post_init__(self) -> None:
-        lists_to_tuples(self, "options")
+        lists_to_tuples(self, "options", "uid_mappings", "gid_mappings")
+
+    @property
+    def is_idmapped(self) -> bool:
+        return bool(self.uid_mappings or self.gid_mappings)
 
     @property
     def is_bind(self) -> bool:

@@ -14,6 +14,7 @@ those two classes, which sit above it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from typing import TYPE_CHECKING
@@ -63,6 +64,13 @@ from corral.config.linux import (
 )
 from corral.config.hooks import validate_hooks
 from corral.config.seccomp import validate_seccomp
+from corral.config.process_attrs import (
+    validate_cpu_affinity,
+    validate_io_priority,
+    validate_personality,
+    validate_scheduler,
+    validate_time_offsets,
+)
 from corral.config.types import (
     BlockIOResources,
     Capabilities,
@@ -127,6 +135,12 @@ def validate_process(p: Process, w: str) -> None:
         _validate_capabilities(p.capabilities, f"{w}.capabilities")
     if p.oom_score_adj is not None:
         check_range(p.oom_score_adj, f"{w}.oomScoreAdj", -1000, 1000)
+    if p.io_priority is not None:
+        validate_io_priority(p.io_priority, f"{w}.ioPriority")
+    if p.scheduler is not None:
+        validate_scheduler(p.scheduler, f"{w}.scheduler")
+    if p.exec_cpu_affinity is not None:
+        validate_cpu_affinity(p.exec_cpu_affinity, f"{w}.execCPUAffinity")
 
 
 #: (uid_t)-1: setresuid/setresgid read it as "leave this id unchanged", so a process given
@@ -193,6 +207,11 @@ def validate_sections(c: Config) -> None:
     _validate_root(c.root, c.bundle)
     if c.hostname is not None:
         _validate_hostname(c.hostname)
+    if c.domainname is not None:
+        _validate_hostname(c.domainname, "domainname")
+    if c.personality is not None:
+        validate_personality(c.personality, "linux.personality")
+    validate_time_offsets(c.time_offsets, "linux.timeOffsets")
     for i, m in enumerate(check_list(c.mounts, "mounts", "mount objects")):
         check_instance(m, Mount, f"mounts[{i}]")
         _validate_mount(m, f"mounts[{i}]")
@@ -241,12 +260,13 @@ def _validate_root(root: object, bundle: str | None) -> None:
     check_bool(root.readonly, "root.readonly")
 
 
-def _validate_hostname(hostname: object) -> None:
+def _validate_hostname(hostname: object, w: str = "hostname") -> None:
+    """Also `domainname`: the kernel keeps both in 64-byte fields of the UTS namespace."""
     if not isinstance(hostname, str):
-        fail("hostname", "must be a string")
-    check_no_nul(hostname, "hostname")
+        fail(w, "must be a string")
+    check_no_nul(hostname, w)
     if len(hostname.encode()) > HOST_NAME_MAX:
-        fail("hostname", f"must be at most {HOST_NAME_MAX} bytes long")
+        fail(w, f"must be at most {HOST_NAME_MAX} bytes long")
 
 
 def _validate_mount(m: Mount, w: str) -> None:
@@ -256,6 +276,14 @@ def _validate_mount(m: Mount, w: str) -> None:
     if m.source is not None:
         check_string(m.source, f"{w}.source")
     check_strings(m.options, f"{w}.options")
+    if m.uid_mappings or m.gid_mappings:
+        # As runc: an idmapped mount is a bind mount, with both tables.
+        if not m.is_bind:
+            fail(f"{w}.uidMappings", "an idmapped mount must be a bind mount (options 'bind' or 'rbind')")
+        for name, mappings in (("uidMappings", m.uid_mappings), ("gidMappings", m.gid_mappings)):
+            if not mappings:
+                fail(f"{w}.{name}", "required with the other table: an idmapped mount maps both uids and gids")
+            _validate_id_mappings(mappings, f"{w}.{name}")
     if m.is_bind:
         if m.source is None:
             fail(f"{w}.source", "required for a bind mount")
@@ -271,8 +299,6 @@ def _validate_namespaces(namespaces: object) -> None:
     for i, ns in enumerate(check_list(namespaces, "linux.namespaces", "namespace objects")):
         wi = f"linux.namespaces[{i}]"
         check_instance(ns, Namespace, wi)
-        if ns.type == "time":
-            fail(f"{wi}.type", "'time' namespaces are not supported yet")
         if not isinstance(ns.type, str) or ns.type not in NAMESPACE_TYPES:
             fail(
                 f"{wi}.type",
@@ -493,6 +519,11 @@ def _validate_cross_checks(c: Config) -> None:
     if c.hostname is not None and c.namespace("uts") is None:
         # As runc: sethostname() outside a private UTS namespace renames the host.
         fail("hostname", "cannot be set without a uts namespace (linux.namespaces has no 'uts')")
+    if c.domainname is not None and c.namespace("uts") is None:
+        fail("domainname", "cannot be set without a uts namespace (linux.namespaces has no 'uts')")
+    if c.time_offsets and not c.creates_namespace("time"):
+        # As runc: offsets can be written only before a process runs in a new time namespace.
+        fail("linux.timeOffsets", "need a new time namespace (linux.namespaces has no 'time' without a path)")
     for name, paths in (("maskedPaths", c.masked_paths), ("readonlyPaths", c.readonly_paths)):
         if paths and c.namespace("mount") is None:
             fail(
@@ -566,7 +597,7 @@ def resolve_paths(c: Config) -> None:
     if bundle is None or not isinstance(c.mounts, tuple):
         return
     mounts = tuple(
-        Mount(m.destination, m.type, _anchor(m.source, bundle), m.options)
+        dataclasses.replace(m, source=_anchor(m.source, bundle))
         if isinstance(m, Mount) and m.is_bind and isinstance(m.source, str) and m.source
         else m
         for m in c.mounts

@@ -21,6 +21,7 @@ ffibuilder.cdef(
     #define CLONE_NEWPID ...
     #define CLONE_NEWNET ...
     #define CLONE_NEWCGROUP ...
+    #define CLONE_NEWTIME ...
 
     #define MS_RDONLY ...
     #define MS_NOSUID ...
@@ -112,6 +113,18 @@ ffibuilder.cdef(
     int corral_bpf_prog_query(int target_fd, unsigned int attach_type, uint32_t *ids,
                               uint32_t *count);
     int corral_bpf_prog_get_fd_by_id(uint32_t id);
+
+    int setdomainname(const char *name, size_t len);
+    int personality(unsigned long persona);
+    int corral_ioprio_set(int which, int who, int ioprio);
+    int corral_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
+                             uint32_t priority, uint64_t runtime, uint64_t deadline,
+                             uint64_t period);
+    int corral_open_tree(int dfd, const char *path, unsigned int flags);
+    int corral_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path,
+                          unsigned int flags);
+    int corral_mount_setattr(int dfd, const char *path, unsigned int flags, uint64_t attr_set,
+                             uint64_t attr_clr, uint64_t userns_fd);
     """
 )
 
@@ -124,6 +137,7 @@ ffibuilder.set_source(
     #include <string.h>
     #include <unistd.h>
     #include <sys/mount.h>
+    #include <sys/personality.h>
     #include <sys/prctl.h>
     #include <sys/syscall.h>
     #include <sys/vfs.h>
@@ -133,6 +147,70 @@ ffibuilder.set_source(
     #include <linux/filter.h>
     #include <linux/seccomp.h>
     #include <linux/bpf.h>
+
+    #ifndef CLONE_NEWTIME
+    #define CLONE_NEWTIME 0x00000080
+    #endif
+
+    static int corral_ioprio_set(int which, int who, int ioprio) {
+        return (int) syscall(SYS_ioprio_set, which, who, ioprio);
+    }
+
+    /* struct sched_attr of sched_setattr(2), spelled out: older glibc has none, newer
+       ones declare it in <sched.h> under the same name. */
+    struct corral_sched_attr {
+        uint32_t size;
+        uint32_t sched_policy;
+        uint64_t sched_flags;
+        int32_t sched_nice;
+        uint32_t sched_priority;
+        uint64_t sched_runtime;
+        uint64_t sched_deadline;
+        uint64_t sched_period;
+    };
+
+    static int corral_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
+                                    uint32_t priority, uint64_t runtime, uint64_t deadline,
+                                    uint64_t period) {
+        struct corral_sched_attr attr;
+        memset(&attr, 0, sizeof(attr));
+        attr.size = sizeof(attr);
+        attr.sched_policy = policy;
+        attr.sched_flags = flags;
+        attr.sched_nice = nice;
+        attr.sched_priority = priority;
+        attr.sched_runtime = runtime;
+        attr.sched_deadline = deadline;
+        attr.sched_period = period;
+        return (int) syscall(SYS_sched_setattr, pid, &attr, 0);
+    }
+
+    static int corral_open_tree(int dfd, const char *path, unsigned int flags) {
+        return (int) syscall(SYS_open_tree, dfd, path, flags);
+    }
+
+    static int corral_move_mount(int from_dfd, const char *from_path, int to_dfd,
+                                 const char *to_path, unsigned int flags) {
+        return (int) syscall(SYS_move_mount, from_dfd, from_path, to_dfd, to_path, flags);
+    }
+
+    /* struct mount_attr of mount_setattr(2) (Linux 5.12), spelled out as above. */
+    struct corral_mount_attr {
+        uint64_t attr_set;
+        uint64_t attr_clr;
+        uint64_t propagation;
+        uint64_t userns_fd;
+    };
+
+    static int corral_mount_setattr(int dfd, const char *path, unsigned int flags,
+                                    uint64_t attr_set, uint64_t attr_clr, uint64_t userns_fd) {
+        struct corral_mount_attr attr;
+        memset(&attr, 0, sizeof(attr));
+        attr.attr_set = attr_set;
+        attr.attr_clr = attr_clr;
+        attr.userns_fd = userns_fd;
+        return (int) syscall(SYS_mount_setattr, dfd, path, flags, &attr, sizeof(attr));
+    }
 
     static int corral_pivot_root(const char *new_root, const char *put_old) {
         return (int) syscall(SYS_pivot_root, new_root, put_old);

@@ -30,12 +30,13 @@ import socket
 import struct
 from typing import Any, NoReturn
 
-from corral.config import Process
+from corral.config import Config, Process
 from corral.errors import ExecutorError
 from corral.executor import credentials, fds, hooks, procfs, protocol, pty, rootfs, seccomp
 from corral.executor.protocol import Console, CreateRequest, ExecForked, ExecRequest, Failed, Go, HooksDue, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
+from corral.executor import idmap, mountns, process_attrs
 
 #: The init's name until it execs (execve resets it): how the executor tells
 #: "still waiting on the exec fifo" from "the user's process runs".
@@ -131,11 +132,13 @@ def open_terminal(root_fd: int, process: Process, sock: socket.socket, step: Ste
     return [pair.slave] * 3
 
 
-def become(process: Process, stdio: list[int], step: Step) -> str:
+def become(process: Process, stdio: list[int], step: Step, config: Config | None = None) -> str:
     """The last steps before exec, shared by init and exec: find the program, drop to the
     process's credentials, enter its working directory, take its stdio. Returns the path."""
     step(f"looking up {process.args[0]!r}")
     executable = find_executable(process.args[0], process.env, process.cwd)
+    step("setting the personality, I/O priority and scheduler (before capabilities drop)")
+    process_attrs.apply(process, config)
     step("setting up the process's credentials")
     credentials.apply(process)
     step(f"changing to the working directory {process.cwd!r}")
@@ -182,14 +185,20 @@ def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
 def enter_namespaces(request: CreateRequest, step: Step, skip: frozenset[str] = frozenset()) -> None:
     """Join the namespaces given by path, then unshare the new ones but the cgroup
     namespace (the init's, once it is in its cgroups) and those in `skip`."""
-    for ns_type, path in request.join:
-        if ns_type in skip:
-            continue
-        step(f"joining the {ns_type} namespace at {path}")
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
+    # Every path opened before the first setns, as runc's nsexec does: once in a joined
+    # mount namespace, /proc/<pid>/ns/... names that namespace's processes, not ours.
+    opened: list[tuple[str, str, int]] = []
+    try:
+        for ns_type, path in request.join:
+            if ns_type in skip:
+                continue
+            step(f"opening the {ns_type} namespace at {path}")
+            opened.append((ns_type, path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+        for ns_type, path, fd in opened:
+            step(f"joining the {ns_type} namespace at {path}")
             sc.setns(fd, sc.NAMESPACES[ns_type][0])
-        finally:
+    finally:
+        for _, _, fd in opened:
             os.close(fd)
     new = [t for t in request.new if t != "cgroup" and t not in skip]
     flags = 0
@@ -207,10 +216,18 @@ def forks_init_directly(request: CreateRequest) -> bool:
     child alone (and takes its own back), and the init enters the other namespaces
     itself, which saves a process, its exit and two hops of the sync protocol. Not with
     a user namespace, which must exist before the others so that it owns them (and its
-    maps are written in between), nor with a PID namespace joined by path.
+    maps are written in between), nor with a PID namespace joined by path; nor with a new
+    time namespace (like a PID namespace it applies to children only, and its offsets are
+    written before the first one) or idmapped mounts (their trees are made in the
+    runtime's namespaces by the stage before the init).
     """
     joined = {t for t, _ in request.join}
-    return "user" not in request.new and not joined & {"user", "pid"}
+    return (
+        "user" not in request.new
+        and "time" not in request.new
+        and not joined & {"user", "pid"}
+        and not any(m.is_idmapped for m in request.config.mounts)
+    )
 
 
 def direct_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int]) -> NoReturn:
@@ -235,6 +252,10 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
         if protocol.recv(sock) is None:
             os._exit(1)
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        idmapped: dict[int, int] = {}
+        if any(m.is_idmapped for m in request.config.mounts):  # in the runtime's namespaces: idmap.py
+            step("making the idmapped mounts' detached trees")
+            idmapped = idmap.detached_trees(request.config)
         enter_namespaces(request, step)
         new = request.new
         if "user" in new:
@@ -247,6 +268,10 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
                     setter(0, 0, 0)
                 except OSError:
                     pass  # container root is not mapped: the process's own user comes later
+        if "time" in new and request.config.time_offsets:
+            step("writing the time namespace's offsets (before its first process)")
+            procfs.acquire()
+            process_attrs.write_time_offsets(request.config.time_offsets)
         step("forking the init")
         gate_read, gate_write = os.pipe()
         pid = os.fork()
@@ -254,7 +279,7 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
             os.close(gate_write)
             os.read(gate_read, 1)  # returns when this stage has reported the PID and exited
             os.close(gate_read)
-            init_stage(request, fifo_fd, sock, stdio)
+            init_stage(request, fifo_fd, sock, stdio, idmapped)
         os.close(gate_read)
         protocol.send(sock, InitForked(pid))
     except BaseException as exc:
@@ -262,7 +287,9 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
     os._exit(0)
 
 
-def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int]) -> NoReturn:
+def init_stage(
+    request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int], idmapped: dict[int, int] | None = None
+) -> NoReturn:
     step = Step()
     extra = stdio[3:]  # Stdio.extra_fds: the program's 3, 4, ... (a terminal replaces only 0, 1, 2)
     try:
@@ -275,15 +302,21 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         if "cgroup" in new:
             step("creating the cgroup namespace")
             sc.unshare(sc.CLONE_NEWCGROUP)
-        step("setting up the rootfs")
-        rootfs.prepare(
-            config,
-            request.cgroup_paths,
-            in_user_namespace="user" in new or any(t == "user" for t, _ in request.join),
-            new_cgroupns="cgroup" in new,
-        )
+        mount_mode = mountns.mode(config)  # without a new one: no mount at all (mountns.py)
+        if mount_mode == mountns.NEW:
+            step("setting up the rootfs")
+            rootfs.prepare(
+                config,
+                request.cgroup_paths,
+                in_user_namespace="user" in new or any(t == "user" for t, _ in request.join),
+                new_cgroupns="cgroup" in new,
+                idmapped=idmapped,
+            )
+            for fd in (idmapped or {}).values():
+                os.close(fd)
         if config.process.terminal:  # before pivot_root, and before `finish` may make the root unbindable
-            root_fd = os.open(config.root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            where = config.root.path if mount_mode == mountns.NEW else "/"  # joined: its root is the rootfs
+            root_fd = os.open(where, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 stdio = open_terminal(root_fd, config.process, sock, step, console=True)
             finally:
@@ -291,22 +324,31 @@ def init_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio:
         if config.hostname is not None:
             step(f"setting the hostname {config.hostname!r}")
             sc.sethostname(config.hostname)
+        if config.domainname is not None:
+            step(f"setting the domainname {config.domainname!r}")
+            sc.setdomainname(config.domainname)
         if "network" in new:
             step("bringing up the loopback interface")
             loopback_up()
         step("writing the sysctls (through the host's procfs, before pivot_root)")
         rootfs.write_sysctls(config.sysctl)
         host_pid = create_hooks(request, sock, step)
-        step(f"pivot_root into {config.root.path}")
-        rootfs.pivot(config.root.path)
-        step("finishing the rootfs (read-only and masked paths)")
-        rootfs.finish(config)
-        step("reaching the exec fifo through /proc (the container needs proc mounted at /proc)")
-        os.stat(rootfs.fd_path(fifo_fd))
+        if mount_mode == mountns.NEW:
+            step(f"pivot_root into {config.root.path}")
+            rootfs.pivot(config.root.path)
+            step("finishing the rootfs (read-only and masked paths)")
+            rootfs.finish(config)
+            step("reaching the exec fifo through /proc (the container needs proc mounted at /proc)")
+            os.stat(rootfs.fd_path(fifo_fd))
+        elif mount_mode == mountns.NONE:
+            step(f"chroot into {config.root.path} (no mount namespace of its own: no pivot_root)")
+            os.chdir(config.root.path)
+            os.chroot(".")
+            os.chdir("/")
         process = config.process
         seccomp_filter = request.seccomp  # compiled by the controller at create
         load_seccomp_privileged(seccomp_filter, process, step)
-        executable = become(process, stdio, step)
+        executable = become(process, stdio, step, config)
         protocol.send(sock, InitReady())
     except BaseException as exc:
         fail(sock, step, exc)
@@ -360,6 +402,10 @@ def exec_stage(request: ExecRequest, sock: socket.socket, stdio: list[int], pidf
     """Join the running container (one setns through the init's pidfd), then fork and exec."""
     step = Step()
     try:
+        affinity = request.process.exec_cpu_affinity
+        if affinity is not None:
+            step("setting the initial CPU affinity (execCPUAffinity.initial)")
+            process_attrs.set_affinity(affinity.initial)
         step("waiting for the cgroups")
         if protocol.recv(sock) is None:
             os._exit(1)
@@ -369,10 +415,20 @@ def exec_stage(request: ExecRequest, sock: socket.socket, stdio: list[int], pidf
         flags = 0
         for ns_type in request.join:
             flags |= sc.NAMESPACES[ns_type][0]
+        root_fd = None
+        if "mount" not in request.join:  # the container's root is the init's chroot: take it too
+            step("opening the container's root (no mount namespace to join)")
+            root_fd = procfs.current().open_root_of(request.init_pid)
         if flags:
             step("joining the container's namespaces")
             sc.setns(pidfd, flags)
         os.close(pidfd)
+        if root_fd is not None:
+            step("chroot into the container's root")
+            os.fchdir(root_fd)
+            os.close(root_fd)
+            os.chroot(".")
+            os.chdir("/")
         step("forking the process")
         pid = os.fork()
         if pid == 0:
@@ -388,6 +444,9 @@ def _exec_process(
 ) -> NoReturn:
     step = Step()
     try:
+        if process.exec_cpu_affinity is not None:
+            step("setting the final CPU affinity (execCPUAffinity.final)")
+            process_attrs.set_affinity(process.exec_cpu_affinity.final)
         if process.terminal:  # joined the mount namespace: "/" is the container's
             root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:

@@ -89,6 +89,10 @@ class Syscalls(Protocol):
 
     def umask(self, mask: int) -> int: ...
 
+    def mount_setattr(self, dfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None: ...
+
+    def move_mount(self, from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None: ...
+
 
 def _read_file(path: str) -> str:
     with open(path) as f:
@@ -131,6 +135,8 @@ class LinuxSyscalls:
     setresgid = staticmethod(os.setresgid)
     setresuid = staticmethod(os.setresuid)
     umask = staticmethod(os.umask)
+    mount_setattr = staticmethod(sc.mount_setattr)
+    move_mount = staticmethod(sc.move_mount)
 
 
 #: The default every rootfs and credentials function uses when not given one.

@@ -49,6 +49,7 @@ from corral.executor.interface import (
     Stdio,
 )
 from corral.executor.syscalls import NAMESPACES
+from corral.executor import mountns
 
 EXIT_FILE = "init.exit"
 MONITOR_GRACE = 5.0
@@ -121,15 +122,8 @@ class LinuxExecutor:
     # -- the interface ------------------------------------------------------------
 
     def plan(self, container_id: str, config: Config, run_dir: str, store_root: str) -> ContainerPlan:
-        mount_ns = config.namespace("mount")
-        if mount_ns is None:
-            raise ConfigError(
-                "linux.namespaces",
-                "corral needs a new mount namespace to set up the rootfs: add {\"type\": \"mount\"}",
-            )
-        if mount_ns.path is not None:
-            raise ConfigError("linux.namespaces", "joining a mount namespace by path is not supported yet")
-        if not os.path.isdir(config.root.path):
+        mountns.check(config)  # what needs a new mount namespace is refused without one
+        if mountns.mode(config) != mountns.JOINED and not os.path.isdir(config.root.path):
             raise ConfigError("root.path", f"{config.root.path} does not exist or is not a directory")
         if config.seccomp is not None:
             # Compiled here, before anything exists, so that what this host's

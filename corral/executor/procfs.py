@@ -123,6 +123,16 @@ class ProcFS:
         finally:
             os.close(fd_dir)
 
+    def open_root_of(self, pid: int) -> int:
+        """An O_PATH fd of what process `pid` sees as `/` (its chroot): `<pid>/root`, the
+        magic link followed from this procfs's `<pid>` directory only, as `reopen` does."""
+        self.check()
+        pid_dir = sc.openat2(self.fd, str(pid), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, _RESOLVE)
+        try:
+            return os.open("root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pid_dir)
+        finally:
+            os.close(pid_dir)
+
     def close(self) -> None:
         os.close(self.fd)
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from corral.config import Config, Device, Mount
-from corral.config.linux import FLAG_OPTIONS, PROPAGATION_OPTIONS
+from corral.config.linux import FLAG_OPTIONS, PROPAGATION_OPTIONS, RECURSIVE_OPTIONS
 from corral.errors import ExecutorError, MountError
 from corral.executor import syscalls as sc
 from corral.executor.kernel import LINUX, Syscalls
@@ -59,21 +59,28 @@ class MountOptions:
     flags: int
     propagation: tuple[int, ...]
     data: str | None
+    #: mount_setattr attributes to set and clear on the whole tree (`rro`, `rnosuid` ...).
+    attr_set: int = 0
+    attr_clr: int = 0
 
 
 def parse_options(options: Iterable[str]) -> MountOptions:
     flags = 0
     propagation: list[int] = []
     data: list[str] = []
+    attr_set = attr_clr = 0
     for option in options:
-        if option in FLAG_OPTIONS:
+        if option in RECURSIVE_OPTIONS:
+            clear, attr = RECURSIVE_OPTIONS[option]
+            attr_set, attr_clr = (attr_set & ~attr, attr_clr | attr) if clear else (attr_set | attr, attr_clr & ~attr)
+        elif option in FLAG_OPTIONS:
             clear, flag = FLAG_OPTIONS[option]
             flags = (flags & ~flag) if clear else (flags | flag)
         elif option in PROPAGATION_OPTIONS:
             propagation.append(PROPAGATION_OPTIONS[option])
         else:
             data.append(option)
-    return MountOptions(flags, tuple(propagation), ",".join(data) or None)
+    return MountOptions(flags, tuple(propagation), ",".join(data) or None, attr_set, attr_clr)
 
 
 def fd_path(fd: int) -> str:
@@ -173,16 +180,25 @@ def mount_one(
     new_cgroupns: bool,
     *,
     kernel: Syscalls = LINUX,
+    tree_fd: int | None = None,
 ) -> None:
-    """One of the config's mounts, with its remount and propagation calls; MountError names it."""
+    """One of the config's mounts, with its remount and propagation calls; MountError names it.
+
+    `tree_fd`: an idmapped bind's detached tree (executor/idmap.py), attached instead of a bind."""
     try:
-        _mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns, kernel)
+        _mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns, kernel, tree_fd)
     except OSError as exc:
         raise MountError(mount.destination, exc) from exc
 
 
 def _mount_one(
-    root_fd: int, mount: Mount, config: Config, cgroup_paths: Mapping[str, str], new_cgroupns: bool, kernel: Syscalls
+    root_fd: int,
+    mount: Mount,
+    config: Config,
+    cgroup_paths: Mapping[str, str],
+    new_cgroupns: bool,
+    kernel: Syscalls,
+    tree_fd: int | None = None,
 ) -> None:
     options = parse_options(mount.options)
     if mount.type == "cgroup":
@@ -200,7 +216,12 @@ def _mount_one(
     try:
         refuse_procfs_target(target_fd, mount, kernel=kernel)
         target = fd_path(target_fd)
-        if bind:
+        if bind and tree_fd is not None:
+            kernel.move_mount(tree_fd, "", target_fd, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+            extra = options.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+            if extra:
+                _remount_new(root_fd, mount.destination, extra, kernel)
+        elif bind:
             kernel.mount(source, target, None, sc.MS_BIND | (options.flags & sc.MS_REC))
             extra = options.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
             if extra:
@@ -213,6 +234,12 @@ def _mount_one(
         fd = open_in_root(root_fd, mount.destination, kernel=kernel)
         try:
             kernel.mount(None, fd_path(fd), None, propagation)
+        finally:
+            kernel.close(fd)
+    if options.attr_set or options.attr_clr:  # `rro` and co: the mount and every mount below it
+        fd = open_in_root(root_fd, mount.destination, kernel=kernel)
+        try:
+            kernel.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, options.attr_set, options.attr_clr)
         finally:
             kernel.close(fd)
 
@@ -513,6 +540,7 @@ def prepare(
     in_user_namespace: bool,
     new_cgroupns: bool,
     kernel: Syscalls = LINUX,
+    idmapped: Mapping[int, int] | None = None,
 ) -> None:
     """Everything before pivot_root: cut `/` off from the host, the rootfs bind, the config's mounts, /dev.
 
@@ -537,8 +565,9 @@ def prepare(
     try:
         dev_is_tmpfs = False
         has_pts = False
-        for mount in config.mounts:
-            mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns, kernel=kernel)
+        for i, mount in enumerate(config.mounts):
+            tree_fd = (idmapped or {}).get(i)
+            mount_one(root_fd, mount, config, cgroup_paths, new_cgroupns, kernel=kernel, tree_fd=tree_fd)
             dest = os.path.normpath(mount.destination)
             if dest == "/dev" and mount.type == "tmpfs":
                 dev_is_tmpfs = True

@@ -19,6 +19,7 @@ CLONE_NEWUSER: int = lib.CLONE_NEWUSER
 CLONE_NEWPID: int = lib.CLONE_NEWPID
 CLONE_NEWNET: int = lib.CLONE_NEWNET
 CLONE_NEWCGROUP: int = lib.CLONE_NEWCGROUP
+CLONE_NEWTIME: int = lib.CLONE_NEWTIME
 
 #: OCI namespace type -> (clone flag, name under /proc/<pid>/ns/)
 NAMESPACES: dict[str, tuple[int, str]] = {
@@ -29,6 +30,7 @@ NAMESPACES: dict[str, tuple[int, str]] = {
     "ipc": (CLONE_NEWIPC, "ipc"),
     "uts": (CLONE_NEWUTS, "uts"),
     "cgroup": (CLONE_NEWCGROUP, "cgroup"),
+    "time": (CLONE_NEWTIME, "time"),
 }
 
 MS_RDONLY: int = lib.MS_RDONLY
@@ -261,3 +263,76 @@ def bpf_prog_get_fd_by_id(prog_id: int) -> int:
     if fd == -1:
         raise _fail(f"bpf(BPF_PROG_GET_FD_BY_ID, id={prog_id})")
     return int(fd)
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    if lib.setdomainname(raw, len(raw)) == -1:
+        raise _fail(f"setdomainname({name!r})")
+
+
+def personality(persona: int) -> int:
+    """Set the execution domain; 0xffffffff only reads it. Returns the previous one."""
+    ret = lib.personality(persona)
+    if ret == -1:
+        raise _fail(f"personality({persona:#x})")
+    return int(ret)
+
+
+#: ioprio_set(2)'s `which` for one thread/process (IOPRIO_WHO_PROCESS) and the class shift.
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASS_SHIFT = 13
+
+
+def ioprio_set(ioclass: int, level: int, pid: int = 0) -> None:
+    value = (ioclass << IOPRIO_CLASS_SHIFT) | level
+    if lib.corral_ioprio_set(IOPRIO_WHO_PROCESS, pid, value) == -1:
+        raise _fail(f"ioprio_set(IOPRIO_WHO_PROCESS, {pid}, class={ioclass} level={level})")
+
+
+def sched_setattr(
+    policy: int,
+    *,
+    flags: int = 0,
+    nice: int = 0,
+    priority: int = 0,
+    runtime: int = 0,
+    deadline: int = 0,
+    period: int = 0,
+    pid: int = 0,
+) -> None:
+    if lib.corral_sched_setattr(pid, policy, flags, nice, priority, runtime, deadline, period) == -1:
+        raise _fail(
+            f"sched_setattr(pid={pid}, policy={policy}, flags={flags:#x}, nice={nice}, "
+            f"priority={priority}, runtime={runtime}, deadline={deadline}, period={period})"
+        )
+
+
+#: open_tree(2), move_mount(2) and mount_setattr(2) (Linux 5.2 / 5.12); values of linux/mount.h.
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_IDMAP = 0x100000
+
+
+def open_tree(dfd: int, path: str, flags: int) -> int:
+    fd = lib.corral_open_tree(dfd, path.encode(), flags)
+    if fd == -1:
+        raise _fail(f"open_tree({dfd}, {path!r}, {flags:#x})")
+    return int(fd)
+
+
+def move_mount(from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None:
+    if lib.corral_move_mount(from_dfd, from_path.encode(), to_dfd, to_path.encode(), flags) == -1:
+        raise _fail(f"move_mount({from_dfd}, {from_path!r}, {to_dfd}, {to_path!r}, {flags:#x})")
+
+
+def mount_setattr(dfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0, userns_fd: int = 0) -> None:
+    if lib.corral_mount_setattr(dfd, path.encode(), flags, attr_set, attr_clr, userns_fd) == -1:
+        raise _fail(
+            f"mount_setattr({dfd}, {path!r}, {flags:#x}, set={attr_set:#x}, clr={attr_clr:#x}, userns_fd={userns_fd})"
+        )

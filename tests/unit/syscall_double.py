@@ -355,3 +355,9 @@ class RecordingSyscalls:
     def umask(self, mask: int) -> int:
         self._record("umask", oct(mask))
         return 0o022
+
+    def mount_setattr(self, dfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:
+        self._record("mount_setattr", self._fd(dfd), path, hex(flags), hex(attr_set), hex(attr_clr))
+
+    def move_mount(self, from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None:
+        self._record("move_mount", from_dfd, from_path, self._fd(to_dfd), to_path, hex(flags))

@@ -199,7 +199,7 @@ def test_spec_writes_a_config_corral_reads(tmp_path: Path) -> None:
 
 def test_features_come_from_the_config_tables() -> None:
     doc = features_document()
-    assert doc["linux"]["namespaces"] == ["pid", "network", "mount", "ipc", "uts", "user", "cgroup"]
+    assert doc["linux"]["namespaces"] == ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"]
     assert "CAP_SYS_ADMIN" in doc["linux"]["capabilities"]
     assert doc["linux"]["cgroup"]["systemd"] is False
     assert doc["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]

@@ -17,7 +17,7 @@ import corral
 CORRAL = Path(corral.__file__).parent
 
 #: Each config module, in the order they may import one another (later imports earlier).
-CONFIG_LAYERS = ("linux", "checks", "types", "hooks", "seccomp", "network", "validate", "spec", "oci")
+CONFIG_LAYERS = ("linux", "checks", "types", "hooks", "seccomp", "network", "process_attrs", "validate", "spec", "oci")
 
 
 def _corral_modules_after(statement: str) -> set[str]:

@@ -107,9 +107,9 @@ def test_a_process_to_exec_ignores_unknown_keys_too(caplog: pytest.LogCaptureFix
 
 def test_known_but_unsupported_keys_are_still_refused() -> None:
     data = minimal()
-    data["domainname"] = "example.org"
+    data["linux"] = {"intelRdt": {"closID": "x"}}
 
-    with pytest.raises(ConfigError, match=r"^domainname: not supported yet$"):
+    with pytest.raises(ConfigError, match=r"^linux.intelRdt: not supported yet$"):
         Config.from_dict(data)
 
 

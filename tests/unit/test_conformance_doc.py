@@ -160,7 +160,7 @@ def test_a_refused_row_is_refused_by_the_code() -> None:
 
 
 def test_the_probe_sees_a_refusal() -> None:
-    assert refused_as_unsupported("process.ioPriority")
-    assert refused_as_unsupported("mounts[].uidMappings")
-    assert refused_as_unsupported("domainname")
+    assert refused_as_unsupported("process.commandLine")
+    assert refused_as_unsupported("linux.resources.rdma")
+    assert refused_as_unsupported("linux.intelRdt")
     assert not refused_as_unsupported("process.oomScoreAdj")

@@ -53,3 +53,11 @@ def test_mount_options_are_split_into_flags_propagation_and_data() -> None:
     assert parsed.flags == sc.MS_NOSUID | sc.MS_NOEXEC
     assert parsed.propagation == (sc.MS_SLAVE | sc.MS_REC,)
     assert parsed.data == "size=65536k,mode=755"
+
+
+def test_recursive_options_become_mount_setattr_attributes() -> None:
+    parsed = rootfs.parse_options(["rbind", "rro", "rnosuid", "rsuid", "rnoexec", "rdev"])
+    assert parsed.flags == sc.MS_BIND | sc.MS_REC
+    assert parsed.attr_set == sc.MOUNT_ATTR_RDONLY | 0x8  # MOUNT_ATTR_NOEXEC
+    assert parsed.attr_clr == 0x2 | 0x4  # MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV
+    assert parsed.data is None
