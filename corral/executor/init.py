@@ -230,14 +230,20 @@ def forks_init_directly(request: CreateRequest) -> bool:
     )
 
 
+def wait_for_cgroups(sock: socket.socket, step: Step) -> None:
+    """Block until the monitor has put this process in the container's cgroups (its Go);
+    exit quietly if it closed the socket instead. Then undumpable, as runc's nsexec."""
+    step("waiting for the cgroups")
+    if protocol.recv(sock) is None:
+        os._exit(1)
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+
+
 def direct_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, stdio: list[int]) -> NoReturn:
     """The init forked by the monitor into its new PID namespace (forks_init_directly)."""
     step = Step()
     try:
-        step("waiting for the cgroups")
-        if protocol.recv(sock) is None:
-            os._exit(1)
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        wait_for_cgroups(sock, step)
         enter_namespaces(request, step, skip=frozenset({"pid"}))
     except BaseException as exc:
         fail(sock, step, exc)
@@ -248,10 +254,7 @@ def namespaces_stage(request: CreateRequest, fifo_fd: int, sock: socket.socket, 
     """Join and create namespaces, then fork the init (PID 1 of a new PID namespace)."""
     step = Step()
     try:
-        step("waiting for the cgroups")
-        if protocol.recv(sock) is None:
-            os._exit(1)
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        wait_for_cgroups(sock, step)
         idmapped: dict[int, int] = {}
         if any(m.is_idmapped for m in request.config.mounts):  # in the runtime's namespaces: idmap.py
             step("making the idmapped mounts' detached trees")
