@@ -138,6 +138,18 @@ def wchan(pid: int) -> str | None:
         return None
 
 
+def frozen_v2_wchan(pid: int) -> str | None:
+    """The wchan of a task the v2 freezer holds. /proc/<pid>/wchan reads "0" at an instant the
+    kernel cannot unwind the sleeping task's stack (seen about 1 run in 3 under load), so a "0"
+    is read again, for at most a second; any other answer is final."""
+    deadline = time.monotonic() + 1.0
+    seen = wchan(pid)
+    while seen == "0" and time.monotonic() < deadline:
+        time.sleep(0.01)
+        seen = wchan(pid)
+    return seen
+
+
 def is_v2(record: ContainerRecord) -> bool:
     return set(record.cgroup_paths) == {""}
 
@@ -257,7 +269,7 @@ def test_pause_stops_every_process_and_resume_restarts_them(layout: Layout, bund
             # (e.g. hrtimer_nanosleep, do_wait), a runnable one sits in __refrigerator
             assert state == "D", (pid, state, wchan(pid))
         else:
-            assert state == "S" and wchan(pid) in V2_FROZEN_WCHAN, (pid, state, wchan(pid))
+            assert state == "S" and frozen_v2_wchan(pid) in V2_FROZEN_WCHAN, (pid, state, wchan(pid))
     frozen_at = assert_counter_still(bundle)
     assert box.processes() == pids  # nothing forked or exited while frozen
     for pid in pids:  # and none of them got CPU time meanwhile
