@@ -1,4 +1,4 @@
-"""The CLI and scale benchmarks run, with tiny counts, so that they cannot rot (never a timing).
+"""The CLI, scale, throughput and footprint benchmarks run, with tiny counts, so that they cannot rot (never a timing).
 
 Each runs as the README says, as a subprocess: it must exit 0, print its table,
 and leave nothing behind (its cgroups and temporary directories; the leak
@@ -49,3 +49,17 @@ def test_scale_benchmark_runs_with_tiny_counts() -> None:
     rows = table(run("scale.py", "--records", "10", "30", "--live", "2", "--repeat", "1"))
     assert set(rows) == {"records", "10", "30"}
     assert not [p for p in Path("/sys/fs/cgroup").glob("*/corral-scalebench-*")]
+
+
+def test_throughput_benchmark_runs_with_tiny_counts() -> None:
+    rows = table(run("throughput.py", "--sequential", "2", "--concurrent", "2", "--workers", "2"))
+    assert {"sequential, 1 process", "1 process (baseline)", "2 threads, one Runtime",
+            "2 processes, a Runtime each"} <= set(rows)
+    assert not [p for p in Path("/sys/fs/cgroup").glob("*/corral-tputbench-*")]
+
+
+def test_footprint_benchmark_runs_with_tiny_counts() -> None:
+    rows = table(run("footprint.py", "--live", "2", "--records", "5", "--imports", "1"))
+    assert {"monitor", "caller", "import corral", "import corral; corral.Runtime"} <= set(rows)
+    assert rows["+ 5 copies of its rows"][0] == "6"  # containers counted after the copies
+    assert not [p for p in Path("/sys/fs/cgroup").glob("*/corral-footbench-*")]
