@@ -5,12 +5,17 @@ Each test names the mutation it kills. They run on the fake executor, without ro
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from corral import Runtime, State
+from corral import Process, Runtime, State
 from corral.config import Config
+from corral.errors import InvalidTransition, WaitTimeout
+from corral.executor.interface import ContainerFacts, OOMEvent, Stdio
 from corral.statemachine.orphans import Orphan
 from corral.statemachine.recovery import RecoveryAction, RecoveryReport
 from corral.store.repository import utcnow
@@ -176,3 +181,194 @@ def test_a_recovery_report_changed_only_by_actions_or_removed_orphans() -> None:
     assert report.changed
     assert report.for_container("b") == [b]
     assert report.for_container("z") == []
+
+
+# -- Container: the calls no other unit test makes ---------------------------------
+
+
+class _Recording(FakeExecutor):
+    """Records what signal, exec and wait were asked, and yields OOM events a test puts in."""
+
+    signals: list[tuple[int, bool]]
+    stdios: list[Stdio]
+    waits: list[float | None]
+    ooms: list[OOMEvent]
+
+    def signal(self, facts: ContainerFacts, sig: int, all_processes: bool = False) -> None:
+        self.signals.append((sig, all_processes))
+        super().signal(facts, sig, all_processes)
+
+    def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> Any:
+        self.stdios.append(stdio)
+        return super().exec(facts, process, stdio)
+
+    def wait(self, facts: ContainerFacts, timeout: float | None) -> Any:
+        self.waits.append(timeout)
+        return super().wait(facts, timeout)
+
+    def oom_events(self, facts: ContainerFacts, stop: Callable[[], bool] | None = None) -> Iterator[OOMEvent]:
+        return iter(self.ooms)
+
+
+@pytest.fixture
+def recording(tmp_path: Path, boot_id_file: Path) -> Iterator[tuple[Runtime, _Recording]]:
+    executor = _Recording(tmp_path / "kernel")
+    executor.signals, executor.stdios, executor.waits, executor.ooms = [], [], [], []
+    rt = Runtime(tmp_path / "root", executor, run_root=tmp_path / "run", boot_id_file=boot_id_file)
+    yield rt, executor
+    rt.close()
+
+
+def test_a_container_repr_names_its_id_and_recorded_state(runtime: Runtime, config: Config) -> None:
+    box = runtime.create("c", config)
+    assert repr(box) == "<Container 'c' created>"
+
+
+def test_leaving_a_with_block_destroys_unless_kept(runtime: Runtime, config: Config) -> None:
+    """Kills: mutations of Container.__exit__ (`keep`, the destroyed test, force)."""
+    with runtime.create("a", config) as a:
+        a.start()
+    assert a.record.state == "destroyed" and not _fake(runtime).leaked("a")
+    with runtime.create("b", config) as b:
+        b.keep = True
+    assert b.record.state == "created"
+    with runtime.create("d", config) as d:
+        d.destroy(force=True)  # already destroyed: leaving the block must not try again
+    assert d.record.state == "destroyed"
+
+
+def test_pid_is_the_init_s_while_alive_and_none_after(runtime: Runtime, config: Config) -> None:
+    box = runtime.create("c", config)
+    assert box.pid == box.record.init_pid and box.pid is not None
+    box.destroy(force=True)
+    assert box.record.init_pid is not None and box.pid is None
+
+
+def test_signal_defaults_to_sigterm_of_the_init_only(
+    recording: tuple[Runtime, _Recording], config: Config
+) -> None:
+    """Kills: another default signal or `all_processes` for Container.signal, and `events.signal`'s detail."""
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    box.signal(signal.SIGUSR1, all_processes=True)
+    box.signal()
+    assert executor.signals == [(signal.SIGUSR1, True), (signal.SIGTERM, False)]
+    details = [e.detail for e in box.history() if e.event == "signal"]
+    assert details == [{"signal": signal.SIGUSR1, "all": True}, {"signal": signal.SIGTERM, "all": False}]
+
+
+def test_exec_without_stdio_hands_the_executor_an_empty_stdio(
+    recording: tuple[Runtime, _Recording], config: Config
+) -> None:
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    box.exec(Process(args=("true",)))
+    assert executor.stdios == [Stdio()]
+
+
+def test_wait_passes_its_timeout_and_records_the_exit(
+    recording: tuple[Runtime, _Recording], config: Config
+) -> None:
+    """Kills: Container.wait dropping its timeout, or not firing `exited` after the wait."""
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    with pytest.raises(WaitTimeout):
+        box.wait(0.05)
+    assert executor.waits == [0.05]
+    assert box.record.state == "running"
+    _fake(rt).make_exit("c", 5)
+    assert box.wait(7) == 5
+    assert executor.waits == [0.05, 7]
+    assert box.record.state == "stopped"  # recorded by wait itself (the record was read before it)
+    assert box.history()[-1].event == "exited"
+    assert box.wait() == 5 and executor.waits == [0.05, 7]  # stopped: the record answers, not the kernel
+
+
+def test_stop_ends_a_running_container_with_sigterm(recording: tuple[Runtime, _Recording], config: Config) -> None:
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    assert box.stop(timeout=5) == 128 + signal.SIGTERM
+    assert executor.signals == [(signal.SIGTERM, False)]
+    assert executor.waits == [5]
+    assert box.record.state == "stopped"
+
+
+def test_stop_kills_what_outlives_the_timeout(recording: tuple[Runtime, _Recording], config: Config) -> None:
+    """A paused container's SIGTERM waits for a resume that does not come: SIGKILL ends it."""
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    box.pause()
+    assert box.stop(timeout=0.05) == 128 + signal.SIGKILL
+    assert executor.signals == [(signal.SIGTERM, False), (signal.SIGKILL, False)]
+    assert executor.waits[0] == 0.05
+    assert box.record.state == "stopped"
+
+
+def test_stop_leaves_a_stopped_container_alone(recording: tuple[Runtime, _Recording], config: Config) -> None:
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    _fake(rt).make_exit("c", 4)
+    assert box.stop() == 4
+    assert executor.signals == []
+
+
+def test_stop_of_an_init_that_exits_before_the_sigterm(
+    recording: tuple[Runtime, _Recording], config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The init exits between stop's check and its SIGTERM: the refused signal is not an error."""
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    _fake(rt).make_exit("c", 6)
+    monkeypatch.setattr(box, "refresh", lambda: State.RUNNING)  # what stop saw just before the exit
+    assert box.stop() == 6
+    assert executor.signals == []
+
+
+def test_stop_of_an_init_that_exits_before_the_sigkill(
+    recording: tuple[Runtime, _Recording], config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The init exits on its own once SIGTERM's wait timed out: the refused SIGKILL is not an error."""
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    box.pause()
+    real_wait = box.wait
+
+    def wait(timeout: float | None = None) -> int | None:
+        if timeout is not None:
+            _fake(rt).make_exit("c", 8)
+            raise WaitTimeout("container 'c'", timeout)
+        return real_wait(timeout)
+
+    monkeypatch.setattr(box, "wait", wait)
+    assert box.stop(timeout=0.01) == 8
+    assert executor.signals == [(signal.SIGTERM, False)]
+
+
+def test_oom_events_are_journalled_and_yielded(recording: tuple[Runtime, _Recording], config: Config) -> None:
+    """Kills: oom_events not firing `oom`, or losing the count; a gone init does not stop the stream."""
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    executor.ooms = [OOMEvent("c", 1), OOMEvent("c", 2)]
+    got = []
+    for event in box.oom_events():
+        got.append(event)
+        _fake(rt).make_exit("c", 137, signal.SIGKILL)  # after the first: `oom` is refused, not raised
+    assert got == executor.ooms
+    ooms = [e for e in box.history() if e.event == "oom"]
+    assert [(e.from_state, e.to_state, e.detail) for e in ooms] == [("running", "running", {"oom_kills": 1})]
+
+
+def test_destroy_without_force_refuses_a_live_container(runtime: Runtime, config: Config) -> None:
+    box = runtime.create("c", config)
+    with pytest.raises(InvalidTransition):
+        box.destroy()
+    assert box.record.state == "created"
