@@ -372,3 +372,93 @@ def test_destroy_without_force_refuses_a_live_container(runtime: Runtime, config
     with pytest.raises(InvalidTransition):
         box.destroy()
     assert box.record.state == "created"
+
+
+# -- Runtime ----------------------------------------------------------------------
+
+
+def test_an_unreadable_boot_id_is_a_corral_error_naming_the_file(
+    runtime: Runtime, boot_id_file: Path
+) -> None:
+    from corral.errors import CorralError
+
+    assert runtime.boot_id() == "boot-1"
+    boot_id_file.unlink()
+    with pytest.raises(CorralError, match=f"cannot read the boot id from {boot_id_file}: "):
+        runtime.boot_id()
+
+
+def test_create_refuses_what_is_not_a_config(runtime: Runtime) -> None:
+    from corral.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="must be a corral.Config, not dict"):
+        runtime.create("c", {"process": {}})  # type: ignore[arg-type]
+    assert runtime.list(include_destroyed=True) == []
+
+
+def test_a_failed_rollback_is_noted_on_the_create_error(runtime: Runtime, config: Config) -> None:
+    """Kills: Runtime.create dropping the note that its cleanup failed too."""
+    from corral.errors import ExecutorError
+
+    _fake(runtime).fail_next("spawn", ExecutorError("no spawn"))
+    _fake(runtime).fail_next("destroy", ExecutorError("no kill"))
+    with pytest.raises(ExecutorError, match="no spawn") as info:
+        runtime.create("c", config)
+    notes = getattr(info.value, "__notes__", [])
+    assert len(notes) == 1 and notes[0].startswith("cleaning up also failed: ")
+    assert "no kill" in notes[0] and notes[0].endswith("; Runtime.recover() retries")
+
+
+def test_load_names_the_missing_id_and_the_root(runtime: Runtime) -> None:
+    from corral.errors import ContainerNotFound
+
+    with pytest.raises(ContainerNotFound, match=f"container 'nope' does not exist in {runtime.root}$"):
+        runtime.load("nope")
+
+
+def test_list_leaves_out_tombstones_unless_asked(runtime: Runtime, config: Config) -> None:
+    runtime.create("a", config)
+    runtime.create("b", config).destroy(force=True)
+    assert [c.id for c in runtime.list()] == ["a"]
+    assert sorted(c.id for c in runtime.list(include_destroyed=True)) == ["a", "b"]
+
+
+def test_a_runtime_opened_without_recovery_has_no_report(tmp_path: Path, boot_id_file: Path) -> None:
+    with Runtime(
+        tmp_path / "root", FakeExecutor(tmp_path / "k"), run_root=tmp_path / "run",
+        boot_id_file=boot_id_file, recover=False,
+    ) as rt:
+        assert rt.last_recovery is None
+    with Runtime(tmp_path / "root", FakeExecutor(tmp_path / "k"), run_root=tmp_path / "run", boot_id_file=boot_id_file) as rt:
+        assert rt.last_recovery is not None
+
+
+def test_close_closes_the_executor(tmp_path: Path, boot_id_file: Path) -> None:
+    closed: list[bool] = []
+
+    class Closing(FakeExecutor):
+        def close(self) -> None:
+            closed.append(True)
+
+    rt = Runtime(tmp_path / "root", Closing(tmp_path / "k"), run_root=tmp_path / "run", boot_id_file=boot_id_file)
+    with rt:
+        pass
+    assert closed == [True]
+
+
+def test_the_runtime_keeps_the_most_recent_containers_alive(runtime: Runtime, config: Config) -> None:
+    """Kills: mutations of the RECENT_CONTAINERS bound (keeping one fewer or one more alive)."""
+    import gc
+    import weakref
+
+    from corral.statemachine.runtime import RECENT_CONTAINERS
+
+    for i in range(RECENT_CONTAINERS + 1):
+        runtime.context.store.insert(
+            container_id=f"c{i}", state="created", pending_event=None, config=config.to_json(),
+            bundle=None, run_dir=f"/run/c{i}", boot_id="boot-1", cgroup_paths={}, journal_event="create",
+        )
+    refs = [weakref.ref(runtime.load(f"c{i}")) for i in range(RECENT_CONTAINERS + 1)]
+    gc.collect()
+    assert [r() is None for r in refs] == [True] + [False] * RECENT_CONTAINERS
+    assert runtime.load(f"c{RECENT_CONTAINERS}") is refs[-1]()
