@@ -462,3 +462,39 @@ def test_the_runtime_keeps_the_most_recent_containers_alive(runtime: Runtime, co
     gc.collect()
     assert [r() is None for r in refs] == [True] + [False] * RECENT_CONTAINERS
     assert runtime.load(f"c{RECENT_CONTAINERS}") is refs[-1]()
+
+
+# -- the transition recipe --------------------------------------------------------
+
+
+def test_a_refusal_hints_at_force_only_when_force_would_help(runtime: Runtime, config: Config) -> None:
+    """Kills: mutations of `_fire_on`'s hint (`needs_force` test, its text)."""
+    box = runtime.create("c", config)
+    box.start()
+    with pytest.raises(InvalidTransition) as needs:
+        box.destroy()
+    assert str(needs.value) == (
+        "cannot destroy container 'c': it is running; allowed in running: pause, exec, signal; pass force=True"
+    )
+    with pytest.raises(InvalidTransition) as plain:
+        box.start()
+    assert str(plain.value) == "cannot start container 'c': it is running; allowed in running: pause, exec, signal"
+
+
+def test_a_forced_destroy_does_not_first_record_an_exit(runtime: Runtime, config: Config) -> None:
+    """Kills: `fire` observing the exit before `destroy` too (an extra `exited` row, from another state)."""
+    box = runtime.create("c", config)
+    box.start()
+    _fake(runtime).make_exit("c", 3)
+    box.destroy(force=True)
+    walk = [(e.from_state, e.event, e.to_state) for e in box.history()]
+    assert walk[-1] == ("running", "destroy", "destroyed")
+    assert "exited" not in [event for _, event, _ in walk]
+    assert box.record.exit_status == 3
+
+
+def test_a_created_container_s_spawn_is_confirmed_once_recorded(runtime: Runtime, config: Config) -> None:
+    """Kills: the recipe not running the step's `on_recorded` hook (the monitor would kill the init)."""
+    runtime.create("c", config)
+    [spawned] = _fake(runtime).spawned
+    assert spawned.confirmed and not spawned.aborted
