@@ -498,3 +498,12 @@ def test_a_created_container_s_spawn_is_confirmed_once_recorded(runtime: Runtime
     runtime.create("c", config)
     [spawned] = _fake(runtime).spawned
     assert spawned.confirmed and not spawned.aborted
+
+
+def test_state_info_of_a_state_outside_the_table_names_it() -> None:
+    """Kills: `state_info` raising a KeyError that does not name the state."""
+    from corral.statemachine.lifecycle import state_info
+
+    with pytest.raises(KeyError) as info:
+        state_info("limbo")  # type: ignore[arg-type]
+    assert info.value.args == ("limbo",)
