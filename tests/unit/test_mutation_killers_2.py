@@ -507,3 +507,32 @@ def test_state_info_of_a_state_outside_the_table_names_it() -> None:
     with pytest.raises(KeyError) as info:
         state_info("limbo")  # type: ignore[arg-type]
     assert info.value.args == ("limbo",)
+
+
+def test_every_facts_the_recipe_hands_the_executor_carry_the_config(
+    tmp_path: Path, boot_id_file: Path, config: Config
+) -> None:
+    """Kills: `Recipe.facts` leaving the config out (the real executor reads it: hooks, exec's namespaces)."""
+    seen: list[object] = []
+
+    class Checking(FakeExecutor):
+        def alive(self, facts: ContainerFacts) -> bool:
+            seen.append(facts.config)
+            return super().alive(facts)
+
+        def wait(self, facts: ContainerFacts, timeout: float | None) -> Any:
+            seen.append(facts.config)
+            return super().wait(facts, timeout)
+
+        def processes(self, facts: ContainerFacts) -> list[int]:
+            seen.append(facts.config)
+            return super().processes(facts)
+
+    with Runtime(tmp_path / "root", Checking(tmp_path / "k"), run_root=tmp_path / "run", boot_id_file=boot_id_file) as rt:
+        box = rt.create("c", config)
+        box.start()
+        assert box.state is State.RUNNING
+        box.processes()
+        box.signal(signal.SIGKILL)
+        box.wait(5)
+    assert len(seen) >= 3 and all(c == config for c in seen)
