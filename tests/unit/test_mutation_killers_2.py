@@ -536,3 +536,24 @@ def test_every_facts_the_recipe_hands_the_executor_carry_the_config(
         box.signal(signal.SIGKILL)
         box.wait(5)
     assert len(seen) >= 3 and all(c == config for c in seen)
+
+
+def test_create_records_the_init_s_namespaces(
+    runtime: Runtime, config: Config, tmp_path: Path, kernel_dir: Path, boot_id_file: Path
+) -> None:
+    """Kills: `_persist` not writing the step's namespaces (exec and the CLI's state need them)."""
+    from corral.store.repository import NamespaceRecord
+
+    box = runtime.create("c", config)
+    [spawned] = _fake(runtime).spawned
+    expected = {
+        t: NamespaceRecord(path, spawned.facts.namespace_inodes[t]) for t, path in spawned.facts.namespaces.items()
+    }
+    assert len(expected) == 3
+    assert box.record.namespaces == expected
+    box.start()  # a later step, which has no namespaces of its own, keeps them
+    other = make_runtime(tmp_path, kernel_dir, boot_id_file)
+    try:
+        assert other.load("c").record.namespaces == expected
+    finally:
+        other.close()
