@@ -557,3 +557,12 @@ def test_create_records_the_init_s_namespaces(
         assert other.load("c").record.namespaces == expected
     finally:
         other.close()
+
+
+def test_a_recorded_outcome_clears_the_whole_intent(runtime: Runtime, config: Config) -> None:
+    """Kills: `_persist` leaving `pending_since` behind (recovery and `state` would see a stale intent)."""
+    box = runtime.create("c", config)
+    assert (box.record.pending_event, box.record.pending_since) == (None, None)
+    for step in (box.start, box.pause, box.resume):
+        step()
+        assert (box.record.pending_event, box.record.pending_since) == (None, None), step
