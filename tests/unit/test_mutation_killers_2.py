@@ -566,3 +566,21 @@ def test_a_recorded_outcome_clears_the_whole_intent(runtime: Runtime, config: Co
     for step in (box.start, box.pause, box.resume):
         step()
         assert (box.record.pending_event, box.record.pending_since) == (None, None), step
+
+
+def test_each_recorded_transition_is_logged_at_debug(
+    runtime: Runtime, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kills: mutations of `_persist`'s debug line (its text and each of its arguments)."""
+    import logging
+
+    box = runtime.create("c", config)
+    box.start()
+    with caplog.at_level(logging.DEBUG, logger="corral"):
+        box.signal(signal.SIGUSR1)
+        box.pause()
+    lines = [r.getMessage() for r in caplog.records if r.name == "corral" and r.levelno == logging.DEBUG]
+    assert lines == [
+        f"container c: signal: running -> running {{'signal': {int(signal.SIGUSR1)}, 'all': False}}",
+        "container c: pause: running -> paused ",
+    ]
