@@ -584,3 +584,49 @@ def test_each_recorded_transition_is_logged_at_debug(
         f"container c: signal: running -> running {{'signal': {int(signal.SIGUSR1)}, 'all': False}}",
         "container c: pause: running -> paused ",
     ]
+
+
+def test_the_lifecycle_reaches_its_named_fault_points_in_order(
+    runtime: Runtime, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills: any `faults.point(...)` of the lifecycle renamed, dropped or moved (the fault tests need root)."""
+    from corral import faults
+
+    reached: list[str] = []
+    monkeypatch.setattr(faults, "point", reached.append)
+    box = runtime.create("c", config)
+    box.start()
+    box.pause()
+    box.resume()
+    box.exec(Process(args=("true",)))
+    box.signal(signal.SIGUSR1)
+    box.destroy(force=True)
+    assert reached == [
+        "create.intent", "create.recorded",
+        "start.intent", "start.recorded",
+        "pause.intent", "pause.recorded",
+        "resume.intent", "resume.recorded",
+        "exec.intent", "exec.spawned", "exec.recorded",
+        "signal.intent", "signal.sent", "signal.recorded",
+        "destroy.intent", "destroy.run-dir-removed", "destroy.recorded",
+    ]
+    assert set(reached) <= set(faults.POINTS) | {"signal.recorded"}
+
+
+def test_a_loaded_container_s_config_keeps_its_bundle(
+    runtime: Runtime, tmp_path: Path, kernel_dir: Path, boot_id_file: Path
+) -> None:
+    """Kills: `Recipe.config_of` parsing the stored config without its bundle (relative paths resolve there)."""
+    import dataclasses
+
+    from tests.unit.conftest import simple_config
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    config = dataclasses.replace(simple_config(tmp_path), bundle=str(bundle))
+    runtime.create("c", config)
+    other = make_runtime(tmp_path, kernel_dir, boot_id_file)
+    try:
+        assert other.load("c").config.bundle == str(bundle)
+    finally:
+        other.close()
