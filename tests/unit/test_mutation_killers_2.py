@@ -630,3 +630,17 @@ def test_a_loaded_container_s_config_keeps_its_bundle(
         assert other.load("c").config.bundle == str(bundle)
     finally:
         other.close()
+
+
+def test_a_machine_that_does_not_fire_is_a_bug_that_says_so(
+    runtime: Runtime, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills: mutations of `_fire_on`'s guard for a table and machine that disagree."""
+    from corral.errors import CorralError
+
+    box = runtime.create("c", config)
+    recipe = box._recipe  # type: ignore[attr-defined]
+    monkeypatch.setattr(recipe._model, "trigger", lambda *args, **kwargs: False)
+    with pytest.raises(CorralError) as info:
+        box.start()
+    assert str(info.value) == "start did not fire for container 'c' in created"
