@@ -644,3 +644,33 @@ def test_a_machine_that_does_not_fire_is_a_bug_that_says_so(
     with pytest.raises(CorralError) as info:
         box.start()
     assert str(info.value) == "start did not fire for container 'c' in created"
+
+
+def test_the_intent_records_since_when(tmp_path: Path, boot_id_file: Path, config: Config) -> None:
+    """Kills: `_kernel_work` recording the intent without its `pending_since` (recovery's "since when")."""
+    import datetime
+
+    from corral.store.repository import Repository
+
+    root = tmp_path / "root"
+    seen: list[tuple[str | None, object]] = []
+
+    class Witness(FakeExecutor):
+        def freeze(self, facts: ContainerFacts) -> None:
+            store = Repository(root)
+            try:
+                record = store.find(facts.id)
+                assert record is not None
+                seen.append((record.pending_event, record.pending_since))
+            finally:
+                store.close()
+            super().freeze(facts)
+
+    with Runtime(root, Witness(tmp_path / "k"), run_root=tmp_path / "run", boot_id_file=boot_id_file) as rt:
+        box = rt.create("c", config)
+        box.start()
+        before = utcnow()
+        box.pause()
+    [(pending, since)] = seen
+    assert pending == "pause"
+    assert isinstance(since, datetime.datetime) and abs((since - before).total_seconds()) < 60
