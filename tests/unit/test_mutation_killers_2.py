@@ -674,3 +674,12 @@ def test_the_intent_records_since_when(tmp_path: Path, boot_id_file: Path, confi
     [(pending, since)] = seen
     assert pending == "pause"
     assert isinstance(since, datetime.datetime) and abs((since - before).total_seconds()) < 60
+
+
+def test_stop_waits_ten_seconds_by_default(recording: tuple[Runtime, _Recording], config: Config) -> None:
+    """Kills: another default timeout for Container.stop (docker stop's is 10 s)."""
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    assert box.stop() == 128 + signal.SIGTERM
+    assert executor.waits == [10]
