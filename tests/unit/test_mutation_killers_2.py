@@ -683,3 +683,50 @@ def test_stop_waits_ten_seconds_by_default(recording: tuple[Runtime, _Recording]
     box.start()
     assert box.stop() == 128 + signal.SIGTERM
     assert executor.waits == [10]
+
+
+def test_exec_checks_its_terminal_and_console_before_anything_runs(
+    recording: tuple[Runtime, _Recording], config: Config
+) -> None:
+    """Kills: mutations of Container.exec's `check_console` call (each argument, `where`, `call`)."""
+    from corral.errors import ConfigError
+
+    rt, executor = recording
+    box = rt.create("c", config)
+    box.start()
+    journal = len(box.history())
+    with pytest.raises(ConfigError) as no_console:
+        box.exec(Process(args=("sh",), terminal=True))
+    assert str(no_console.value).startswith("process.terminal: is true, so the process gets a new terminal: ")
+    assert "pass console=True to Container.exec " in str(no_console.value)
+    with pytest.raises(ConfigError) as no_terminal:
+        box.exec(Process(args=("sh",)), console=True)
+    assert str(no_terminal.value) == (
+        "process.terminal: is false, but console=True was passed to Container.exec: set terminal to true for a terminal"
+    )
+    with pytest.raises(ConfigError) as both:
+        box.exec(Process(args=("sh",), terminal=True), console=True, stdio=Stdio(stdout=1))
+    assert str(both.value).startswith("stdio: process.terminal is true: ")
+    assert executor.stdios == [] and len(box.history()) == journal
+
+
+def test_wait_records_the_status_its_wait_returned(tmp_path: Path, boot_id_file: Path, config: Config) -> None:
+    """Kills: Container.wait recording `exited` without the status the executor's wait returned."""
+    from corral.executor.interface import ExitStatus
+
+    class LosesTheStatus(FakeExecutor):
+        """Only the wait sees the status (as when the monitor reaped the init): asked again, it is unknown."""
+
+        def exit_status(self, facts: ContainerFacts) -> ExitStatus:
+            return ExitStatus.unknown("asked too late")
+
+        def wait(self, facts: ContainerFacts, timeout: float | None) -> ExitStatus:
+            super().wait(facts, timeout)
+            return ExitStatus(5)
+
+    with Runtime(tmp_path / "root", LosesTheStatus(tmp_path / "k"), run_root=tmp_path / "run", boot_id_file=boot_id_file) as rt:
+        box = rt.create("c", config)
+        box.start()
+        rt.context.executor.make_exit("c", 5)  # type: ignore[attr-defined]
+        assert box.wait(5) == 5
+        assert box.record.exit_status == 5
