@@ -730,3 +730,15 @@ def test_wait_records_the_status_its_wait_returned(tmp_path: Path, boot_id_file:
         rt.context.executor.make_exit("c", 5)  # type: ignore[attr-defined]
         assert box.wait(5) == 5
         assert box.record.exit_status == 5
+
+
+def test_a_loaded_container_holds_no_console(
+    runtime: Runtime, config: Config, tmp_path: Path, kernel_dir: Path, boot_id_file: Path
+) -> None:
+    """Kills: Container.__init__ starting `console_fd` as anything but None (only create's caller gets one)."""
+    assert runtime.create("c", config).console_fd is None
+    other = make_runtime(tmp_path, kernel_dir, boot_id_file)  # its Containers are made by load and list
+    try:
+        assert other.load("c").console_fd is None
+    finally:
+        other.close()
