@@ -391,8 +391,9 @@ def test_an_unreadable_boot_id_is_a_corral_error_naming_the_file(
 def test_create_refuses_what_is_not_a_config(runtime: Runtime) -> None:
     from corral.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="must be a corral.Config, not dict"):
+    with pytest.raises(ConfigError) as info:
         runtime.create("c", {"process": {}})  # type: ignore[arg-type]
+    assert (info.value.where, str(info.value)) == ("config", "config: must be a corral.Config, not dict")
     assert runtime.list(include_destroyed=True) == []
 
 
