@@ -743,3 +743,29 @@ def test_a_loaded_container_holds_no_console(
         assert other.load("c").console_fd is None
     finally:
         other.close()
+
+
+def test_create_checks_its_terminal_and_console_before_anything_is_made(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Kills: mutations of Runtime.create's `check_console` call (each argument, `where`, `call`)."""
+    import dataclasses
+
+    from corral.errors import ConfigError
+    from tests.unit.conftest import simple_config
+
+    plain = simple_config(tmp_path)
+    tty = dataclasses.replace(plain, process=dataclasses.replace(plain.process, terminal=True))
+    with pytest.raises(ConfigError) as no_console:
+        runtime.create("a", tty)
+    assert str(no_console.value).startswith("process.terminal: is true, so the process gets a new terminal: ")
+    assert "pass console=True to Runtime.create " in str(no_console.value)
+    with pytest.raises(ConfigError) as no_terminal:
+        runtime.create("b", plain, console=True)
+    assert str(no_terminal.value) == (
+        "process.terminal: is false, but console=True was passed to Runtime.create: set terminal to true for a terminal"
+    )
+    with pytest.raises(ConfigError) as both:
+        runtime.create("c", tty, console=True, stdio=Stdio(stdout=1))
+    assert str(both.value).startswith("stdio: process.terminal is true: ")
+    assert runtime.list(include_destroyed=True) == [] and _fake(runtime).spawned == []
