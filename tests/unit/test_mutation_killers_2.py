@@ -769,3 +769,25 @@ def test_create_checks_its_terminal_and_console_before_anything_is_made(
         runtime.create("c", tty, console=True, stdio=Stdio(stdout=1))
     assert str(both.value).startswith("stdio: process.terminal is true: ")
     assert runtime.list(include_destroyed=True) == [] and _fake(runtime).spawned == []
+
+
+def test_create_hands_the_executor_its_id_run_dir_and_stdio(tmp_path: Path, boot_id_file: Path, config: Config) -> None:
+    """Kills: Runtime.create planning without the id or the run dir, or spawning without the caller's stdio."""
+    plans: list[tuple[str, str, str]] = []
+    stdios: list[Stdio] = []
+
+    class Witness(FakeExecutor):
+        def plan(self, container_id: str, config: Config, run_dir: str, store_root: str) -> Any:
+            plans.append((container_id, run_dir, store_root))
+            return super().plan(container_id, config, run_dir, store_root)
+
+        def spawn(self, facts: ContainerFacts, stdio: Stdio) -> Any:
+            stdios.append(stdio)
+            return super().spawn(facts, stdio)
+
+    with Runtime(tmp_path / "root", Witness(tmp_path / "k"), run_root=tmp_path / "run", boot_id_file=boot_id_file) as rt:
+        stdio = Stdio(stdout=1)
+        box = rt.create("c", config, stdio=stdio)
+        assert plans == [("c", str(tmp_path / "run" / "c"), str(tmp_path / "root"))]
+        assert stdios == [stdio]
+        assert box.record.run_dir == str(tmp_path / "run" / "c")
