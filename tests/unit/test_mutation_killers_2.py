@@ -126,7 +126,7 @@ def test_recovery_records_an_exit_the_kernel_saw(runtime: Runtime, config: Confi
     """Kills: recovery recording `exited` without the kernel's exit status."""
     box = runtime.create("c", config)
     box.start()
-    _fake(runtime).make_exit("c", 3)
+    _fake(runtime).make_exit("c", 3, monitor_records=False)
     report = runtime.recover()
     assert report.actions == [RecoveryAction("c", "running", "exited: now stopped")]
     record = box.record
@@ -279,7 +279,7 @@ def test_wait_passes_its_timeout_and_records_the_exit(
         box.wait(0.05)
     assert executor.waits == [0.05]
     assert box.record.state == "running"
-    _fake(rt).make_exit("c", 5)
+    _fake(rt).make_exit("c", 5, monitor_records=False)
     assert box.wait(7) == 5
     assert executor.waits == [0.05, 7]
     assert box.record.state == "stopped"  # recorded by wait itself (the record was read before it)
@@ -475,18 +475,18 @@ def test_a_refusal_hints_at_force_only_when_force_would_help(runtime: Runtime, c
     with pytest.raises(InvalidTransition) as needs:
         box.destroy()
     assert str(needs.value) == (
-        "cannot destroy container 'c': it is running; allowed in running: pause, exec, signal; pass force=True"
+        "cannot destroy container 'c': it is running; allowed in running: pause, exec, signal, update; pass force=True"
     )
     with pytest.raises(InvalidTransition) as plain:
         box.start()
-    assert str(plain.value) == "cannot start container 'c': it is running; allowed in running: pause, exec, signal"
+    assert str(plain.value) == "cannot start container 'c': it is running; allowed in running: pause, exec, signal, update"
 
 
 def test_a_forced_destroy_does_not_first_record_an_exit(runtime: Runtime, config: Config) -> None:
     """Kills: `fire` observing the exit before `destroy` too (an extra `exited` row, from another state)."""
     box = runtime.create("c", config)
     box.start()
-    _fake(runtime).make_exit("c", 3)
+    _fake(runtime).make_exit("c", 3, monitor_records=False)
     box.destroy(force=True)
     walk = [(e.from_state, e.event, e.to_state) for e in box.history()]
     assert walk[-1] == ("running", "destroy", "destroyed")
