@@ -389,9 +389,10 @@ class HandedOffExecHandle:
     """parent="caller": an exec'd process the caller's subreaper reaps. Its end is seen
     through a pidfd; its status is the reaper's to know, so corral's is unknown."""
 
-    def __init__(self, pid: int, start_time: int) -> None:
+    def __init__(self, pid: int, start_time: int, console_fd: int | None = None) -> None:
         self.pid = pid
         self.start_time = start_time
+        self.console_fd = console_fd  # the pty master of a terminal process: the caller's
 
     def _status(self, timeout: float | None) -> ExitStatus | None:
         if not wait_for_exit(ProcessIdentity(self.pid, self.start_time), timeout):
@@ -436,6 +437,6 @@ def spawn_exec(helper: Helper, request: ExecRequest, stdio: Stdio) -> LinuxExecH
     if request.parent == protocol.PARENT_CALLER:
         ours.close()
         wait_for_exit(monitor, HANDOFF_TIMEOUT)  # then the process is the caller's subreaper's child
-        return HandedOffExecHandle(message.pid, message.start_time or 0)
+        return HandedOffExecHandle(message.pid, message.start_time or 0, console)
     ours.settimeout(None)
     return LinuxExecHandle(ours, message.pid, message.start_time or 0, monitor, console)

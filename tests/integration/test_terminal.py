@@ -251,3 +251,38 @@ def test_cli_exec_tty_with_a_console_socket(cli: Cli, rootfs_template: Path) -> 
     _, err = run.communicate(timeout=60)
     assert run.returncode == 6, err
     assert b"A42Z" in out and b"T/dev/pts/0T" in out, out
+
+
+def test_cli_detached_exec_tty_hands_the_master_over_with_parent_caller(cli: Cli, rootfs_template: Path) -> None:  # noqa: F811
+    """containerd's `ctr task exec -t`: `--parent caller exec --tty --console-socket S --detach`.
+    The handed-off process's master must still reach the socket (it was dropped once)."""
+    from tests.integration.test_cli import make_bundle
+
+    bundle = make_bundle(cli, rootfs_template, "exd", "sleep", "1000")
+    cli("run", "--detach", "--bundle", str(bundle), "exd")
+    path = str(cli.tmp_path / "exec-detached.sock")
+    pid_file = cli.tmp_path / "exec.pid"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        command = [sys.executable, "-m", "corral.cli", "--root", str(cli.root), "--log", str(cli.log),
+                   "--log-format", "json", "--parent", "caller", "exec", "--tty", "--console-socket", path,
+                   "--detach", "--pid-file", str(pid_file), "exd", "sh"]
+        run = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            received = receive_console(listener, timeout=60)
+        except BaseException:
+            run.kill()
+            run.communicate()
+            raise
+    try:
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err  # detached: the command is done once the process runs
+        pid = int(pid_file.read_text())
+        assert Path(f"/proc/{pid}").exists(), "the exec'd shell runs after its command exited"
+        os.write(received.fd, b'echo "A$((6*7))Z"; echo "T$(tty)T"; exit 6\n')
+        out = read_until_closed(received.fd)
+    finally:
+        os.close(received.fd)
+    assert b"A42Z" in out and b"T/dev/pts/0T" in out, out
+    cli("delete", "--force", "exd")
