@@ -791,3 +791,37 @@ def test_create_hands_the_executor_its_id_run_dir_and_stdio(tmp_path: Path, boot
         assert plans == [("c", str(tmp_path / "run" / "c"), str(tmp_path / "root"))]
         assert stdios == [stdio]
         assert box.record.run_dir == str(tmp_path / "run" / "c")
+
+
+class _FailingHooks(FakeExecutor):
+    """Its spawn fails as a failing createRuntime hook does: HookFailed carrying how each hook ended."""
+
+    HOOKS = (
+        {"kind": "prestart", "path": "/bin/ok", "exit_status": 0, "signal": None, "timed_out": False, "duration_ms": 1.0},
+        {"kind": "createRuntime", "path": "/bin/no", "exit_status": 2, "signal": None, "timed_out": False,
+         "duration_ms": 2.0, "error": "no"},
+    )
+
+    def spawn(self, facts: ContainerFacts, stdio: Stdio) -> Any:
+        from corral.errors import HookFailed
+
+        with self._kernel(facts.id) as k:
+            k.update(cgroups=True, run_dir=True)
+        raise HookFailed("running the createRuntime hooks: /bin/no exited 2", container_id=facts.id, hooks=self.HOOKS)
+
+
+def test_a_failed_creates_rollback_journals_the_hooks_that_ran(tmp_path: Path, boot_id_file: Path) -> None:
+    """Kills runtime.create__mutmut_80/_81: the rollback's destroy row losing the hooks create ran."""
+    from corral.errors import HookFailed
+
+    rt = Runtime(tmp_path / "root", _FailingHooks(tmp_path / "kernel"), run_root=tmp_path / "run", boot_id_file=boot_id_file)
+    try:
+        with pytest.raises(HookFailed):
+            rt.create("c", Config.from_dict({"ociVersion": "1.2.0", "process": {"args": ["sh"], "cwd": "/"},
+                                             "root": {"path": str(tmp_path)}}))
+        [tomb] = rt.list(include_destroyed=True)
+        last = tomb.history()[-1]
+        assert (last.event, last.to_state) == ("destroy", "destroyed")
+        assert last.detail["hooks"] == [dict(h) for h in _FailingHooks.HOOKS]
+    finally:
+        rt.close()
