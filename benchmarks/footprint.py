@@ -46,7 +46,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -54,6 +53,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.scale import add_stopped  # noqa: E402
 from corral import Config, Process, Root, Runtime  # noqa: E402
 from corral.executor.linux import LinuxExecutor  # noqa: E402
+from benchmarks.teardown import destroy_all, on_sigterm, remove_cgroup_parent  # noqa: E402
 from tests.rootfs import build_busybox_rootfs  # noqa: E402
 
 CGROUP_PARENT = f"/corral-footbench-{os.getpid()}"
@@ -226,32 +226,9 @@ def measure_imports(runs: int) -> list[tuple[str, float, list[tuple[str, float]]
 
 def cleanup(runtimes: list[Runtime], work: Path) -> None:
     for runtime in runtimes:
-        try:
-            for box in runtime.list():
-                try:
-                    box.destroy(force=True)
-                except Exception as exc:  # noqa: BLE001 - report and go on cleaning
-                    print(f"cleanup of {box.id}: {exc}", file=sys.stderr)
-        finally:
-            runtime.close()
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        parent = hierarchy / CGROUP_PARENT.lstrip("/")
-        if parent.is_dir():
-            for child in sorted(parent.rglob("*"), reverse=True):
-                if child.is_dir():
-                    try:
-                        child.rmdir()
-                    except OSError as exc:
-                        print(f"cleanup of {child}: {exc}", file=sys.stderr)
-            try:
-                parent.rmdir()
-            except OSError as exc:
-                print(f"cleanup of {parent}: {exc}", file=sys.stderr)
+        destroy_all(runtime)
+    remove_cgroup_parent(CGROUP_PARENT)
     shutil.rmtree(work, ignore_errors=True)
-
-
-def on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through the finally that cleans up
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,12 +45,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from corral import Config, Process, Root, Runtime  # noqa: E402
+from benchmarks.teardown import destroy_all, on_sigterm, remove_cgroup_parent  # noqa: E402
 from tests.rootfs import build_busybox_rootfs  # noqa: E402
 
 PREFIX = "/corral-tputbench"
@@ -190,33 +190,9 @@ def flat_profile(profile: Path, workers: int) -> str:
 
 def cleanup(work: Path, cgroup_parent: str) -> None:
     if (work / "root").exists():
-        runtime = Runtime(work / "root", run_root=work / "run")
-        try:
-            for box in runtime.list():
-                try:
-                    box.destroy(force=True)
-                except Exception as exc:  # noqa: BLE001 - report and go on cleaning
-                    print(f"cleanup of {box.id}: {exc}", file=sys.stderr)
-        finally:
-            runtime.close()
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        parent = hierarchy / cgroup_parent.lstrip("/")
-        if parent.is_dir():
-            for child in sorted(parent.rglob("*"), reverse=True):
-                if child.is_dir():
-                    try:
-                        child.rmdir()
-                    except OSError as exc:
-                        print(f"cleanup of {child}: {exc}", file=sys.stderr)
-            try:
-                parent.rmdir()
-            except OSError as exc:
-                print(f"cleanup of {parent}: {exc}", file=sys.stderr)
+        destroy_all(Runtime(work / "root", run_root=work / "run"))
+    remove_cgroup_parent(cgroup_parent)
     shutil.rmtree(work, ignore_errors=True)
-
-
-def on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through the finally that cleans up
 
 
 def main(argv: list[str] | None = None) -> int:
