@@ -87,9 +87,7 @@ class LeanStore(ReadonlyStore):
         if row is None:
             return None
         key, cid, state, pending, pid, start, boot, run_dir, created, version, live_id, hooks = row
-        paths = dict(
-            self._con.execute("SELECT hierarchy, path FROM cgroup_paths WHERE container_key = ?", (key,)).fetchall()
-        )
+        paths = self.cgroup_paths(int(key))
         return LeanRecord(
             key=int(key),
             id=str(cid),

@@ -111,14 +111,16 @@ class ReadonlyStore:
         ).fetchall()
         return [self._view(row) for row in rows]
 
+    def cgroup_paths(self, key: int) -> dict[str, str]:
+        """The container's cgroup directory per hierarchy."""
+        return dict(
+            self._con.execute("SELECT hierarchy, path FROM cgroup_paths WHERE container_key = ?", (key,)).fetchall()
+        )
+
     def _view(self, row: tuple[Any, ...]) -> RecordView:  # sqlite3 rows are untyped
         (key, cid, state, pending, init_pid, init_start, boot_id, bundle, config, run_dir,
          exit_status, created_at, live_id) = row
-        paths = dict(
-            self._con.execute(
-                "SELECT hierarchy, path FROM cgroup_paths WHERE container_key = ?", (key,)
-            ).fetchall()
-        )
+        paths = self.cgroup_paths(int(key))
         return RecordView(
             key=int(key),
             id=str(cid),
