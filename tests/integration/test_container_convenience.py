@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,21 @@ def test_stop_sigterms_then_sigkills_a_real_container(runtime: Runtime, bundle: 
     assert stubborn.stop(timeout=0.3) == 128 + 9
     polite = runtime.create("polite", make_config(bundle, "polite", "/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"))
     polite.start()
+    _wait_until_it_catches_sigterm(polite.pid)  # else stop() can come before `trap` ran: then only SIGKILL ends it
     assert polite.stop(timeout=10) == 0
+
+
+def _wait_until_it_catches_sigterm(pid: int | None, timeout: float = 10.0) -> None:
+    """Until the kernel says `pid` has a SIGTERM handler (SigCgt in /proc/<pid>/status)."""
+    assert pid is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/status") as status:
+            caught = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{pid} installed no SIGTERM handler within {timeout} s")
 
 
 def test_a_real_container_block_destroys_it(runtime: Runtime, bundle: Path) -> None:
