@@ -101,8 +101,8 @@ def build_process(a: argparse.Namespace, base: Process) -> Process:
 
 def exec_(ctx: Context) -> int:
     args = ctx.args
-    if args.preserve_fds:
-        raise CorralError(f"exec: --preserve-fds {args.preserve_fds}: passing extra file descriptors is not supported yet")
+    if args.preserve_fds < 0:
+        raise UsageError(f"exec: --preserve-fds {args.preserve_fds}: give a count of descriptors, 0 or more")
     for flag in ("process_label", "apparmor"):
         if getattr(args, flag):
             raise CorralError(f"exec: --{flag.replace('_', '-')}: not supported by corral")
@@ -111,7 +111,11 @@ def exec_(ctx: Context) -> int:
     box = ctx.load(detached=bool(args.detach))
     process = build_process(args, box.config.process)
     console = check_console_socket(process.terminal, args.console_socket, "exec: --tty (or terminal in --process)")
-    handle = box.exec(process, stdio=None if console else inherited_stdio(), console=console)
+    # --preserve-fds N: this process's 3..3+N-1 become the process's 3..3+N-1, beside a terminal too.
+    stdio = inherited_stdio(args.preserve_fds)
+    if console:
+        stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
+    handle = box.exec(process, stdio=stdio, console=console)
     if handle.console_fd is not None:
         hand_over_console(args.console_socket, handle.console_fd)  # unsent: closing the master hangs the process up
         handle.console_fd = None
