@@ -216,6 +216,8 @@ def test_cli_spec_then_run_with_a_console_socket(cli: Cli, rootfs_template: Path
     _, err = run.communicate(timeout=60)
     assert run.returncode == 3, err
     check_session(out)
+    # The terminal as runc hands it over: the kernel's line discipline, "\n" written reads "\r\n".
+    assert b"A42Z\r\n" in out, out
 
     # And without a terminal: the same bundle with terminal false runs on the command's stdio.
     config = json.loads((bundle / "config.json").read_text())
@@ -250,7 +252,7 @@ def test_cli_exec_tty_with_a_console_socket(cli: Cli, rootfs_template: Path) -> 
         os.close(received.fd)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 6, err
-    assert b"A42Z" in out and b"T/dev/pts/0T" in out, out
+    assert b"A42Z\r\n" in out and b"T/dev/pts/0T" in out, out  # ONLCR on, as runc's
 
 
 def test_cli_detached_exec_tty_hands_the_master_over_with_parent_caller(cli: Cli, rootfs_template: Path) -> None:  # noqa: F811
