@@ -68,8 +68,11 @@ def build_process(a: argparse.Namespace, base: Process) -> Process:
         if a.user:
             uid, gid = parse_user(a.user)
             user = User(uid=uid, gid=gid if gid is not None else user.gid, additional_gids=user.additional_gids, umask=user.umask)
-        if a.additional_gids:
-            user = dataclasses.replace(user, additional_gids=tuple(a.additional_gids))
+        if a.additional_gids:  # added to the container's, as runc's -g does
+            negative = [gid for gid in a.additional_gids if gid < 0]
+            if negative:
+                raise UsageError(f"exec: --additional-gids {negative[0]}: must be 0 or more")
+            user = dataclasses.replace(user, additional_gids=user.additional_gids + tuple(a.additional_gids))
         process = dataclasses.replace(
             base,
             args=tuple(command),
@@ -86,13 +89,15 @@ def build_process(a: argparse.Namespace, base: Process) -> Process:
         def add(names: tuple[str, ...]) -> tuple[str, ...]:
             return names + tuple(c for c in caps if c not in names)
 
+        # Not to the inheritable set: runc stopped that in 1.1.2 (CVE-2022-29162, an exec'd
+        # program whose file has inheritable capabilities would gain them at its execve).
         process = dataclasses.replace(
             process,
             capabilities=Capabilities(
                 bounding=add(current.bounding),
                 effective=add(current.effective),
                 permitted=add(current.permitted),
-                inheritable=add(current.inheritable),
+                inheritable=current.inheritable,
                 ambient=current.ambient,
             ),
         )
