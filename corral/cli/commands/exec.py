@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from corral.cli.commands.lifecycle import check_console_socket, hand_over_console, inherited_stdio
+from corral.cli import terminal
+from corral.cli.commands.lifecycle import FORWARDED, check_console_socket, hand_over_console, inherited_stdio
 from corral.cli.context import Context, write_pid_file
 from corral.cli.parser import UsageError
 from corral.errors import CorralError
@@ -115,20 +120,63 @@ def exec_(ctx: Context) -> int:
         raise CorralError("exec: --cgroup: joining a sub-cgroup is not supported by corral")
     box = ctx.load(detached=bool(args.detach))
     process = build_process(args, box.config.process)
-    console = check_console_socket(process.terminal, args.console_socket, "exec: --tty (or terminal in --process)")
+    host: int | None = None  # runc's foreground terminal: a terminal, no socket, not detached
+    if process.terminal and not args.console_socket:
+        if args.detach:
+            raise CorralError("exec: --tty with --detach: pass --console-socket SOCKET to receive the terminal")
+        host = terminal.host_terminal()
+        console = True
+    else:
+        console = check_console_socket(process.terminal, args.console_socket, "exec: --tty (or terminal in --process)")
     # --preserve-fds N: this process's 3..3+N-1 become the process's 3..3+N-1, beside a terminal too.
     stdio = inherited_stdio(args.preserve_fds)
     if console:
         stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
-    handle = box.exec(process, stdio=stdio, console=console)
-    if handle.console_fd is not None:
-        hand_over_console(args.console_socket, handle.console_fd)  # unsent: closing the master hangs the process up
-        handle.console_fd = None
+    try:
+        handle = box.exec(process, stdio=stdio, console=console)
+    except BaseException:
+        if host is not None:
+            os.close(host)
+        raise
+    master, handle.console_fd = handle.console_fd, None
+    if master is not None and host is None:
+        hand_over_console(args.console_socket, master)  # unsent: closing the master hangs the process up
     ctx.log.debug(f"exec in {box.id}: pid {handle.pid}")
     if args.pid_file:
         write_pid_file(args.pid_file, handle.pid)
     if args.detach:
         return 0
-    status = handle.wait()
+    with _forwarding(handle.pid, ctx):
+        if master is not None and host is not None:
+            try:
+                terminal.proxy(master, host)
+            finally:
+                os.close(master)
+        status = handle.wait()
     return 255 if status is None else status
+
+
+@contextmanager
+def _forwarding(pid: int, ctx: Context) -> Iterator[None]:
+    """Pass on to the exec'd process the signals this process gets while it waits, as runc's
+    exec does (SIGWINCH excepted: it resizes the terminal)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # already gone and reaped: nothing to forward to
+        yield
+        return
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            signal.pidfd_send_signal(pidfd, signum)
+        except OSError as exc:
+            ctx.log.debug(f"forwarding signal {signum} to {pid}: {exc}")
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED if sig != signal.SIGWINCH}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(pidfd)
 
