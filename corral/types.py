@@ -103,7 +103,7 @@ class Stdio:
     `Container.logs()` reads it. Only a container's own process (create) can be
     logged; exec's output goes where its own Stdio says.
 
-    `extra_fds` (a container's own process only, as runc's ``--preserve-fds``):
+    `extra_fds` (runc's ``--preserve-fds``, for create and exec):
     descriptors of the caller given to the process as 3, 4, ... in order, open
     across its execve. They are the caller's deliberate grant: a directory among
     them is a way out of the rootfs, as with runc.

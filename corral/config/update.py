@@ -5,7 +5,10 @@ resources replaces the container's, each absent one stays. The merged
 resources then go through the same validation as a config at create (by
 building the new Config), so an update can never record what create would
 refuse. Device rules are not updatable (runc ignores them; a changed rule list
-would need the device program or files rewritten as a whole): asking is an error.
+would need the device program or files rewritten as a whole): asking for other
+rules is an error. The container's own rules, unchanged, are no change: containerd's
+CRI sends the whole of linux.resources from the spec, devices included, on every
+update (UpdateContainerResources).
 """
 
 from __future__ import annotations
@@ -41,10 +44,10 @@ def _hugepages(old: tuple[HugepageLimit, ...], new: tuple[HugepageLimit, ...]) -
 
 
 def merge_resources(old: Resources | None, new: Resources) -> Resources:
-    """`new` over `old`, as runc update merges (ConfigError for device rules)."""
-    if new.devices:
-        fail("linux.resources.devices", "device rules cannot be updated; recreate the container to change them")
+    """`new` over `old`, as runc update merges (ConfigError for device rules other than the container's)."""
     base = old or Resources()
+    if new.devices and new.devices != base.devices:
+        fail("linux.resources.devices", "device rules cannot be updated; recreate the container to change them")
     return Resources(
         memory=_overlay(base.memory, new.memory),
         cpu=_overlay(base.cpu, new.cpu),

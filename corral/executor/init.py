@@ -446,6 +446,7 @@ def _exec_process(
     process: Process, seccomp_filter: CompiledFilter | None, sock: socket.socket, stdio: list[int]
 ) -> NoReturn:
     step = Step()
+    extra = stdio[3:]  # Stdio.extra_fds: the program's 3, 4, ... (a terminal replaces only 0, 1, 2)
     try:
         if process.exec_cpu_affinity is not None:
             step("setting the final CPU affinity (execCPUAffinity.final)")
@@ -459,7 +460,12 @@ def _exec_process(
         load_seccomp_privileged(seccomp_filter, process, step)
         executable = become(process, stdio, step)
         reset_signals()
-        fds.close_all_except([0, 1, 2, sock.fileno()])  # sock is close-on-exec: it reports a failed execve
+        report = sock.fileno()  # close-on-exec: it reports a failed execve
+        if extra:
+            sock.detach()
+            [report] = fds.place_extra(extra, [report])
+            sock = socket.socket(fileno=report)
+        fds.close_all_except([0, 1, 2, *range(3, 3 + len(extra)), report])
         args, env = list(process.args), _env_dict(process.env)
         load_seccomp_last(seccomp_filter, process, step)
         os.execve(executable, args, env)

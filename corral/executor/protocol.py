@@ -47,7 +47,7 @@ from corral.types import MAX_EXTRA_FDS
 #: The largest encoded message sent inline; anything bigger goes through a memfd.
 #: Well under the socket's send buffer (about 208 KiB by default).
 INLINE_MAX = 64 * 1024
-#: A request's descriptors: its socket, stdio, and a create's `Stdio.extra_fds`.
+#: A request's descriptors: its socket, stdio, and its `Stdio.extra_fds`.
 MAX_FDS = 4 + MAX_EXTRA_FDS
 
 _JSON = b"J"

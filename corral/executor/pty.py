@@ -69,9 +69,9 @@ def allocate(root_fd: int, size: ConsoleSize | None, *, kernel: Syscalls = LINUX
             _check_is_node(root_fd, name, slave, kernel)
             if size is not None and size.height and size.width:
                 fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size.height, size.width, 0, 0))
-            attrs = termios.tcgetattr(master)
-            attrs[1] &= ~termios.ONLCR  # "\n" stays "\n" for the reader of the master, as runc sets it
-            termios.tcsetattr(master, termios.TCSANOW, attrs)
+            # The line discipline stays the kernel's (ONLCR: "\n" reads "\r\n" from the master), as
+            # runc's libcontainer hands it over --console-socket: the reader decides (runc's own
+            # foreground terminal clears ONLCR; containerd's shim and conmon copy it as it is).
         except BaseException:
             os.close(slave)
             raise

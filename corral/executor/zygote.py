@@ -44,8 +44,8 @@ def serve(sock: socket.socket) -> None:
                 os.close(fd)
             protocol.send(sock, Pong(os.getpid()))
             continue
-        # A create's extra descriptors (Stdio.extra_fds) follow its socket and stdio.
-        wanted = len(fds) >= 4 if isinstance(request, CreateRequest) else len(fds) == 4
+        # The extra descriptors (Stdio.extra_fds) follow the socket and the stdio.
+        wanted = len(fds) >= 4
         if not isinstance(request, (CreateRequest, ExecRequest)) or not wanted:
             for fd in fds:
                 os.close(fd)

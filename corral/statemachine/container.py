@@ -180,7 +180,8 @@ class Container:
         What `process` leaves unset (its user, capabilities, no_new_privileges,
         rlimits, env and cwd: `corral.config.INHERITED`) is the container's own
         process's, as with `runc exec`; what it sets overrides. `stdio` is the
-        process's own (default: /dev/null); `Stdio.logged()` is refused, the log
+        process's own (default: /dev/null), its `extra_fds` the process's 3, 4, ...
+        (runc exec's `--preserve-fds`); `Stdio.logged()` is refused, the log
         being the container's own output. A process with `terminal=True` needs
         `console=True`: its new pty's master is then the returned ExecProcess's
         `console_fd`, the caller's to close.
@@ -192,8 +193,6 @@ class Container:
         """
         if stdio is not None and stdio.log:
             raise ConfigError("stdio.log", "only the container's own process is logged; give exec a file or a pipe")
-        if stdio is not None and stdio.extra_fds:
-            raise ConfigError("stdio.extra_fds", "only the container's own process (create) gets extra descriptors")
         check_console(process.terminal, console, stdio, where="process", call="Container.exec")
         result: ExecProcess = self._recipe.fire("exec", process=process, stdio=stdio or Stdio())
         return result

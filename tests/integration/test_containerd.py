@@ -17,8 +17,11 @@ parent is removed; the test then checks the host for leaks.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import select
 import shutil
 import signal
 import subprocess
@@ -166,6 +169,57 @@ class Containerd:
         return self.ctr(
             "run", "--runc-binary", str(WRAPPER), "--runc-root", str(self.runc_root),
             "--cgroup", f"{CGROUP_PARENT}/{cid}", *args, check=check,
+        )
+
+    def on_terminal(self, *args: str, typed: bytes = b"", after: bytes = b"# ") -> tuple[bytes, int]:
+        """`ctr ARGS` with a pty of the test's own as its stdin, stdout and stderr (ctr -t needs a
+        console there): what came through that terminal, and ctr's exit status. `typed` is
+        written once `after` has come out (the shell's prompt)."""
+        master, slave = os.openpty()
+        try:
+            process = subprocess.Popen(["ctr", "--address", str(self.socket), *args],
+                                       stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        finally:
+            os.close(slave)
+        out = b""
+        try:
+            deadline = time.monotonic() + CTR_TIMEOUT
+            while True:
+                if typed and after in out:
+                    os.write(master, typed)
+                    typed = b""
+                left = deadline - time.monotonic()
+                assert left > 0, f"ctr {' '.join(args)}: still running after {CTR_TIMEOUT} s: {out!r}"
+                if not select.select([master], [], [], left)[0]:
+                    continue
+                try:
+                    data = os.read(master, 4096)
+                except OSError as exc:  # EIO: ctr, the last holder of the terminal, is gone
+                    if exc.errno != errno.EIO:
+                        raise
+                    break
+                if not data:
+                    break
+                out += data
+            return out, process.wait(timeout=CTR_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            os.close(master)
+
+    def bundle(self, cid: str) -> Path:
+        """The task's bundle, where the shim runs the runtime (and its log.json)."""
+        return self.tmp / "state" / "io.containerd.runtime.v2.task" / "default" / cid
+
+    def as_the_shim(self, cid: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """corral-runc called as containerd 1.6's runc shim calls a runtime (go-runc): the global
+        flags it always gives, in the bundle, with `stdin` as its input."""
+        bundle = self.bundle(cid)
+        return subprocess.run(
+            [str(WRAPPER), "--root", str(self.runc_root / "default"), "--log", str(bundle / "log.json"),
+             "--log-format", "json", *args],
+            input=stdin, capture_output=True, text=True, cwd=bundle, timeout=CTR_TIMEOUT,
         )
 
     def task(self, cid: str) -> dict[str, str]:
@@ -318,3 +372,67 @@ def test_a_detached_task_through_pause_resume_exec_ps_kill_and_delete(containerd
     assert containerd.task("box") == {}
     assert json.loads(containerd.corral("list", "--format", "json").stdout or "[]") == []
     assert [d for d in _cgroup_dirs() if d.name == "box"] == []
+
+
+#: Typed at the container's shell. Each answer is framed (A...Z) so that the terminal's echo
+#: of the typed line, which shows `$((6*7))` and not 42, cannot be mistaken for it.
+TYPED = b'echo "A$((6*7))Z"; echo "T$(tty)T"; echo "O$(stty -a | grep -o -- -*onlcr)O"; exit 5\n'
+
+
+def test_ctr_run_t_and_task_exec_t_talk_through_a_terminal(containerd: Containerd) -> None:
+    """`ctr run -t` and `ctr task exec -t`: the shim gets the pty master over --console-socket and
+    copies it to ctr, which copies it to the test's terminal; what is typed reaches the shell."""
+    containerd.ids.append("tty")
+    out, status = containerd.on_terminal(
+        "run", "-t", "--rm", "--runc-binary", str(WRAPPER), "--runc-root", str(containerd.runc_root),
+        "--cgroup", f"{CGROUP_PARENT}/tty", IMAGE_NAME, "tty", "sh", typed=TYPED,
+    )
+    assert status == 5, out
+    assert b"A42Z" in out and b"T/dev/pts/0T" in out, out  # the container's own devpts
+    assert b"OonlcrO" in out, out  # the terminal as runc's: the kernel's line discipline
+    assert containerd.task("tty") == {}
+
+    containerd.run("ttybox", "-d", IMAGE_NAME, "ttybox", "sleep", "1000")
+    out, status = containerd.on_terminal("task", "exec", "-t", "--exec-id", "t1", "ttybox", "sh", typed=TYPED)
+    assert status == 5, out
+    assert b"A42Z" in out and b"OonlcrO" in out, out
+    assert re.search(rb"T/dev/pts/[0-9]+T", out), out
+    containerd.ctr("task", "kill", "-s", "SIGKILL", "ttybox")
+    containerd.wait_for("ttybox", "STOPPED")
+    containerd.ctr("task", "delete", "ttybox")
+    containerd.ctr("container", "rm", "ttybox")
+
+
+def _limit(cid: str, v1: str, v2: str) -> str:
+    """A cgroup file of the task's, on cgroup v1 (controller/file) or v2 (file)."""
+    controller, name = v1.split("/")
+    if (CGROUP_ROOT / controller).is_dir():
+        return (CGROUP_ROOT / controller / CGROUP_PARENT.lstrip("/") / cid / name).read_text().strip()
+    return (CGROUP_ROOT / CGROUP_PARENT.lstrip("/") / cid / v2).read_text().strip()
+
+
+def test_update_as_the_shim_calls_it(containerd: Containerd) -> None:
+    """ctr 1.6 has no `task update`; the Task API's Update makes the shim call
+    `update --resources - ID` with the LinuxResources JSON on stdin. containerd's CRI sends the
+    whole of the spec's resources, device rules included: those, unchanged, are no change."""
+    containerd.run("upd", "-d", IMAGE_NAME, "upd", "sleep", "1000")
+    spec = json.loads((containerd.bundle("upd") / "config.json").read_text())
+    devices = spec["linux"]["resources"]["devices"]
+    resources = {"devices": devices, "memory": {"limit": 64 << 20},
+                 "cpu": {"shares": 512, "quota": 50000, "period": 100000}, "pids": {"limit": 100}}
+    done = containerd.as_the_shim("upd", "update", "--resources", "-", "upd", stdin=json.dumps(resources) + "\n")
+    assert done.returncode == 0, done
+    assert _limit("upd", "memory/memory.limit_in_bytes", "memory.max") == str(64 << 20)
+    assert _limit("upd", "pids/pids.max", "pids.max") == "100"
+    assert _limit("upd", "cpu/cpu.cfs_quota_us", "cpu.max").split()[0] == "50000"
+
+    other = {"devices": devices[:1], "memory": {"limit": 32 << 20}}  # not the container's rules: refused
+    done = containerd.as_the_shim("upd", "update", "--resources", "-", "upd", stdin=json.dumps(other))
+    assert done.returncode != 0, done
+    errors = [json.loads(line) for line in (containerd.bundle("upd") / "log.json").read_text().splitlines()]
+    assert "linux.resources.devices" in [e for e in errors if e["level"] == "error"][-1]["msg"]  # what the shim shows
+    assert _limit("upd", "memory/memory.limit_in_bytes", "memory.max") == str(64 << 20)  # nothing changed
+    containerd.ctr("task", "kill", "-s", "SIGKILL", "upd")
+    containerd.wait_for("upd", "STOPPED")
+    containerd.ctr("task", "delete", "upd")
+    containerd.ctr("container", "rm", "upd")

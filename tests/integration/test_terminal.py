@@ -11,13 +11,17 @@ size` is consoleSize. Then the same through the CLI: `corral spec`, then
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
+import re
 import select
 import shutil
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -216,6 +220,8 @@ def test_cli_spec_then_run_with_a_console_socket(cli: Cli, rootfs_template: Path
     _, err = run.communicate(timeout=60)
     assert run.returncode == 3, err
     check_session(out)
+    # The terminal as runc hands it over: the kernel's line discipline, "\n" written reads "\r\n".
+    assert b"A42Z\r\n" in out, out
 
     # And without a terminal: the same bundle with terminal false runs on the command's stdio.
     config = json.loads((bundle / "config.json").read_text())
@@ -250,7 +256,7 @@ def test_cli_exec_tty_with_a_console_socket(cli: Cli, rootfs_template: Path) -> 
         os.close(received.fd)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 6, err
-    assert b"A42Z" in out and b"T/dev/pts/0T" in out, out
+    assert b"A42Z\r\n" in out and b"T/dev/pts/0T" in out, out  # ONLCR on, as runc's
 
 
 def test_cli_detached_exec_tty_hands_the_master_over_with_parent_caller(cli: Cli, rootfs_template: Path) -> None:  # noqa: F811
@@ -286,3 +292,41 @@ def test_cli_detached_exec_tty_hands_the_master_over_with_parent_caller(cli: Cli
         os.close(received.fd)
     assert b"A42Z" in out and b"T/dev/pts/0T" in out, out
     cli("delete", "--force", "exd")
+
+
+def test_cli_exec_tty_in_the_foreground_joins_the_commands_own_terminal(cli: Cli, rootfs_template: Path) -> None:  # noqa: F811
+    """runc's `exec -t` without --console-socket: the command keeps the master and joins it to
+    its own terminal (raw, the size following it), copying both ways until the shell exits,
+    and exits with its status. The test is the person at that terminal (a pty of its own)."""
+    from tests.integration.test_cli import make_bundle
+
+    bundle = make_bundle(cli, rootfs_template, "fg", "sleep", "1000")
+    cli("run", "--detach", "--bundle", str(bundle), "fg")
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+    command = [sys.executable, "-m", "corral.cli", "--root", str(cli.root), "--log", str(cli.log),
+               "--log-format", "json", "exec", "--tty", "fg", "sh"]
+    try:
+        run = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    finally:
+        os.close(slave)
+    try:
+        out = b""
+        deadline = time.monotonic() + 60
+        while b"# " not in out:  # the shell's prompt
+            assert time.monotonic() < deadline, out
+            if select.select([master], [], [], 1)[0]:
+                out += os.read(master, 4096)
+        os.write(master, b'echo "A$((6*7))Z"; echo "S$(stty size)S"; exit 6\n')
+        out += read_until_closed(master)
+        assert run.wait(timeout=60) == 6, out
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        os.close(master)
+    # (How many "\r" precede each "\n" is a race, with runc too: the master's ONLCR is cleared once
+    # the command holds it, and the shell may have saved its terminal settings before.)
+    assert re.search(rb"\nA42Z\r+\n", out), out
+    assert b"S33 111S" in out, out  # the command's terminal's size
+    assert out.count(b'echo "A$((6*7))Z"') == 1, out  # echoed once, by the container's terminal: ours was raw

@@ -221,6 +221,25 @@ def test_exec_process_from_flags_starts_from_the_containers() -> None:
             parse_user(bad)
 
 
+def test_exec_groups_and_caps_as_runcs() -> None:
+    """runc exec's -g adds to the container's additional gids; --cap adds to the bounding,
+    effective and permitted sets, not the inheritable one (runc 1.1.2, CVE-2022-29162)."""
+    from corral.config import Capabilities, User
+
+    caps = Capabilities(bounding=("CAP_KILL",), effective=("CAP_KILL",), permitted=("CAP_KILL",),
+                        inheritable=(), ambient=())
+    base = Process(args=("sh",), user=User(uid=0, gid=0, additional_gids=(10,)), capabilities=caps)
+    args = build_parser().parse_args(["exec", "-g", "20", "-u", "5:6", "--cap", "CAP_NET_RAW", "c1", "id"])
+    process = build_process(args, base)
+    assert (process.user.uid, process.user.gid, process.user.additional_gids) == (5, 6, (10, 20))
+    assert process.capabilities is not None
+    assert process.capabilities.inheritable == () and process.capabilities.ambient == ()
+    for chosen in (process.capabilities.bounding, process.capabilities.effective, process.capabilities.permitted):
+        assert chosen == ("CAP_KILL", "CAP_NET_RAW")
+    with pytest.raises(UsageError, match="additional-gids -1"):
+        build_process(build_parser().parse_args(["exec", "-g", "-1", "c1", "id"]), base)
+
+
 def test_exec_process_from_a_file(tmp_path: Path) -> None:
     path = tmp_path / "process.json"
     path.write_text(json.dumps({"args": ["echo", "x"], "cwd": "/", "env": ["X=1"]}))

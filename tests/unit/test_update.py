@@ -40,6 +40,22 @@ def test_device_rules_are_not_updatable() -> None:
     with pytest.raises(ConfigError) as raised:
         merge_resources(None, Resources(devices=(DeviceRule(allow=True),)))
     assert raised.value.where == "linux.resources.devices"
+    own = (DeviceRule(allow=False, access="rwm"), DeviceRule(allow=True, type="c", major=1, minor=3, access="rwm"))
+    with pytest.raises(ConfigError) as raised:  # other rules than the container's
+        merge_resources(Resources(devices=own), Resources(devices=own[:1]))
+    assert raised.value.where == "linux.resources.devices"
+
+
+def test_the_containers_own_device_rules_are_no_change() -> None:
+    """containerd's CRI sends the spec's whole linux.resources, devices included, on each update."""
+    own = resources_from_json({"devices": [{"allow": False, "access": "rwm"},
+                                           {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]})
+    sent = resources_from_json({"devices": [{"allow": False, "access": "rwm"},
+                                            {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
+                                "memory": {"limit": 1 << 26}})
+    merged = merge_resources(own, sent)
+    assert merged.devices == own.devices
+    assert merged.memory is not None and merged.memory.limit == 1 << 26
 
 
 def test_resources_json_is_checked_once_merged(runtime: Runtime, config: Config) -> None:

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from corral.cli.commands.lifecycle import check_console_socket, hand_over_console, inherited_stdio
+from corral.cli import terminal
+from corral.cli.commands.lifecycle import FORWARDED, check_console_socket, hand_over_console, inherited_stdio
 from corral.cli.context import Context, write_pid_file
 from corral.cli.parser import UsageError
 from corral.errors import CorralError
@@ -68,8 +73,11 @@ def build_process(a: argparse.Namespace, base: Process) -> Process:
         if a.user:
             uid, gid = parse_user(a.user)
             user = User(uid=uid, gid=gid if gid is not None else user.gid, additional_gids=user.additional_gids, umask=user.umask)
-        if a.additional_gids:
-            user = dataclasses.replace(user, additional_gids=tuple(a.additional_gids))
+        if a.additional_gids:  # added to the container's, as runc's -g does
+            negative = [gid for gid in a.additional_gids if gid < 0]
+            if negative:
+                raise UsageError(f"exec: --additional-gids {negative[0]}: must be 0 or more")
+            user = dataclasses.replace(user, additional_gids=user.additional_gids + tuple(a.additional_gids))
         process = dataclasses.replace(
             base,
             args=tuple(command),
@@ -86,13 +94,15 @@ def build_process(a: argparse.Namespace, base: Process) -> Process:
         def add(names: tuple[str, ...]) -> tuple[str, ...]:
             return names + tuple(c for c in caps if c not in names)
 
+        # Not to the inheritable set: runc stopped that in 1.1.2 (CVE-2022-29162, an exec'd
+        # program whose file has inheritable capabilities would gain them at its execve).
         process = dataclasses.replace(
             process,
             capabilities=Capabilities(
                 bounding=add(current.bounding),
                 effective=add(current.effective),
                 permitted=add(current.permitted),
-                inheritable=add(current.inheritable),
+                inheritable=current.inheritable,
                 ambient=current.ambient,
             ),
         )
@@ -101,8 +111,8 @@ def build_process(a: argparse.Namespace, base: Process) -> Process:
 
 def exec_(ctx: Context) -> int:
     args = ctx.args
-    if args.preserve_fds:
-        raise CorralError(f"exec: --preserve-fds {args.preserve_fds}: passing extra file descriptors is not supported yet")
+    if args.preserve_fds < 0:
+        raise UsageError(f"exec: --preserve-fds {args.preserve_fds}: give a count of descriptors, 0 or more")
     for flag in ("process_label", "apparmor"):
         if getattr(args, flag):
             raise CorralError(f"exec: --{flag.replace('_', '-')}: not supported by corral")
@@ -110,16 +120,63 @@ def exec_(ctx: Context) -> int:
         raise CorralError("exec: --cgroup: joining a sub-cgroup is not supported by corral")
     box = ctx.load(detached=bool(args.detach))
     process = build_process(args, box.config.process)
-    console = check_console_socket(process.terminal, args.console_socket, "exec: --tty (or terminal in --process)")
-    handle = box.exec(process, stdio=None if console else inherited_stdio(), console=console)
-    if handle.console_fd is not None:
-        hand_over_console(args.console_socket, handle.console_fd)  # unsent: closing the master hangs the process up
-        handle.console_fd = None
+    host: int | None = None  # runc's foreground terminal: a terminal, no socket, not detached
+    if process.terminal and not args.console_socket:
+        if args.detach:
+            raise CorralError("exec: --tty with --detach: pass --console-socket SOCKET to receive the terminal")
+        host = terminal.host_terminal()
+        console = True
+    else:
+        console = check_console_socket(process.terminal, args.console_socket, "exec: --tty (or terminal in --process)")
+    # --preserve-fds N: this process's 3..3+N-1 become the process's 3..3+N-1, beside a terminal too.
+    stdio = inherited_stdio(args.preserve_fds)
+    if console:
+        stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
+    try:
+        handle = box.exec(process, stdio=stdio, console=console)
+    except BaseException:
+        if host is not None:
+            os.close(host)
+        raise
+    master, handle.console_fd = handle.console_fd, None
+    if master is not None and host is None:
+        hand_over_console(args.console_socket, master)  # unsent: closing the master hangs the process up
     ctx.log.debug(f"exec in {box.id}: pid {handle.pid}")
     if args.pid_file:
         write_pid_file(args.pid_file, handle.pid)
     if args.detach:
         return 0
-    status = handle.wait()
+    with _forwarding(handle.pid, ctx):
+        if master is not None and host is not None:
+            try:
+                terminal.proxy(master, host)
+            finally:
+                os.close(master)
+        status = handle.wait()
     return 255 if status is None else status
+
+
+@contextmanager
+def _forwarding(pid: int, ctx: Context) -> Iterator[None]:
+    """Pass on to the exec'd process the signals this process gets while it waits, as runc's
+    exec does (SIGWINCH excepted: it resizes the terminal)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # already gone and reaped: nothing to forward to
+        yield
+        return
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            signal.pidfd_send_signal(pidfd, signum)
+        except OSError as exc:
+            ctx.log.debug(f"forwarding signal {signum} to {pid}: {exc}")
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED if sig != signal.SIGWINCH}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(pidfd)
 
