@@ -117,6 +117,22 @@ class RecordReader(Generic[T]):
         with self._transaction() as (local, version, _kept):
             return self._select(local, version, where, params, order, limit)
 
+    def keys(self, where: str, params: tuple[Any, ...] = ()) -> list[tuple[int, str]]:
+        """(key, id) of the records matching `where`, in key order: one statement, no record built.
+
+        What `Runtime.list()` needs to hand out Containers that read their record
+        on first use; with the `live_id IS NOT NULL` condition the partial index
+        `ix_containers_live` (migration 0007) answers it without the table's rows.
+        """
+        with self._transaction() as (local, _version, _kept):
+            assert local.con is not None
+            cursor = local.con.cursor()
+            cursor.row_factory = None  # plain tuples: fewer objects than sqlite3.Row for a long list
+            rows: list[tuple[int, str]] = cursor.execute(
+                f"SELECT key, id FROM containers WHERE {where} ORDER BY key", params
+            ).fetchall()
+            return rows
+
     def _select(
         self,
         local: _Local,

@@ -194,6 +194,28 @@ def _record(row: ContainerRow, children: _Children | None = None) -> ContainerRe
     )
 
 
+def _filter(
+    include_destroyed: bool, labels: Mapping[str, str | None] | None, states: Collection[str] | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (and its parameters) over the containers table that `all()` and `listing()` share.
+
+    Labels are the OCI annotations, read from the config's JSON by SQLite's
+    json_each: no column to keep in step, and cheap (a config is parsed only
+    for rows the other conditions kept).
+    """
+    where = ["1" if include_destroyed else "live_id IS NOT NULL"]
+    params: list[Any] = []
+    if states is not None:
+        wanted = sorted(states)
+        where.append(f"state IN ({', '.join('?' for _ in wanted)})")
+        params.extend(wanted)
+    for key, value in (labels or {}).items():
+        match = "label.key = ?" + ("" if value is None else " AND label.value = ?")
+        where.append(f"EXISTS (SELECT 1 FROM json_each(containers.config, '$.annotations') AS label WHERE {match})")
+        params.extend([key] if value is None else [key, value])
+    return " AND ".join(where), tuple(params)
+
+
 def _time(value: Any) -> datetime | None:
     """A DateTime column as SQLAlchemy stores it on SQLite ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC)."""
     return None if value is None else datetime.fromisoformat(str(value))
@@ -404,22 +426,22 @@ class Repository:
     ) -> list[ContainerRecord]:
         """Records in creation order, in one query (plus the paths of new ones); `labels` and
         `states` filter in that query.
-
-        Labels are the OCI annotations, read from the config's JSON by SQLite's
-        json_each: no column to keep in step, and cheap (a config is parsed only
-        for rows the other conditions kept).
         """
-        where = ["1" if include_destroyed else "live_id IS NOT NULL"]
-        params: list[Any] = []
-        if states is not None:
-            wanted = sorted(states)
-            where.append(f"state IN ({', '.join('?' for _ in wanted)})")
-            params.extend(wanted)
-        for key, value in (labels or {}).items():
-            match = "label.key = ?" + ("" if value is None else " AND label.value = ?")
-            where.append(f"EXISTS (SELECT 1 FROM json_each(containers.config, '$.annotations') AS label WHERE {match})")
-            params.extend([key] if value is None else [key, value])
-        return self._reader.select(" AND ".join(where), tuple(params))
+        return self._reader.select(*_filter(include_destroyed, labels, states))
+
+    def listing(
+        self,
+        *,
+        include_destroyed: bool = False,
+        labels: Mapping[str, str | None] | None = None,
+        states: Collection[str] | None = None,
+    ) -> list[tuple[int, str]]:
+        """(key, id) of what `all()` would return, in the same order, without building a record.
+
+        One statement; without `labels` or `include_destroyed` the partial
+        covering index `ix_containers_live` answers it (no table row is read).
+        """
+        return self._reader.keys(*_filter(include_destroyed, labels, states))
 
     def purge(self, keys: Collection[int]) -> list[int]:
         """Delete these tombstones with their journal, processes and paths; the keys deleted.
