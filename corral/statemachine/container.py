@@ -236,7 +236,7 @@ class Container:
             record = self._recipe.reload()
             if state_info(State(record.state)).init_alive:
                 self._recipe.fire("exited", exit=status)
-            return self._recipe.reload().exit_status
+            return self._recipe.record.exit_status  # as `exited` wrote it (adopted), not read back
 
     def stop(self, timeout: float = 10) -> int | None:
         """Stop as `docker stop` does: SIGTERM, then SIGKILL if the init outlives `timeout` seconds.

@@ -167,7 +167,7 @@ class Recipe:
         if not rebooted and record.init_pid is not None and self.context.executor.alive(self.facts(record)):
             return record
         self._fire_on(record, "exited", force=False, kwargs={"exit": ExitStatus.unknown(REBOOTED) if rebooted else None})
-        return self.reload()
+        return self.record  # what `exited` just wrote (adopted), not read back
 
     def alive_as_recorded(self, record: ContainerRecord) -> bool:
         """Whether `record` needs nothing recorded: no intent, this boot, its init alive (no lock)."""

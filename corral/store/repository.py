@@ -216,6 +216,11 @@ def _filter(
     return " AND ".join(where), tuple(params)
 
 
+def _stamp(record: ContainerRecord) -> tuple[str, str, int]:
+    """The reader's stamp of a record this process wrote: created_at as SQLAlchemy stores it on SQLite."""
+    return record.id, record.created_at.isoformat(sep=" ", timespec="microseconds"), record.version
+
+
 def _time(value: Any) -> datetime | None:
     """A DateTime column as SQLAlchemy stores it on SQLite ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC)."""
     return None if value is None else datetime.fromisoformat(str(value))
@@ -378,6 +383,7 @@ class Repository:
             NetworkInterfaceRow(position=i, host_name=h.host_name, name=h.name, owner=h.owner)
             for i, h in enumerate(interfaces)
         ]
+        row.namespaces = []  # none yet: set, so that making the record does not query for them
         try:
             with self._write(durable=True, conflicts=True) as session:
                 existing = session.scalars(
@@ -403,6 +409,7 @@ class Repository:
                 raise store_error(self.path, exc) from exc
             raise ContainerExists(container_id, "being created") from exc
         ring(self.root)  # after the commit: see store/bell.py
+        self._reader.keep(record.key, record, _stamp(record))  # the reload that follows checks, not reads
         return record
 
     def get(self, key: int) -> ContainerRecord:
@@ -563,12 +570,12 @@ class Repository:
                 fresh = _record(row)
         if journal is not None:
             ring(self.root)  # after the commit: see store/bell.py
-        if fresh is not None:
-            return fresh
-        updated = dataclasses.replace(base, **changes, updated_at=now, version=expected_version + 1)
-        if namespaces is not None:
-            updated = dataclasses.replace(updated, namespaces=dict(namespaces))
-        return updated
+        if fresh is None:
+            fresh = dataclasses.replace(base, **changes, updated_at=now, version=expected_version + 1)
+            if namespaces is not None:
+                fresh = dataclasses.replace(fresh, namespaces=dict(namespaces))
+        self._reader.keep(key, fresh, _stamp(fresh))  # the next reload checks its version, not reads it
+        return fresh
 
     # -- journal ------------------------------------------------------------
 
