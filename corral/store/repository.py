@@ -11,6 +11,12 @@ and outcome commit with `synchronous = FULL` (see engine.py); the repository
 decides from what is written (`_durable`), so its callers need not know.
 Every database error leaving this module is a StoreError naming the file
 (store/failures.py).
+
+Per transition: two writes where there is kernel work (the intent before it, which
+recovery needs on disk, and the outcome after), one for an observed exit, and at most
+one read, the reload under the lock, which for a record this process wrote is a check of
+its version (reader.py `keep`). benchmarks/README.md ("Store transactions per
+transition") has the counts and what each commit costs.
 """
 
 from __future__ import annotations
