@@ -569,19 +569,18 @@ class Repository:
                         detail=json.dumps(dict(detail or {}), sort_keys=True),
                     )
                 )
-            fresh = None
             if base is None:
                 row = session.get(ContainerRow, key, populate_existing=True)
                 assert row is not None
-                fresh = _record(row)
+                updated = _record(row)
+            else:
+                updated = dataclasses.replace(base, **changes, updated_at=now, version=expected_version + 1)
+                if namespaces is not None:
+                    updated = dataclasses.replace(updated, namespaces=dict(namespaces))
         if journal is not None:
             ring(self.root)  # after the commit: see store/bell.py
-        if fresh is None:
-            fresh = dataclasses.replace(base, **changes, updated_at=now, version=expected_version + 1)
-            if namespaces is not None:
-                fresh = dataclasses.replace(fresh, namespaces=dict(namespaces))
-        self._reader.keep(key, fresh, _stamp(fresh))  # the next reload checks its version, not reads it
-        return fresh
+        self._reader.keep(key, updated, _stamp(updated))  # the next reload checks its version, not reads it
+        return updated
 
     # -- journal ------------------------------------------------------------
 
