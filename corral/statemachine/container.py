@@ -15,6 +15,7 @@ from corral.config import Config, Process, Resources
 from corral.errors import ConfigError, InvalidTransition, WaitTimeout
 from corral.executor.interface import OOMEvent, Stats, Stdio
 from corral.statemachine.consoles import check_console
+from corral.statemachine.recipes import RecipeBook
 from corral.statemachine.events import KILL_TIMEOUT
 from corral.statemachine import logs as logfile
 from corral.statemachine import output
@@ -27,6 +28,7 @@ from corral.types import ExecResult, LogLine, StdioTarget
 __all__ = ["KILL_TIMEOUT", "Container", "ExecProcess"]
 
 
+
 class Container:
     """One container of a Runtime. Get it from `Runtime.create()`, `run()`, `load()` or `list()`.
 
@@ -35,16 +37,26 @@ class Container:
     docstring names the errors particular to it. Constructing one raises nothing.
     """
 
-    def __init__(self, recipe: Recipe) -> None:
-        self._recipe = recipe
-        self._context = recipe.context
-        self.id = recipe.id
-        self._key = recipe.key
+    def __init__(self, book: RecipeBook, key: int, container_id: str, recipe: Recipe | None = None) -> None:
+        """Made by the Runtime; without `recipe` (what `list()` hands out) the recipe, and with it
+        the record, is made on first use, so a list of 10,000 records reads none."""
+        self._book = book
+        self._made = recipe
+        self._context = book.context
+        self.id = container_id
+        self._key = key
         #: Whether leaving a `with container:` block keeps the container (else: destroy(force=True)).
         self.keep = False
         #: The pty master of a `process.terminal` container, on the Container that
         #: `Runtime.create(..., console=True)` returned (None elsewhere): the caller's to close.
         self.console_fd: int | None = None
+
+    @property
+    def _recipe(self) -> Recipe:
+        recipe = self._made
+        if recipe is None:  # listed: made on first use, the same one whichever thread comes first
+            recipe = self._made = self._book.recipe(self._key, self.id)
+        return recipe
 
     def __repr__(self) -> str:
         return f"<Container {self.id!r} {self._recipe.record.state}>"
@@ -69,7 +81,11 @@ class Container:
 
     @property
     def recorded_state(self) -> State:
-        """The state as last read from the store, without asking the kernel. Raises nothing."""
+        """The state as last read from the store, without asking the kernel.
+
+        Raises nothing, except on a Container from `Runtime.list()` not used yet:
+        that first use reads its record (StoreError).
+        """
         return State(self._recipe.record.state)
 
     @property
@@ -82,7 +98,7 @@ class Container:
 
     @property
     def config(self) -> Config:
-        """The config the container was created with. Raises nothing (the record holds it)."""
+        """The config the container was created with (the record holds it). Raises as `recorded_state`."""
         return self._recipe.config_of(self._recipe.record)
 
     @property
@@ -219,7 +235,7 @@ class Container:
             record = self._recipe.reload()
             if state_info(State(record.state)).init_alive:
                 self._recipe.fire("exited", exit=status)
-            return self._recipe.reload().exit_status
+            return self._recipe.record.exit_status  # as `exited` wrote it (adopted), not read back
 
     def stop(self, timeout: float = 10) -> int | None:
         """Stop as `docker stop` does: SIGTERM, then SIGKILL if the init outlives `timeout` seconds.

@@ -28,6 +28,7 @@ from corral.statemachine.events_stream import EventStream
 from corral.statemachine.lifecycle import INITIAL_STATE, State
 from corral.statemachine.purge import purge
 from corral.statemachine.locks import Locks
+from corral.statemachine.recipes import RecipeBook
 from corral.statemachine.recovery import RecoveryReport, recover, recover_interrupted
 from corral.statemachine.transition import Recipe
 from corral.store.repository import ContainerRecord, JournalEntry, Repository
@@ -79,8 +80,8 @@ class Runtime:
             store=store, locks=Locks(self.root), executor=executor, boot_id=self.boot_id, run_root=self.run_root
         )
         self._containers: weakref.WeakValueDictionary[int, Container] = weakref.WeakValueDictionary()
-        # Each cached Container's recipe (the Container holds it, so it lives as long).
-        self._recipes: weakref.WeakValueDictionary[int, Recipe] = weakref.WeakValueDictionary()
+        # Each Container's recipe, made when first needed (a listed Container may never need it).
+        self._book = RecipeBook(self.context)
         self._recent: OrderedDict[int, Container] = OrderedDict()
         self._containers_guard = threading.Lock()
         self.last_recovery: RecoveryReport | None = self._recover_on_open() if recover else None
@@ -203,6 +204,11 @@ class Runtime:
     ) -> builtins.list[Container]:
         """The containers of this root, oldest first, from one query of the store (the kernel is not asked).
 
+        The query reads only keys and ids (an index answers it): each Container
+        reads its record on first use, through the store's cache, so listing
+        10,000 records and using 200 of them costs the 200. A Container this
+        process already holds is the one returned.
+
         `labels` keeps those whose config's annotations hold every key with the
         given value (None: any value); `states` keeps those whose recorded state
         is one of them (asking for `destroyed` includes tombstones).
@@ -211,8 +217,18 @@ class Runtime:
         """
         wanted = None if states is None else {State(s).value for s in states}
         include = include_destroyed or (wanted is not None and State.DESTROYED.value in wanted)
-        records = self.context.store.all(include_destroyed=include, labels=labels, states=wanted)
-        return [self._container(r) for r in records]
+        listing = self.context.store.listing(include_destroyed=include, labels=labels, states=wanted)
+        with self._containers_guard:  # once for the list: it may be 10,000 long
+            held = self._containers
+            boxes = []
+            for key, container_id in listing:
+                box = held.get(key)
+                if box is None:
+                    box = held[key] = Container(self._book, key, container_id)
+                boxes.append(box)
+            for (key, _id), box in zip(listing[-RECENT_CONTAINERS:], boxes[-RECENT_CONTAINERS:]):
+                self._keep_recent(key, box)
+        return boxes
 
     def purge(self, *, older_than: timedelta | float) -> builtins.list[ContainerRecord]:
         """Delete the tombstones destroyed more than `older_than` ago (seconds or a timedelta), with their journal.
@@ -281,19 +297,21 @@ class Runtime:
         with self._containers_guard:
             container = self._containers.get(record.key)
             if container is None:
-                recipe = Recipe(self.context, record)
-                container = Container(recipe)
-                self._containers[record.key] = container
-                self._recipes[record.key] = recipe
+                recipe = self._book.recipe(record.key, record.id, record)
+                container = self._containers[record.key] = Container(self._book, record.key, record.id, recipe)
             else:
-                self._recipes[record.key].adopt(record)
-            self._recent[record.key] = container
-            self._recent.move_to_end(record.key)
-            if len(self._recent) > RECENT_CONTAINERS:
-                self._recent.popitem(last=False)
+                self._book.adopt(record)
+            self._keep_recent(record.key, container)
             return container
+
+    def _keep_recent(self, key: int, container: Container) -> None:
+        """Keep `container` among the RECENT_CONTAINERS most recently handed out (under the guard)."""
+        self._recent[key] = container
+        self._recent.move_to_end(key)
+        if len(self._recent) > RECENT_CONTAINERS:
+            self._recent.popitem(last=False)
 
     def _recipe(self, record: ContainerRecord) -> Recipe:
         """The recipe of the record's Container (made if need be)."""
-        _held = self._container(record)  # while the Container lives, its recipe stays in _recipes
-        return self._recipes[record.key]
+        _held = self._container(record)  # the Container holds its recipe: it lives while we use it
+        return self._book.recipe(record.key, record.id, record)

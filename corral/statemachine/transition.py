@@ -21,6 +21,7 @@ The machine never sees the kernel and the executor never decides lifecycle.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -85,16 +86,27 @@ class Recipe:
     A reader can therefore never make a writer decide on a stale state.
     """
 
-    def __init__(self, context: Context, record: ContainerRecord) -> None:
+    def __init__(
+        self, context: Context, record: ContainerRecord | None, *, key: int = 0, container_id: str = ""
+    ) -> None:
+        """With `record` None, only `key` and `container_id`: the record is read on first use.
+
+        `Runtime.list()` makes its recipes so: a list of 10,000 records then costs
+        one index query, and only the containers the caller uses read a record.
+        """
         self.context = context
         self._record = record
         self._record_guard = threading.Lock()
-        self.id = record.id
-        self.key = record.key
+        self.id = record.id if record is not None else container_id
+        self.key = record.key if record is not None else key
         self._config: Config | None = None
         self._config_text = ""
-        self._model = _Model()
         self._machine: Machine | None = None  # built on the first firing: listing many containers fires none
+
+    @functools.cached_property
+    def _model(self) -> _Model:
+        """Made with the machine, on the first firing: a listed Container may never fire."""
+        return _Model()
 
     def _machine_for(self, state: str) -> Machine:
         if self._machine is None:
@@ -112,8 +124,12 @@ class Recipe:
 
     @property
     def record(self) -> ContainerRecord:
-        """The newest record this process has read or written (maybe already outdated)."""
-        return self._record
+        """The newest record this process has read or written (maybe already outdated).
+
+        A listed recipe's first use reads it (StoreError if that fails).
+        """
+        record = self._record
+        return self.reload() if record is None else record
 
     def reload(self) -> ContainerRecord:
         """The record as the store has it now (also kept, unless a newer one already is)."""
@@ -124,7 +140,7 @@ class Recipe:
     def adopt(self, record: ContainerRecord) -> None:
         """Keep `record` as the last-read one unless the one held is newer."""
         with self._record_guard:
-            if record.version >= self._record.version:
+            if self._record is None or record.version >= self._record.version:
                 self._record = record
 
     def config_of(self, record: ContainerRecord) -> Config:
@@ -151,7 +167,7 @@ class Recipe:
         if not rebooted and record.init_pid is not None and self.context.executor.alive(self.facts(record)):
             return record
         self._fire_on(record, "exited", force=False, kwargs={"exit": ExitStatus.unknown(REBOOTED) if rebooted else None})
-        return self.reload()
+        return self.record  # what `exited` just wrote (adopted), not read back
 
     def alive_as_recorded(self, record: ContainerRecord) -> bool:
         """Whether `record` needs nothing recorded: no intent, this boot, its init alive (no lock)."""

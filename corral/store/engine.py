@@ -45,7 +45,7 @@ from corral.store.files import FileGuard, check_access
 
 #: The newest Alembic revision this code writes. tests/unit/test_migrations.py
 #: checks that it is the head of corral/migrations/versions.
-HEAD_REVISION = "0006_indexes"
+HEAD_REVISION = "0007_list_index"
 
 DB_NAME = "corral.db"
 SQLITE_MAGIC = b"SQLite format 3\x00"

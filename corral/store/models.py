@@ -90,6 +90,9 @@ class ContainerRow(Base):
         # Opening a store finishes interrupted intents: found through this partial
         # index, the query costs O(intents), not O(records).
         Index("ix_containers_pending", "pending_event", sqlite_where=pending_event.is_not(None)),
+        # `Runtime.list()` asks (key, id) of the live rows, maybe by state: answered
+        # from this partial covering index, never the table's ~3 KB rows.
+        Index("ix_containers_live", "key", "id", "state", sqlite_where=live_id.is_not(None)),
     )
 
 

@@ -42,10 +42,16 @@ _Children = tuple[
     tuple[Any, Any], dict[str, str], list[tuple[str, str, int | None]], list[tuple[str, str, str]]
 ]
 
+#: What identifies one version of one record: (id, created_at as stored, version). Every
+#: writer (the Repository, lean.py, observed.py) bumps `version` in the statement that writes.
+Stamp = tuple[str, str, int]
+
+
 class _Local(threading.local):
     con: sqlite3.Connection | None = None
     info: dict[str, Any]
-    cache: dict[int, tuple[int, Any]]
+    #: key -> (the data_version it was last known current at, or None: to be checked; record; stamp)
+    cache: dict[int, tuple[int | None, Any, Stamp]]
     children: dict[int, _Children]
 
 
@@ -91,7 +97,7 @@ class RecordReader(Generic[T]):
             self._guard.check(local.info)
             version = con.execute("PRAGMA data_version").fetchone()[0]
             kept = local.cache.get(key) if key is not None else None
-            if kept is not None and kept[0] == version:
+            if kept is not None and kept[0] == version:  # never None: the version is an int
                 yield local, version, kept[1]
                 return
             con.execute("BEGIN")
@@ -105,17 +111,58 @@ class RecordReader(Generic[T]):
             self._guard.ended(local.info)
 
     def get(self, key: int) -> T | None:
-        """The record with this key (None if there is none), from the cache while nothing committed."""
+        """The record with this key (None if there is none), from the cache while nothing committed.
+
+        After a commit (any container's, or this process's own write), a kept
+        record is checked by its stamp, one primary-key read, before its row and
+        paths are read again: a transition never re-reads what it just wrote.
+        """
         with self._transaction(key) as (local, version, kept):
             if kept is not None:
                 return kept  # type: ignore[no-any-return]
+            entry = local.cache.get(key)
+            if entry is not None and self._unchanged(local, key, entry[2]):
+                local.cache[key] = (version, entry[1], entry[2])
+                return entry[1]  # type: ignore[no-any-return]
             found = self._select(local, version, "key = ?", (key,))
             return found[0] if found else None
+
+    @staticmethod
+    def _unchanged(local: _Local, key: int, stamp: Stamp) -> bool:
+        """Whether the row of `key` is still the version `stamp` names: one primary-key read."""
+        assert local.con is not None
+        row = local.con.execute("SELECT id, created_at, version FROM containers WHERE key = ?", (key,)).fetchone()
+        return row is not None and tuple(row) == stamp
+
+    def keep(self, key: int, record: T, stamp: Stamp) -> None:
+        """Keep `record`, which this thread just committed, as the one `get(key)` returns once `stamp` checks.
+
+        Not trusted as current: another process may commit right after ours, so
+        the next `get` compares the row's stamp first (the version says whether
+        anyone wrote since).
+        """
+        self._connection().cache[key] = (None, record, stamp)
 
     def select(self, where: str, params: tuple[Any, ...] = (), order: str = "key", limit: int | None = None) -> list[T]:
         """Records matching `where` (SQL over the containers table), in three statements at most."""
         with self._transaction() as (local, version, _kept):
             return self._select(local, version, where, params, order, limit)
+
+    def keys(self, where: str, params: tuple[Any, ...] = ()) -> list[tuple[int, str]]:
+        """(key, id) of the records matching `where`, in key order: one statement, no record built.
+
+        What `Runtime.list()` needs to hand out Containers that read their record
+        on first use; with the `live_id IS NOT NULL` condition the partial index
+        `ix_containers_live` (migration 0007) answers it without the table's rows.
+        """
+        with self._transaction() as (local, _version, _kept):
+            assert local.con is not None
+            cursor = local.con.cursor()
+            cursor.row_factory = None  # plain tuples: fewer objects than sqlite3.Row for a long list
+            rows: list[tuple[int, str]] = cursor.execute(
+                f"SELECT key, id FROM containers WHERE {where} ORDER BY key", params
+            ).fetchall()
+            return rows
 
     def _select(
         self,
@@ -164,7 +211,7 @@ class RecordReader(Generic[T]):
                 if row["state"] != "creating":  # the paths never change once create is recorded
                     local.children[key] = children
             record = self._make(row, dict(children[1]), list(children[2]), list(children[3]))
-            local.cache[key] = (version, record)
+            local.cache[key] = (version, record, (row["id"], row["created_at"], row["version"]))
             records.append(record)
         return records
 

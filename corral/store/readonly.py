@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 #: The Alembic revision whose schema the queries below read.
-SCHEMA_REVISION = "0006_indexes"
+SCHEMA_REVISION = "0007_list_index"
 
 DB_NAME = "corral.db"
 BUSY_TIMEOUT_S = 30.0

@@ -11,6 +11,12 @@ and outcome commit with `synchronous = FULL` (see engine.py); the repository
 decides from what is written (`_durable`), so its callers need not know.
 Every database error leaving this module is a StoreError naming the file
 (store/failures.py).
+
+Per transition: two writes where there is kernel work (the intent before it, which
+recovery needs on disk, and the outcome after), one for an observed exit, and at most
+one read, the reload under the lock, which for a record this process wrote is a check of
+its version (reader.py `keep`). benchmarks/README.md ("Store transactions per
+transition") has the counts and what each commit costs.
 """
 
 from __future__ import annotations
@@ -194,6 +200,33 @@ def _record(row: ContainerRow, children: _Children | None = None) -> ContainerRe
     )
 
 
+def _filter(
+    include_destroyed: bool, labels: Mapping[str, str | None] | None, states: Collection[str] | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (and its parameters) over the containers table that `all()` and `listing()` share.
+
+    Labels are the OCI annotations, read from the config's JSON by SQLite's
+    json_each: no column to keep in step, and cheap (a config is parsed only
+    for rows the other conditions kept).
+    """
+    where = ["1" if include_destroyed else "live_id IS NOT NULL"]
+    params: list[Any] = []
+    if states is not None:
+        wanted = sorted(states)
+        where.append(f"state IN ({', '.join('?' for _ in wanted)})")
+        params.extend(wanted)
+    for key, value in (labels or {}).items():
+        match = "label.key = ?" + ("" if value is None else " AND label.value = ?")
+        where.append(f"EXISTS (SELECT 1 FROM json_each(containers.config, '$.annotations') AS label WHERE {match})")
+        params.extend([key] if value is None else [key, value])
+    return " AND ".join(where), tuple(params)
+
+
+def _stamp(record: ContainerRecord) -> tuple[str, str, int]:
+    """The reader's stamp of a record this process wrote: created_at as SQLAlchemy stores it on SQLite."""
+    return record.id, record.created_at.isoformat(sep=" ", timespec="microseconds"), record.version
+
+
 def _time(value: Any) -> datetime | None:
     """A DateTime column as SQLAlchemy stores it on SQLite ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC)."""
     return None if value is None else datetime.fromisoformat(str(value))
@@ -356,6 +389,7 @@ class Repository:
             NetworkInterfaceRow(position=i, host_name=h.host_name, name=h.name, owner=h.owner)
             for i, h in enumerate(interfaces)
         ]
+        row.namespaces = []  # none yet: set, so that making the record does not query for them
         try:
             with self._write(durable=True, conflicts=True) as session:
                 existing = session.scalars(
@@ -381,6 +415,7 @@ class Repository:
                 raise store_error(self.path, exc) from exc
             raise ContainerExists(container_id, "being created") from exc
         ring(self.root)  # after the commit: see store/bell.py
+        self._reader.keep(record.key, record, _stamp(record))  # the reload that follows checks, not reads
         return record
 
     def get(self, key: int) -> ContainerRecord:
@@ -404,22 +439,22 @@ class Repository:
     ) -> list[ContainerRecord]:
         """Records in creation order, in one query (plus the paths of new ones); `labels` and
         `states` filter in that query.
-
-        Labels are the OCI annotations, read from the config's JSON by SQLite's
-        json_each: no column to keep in step, and cheap (a config is parsed only
-        for rows the other conditions kept).
         """
-        where = ["1" if include_destroyed else "live_id IS NOT NULL"]
-        params: list[Any] = []
-        if states is not None:
-            wanted = sorted(states)
-            where.append(f"state IN ({', '.join('?' for _ in wanted)})")
-            params.extend(wanted)
-        for key, value in (labels or {}).items():
-            match = "label.key = ?" + ("" if value is None else " AND label.value = ?")
-            where.append(f"EXISTS (SELECT 1 FROM json_each(containers.config, '$.annotations') AS label WHERE {match})")
-            params.extend([key] if value is None else [key, value])
-        return self._reader.select(" AND ".join(where), tuple(params))
+        return self._reader.select(*_filter(include_destroyed, labels, states))
+
+    def listing(
+        self,
+        *,
+        include_destroyed: bool = False,
+        labels: Mapping[str, str | None] | None = None,
+        states: Collection[str] | None = None,
+    ) -> list[tuple[int, str]]:
+        """(key, id) of what `all()` would return, in the same order, without building a record.
+
+        One statement; without `labels` or `include_destroyed` the partial
+        covering index `ix_containers_live` answers it (no table row is read).
+        """
+        return self._reader.keys(*_filter(include_destroyed, labels, states))
 
     def purge(self, keys: Collection[int]) -> list[int]:
         """Delete these tombstones with their journal, processes and paths; the keys deleted.
@@ -534,18 +569,17 @@ class Repository:
                         detail=json.dumps(dict(detail or {}), sort_keys=True),
                     )
                 )
-            fresh = None
             if base is None:
                 row = session.get(ContainerRow, key, populate_existing=True)
                 assert row is not None
-                fresh = _record(row)
+                updated = _record(row)
+            else:
+                updated = dataclasses.replace(base, **changes, updated_at=now, version=expected_version + 1)
+                if namespaces is not None:
+                    updated = dataclasses.replace(updated, namespaces=dict(namespaces))
         if journal is not None:
             ring(self.root)  # after the commit: see store/bell.py
-        if fresh is not None:
-            return fresh
-        updated = dataclasses.replace(base, **changes, updated_at=now, version=expected_version + 1)
-        if namespaces is not None:
-            updated = dataclasses.replace(updated, namespaces=dict(namespaces))
+        self._reader.keep(key, updated, _stamp(updated))  # the next reload checks its version, not reads it
         return updated
 
     # -- journal ------------------------------------------------------------

@@ -61,3 +61,60 @@ def test_each_thread_reads_on_its_own_connection(tmp_path: Path) -> None:
         assert seen == ["creating"]
     finally:
         repo.close()
+
+
+def _row_reads(monkeypatch, repo: Repository) -> list[str]:  # type: ignore[no-untyped-def]
+    """The WHERE of every full record read (row and paths) this Repository's reader makes."""
+    from corral.store.reader import RecordReader
+
+    reads: list[str] = []
+    real = RecordReader._select
+
+    def spy(self, local, version, where, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(where)
+        return real(self, local, version, where, *args, **kwargs)
+
+    monkeypatch.setattr(RecordReader, "_select", spy)
+    return reads
+
+
+def test_what_this_process_wrote_is_checked_by_its_version_not_read_again(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    repo = Repository(tmp_path)
+    try:
+        reads = _row_reads(monkeypatch, repo)
+        r = _insert(repo)
+        assert repo.get(r.key) is r  # the inserted record, its stamp checked
+        written = repo.update(r.key, r.version, base=r, state="created", init_pid=7)
+        assert repo.get(r.key) is written
+        assert reads == []
+        fresh = Repository(tmp_path)
+        try:
+            assert fresh.get(r.key) == written  # what a reader that never wrote reads
+        finally:
+            fresh.close()
+    finally:
+        repo.close()
+
+
+def test_a_kept_record_is_read_again_once_anyone_else_wrote_it(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    repo = Repository(tmp_path)
+    try:
+        r = _insert(repo)
+        reads = _row_reads(monkeypatch, repo)
+        con = sqlite3.connect(tmp_path / "corral.db")  # a monitor or the lean CLI: they bump the version
+        with con:
+            con.execute("UPDATE containers SET state = 'stopped', version = version + 1 WHERE key = ?", (r.key,))
+        assert repo.get(r.key).state == "stopped"
+        assert reads == ["key = ?"]
+        # Another incarnation under the same key (a purged tombstone's rowid reused) with the
+        # same id and version is not taken for the kept record: its created_at differs.
+        kept = repo.get(r.key)
+        with con:
+            con.execute(
+                "UPDATE containers SET state = 'running', created_at = '2000-01-01 00:00:00.000000' WHERE key = ?",
+                (r.key,),
+            )
+        assert repo.get(r.key).state == "running" and kept.state == "stopped"
+        con.close()
+    finally:
+        repo.close()
