@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None, *, parent: str = "monitor") -> int:
             from corral.cli.log import Log
             from corral.cli.runner import run
 
-            log = Log(values["log"], str(values["log_format"]), bool(values["debug"]))  # type: ignore[arg-type]
+            log = Log(args.log, str(values["log_format"]), bool(values["debug"]))  # type: ignore[attr-defined]
             return run(args, log, argv)  # type: ignore[arg-type]
     from corral.cli.app import main as full
 

@@ -73,7 +73,7 @@ def _state(con: sqlite3.Connection, row: peek.Row, status: str, owner: str) -> S
         return None
     annotations: dict[str, str] = {}
     if annotations_type == "object":
-        for name, value, kind in peek.annotations(con, key):
+        for name, value, kind in peek.annotations_of(con, key):
             if kind != "text":
                 return None
             annotations[name] = value  # a repeated name keeps its first place and its last value, as json.loads

@@ -37,8 +37,12 @@ _COLUMNS = (
     "json_type(config, '$.annotations')"
 )
 
-#: One record as `_COLUMNS` lists it (a plain tuple: a NamedTuple would import `typing`).
-Row = tuple
+TYPE_CHECKING = False  # not `from typing import TYPE_CHECKING`: typing is what this module avoids
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+    #: One record as `_COLUMNS` lists it (a plain tuple: a NamedTuple would import `typing`).
+    Row = tuple[Any, ...]
 
 
 def connect(root: str) -> sqlite3.Connection | None:
@@ -85,7 +89,7 @@ def live(con: sqlite3.Connection) -> list[Row]:
     return con.execute(f"SELECT {_COLUMNS}, 1 FROM containers WHERE live_id IS NOT NULL ORDER BY key").fetchall()
 
 
-def annotations(con: sqlite3.Connection, key: int) -> list[tuple[str, object, str]]:
+def annotations_of(con: sqlite3.Connection, key: int) -> list[tuple[str, Any, str]]:
     """The config's annotations of record `key`: (name, value, JSON type) in the order written,
     duplicates included (the caller keeps the last, as `json.loads` does)."""
     return con.execute(
