@@ -152,7 +152,10 @@ def main(argv: list[str] | None = None, *, parent: str = "monitor") -> int:
         values = vars(args)
         values["parent"] = parent  # app.main's default for a `--parent` not given
         if values["command"] in ("state", "ps", "list"):
-            text = None if values["debug"] else _read(values)
+            try:  # a read writes nothing: whatever goes wrong, argparse's path reads again and reports it
+                text = None if values["debug"] else _read(values)
+            except (OSError, ValueError):
+                text = None
             if text is not None:
                 sys.stdout.write(text)
                 return 0

@@ -289,3 +289,16 @@ def test_a_repeated_annotation_name_is_read_as_json_loads_reads_it(store: Path, 
     front, full = _both(["--root", str(store), "state", "bare-stopped"], capsys)
     assert front == full
     assert list(json.loads(front[1])["annotations"].items()) == [("a", "3"), ("b", "2"), ('é"', "\U0001f600")]
+
+
+def test_an_error_while_reading_is_left_to_argparse_s_path(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read writes nothing, so an unexpected error (a /proc file it may not read) only means
+    argparse's path reads again and reports it its own way."""
+    def refuse(root: str, cid: str) -> str:
+        raise PermissionError(13, "Permission denied", "/proc/1/stat")
+
+    monkeypatch.setattr(quickread, "state", refuse)
+    handed: list[list[str] | None] = []
+    monkeypatch.setattr(app, "main", lambda given=None, *, parent="monitor": handed.append(given) or 7)
+    argv = ["--root", str(store), "state", "plain-running"]
+    assert oneshot.main(argv) == 7 and handed == [argv]
