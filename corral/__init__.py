@@ -8,10 +8,11 @@ package's `__init__`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from corral.version import __version__
+
+# Not `from typing import TYPE_CHECKING`: `typing` costs a one-shot command-line call
+# (corral.cli.oneshot) several milliseconds, and every `import corral.x` runs this file.
+TYPE_CHECKING = False
 
 _EXPORTS: dict[str, str] = {
     # the lifecycle
@@ -112,10 +113,12 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # every export is typed by the TYPE_CHECKING imports below
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'corral' has no attribute {name!r}")
+    import importlib
+
     module = importlib.import_module(module_name)
     value = module if name == "errors" else getattr(module, name)
     globals()[name] = value

@@ -9,6 +9,12 @@ happens inside the command that needs it: `state` and `ps` read the store with
 
 from __future__ import annotations
 
-from corral.cli.app import main
-
 __all__ = ["main"]
+
+
+def main(argv: list[str] | None = None, *, parent: str = "monitor") -> int:
+    """The `corral` command (corral.cli.app.main's contract), through the pre-argparse front
+    (oneshot.py): importing app.py here would cost every call argparse."""
+    from corral.cli.oneshot import main as front
+
+    return front(argv, parent=parent)

@@ -2,6 +2,6 @@
 
 import sys
 
-from corral.cli.app import main
+from corral.cli.oneshot import main
 
 sys.exit(main())

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable
 
-from corral.cli.context import Context
 from corral.cli.log import Log
 from corral.cli.parser import UsageError, build_parser
-from corral.errors import CorralError
+from corral.cli.runner import EXIT_ERROR, run
 from corral.version import __version__
 
-#: runc exits 1 on every error, usage errors included.
-EXIT_ERROR = 1
+__all__ = ["EXIT_ERROR", "OCI_SPEC_VERSION", "main"]
+
 #: The runtime-spec version corral's configs and state follow.
 OCI_SPEC_VERSION = "1.0.2"
-
-
-def _command(target: str) -> Callable[[Context], int]:
-    module_name, function = target.split(":")
-    module = importlib.import_module(f"corral.cli.commands.{module_name}")
-    return getattr(module, function)  # type: ignore[no-any-return]
 
 
 def main(argv: list[str] | None = None, *, parent: str = "monitor") -> int:
@@ -44,23 +35,7 @@ def main(argv: list[str] | None = None, *, parent: str = "monitor") -> int:
         parser.print_help(sys.stderr)
         log.error("no command given (see --help)")
         return EXIT_ERROR
-    ctx = Context(args, log)
-    log.debug(f"{args.command}: {' '.join(sys.argv[1:] if argv is None else argv)}")
-    try:
-        if args.rootless == "true":
-            raise CorralError("rootless mode is not supported by corral")
-        return _command(args.target)(ctx)
-    except CorralError as exc:
-        log.error(str(exc))
-        return EXIT_ERROR
-    except OSError as exc:  # a file named on the command line, a pid file, a socket
-        log.error(str(exc))
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        log.error("interrupted")
-        return 130
-    finally:
-        ctx.close()
+    return run(args, log, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

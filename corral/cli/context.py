@@ -13,7 +13,6 @@ say nothing is left to finish.
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,8 @@ from corral.errors import ContainerNotFound
 from corral.store.readonly import ReadonlyStore, RecordView, open_readonly
 
 if TYPE_CHECKING:  # pragma: no cover
+    import argparse  # only a hint: corral.cli.oneshot hands the commands a namespace it built itself
+
     from corral.statemachine.container import Container
     from corral.statemachine.runtime import Runtime
 

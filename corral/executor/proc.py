@@ -9,29 +9,10 @@ from __future__ import annotations
 
 import os
 
+from corral.executor.procstat import alive_pid, process_state, start_time
 from corral.types import ProcessIdentity
 
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    return raw[raw.rindex(b")") + 2 :].decode().split()
-
-
-def start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (clock ticks after boot), or None if there is no such process."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
-
-
-def process_state(pid: int) -> str | None:
-    """Field 3 of /proc/<pid>/stat (R, S, D, T, t, Z, X, ...), or None."""
-    fields = _stat_fields(pid)
-    return fields[0] if fields else None
+__all__ = ["ProcessIdentity", "alive", "alive_pid", "identity", "namespace_inode", "open_pidfd", "process_state", "start_time"]
 
 
 def identity(pid: int) -> ProcessIdentity | None:
@@ -42,14 +23,6 @@ def identity(pid: int) -> ProcessIdentity | None:
 def alive(process: ProcessIdentity) -> bool:
     """Same PID, same start time, and not a zombie (a zombie has finished; runc agrees)."""
     return alive_pid(process.pid, process.start_time)
-
-
-def alive_pid(pid: int, start: int) -> bool:
-    """`alive` of a PID and a start time as a record holds them."""
-    fields = _stat_fields(pid)
-    if not fields:
-        return False
-    return int(fields[19]) == start and fields[0] not in ("Z", "X")
 
 
 def open_pidfd(process: ProcessIdentity) -> int | None:

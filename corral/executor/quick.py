@@ -24,6 +24,7 @@ from corral.types import ProcessIdentity
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.executor.cgroups.base import Cgroup
+    from corral.executor.cgroups.freezer import Freezer
     from corral.executor.hooks import FifoReader, HookOutcome
 
 FIFO_NAME = "exec.fifo"
@@ -40,6 +41,13 @@ def cgroup(paths: Mapping[str, str], created: Created) -> Cgroup:
     from corral.executor.cgroups import open_cgroup
 
     return open_cgroup(paths, created)
+
+
+def freezer(paths: Mapping[str, str]) -> Freezer:
+    """The container's freezer alone: pause and resume need no driver (nor, through them, corral.config)."""
+    from corral.executor.cgroups.freezer import Freezer
+
+    return Freezer(paths)
 
 
 def waiting_on_fifo(init: ProcessIdentity) -> bool:
@@ -144,7 +152,7 @@ def send_signal(
         os.close(pidfd)
     if sig == signal_module.SIGKILL:
         # A v1-frozen task cannot act on SIGKILL until thawed: a kill must not leave it hanging.
-        group = cgroup(paths, created)
+        group = freezer(paths)
         if group.exists() and group.frozen():
             group.thaw()
 
@@ -172,10 +180,10 @@ def _signal_all(group: Cgroup, sig: int) -> None:
 
 
 def freeze(paths: Mapping[str, str], created: Created) -> None:
-    cgroup(paths, created).freeze(FREEZE_TIMEOUT)
+    freezer(paths).freeze(FREEZE_TIMEOUT)
     faults.point("pause.frozen")
 
 
 def thaw(paths: Mapping[str, str], created: Created) -> None:
-    cgroup(paths, created).thaw()
+    freezer(paths).thaw()
     faults.point("resume.thawed")

@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 from corral.config import CpuResources, DeviceRule
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
-from corral.executor.cgroups import _fs, oci, ownership
+from corral.executor.cgroups import _fs, freezer, oci, ownership
+from corral.executor.cgroups.freezer import FREEZING, FROZEN, THAWED
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
 from corral.executor.cgroups.devices import device_rule_line
@@ -35,13 +36,6 @@ from corral.types import CpuStats, MemoryStats
 
 __all__ = ["Hierarchy", "V1Driver", "V1Cgroup", "remove_empty_parents", "discover"]
 
-THAWED, FREEZING, FROZEN = "THAWED", "FREEZING", "FROZEN"
-
-#: Mount options of a v1 cgroupfs that are not controllers.
-_NOT_CONTROLLERS = frozenset(
-    {"rw", "ro", "noprefix", "xattr", "clone_children", "cpuset_v2_mode", "favordynmods",
-     "nofavordynmods", "nosuid", "nodev", "noexec", "relatime"}
-)
 
 #: Which hierarchy `pids()` reads: the first that exists (they should agree; pids is exact).
 _PIDS_PREFERENCE = ("pids", "freezer", "memory")
@@ -55,13 +49,6 @@ class Hierarchy(NamedTuple):
     controllers: frozenset[str]  # "memory", "cpu", "name=systemd", ...
 
 
-def _controllers(super_options: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(
-        opt for opt in super_options
-        if opt not in _NOT_CONTROLLERS and ("=" not in opt or opt.startswith("name="))
-    )
-
-
 def discover(
     root: str = "/sys/fs/cgroup", mounts: list[_fs.MountEntry] | None = None
 ) -> dict[str, Hierarchy]:
@@ -72,16 +59,14 @@ def discover(
         if entry.fstype != "cgroup" or os.path.dirname(entry.mountpoint) != root:
             continue
         key = os.path.basename(entry.mountpoint)
-        found[key] = Hierarchy(key, entry.mountpoint, _controllers(entry.super_options))
+        found[key] = Hierarchy(key, entry.mountpoint, freezer.controllers(entry.super_options))
     return found
 
 
 def hierarchy_for_path(key: str, path: str, mounts: list[_fs.MountEntry]) -> Hierarchy:
     """The hierarchy a recorded `path` lives in, found by its mount; guessed from `key` if unmounted."""
-    entry = _fs.mount_containing(path, mounts, ("cgroup",))
-    if entry is None:
-        return Hierarchy(key, None, frozenset(key.split(",")))
-    return Hierarchy(key, entry.mountpoint, _controllers(entry.super_options))
+    mountpoint, controllers = freezer.mounted_controllers(key, path, mounts)
+    return Hierarchy(key, mountpoint, controllers)
 
 
 class V1Driver(CgroupDriver):
@@ -251,65 +236,18 @@ class V1Cgroup(Cgroup):
     def _freezer_dir(self) -> str:
         d = self.dir_for("freezer")
         if d is None:
-            raise CgroupError(
-                f"cannot freeze or thaw {sorted(self.paths.values())}: no freezer hierarchy is mounted"
-            )
+            raise freezer.v1_missing(self.paths)
         return d
 
-    def _freezer_state(self, d: str) -> str:
-        return _fs.read_text(f"{d}/freezer.state").strip()
-
     def _write_state(self, d: str, state: str) -> None:
-        try:
-            _fs.write_file(f"{d}/freezer.state", state)
-        except OSError as err:
-            raise _fs.cgroup_error(f"write {state} to", f"{d}/freezer.state", err) from err
+        freezer.v1_write_state(d, state)
 
     def freeze(self, timeout: float = 10.0) -> None:
-        """Write FROZEN until the kernel says FROZEN, thawing now and then (runc's remedy).
-
-        While tasks keep forking (or being added) a v1 cgroup can stay FREEZING;
-        rewriting FROZEN and, every 50 tries, a THAWED/FROZEN pair lets it settle.
-        """
-        d = self._freezer_dir()
-        deadline = time.monotonic() + timeout
-        tries, state = 0, THAWED
-        while True:
-            if tries % 50 == 49:
-                self._write_state(d, THAWED)
-                time.sleep(0.01)
-            self._write_state(d, FROZEN)
-            state = self._freezer_state(d)
-            if state == FROZEN:
-                return
-            if time.monotonic() >= deadline:
-                break
-            tries += 1
-            time.sleep(0.0001 if tries < 25 else 0.001)
-        self._write_state(d, THAWED)
-        raise FreezeTimeout(
-            f"cannot freeze {d}: freezer.state was still {state} after {timeout:g} s, so it was "
-            "thawed again. A process there is stuck in uninterruptible sleep (state D: NFS, "
-            "FUSE, a device) or keeps forking; look at `grep State /proc/<pid>/status` for the "
-            f"PIDs in {d}/cgroup.procs, fix that, then pause again"
-        )
+        """Write FROZEN until the kernel says FROZEN, thawing now and then (runc's remedy; freezer.py)."""
+        freezer.v1_freeze(self._freezer_dir(), timeout)
 
     def thaw(self, timeout: float = 10.0) -> None:
-        d = self._freezer_dir()
-        deadline = time.monotonic() + timeout
-        delay = 0.0005
-        while True:
-            self._write_state(d, THAWED)
-            if self._freezer_state(d) == THAWED:
-                return
-            if time.monotonic() >= deadline:
-                parent = _fs.read_optional(f"{d}/freezer.parent_freezing")
-                raise CgroupError(
-                    f"cannot thaw {d}: freezer.state is still {self._freezer_state(d)} after "
-                    f"{timeout:g} s (parent_freezing {(parent or '?').strip()}: an ancestor cgroup "
-                    "is frozen; thaw that one)"
-                )
-            delay = _fs.pause(delay)
+        freezer.v1_thaw(self._freezer_dir(), timeout)
 
     def frozen(self) -> bool:
         """Frozen by its own freezer.state (FROZEN, or stuck FREEZING).
@@ -318,19 +256,7 @@ class V1Cgroup(Cgroup):
         not paused as far as this container is concerned; runc reports it the
         same way. A missing freezer or directory means not frozen.
         """
-        d = self.dir_for("freezer")
-        if d is None:
-            return False
-        try:
-            state = self._freezer_state(d)
-        except OSError as err:
-            if err.errno in _fs.GONE_ERRNOS:
-                return False
-            raise
-        if state == THAWED:
-            return False
-        self_freezing = _fs.read_optional(f"{d}/freezer.self_freezing")
-        return self_freezing is None or self_freezing.strip() != "0"
+        return freezer.v1_frozen(self.dir_for("freezer"))
 
     # --- processes --------------------------------------------------------------------------
 

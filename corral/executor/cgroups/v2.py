@@ -30,14 +30,14 @@ from types import MappingProxyType
 
 from corral.config import CpuResources, DeviceRule
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
-from corral.executor.cgroups import _fs, bpf_devices, oci, ownership
+from corral.executor.cgroups import _fs, bpf_devices, freezer, oci, ownership
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
 from corral.types import CpuStats, MemoryStats
 
 __all__ = ["V2Driver", "V2Cgroup", "remove_empty_parents"]
 
-_POLL_MASK = select.POLLPRI | select.POLLERR
+_POLL_MASK = freezer.POLL_MASK
 
 
 class V2Driver(CgroupDriver):
@@ -187,62 +187,24 @@ class V2Cgroup(Cgroup):
 
     def _events(self, fd: int | None = None) -> dict[str, int]:
         """cgroup.events; reading through `fd` also re-arms its POLLPRI."""
-        if fd is not None:
-            return _fs.parse_keyed(os.pread(fd, 4096, 0).decode())
-        return _fs.read_keyed(self._file("cgroup.events")) or {}
+        return freezer.v2_events(self.path, fd)
 
     def _set_freeze(self, value: str) -> None:
-        try:
-            _fs.write_file(self._file("cgroup.freeze"), value)
-        except OSError as err:
-            raise _fs.cgroup_error(f"write {value} to", self._file("cgroup.freeze"), err) from err
+        freezer.v2_set_freeze(self.path, value)
 
     def _wait_events(self, want: Callable[[dict[str, int]], bool], deadline: float) -> bool:
         """Wait until cgroup.events satisfies `want`, woken by POLLPRI; False at `deadline`."""
-        try:
-            fd = os.open(self._file("cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as err:
-            raise _fs.cgroup_error("open", self._file("cgroup.events"), err) from err
-        try:
-            poller = select.poll()
-            poller.register(fd, _POLL_MASK)
-            while True:
-                if want(self._events(fd)):
-                    return True
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                poller.poll(min(left, 0.05) * 1000)
-        finally:
-            os.close(fd)
+        return freezer.v2_wait_events(self.path, want, deadline)
 
     def freeze(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        self._set_freeze("1")
-        if self._wait_events(lambda e: e.get("frozen") == 1, deadline):
-            return
-        self._set_freeze("0")
-        raise FreezeTimeout(
-            f"cannot freeze {self.path}: cgroup.events did not say 'frozen 1' within {timeout:g} s, "
-            "so it was thawed again. A process there may be stuck in the kernel (state D: NFS, "
-            "FUSE, a device); look at `grep State /proc/<pid>/status` for the PIDs in "
-            f"{self.path}/cgroup.procs, fix that, then pause again"
-        )
+        freezer.v2_freeze(self.path, timeout)
 
     def thaw(self, timeout: float = 10.0) -> None:
-        self._set_freeze("0")
-        if not self._wait_events(lambda e: e.get("frozen") == 0, time.monotonic() + timeout):
-            raise CgroupError(
-                f"cannot thaw {self.path}: cgroup.events still says 'frozen 1' {timeout:g} s after "
-                "writing 0 to cgroup.freeze (an ancestor cgroup is frozen; thaw that one)"
-            )
+        freezer.v2_thaw(self.path, timeout)
 
     def frozen(self) -> bool:
         """cgroup.freeze is 1 (asked, maybe still settling) or cgroup.events says frozen."""
-        wanted = _fs.read_optional(self._file("cgroup.freeze"))
-        if wanted is None:
-            return False
-        return wanted.strip() == "1" or self._events().get("frozen") == 1
+        return freezer.v2_frozen(self.path)
 
     # --- processes --------------------------------------------------------------------------
 

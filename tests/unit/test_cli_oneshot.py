@@ -1,0 +1,304 @@
+"""The pre-argparse front (corral/cli/oneshot.py) changes nothing a caller sees.
+
+It recognises the plain forms of the calls containerd makes and builds the very
+namespace argparse would; everything else goes to argparse. `state`, `ps
+--format json` and `list` are printed by quickread.py from store/peek.py: here
+their output is compared byte for byte with the argparse path's (inspect.py,
+status.py, `json.dumps`) on the same stores, and every case quickread.py leaves
+to the library is checked to give the argparse path's output, exit status and
+log lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corral.cli import app, context, oneshot, quickread, status
+from corral.cli.parser import build_parser
+from corral.executor import proc
+from corral.store import peek, readonly
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+
+RECOGNISED = [
+    ["state", "c1"],
+    ["start", "c1"],
+    ["pause", "c1"],
+    ["resume", "c1"],
+    ["kill", "c1"],
+    ["kill", "c1", "9"],
+    ["kill", "-a", "c1", "KILL"],
+    ["kill", "--all", "c1", "SIGUSR1"],
+    ["ps", "--format", "json", "c1"],
+    ["ps", "-f", "json", "c1"],
+    ["ps", "--format=json", "c1"],
+    ["ps", "-f=json", "c1"],
+    ["list"],
+    ["list", "-q"],
+    ["list", "--format", "json", "--quiet"],
+    ["list", "--quiet", "-f", "table"],
+    ["--root", "/r", "state", "c1"],
+    ["--root=/r", "--debug", "start", "c1"],
+    ["--root", "/run/containerd/runc/default", "--log", "/b/log.json", "--log-format", "json", "kill", "c1", "9"],
+    ["--log-format=text", "--log=/l", "resume", "c1"],
+    ["--root=-odd", "state", "c1"],
+    ["--root", "", "state", ""],
+]
+
+#: Each must reach argparse: its errors, help and every flag this front does not know.
+UNUSUAL = [
+    [],
+    ["--help"],
+    ["-h"],
+    ["--version"],
+    ["-v"],
+    ["state"],
+    ["state", "--help"],
+    ["state", "a", "b"],
+    ["state", "-c1"],
+    ["--ro", "/r", "state", "c1"],  # argparse's abbreviations
+    ["--root", "/a", "--root", "/b", "state", "c1"],
+    ["--root", "-x", "state", "c1"],
+    ["--root"],
+    ["--debug=1", "state", "c1"],
+    ["--log-format", "xml", "state", "c1"],
+    ["--systemd-cgroup", "kill", "c1"],
+    ["--rootless", "true", "list"],
+    ["--parent", "caller", "start", "c1"],
+    ["state", "--root", "/r", "c1"],
+    ["kill", "c1", "-9"],
+    ["kill", "c1", "9", "--all"],
+    ["kill", "-a", "-a", "c1"],
+    ["kill", "--all=1", "c1"],
+    ["kill", "-a", "c1", "9", "extra"],
+    ["ps", "c1"],
+    ["ps", "--format", "table", "c1"],
+    ["ps", "--format", "json", "c1", "--", "-ef"],
+    ["ps", "-fjson", "c1"],
+    ["list", "c1"],
+    ["list", "--format", "xml"],
+    ["list", "-qf", "json"],
+    ["create", "--bundle", "/b", "c1"],
+    ["delete", "c1"],
+    ["exec", "c1", "sh"],
+    ["frobnicate"],
+]
+
+
+@pytest.mark.parametrize("argv", RECOGNISED, ids=" ".join)
+def test_a_recognised_call_gets_argparse_s_namespace(argv: list[str]) -> None:
+    recognised = oneshot.recognise(argv)
+    assert recognised is not None
+    assert vars(recognised) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", UNUSUAL, ids=" ".join)
+def test_anything_unusual_is_left_to_argparse(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert oneshot.recognise(argv) is None
+    calls: list[tuple[list[str] | None, str]] = []
+    monkeypatch.setattr(app, "main", lambda given=None, *, parent="monitor": calls.append((given, parent)) or 7)
+    assert oneshot.main(argv, parent="caller") == 7
+    assert calls == [(argv, "caller")]
+
+
+def test_the_repeated_facts_agree() -> None:
+    """quickread.py and peek.py repeat a few constants so as not to import their modules."""
+    assert quickread.DEFAULT_ROOT == context.DEFAULT_ROOT
+    assert quickread.BOOT_ID_FILE == context.BOOT_ID_FILE
+    assert set(quickread.INIT_ALIVE) == set(status.INIT_ALIVE)
+    assert set(quickread.OCI_STATUS) == set(status.OCI_STATUS) - {"creating"}
+    assert quickread.OCI_VERSION == status.OCI_VERSION
+    assert (peek.SCHEMA_REVISION, peek.DB_NAME, peek.BUSY_TIMEOUT_S) == (
+        readonly.SCHEMA_REVISION, readonly.DB_NAME, readonly.BUSY_TIMEOUT_S
+    )
+
+
+# -- the reads, against the argparse path -----------------------------------------------------
+
+CONFIGS = {
+    "plain": {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "process": {"args": ["sh"]}},
+    "odd": {
+        "ociVersion": "1.1.0-rc.1",
+        "root": {"path": "/abs/root fs"},
+        "annotations": {"a\"b": "x\\y\n", "é": "☃", "io.k8s": "", "a\"b ": "two", "k": "v"},
+    },
+    "bare": {},
+    "no-path": {"root": {"readonly": True}, "annotations": {}},
+}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Path]:
+    """A store at head, recovered in this boot: a running container whose init is this test process,
+    a paused and a stopped one, a destroyed one, each config of CONFIGS, and fake cgroup dirs."""
+    from corral.store.repository import Repository
+
+    me = proc.identity(os.getpid())
+    assert me is not None
+    cgroup = tmp_path / "cg"
+    (cgroup / "child").mkdir(parents=True)
+    (cgroup / "cgroup.procs").write_text(f"{os.getpid()}\n12\n")
+    (cgroup / "child" / "cgroup.procs").write_text("3\n12\n")
+    root = tmp_path / "root"
+    repo = Repository(root)
+    try:
+        for i, (name, config) in enumerate(CONFIGS.items()):
+            for state in ("running", "paused", "stopped", "destroyed"):
+                cid = f"{name}-{state}"
+                record = repo.insert(container_id=cid, state="creating", pending_event=None, config=json.dumps(config),
+                                     bundle=None if i == 2 else f"/bundles/{cid}", run_dir=f"/run/{cid}", boot_id=BOOT_ID,
+                                     cgroup_paths={"": str(cgroup)} if i % 2 else {"memory": str(cgroup), "pids": str(cgroup)},
+                                     journal_event="create")
+                changes: dict[str, object] = {"state": state}
+                if state in ("running", "paused"):
+                    changes.update(init_pid=me.pid, init_start_time=me.start_time)
+                repo.update(record.key, record.version, **changes)
+        repo.mark_recovered(BOOT_ID)
+    finally:
+        repo.close()
+    yield root
+
+
+def _both(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
+    """(exit, stdout, stderr) of the front and of argparse's path for the same command line."""
+    front = oneshot.main(argv)
+    out, err = capsys.readouterr()
+    full = app.main(argv)
+    full_out, full_err = capsys.readouterr()
+    return (front, out, err), (full, full_out, full_err)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("state", ["running", "paused", "stopped"])
+def test_state_is_the_argparse_path_s_byte_for_byte(
+    store: Path, name: str, state: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cid = f"{name}-{state}"
+    assert quickread.state(str(store), cid) is not None  # the lean answer, not a hand-over
+    front, full = _both(["--root", str(store), "state", cid], capsys)
+    assert front == full
+    assert json.loads(front[1])["status"] == state
+
+
+def test_ps_json_is_the_argparse_path_s(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for cid in ("plain-running", "odd-paused", "bare-stopped"):
+        assert quickread.ps_json(str(store), cid) is not None
+        front, full = _both(["--root", str(store), "ps", "--format", "json", cid], capsys)
+        assert front == full
+        assert json.loads(front[1]) == sorted({os.getpid(), 12, 3})
+
+
+@pytest.mark.parametrize("flags", [[], ["--quiet"], ["--format", "json"], ["-f", "json", "-q"]], ids=" ".join)
+def test_list_is_the_argparse_path_s(store: Path, flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert quickread.list_(str(store), "json" if "json" in flags else "table", "--quiet" in flags or "-q" in flags)
+    front, full = _both(["--root", str(store), "list", *flags], capsys)
+    assert front == full
+    assert front[1].count("destroyed") == 0 and "plain-running" in front[1]
+
+
+def _rewrite(root: Path, sql: str, *params: object) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(root / "corral.db")
+    with con:
+        con.execute(sql, params)
+    con.close()
+
+
+HAND_OVERS = {
+    "missing": (None, ["state", "nope"]),
+    "destroyed": (None, ["state", "plain-destroyed"]),
+    "another boot": ("UPDATE containers SET boot_id = 'other' WHERE id = 'plain-running'", ["state", "plain-running"]),
+    "a dead init": ("UPDATE containers SET init_start_time = 1 WHERE id = 'plain-running'", ["ps", "-f", "json", "plain-running"]),
+    "a number annotation": (
+        "UPDATE containers SET config = '{\"annotations\": {\"n\": 1}}' WHERE id = 'bare-stopped'", ["state", "bare-stopped"]
+    ),
+    "a null root path": (
+        "UPDATE containers SET config = '{\"root\": {\"path\": null}}' WHERE id = 'bare-stopped'", ["state", "bare-stopped"]
+    ),
+    "a config that is not an object": ("UPDATE containers SET config = '[1]' WHERE id = 'bare-stopped'", ["state", "bare-stopped"]),
+    "a pending intent elsewhere": ("UPDATE containers SET pending_event = 'pause' WHERE id = 'odd-running'", ["state", "bare-stopped"]),
+    "a pending intent in the list": ("UPDATE containers SET pending_event = 'pause' WHERE id = 'odd-running'", ["list"]),
+    "a restart since recovery": ("UPDATE recovered_boot SET boot_id = 'before'", ["list", "--format", "json"]),
+    "a record still creating": ("UPDATE containers SET state = 'creating' WHERE id = 'plain-stopped'", ["state", "plain-stopped"]),
+}
+
+
+@pytest.mark.parametrize("case", list(HAND_OVERS))
+def test_what_only_the_library_decides_is_handed_over(
+    store: Path, case: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole call goes to argparse's path, the same argv, nothing printed before. (Not run here:
+    the library would recover these records, whose init is this very test process.)"""
+    sql, argv = HAND_OVERS[case]
+    if sql is not None:
+        _rewrite(store, sql)
+    argv = ["--root", str(store), *argv]
+    handed: list[list[str] | None] = []
+    monkeypatch.setattr(app, "main", lambda given=None, *, parent="monitor": handed.append(given) or 7)
+    assert oneshot.main(argv) == 7
+    assert handed == [argv]
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_hand_over_prints_and_logs_what_argparse_s_path_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No store, a missing container, --debug: the same exit, output and log lines (their times aside)."""
+    for argv in (["state", "c1"], ["ps", "--format", "json", "c1"], ["list", "--format", "json"], ["kill", "c1", "NOPE"],
+                 ["--debug", "state", "c1"], ["start", "c1"]):
+        results = []
+        for run in (oneshot.main, app.main):
+            log = tmp_path / "log.json"  # one name for both: a debug line repeats the command line
+            code = run(["--root", str(tmp_path / "root"), "--log", str(log), "--log-format", "json", *argv])
+            out, err = capsys.readouterr()
+            lines = [{k: v for k, v in json.loads(line).items() if k != "time"} for line in log.read_text().splitlines()] if log.exists() else []
+            log.unlink(missing_ok=True)
+            results.append((code, out, err, lines))
+        assert results[0] == results[1], argv
+        assert not (tmp_path / "root").exists()
+
+
+def test_state_imports_only_sqlite3_and_corral_s_small_modules(store: Path) -> None:
+    """What a plain `state` imports: no argparse, json, typing, dataclasses, enum, pathlib, re."""
+    code = (
+        "import sys; from corral.cli import main\n"
+        f"rc = main(['--root', {str(store)!r}, 'state', 'plain-stopped'])\n"
+        "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('argparse', 'json', 'typing', 'dataclasses', 'enum', 'pathlib', 're', 'sqlalchemy', 'corral')), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.stderr.strip().splitlines()[-1] == repr(0) + " " + repr(sorted([
+        "corral", "corral.cli", "corral.cli.oneshot", "corral.cli.quickread", "corral.executor",
+        "corral.executor.procstat", "corral.store", "corral.store.peek", "corral.version",
+    ])), result.stderr
+    assert json.loads(result.stdout)["status"] == "stopped"
+
+
+def test_a_repeated_annotation_name_is_read_as_json_loads_reads_it(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its first place, its last value (a config written by hand may repeat a name)."""
+    raw = '{"annotations": {"a": "1", "b": "2", "a": "3", "\\u00e9\\"": "\\ud83d\\ude00"}, "ociVersion": "1.0.0"}'
+    _rewrite(store, "UPDATE containers SET config = ? WHERE id = 'bare-stopped'", raw)
+    assert quickread.state(str(store), "bare-stopped") is not None
+    front, full = _both(["--root", str(store), "state", "bare-stopped"], capsys)
+    assert front == full
+    assert list(json.loads(front[1])["annotations"].items()) == [("a", "3"), ("b", "2"), ('é"', "\U0001f600")]
+
+
+def test_an_error_while_reading_is_left_to_argparse_s_path(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read writes nothing, so an unexpected error (a /proc file it may not read) only means
+    argparse's path reads again and reports it its own way."""
+    def refuse(root: str, cid: str) -> str:
+        raise PermissionError(13, "Permission denied", "/proc/1/stat")
+
+    monkeypatch.setattr(quickread, "state", refuse)
+    handed: list[list[str] | None] = []
+    monkeypatch.setattr(app, "main", lambda given=None, *, parent="monitor": handed.append(given) or 7)
+    argv = ["--root", str(store), "state", "plain-running"]
+    assert oneshot.main(argv) == 7 and handed == [argv]
