@@ -24,7 +24,7 @@ import os
 import sqlite3
 
 #: The Alembic revision whose schema the queries read (readonly.SCHEMA_REVISION; a unit test checks).
-SCHEMA_REVISION = "0006_indexes"
+SCHEMA_REVISION = "0007_list_index"
 DB_NAME = "corral.db"
 BUSY_TIMEOUT_S = 30.0
 
