@@ -19,10 +19,52 @@ from corral.cli.fast import _locks, recovery_reason
 from corral.errors import ContainerNotFound
 
 if TYPE_CHECKING:  # pragma: no cover
+    import socket
+    import subprocess
+
     from corral.config import Config
     from corral.executor.linux import LinuxExecutor
     from corral.statemachine.quick_create import Created
     from corral.types import Stdio
+
+
+class EarlyHelper:
+    """The spawn helper, started before the command imports the config and the executor.
+
+    Its start (a new interpreter importing what a monitor and an init need) is
+    the longest wait of a one-shot create; started first, it runs on another core
+    while the command parses the bundle, plans and writes the record. The lean
+    path adopts it; otherwise `close` ends it (it exits when its socket closes).
+    """
+
+    def __init__(self) -> None:
+        from corral.executor.launch import start_helper
+
+        self._started: tuple[subprocess.Popen[bytes], socket.socket] | None = start_helper()
+
+    @staticmethod
+    def wanted(ctx: Context) -> bool:
+        """Worth starting: a store is there, so the lean path may take the call."""
+        import os
+
+        return os.path.isfile(os.path.join(ctx.root, "corral.db"))
+
+    def give(self, executor: LinuxExecutor) -> None:
+        if self._started is not None:
+            executor.adopt_helper(*self._started)
+            self._started = None
+
+    def close(self) -> None:
+        if self._started is None:
+            return
+        process, sock = self._started
+        self._started = None
+        sock.close()
+        try:
+            process.wait(timeout=5)
+        except Exception:  # subprocess.TimeoutExpired: not imported for this
+            process.kill()
+            process.wait()
 
 
 def _executor(ctx: Context, detached: bool) -> LinuxExecutor:
@@ -33,8 +75,11 @@ def _executor(ctx: Context, detached: bool) -> LinuxExecutor:
     return LinuxExecutor(parent=parent if detached else "monitor")
 
 
-def try_create(ctx: Context, config: Config, stdio: Stdio, console: bool, *, detached: bool) -> Created | None:
-    """Create `ctx.container_id` the cheap way; None when only the library may (nothing written)."""
+def try_create(
+    ctx: Context, config: Config, stdio: Stdio, console: bool, *, detached: bool, helper: EarlyHelper | None = None
+) -> Created | None:
+    """Create `ctx.container_id` the cheap way; None when only the library may (nothing written).
+    `helper`, started earlier, is adopted by the executor (the caller closes it if it was not)."""
     from corral.statemachine.quick import NeedsLibrary
     from corral.statemachine.quick_create import create, refuse
     from corral.store.lean_durable import open_durable
@@ -55,6 +100,8 @@ def try_create(ctx: Context, config: Config, stdio: Stdio, console: bool, *, det
         if recovery_reason(ctx, store, current) is not None:
             return None
         executor = _executor(ctx, detached)
+        if helper is not None:
+            helper.give(executor)
         try:
             created = create(
                 store, _locks(ctx), executor, current, ctx.run_root, ctx.container_id, config,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from corral.cli.context import Context, write_pid_file
 from corral.cli.fast import try_fire
-from corral.cli.fast_create import try_create, try_delete
+from corral.cli.fast_create import EarlyHelper, try_create, try_delete
 from corral.cli.signals import parse_signal
 from corral.errors import ContainerExists, ContainerNotFound, CorralError, InvalidTransition
 
@@ -97,23 +97,15 @@ def _refuse_existing(ctx: Context) -> None:
 
 
 def _create(ctx: Context) -> Container | Created:
-    from corral.config import Config
-
-    _refuse_unsupported(ctx)
-    _refuse_existing(ctx)
-    bundle = os.path.abspath(ctx.args.bundle or os.getcwd())
-    config = Config.from_bundle(bundle)
-    console = check_console_socket(config.process.terminal, ctx.args.console_socket, "process.terminal in config.json")
     # create returns while the init waits; run in the foreground waits for it itself.
     detached = ctx.args.command == "create" or bool(ctx.args.detach)
-    stdio = inherited_stdio(ctx.args.preserve_fds)
-    if console:
-        stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
-    box: Container | Created | None = None
-    if detached:  # the one-shot path (fast_create.py); None: the library's
-        box = try_create(ctx, config, stdio, console, detached=detached)
-    if box is None:
-        box = ctx.runtime(detached=detached).create(ctx.container_id, config, stdio=stdio, console=console)
+    # The one-shot path (fast_create.py) starts the spawn helper first, to start while this parses.
+    helper = EarlyHelper() if detached and EarlyHelper.wanted(ctx) else None
+    try:
+        box = _create_with(ctx, detached, helper)
+    finally:
+        if helper is not None:
+            helper.close()  # not adopted: the library's path was taken, or create failed first
     if box.console_fd is not None:
         hand_over_console(ctx.args.console_socket, box.console_fd, lambda: _destroy(ctx, box))
         box.console_fd = None
@@ -127,6 +119,24 @@ def _create(ctx: Context) -> Container | Created:
             raise
     ctx.log.debug(f"created {box.id}: init {box.pid}")
     return box
+
+
+def _create_with(ctx: Context, detached: bool, helper: EarlyHelper | None) -> Container | Created:
+    from corral.config import Config
+
+    _refuse_unsupported(ctx)
+    _refuse_existing(ctx)
+    bundle = os.path.abspath(ctx.args.bundle or os.getcwd())
+    config = Config.from_bundle(bundle)
+    console = check_console_socket(config.process.terminal, ctx.args.console_socket, "process.terminal in config.json")
+    stdio = inherited_stdio(ctx.args.preserve_fds)
+    if console:
+        stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
+    if detached:
+        made = try_create(ctx, config, stdio, console, detached=detached, helper=helper)
+        if made is not None:
+            return made
+    return ctx.runtime(detached=detached).create(ctx.container_id, config, stdio=stdio, console=console)
 
 
 def _destroy(ctx: Context, box: Container | Created) -> None:
