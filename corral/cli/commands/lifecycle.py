@@ -136,6 +136,8 @@ def _create_with(ctx: Context, detached: bool, helper: EarlyHelper | None) -> Co
         made = try_create(ctx, config, stdio, console, detached=detached, helper=helper)
         if made is not None:
             return made
+    if helper is not None:
+        helper.close()  # the library starts its own, once it needs one
     return ctx.runtime(detached=detached).create(ctx.container_id, config, stdio=stdio, console=console)
 
 
