@@ -230,3 +230,24 @@ def test_create_and_delete_hand_over_with_nothing_written(cli: Cli, rootfs_templ
         assert runtime.load("first").record.pending_event is None
     finally:
         runtime.close()
+
+
+def test_a_lean_create_whose_pid_file_cannot_be_written_is_undone(cli: Cli, rootfs_template: Path) -> None:
+    """The pid file is written after the record: when it cannot be, the container is destroyed (force),
+    on the lean path too, and the error is the caller's."""
+    cli("create", "--bundle", str(make_bundle(cli, rootfs_template, "first", "sleep", "1000")), "first")
+    bundle = make_bundle(cli, rootfs_template, "nopid", "sleep", "1000")
+    result, modules = imported(cli, "create", "--bundle", str(bundle), "--pid-file", str(cli.tmp_path / "missing" / "p"), "nopid")
+    assert result.returncode == 1
+    assert sorted(m for m in modules if m in HEAVY) == []
+    runtime = Runtime(cli.root, run_root=cli.root / "run", recover=False)
+    try:
+        record = runtime.load("nopid").record
+        assert record.state == "destroyed" and record.pending_event is None
+        assert [e.event for e in runtime.load("nopid").history()] == ["create", "create", "destroy"]
+        assert record.init_pid is not None
+        cmdline = Path(f"/proc/{record.init_pid}/cmdline")
+        assert not cmdline.exists() or cmdline.read_bytes() == b""  # gone, or a zombie for its reaper
+    finally:
+        runtime.close()
+    assert not (cli.root / "run" / "nopid").exists()

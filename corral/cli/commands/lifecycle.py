@@ -146,7 +146,7 @@ def _destroy(ctx: Context, box: Container | Created) -> None:
     from corral.statemachine.quick_create import Created
 
     if isinstance(box, Created):
-        if not try_delete(ctx, force=True):
+        if not try_delete(ctx, force=True):  # the library then destroys it
             _load(ctx).destroy(force=True)
     else:
         box.destroy(force=True)
