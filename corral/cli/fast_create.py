@@ -57,12 +57,14 @@ class EarlyHelper:
     def close(self) -> None:
         if self._started is None:
             return
+        import subprocess  # launch.py imported it to start the helper
+
         process, sock = self._started
         self._started = None
-        sock.close()
+        sock.close()  # the helper exits on its end of file
         try:
             process.wait(timeout=5)
-        except Exception:  # subprocess.TimeoutExpired: not imported for this
+        except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
 
