@@ -13,8 +13,10 @@ opened here (`open_lean` answers None) and the caller takes the Repository.
 tests/unit/test_store_lean.py checks that this path and the Repository write
 identical rows for the same transition, so that they cannot drift.
 
-Only ordinary transitions come here: never create or destroy (their commits are
-durable and their rows many), and never what only recovery may decide.
+Only ordinary transitions come here through `intent` and `outcome`: create and
+destroy (durable commits, more rows) go through store/lean_durable.py, which
+reuses `_update`; never what only recovery may decide. After a commit that adds a
+journal row, the store's bell is rung (store/bell.py), as the Repository rings it.
 """
 
 from __future__ import annotations

@@ -204,3 +204,25 @@ def test_open_durable_needs_the_known_revision(tmp_path: Path) -> None:
     assert open_durable(str(tmp_path)) is None
     assert not (tmp_path / "corral.db").exists()
     assert lean_durable.open_lean(str(tmp_path)) is None
+
+
+def test_each_journal_commit_rings_the_bell(
+    runtime: Runtime, config: Config, lean: DurableLeanStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runtime.events() wakes on the bell: the lean writes ring it after their commits, as the Repository does."""
+    from corral.statemachine import quick
+    from corral.store.bell import bell_path
+
+    monkeypatch.setattr(quick.proc, "alive", lambda init: True)
+    monkeypatch.setattr(quick, "KERNEL_WORK", {"signal": lambda record, init, **kwargs: {"signal": 10, "all": False}})
+    bell = Path(bell_path(runtime.root))
+    steps = {
+        "create": lambda: lean_create(runtime, lean, "c", config),
+        "signal": lambda: quick.fire(lean, Locks(runtime.root), BOOT, "c", "signal", sig=10),
+        "destroy": lambda: lean_delete(runtime, lean, "c"),
+    }
+    for event, step in steps.items():
+        bell.unlink(missing_ok=True)
+        step()
+        assert bell.exists(), event
+    assert [e.event for e in runtime.load("c").history()] == ["create", "create", "signal", "destroy"]
