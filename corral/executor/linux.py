@@ -24,6 +24,8 @@ import hashlib
 import os
 import shutil
 import signal as signal_module
+import socket
+import subprocess
 from collections.abc import Callable, Iterator
 
 from corral import faults
@@ -105,6 +107,10 @@ class LinuxExecutor:
 
     def close(self) -> None:
         self._helper.close()
+
+    def adopt_helper(self, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
+        """Spawn through a helper started earlier (launch.start_helper): a one-shot create starts it first."""
+        self._helper.adopt(process, sock)
 
     # -- helpers ----------------------------------------------------------------
 

@@ -14,16 +14,14 @@ import os
 import select
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from corral.errors import ExecutorError, HookFailed, InitError, WaitTimeout
 from corral.executor import hooks as hooking
-from corral.executor import proc, protocol, pty, sealed
+from corral.executor import launch, proc, protocol, pty
 from corral.executor import stdio as stdio_fds
 from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
 from corral.executor.protocol import (
@@ -51,18 +49,6 @@ SETUP_TIMEOUT = 60.0
 HANDOFF_TIMEOUT = 5.0
 
 
-def _python_path() -> str:
-    """Where the helper, started with -S (no site: faster), finds corral and cffi's backend."""
-    import _cffi_backend  # type: ignore[import-not-found]
-
-    package_parent = Path(__file__).resolve().parents[2]  # .../corral/executor/spawn.py -> ...
-    paths = [
-        str(package_parent),
-        os.path.dirname(os.path.abspath(_cffi_backend.__file__)),
-    ]
-    return os.pathsep.join(dict.fromkeys(paths))
-
-
 class Helper:
     """The spawn helper process of this controller process."""
 
@@ -73,27 +59,21 @@ class Helper:
         self._owner = 0
 
     def _start(self) -> None:
-        ours, theirs = protocol.pair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = _python_path()
-        interpreter = sealed.sealed_copy()  # what the helper and every fork of it run (CVE-2019-5736)
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-S", "-m", "corral.executor.zygote", str(theirs.fileno())],
-                executable=sealed.exec_path(interpreter),
-                pass_fds=[theirs.fileno(), interpreter],
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
-        finally:
-            theirs.close()
-            os.close(interpreter)
-        self._sock = ours
+        self._process, self._sock = launch.start_helper()
         self._owner = os.getpid()
-        protocol.send(ours, Ping())
-        if not isinstance(protocol.recv(ours), Pong):
+        protocol.send(self._sock, Ping())
+        if not isinstance(protocol.recv(self._sock), Pong):
             raise ExecutorError("the spawn helper exited at start (see its stderr)")
+
+    def adopt(self, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
+        """Use a helper started earlier by launch.start_helper (a one-shot create starts it first).
+
+        Not pinged: the first request waits in the socket while it finishes its start, and
+        one that finds it dead restarts it, as for a helper that died since (request)."""
+        with self._lock:
+            if self._owner == os.getpid():
+                self._stop()
+            self._process, self._sock, self._owner = process, sock, os.getpid()
 
     def _stop(self) -> None:
         if self._sock is not None:

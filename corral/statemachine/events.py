@@ -23,12 +23,11 @@ from corral.executor.hooks import HookOutcome
 from corral.executor.interface import ExitStatus, Stdio
 from corral.statemachine.events_stream import monitor_recorder
 from corral.statemachine.lifecycle import State, state_info
+from corral.statemachine.outcomes import KILL_TIMEOUT, REBOOTED, created_changes, exit_changes
 from corral.statemachine.process import ExecProcess
 from corral.statemachine.step import Step
 from corral.store.repository import NamespaceRecord
 
-#: How long `destroy(force=True)` waits for the processes to die.
-KILL_TIMEOUT = 10.0
 
 log = logging.getLogger("corral")
 
@@ -41,13 +40,7 @@ def create(step: Step, stdio: Stdio | None = None, **_: Any) -> None:
     facts = spawned.facts
     # Its interfaces were recorded with the plan, before any exists (recovery removes them).
     step.context.executor.attach_network(step.facts(), facts.init)
-    step.changes = {
-        "init_pid": facts.init.pid,
-        "init_start_time": facts.init.start_time,
-        "boot_id": step.context.boot_id(),
-        "monitor_pid": facts.monitor.pid if facts.monitor else None,
-        "monitor_start_time": facts.monitor.start_time if facts.monitor else None,
-    }
+    step.changes = created_changes(facts, step.context.boot_id())
     step.namespaces = {
         t: NamespaceRecord(path, facts.namespace_inodes.get(t)) for t, path in facts.namespaces.items()
     }
@@ -155,10 +148,6 @@ KERNEL_WORK: Mapping[str, Callable[..., None]] = {
 }
 
 
-#: Why a status is unknown after a reboot (recovery and the recipe say the same).
-REBOOTED = "the host restarted since the container was created (another boot id): nobody saw the init exit"
-
-
 def _journal_hooks(step: Step, outcomes: Iterable[HookOutcome]) -> None:
     """Add each hook's outcome (kind, path, exit status or timeout, duration) to the journal row."""
     records = [outcome.record() for outcome in outcomes]
@@ -184,8 +173,4 @@ def _sigkilled_by_corral(step: Step) -> bool:
 
 
 def _set_exit(step: Step, exit: ExitStatus) -> None:
-    step.changes.update(exit_status=exit.status, exit_signal=exit.signal, oom_killed=exit.oom_killed)
-    step.detail.update(exit_status=exit.status, signal=exit.signal, oom_killed=exit.oom_killed)
-    if not exit.known:  # never a silent None: the journal says it is unknown, and why
-        step.detail["exit"] = "unknown"
-        step.detail["exit_unknown_reason"] = exit.reason or "not observed (no reason was given)"
+    exit_changes(exit, step.changes, step.detail)

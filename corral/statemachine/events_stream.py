@@ -25,9 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from corral.executor.interface import Recorder
+from corral.statemachine import outcomes
 from corral.statemachine.context import Context
-from corral.statemachine.locks import slot
-from corral.store import observed
 from corral.store.bell import BellWatch
 from corral.store.repository import ContainerRecord, JournalEntry, Repository
 
@@ -42,15 +41,7 @@ def monitor_recorder(context: Context, record: ContainerRecord) -> Recorder:
     container's lock are (the monitor imports it by name: the executor never
     imports the store).
     """
-    return Recorder(
-        module=observed.__name__,
-        arguments={
-            "root": str(context.store.root),
-            "key": record.key,
-            "lock_file": str(context.locks.path),
-            "lock_slot": slot(record.id),
-        },
-    )
+    return outcomes.monitor_recorder(str(context.store.root), record.key, str(context.locks.path), record.id)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ opened here (`open_lean` answers None) and the caller takes the Repository.
 tests/unit/test_store_lean.py checks that this path and the Repository write
 identical rows for the same transition, so that they cannot drift.
 
-Only ordinary transitions come here: never create or destroy (their commits are
-durable and their rows many), and never what only recovery may decide.
+Only ordinary transitions come here through `intent` and `outcome`: create and
+destroy (durable commits, more rows) go through store/lean_durable.py, which
+reuses `_update`; never what only recovery may decide. After a commit that adds a
+journal row, the store's bell is rung (store/bell.py), as the Repository rings it.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from corral.errors import ConcurrentModification, StoreError
+from corral.store.bell import ring
 from corral.store.files import FileGuard, check_access
 from corral.store.readonly import BUSY_TIMEOUT_S, DB_NAME, SCHEMA_REVISION, ReadonlyStore
 
-#: The events whose intent or outcome must be durable (repository.DURABLE_EVENTS): never written here.
+#: The events whose intent or outcome must be durable (repository.DURABLE_EVENTS): never written
+#: through `intent`/`outcome` here, but by store/lean_durable.py, whose connection commits with an fsync.
 REFUSED = frozenset({"create", "destroy"})
+DESTROYED = "destroyed"
 
 _COLUMNS = (
     "key, id, state, pending_event, init_pid, init_start_time, boot_id, run_dir, created_cgroups, "
@@ -147,14 +152,15 @@ class LeanStore(ReadonlyStore):
         values: dict[str, Any],
         now: datetime,
         journal: tuple[str, str, str, Mapping[str, Any] | None] | None,
+        namespaces: Mapping[str, tuple[str, int | None]] | None = None,
     ) -> LeanRecord:
         stamp = db_time(now)
         assignments = [f"{column} = ?" for column in values]
         params: list[Any] = list(values.values())
         assignments += ["updated_at = ?", "version = ?"]
         params += [stamp, record.version + 1]
-        if "state" in values:  # live_id is the id until destroyed (never here)
-            assignments.append("live_id = id")
+        if "state" in values:  # live_id is the id until destroyed
+            assignments.append("live_id = NULL" if values["state"] == DESTROYED else "live_id = id")
         con = self._con
         try:
             self._guard.check(self._info)
@@ -170,6 +176,12 @@ class LeanStore(ReadonlyStore):
                         raise StoreError(f"{self.path}: container record {record.key} vanished")
                     raise ConcurrentModification(
                         current[0], f"record version {current[1]}, decided on {record.version}"
+                    )
+                if namespaces is not None:  # as Repository.update: replaced whole
+                    con.execute("DELETE FROM namespace_paths WHERE container_key = ?", (record.key,))
+                    con.executemany(
+                        "INSERT INTO namespace_paths (container_key, type, path, inode) VALUES (?, ?, ?, ?)",
+                        [(record.key, kind, path, inode) for kind, (path, inode) in namespaces.items()],
                     )
                 if journal is not None:
                     event, source, dest, detail = journal
@@ -188,6 +200,8 @@ class LeanStore(ReadonlyStore):
             raise store_error(_path(self.path), exc) from exc
         finally:
             self._guard.ended(self._info)
+        if journal is not None:
+            ring(os.path.dirname(self.path))  # after the commit, as the Repository (store/bell.py)
         return record._replace(version=record.version + 1, pending_event=values.get("pending_event"))
 
 
@@ -197,7 +211,7 @@ def _path(path: str) -> Any:
     return Path(path)
 
 
-def open_lean(root: str) -> LeanStore | None:
+def open_lean(root: str, kind: type[LeanStore] | None = None) -> LeanStore | None:
     """A read-write lean connection to the store under `root`, or None when only the library can open it.
 
     None means: no database yet, or a schema at another revision (the
@@ -225,4 +239,4 @@ def open_lean(root: str) -> LeanStore | None:
     if [r[0] for r in rows] != [SCHEMA_REVISION]:
         con.close()
         return None
-    return LeanStore(con, path, FileGuard(Path(path)))
+    return (kind or LeanStore)(con, path, FileGuard(Path(path)))

@@ -13,6 +13,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,155 @@ def test_the_runc_wrapper_s_calls_import_only_what_each_needs(cli: Cli, rootfs_t
     # Anything unusual is argparse's, with its message and exit status.
     result, modules = imported_by_wrapper(cli, "state", "--bogus", "lean")
     assert result.returncode == 1 and "unrecognized arguments" in result.stderr and "argparse" in modules
+
+
+def _rows(root: Path, key: int) -> dict[str, list[dict[str, object]]]:
+    """A record's rows without identity, PIDs, paths named by id, and clock (tests/unit/test_quick_create.py)."""
+    from tests.unit.test_quick_create import every_row
+
+    class Root:  # every_row reads `runtime.root` only
+        def __init__(self, root: Path) -> None:
+            self.root = root
+
+    found = every_row(Root(root), key)  # type: ignore[arg-type]
+    for row in found["containers"]:
+        row["bundle"] = str(row["bundle"]).rsplit("-", 1)[0]  # bundle-<id>
+    for row in found["namespace_paths"]:
+        assert isinstance(row.pop("inode"), int)  # the kernel's, one per container
+    return found
+
+
+def _key(root: Path, cid: str) -> int:
+    con = sqlite3.connect(root / "corral.db")
+    try:
+        return int(con.execute("SELECT key FROM containers WHERE id = ? ORDER BY key DESC", (cid,)).fetchone()[0])
+    finally:
+        con.close()
+
+
+def _lean(cli: Cli) -> bool:
+    """Whether the last command said it took the one-shot path (its --debug line in the log)."""
+    lines = cli.log.read_text().splitlines()
+    return any("done on the lean path" in line for line in lines[-3:])
+
+
+def test_create_and_delete_import_no_heavy_library_and_do_what_the_library_does(
+    cli: Cli, rootfs_template: Path
+) -> None:
+    """A lean create leaves the kernel as the library's does (namespaces, cgroups, pid file, an init waiting
+    on its fifo) and the same rows; a lean delete --force removes all of it and records what the library records."""
+    import os
+
+    from tests.integration.test_cli import CGROUP_PARENT
+
+    result, modules = imported(cli, "create", "--bundle", str(make_bundle(cli, rootfs_template, "lib", "sleep", "1000")), "lib")
+    assert result.returncode == 0, result.stderr
+    assert "sqlalchemy" in modules  # no store yet: the library makes it
+    bundle = make_bundle(cli, rootfs_template, "lean", "sleep", "1000")
+    pid_file = cli.tmp_path / "lean.pid"
+    result, modules = imported(cli, "--debug", "--log", str(cli.log), "create", "--bundle", str(bundle), "--pid-file", str(pid_file), "lean")
+    assert result.returncode == 0, result.stderr
+    assert sorted(m for m in modules if m in HEAVY) == []
+    assert _lean(cli)
+    pid = int(pid_file.read_text())
+    assert Path(f"/proc/{pid}/comm").read_text().strip() == "corral-init"  # waits on its exec fifo
+    assert (cli.root / "run" / "lean" / "exec.fifo").exists()
+    for ns in ("pid", "mnt", "ipc", "uts"):
+        assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
+    assert f"{CGROUP_PARENT}/cli-lean" in Path(f"/proc/{pid}/cgroup").read_text()
+    root = cli.root
+    assert _rows(root, _key(root, "lean")) == _rows(root, _key(root, "lib"))
+    runtime = Runtime(root, run_root=root / "run", recover=False)
+    try:
+        record = runtime.load("lean").record
+        assert record.init_pid == pid and record.state == "created"
+        assert {t: n.inode for t, n in record.namespaces.items()}["pid"] == os.stat(f"/proc/{pid}/ns/pid").st_ino
+    finally:
+        runtime.close()
+    cli("start", "lean")
+    cli("start", "lib")
+    result, modules = imported(cli, "--debug", "--log", str(cli.log), "delete", "--force", "lean")
+    assert result.returncode == 0, result.stderr
+    assert sorted(m for m in modules if m in HEAVY) == []
+    assert _lean(cli)
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    assert not (root / "run" / "lean").exists()
+    assert not any(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT.lstrip('/')}/cli-lean"))
+    assert not Path(f"/sys/fs/cgroup/{CGROUP_PARENT.lstrip('/')}/cli-lean").exists()
+    runtime = Runtime(root, run_root=root / "run", recover=False)
+    try:
+        runtime.load("lib").destroy(force=True)  # the library's destroy, to compare with
+        history = runtime.load("lean").history()
+        assert [(e.event, e.to_state) for e in history] == [
+            ("create", "creating"), ("create", "created"), ("start", "running"), ("destroy", "destroyed")
+        ]
+        assert history[-1].detail["force"] is True and history[-1].detail["signal"] == 9
+    finally:
+        runtime.close()
+    assert _rows(root, _key(root, "lean")) == _rows(root, _key(root, "lib"))
+
+
+def test_create_and_delete_hand_over_with_nothing_written(cli: Cli, rootfs_template: Path) -> None:
+    """Hooks, a pending intent, an init that died unobserved: the library's path, which does it all."""
+    cli("create", "--bundle", str(make_bundle(cli, rootfs_template, "first", "sleep", "1000")), "first")
+    hooked = make_bundle(cli, rootfs_template, "hooked", "sleep", "1000")
+    config = json.loads((hooked / "config.json").read_text())
+    config["hooks"] = {"poststop": [{"path": "/bin/true"}]}
+    (hooked / "config.json").write_text(json.dumps(config))
+    result, modules = imported(cli, "create", "--bundle", str(hooked), "hooked")
+    assert result.returncode == 0, result.stderr
+    assert "sqlalchemy" in modules
+    result, modules = imported(cli, "delete", "--force", "hooked")  # poststop: the library runs it
+    assert result.returncode == 0, result.stderr
+    assert "sqlalchemy" in modules
+    # A crashed controller's intent: the library finishes it first, then creates.
+    con = sqlite3.connect(cli.root / "corral.db")
+    with con:
+        con.execute("UPDATE containers SET pending_event = 'pause', version = version + 1 WHERE id = 'first'")
+    con.close()
+    second = make_bundle(cli, rootfs_template, "second", "sleep", "1000")
+    # --parent caller (containerd's): no monitor stays to record the exit, as with runc.
+    result, modules = imported(cli, "--parent", "caller", "create", "--bundle", str(second), "second")
+    assert result.returncode == 0, result.stderr
+    assert "sqlalchemy" in modules
+    # An init killed behind corral's back, nobody recording it: the library's `exited` comes before the delete.
+    cli("start", "second")
+    state = json.loads(cli("state", "second").stdout)
+    import os
+    import signal
+
+    os.kill(state["pid"], signal.SIGKILL)
+    for _ in range(200):
+        if not Path(f"/proc/{state['pid']}").exists():
+            break
+        time.sleep(0.01)
+    result, modules = imported(cli, "delete", "second")
+    assert result.returncode == 0, result.stderr
+    assert "sqlalchemy" in modules
+    runtime = Runtime(cli.root, run_root=cli.root / "run", recover=False)
+    try:
+        assert [e.event for e in runtime.load("second").history()][-2:] == ["exited", "destroy"]
+        assert runtime.load("first").record.pending_event is None
+    finally:
+        runtime.close()
+
+
+def test_a_lean_create_whose_pid_file_cannot_be_written_is_undone(cli: Cli, rootfs_template: Path) -> None:
+    """The pid file is written after the record: when it cannot be, the container is destroyed (force),
+    on the lean path too, and the error is the caller's."""
+    cli("create", "--bundle", str(make_bundle(cli, rootfs_template, "first", "sleep", "1000")), "first")
+    bundle = make_bundle(cli, rootfs_template, "nopid", "sleep", "1000")
+    result, modules = imported(cli, "create", "--bundle", str(bundle), "--pid-file", str(cli.tmp_path / "missing" / "p"), "nopid")
+    assert result.returncode == 1
+    assert sorted(m for m in modules if m in HEAVY) == []
+    runtime = Runtime(cli.root, run_root=cli.root / "run", recover=False)
+    try:
+        record = runtime.load("nopid").record
+        assert record.state == "destroyed" and record.pending_event is None
+        assert [e.event for e in runtime.load("nopid").history()] == ["create", "create", "destroy"]
+        assert record.init_pid is not None
+        cmdline = Path(f"/proc/{record.init_pid}/cmdline")
+        assert not cmdline.exists() or cmdline.read_bytes() == b""  # gone, or a zombie for its reaper
+    finally:
+        runtime.close()
+    assert not (cli.root / "run" / "nopid").exists()

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 
 from corral.cli.context import Context, write_pid_file
 from corral.cli.fast import try_fire
+from corral.cli.fast_create import EarlyHelper, try_create, try_delete
 from corral.cli.signals import parse_signal
 from corral.errors import ContainerExists, ContainerNotFound, CorralError, InvalidTransition
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.statemachine.container import Container
+    from corral.statemachine.quick_create import Created
     from corral.types import Stdio
 
 #: Signals that `run` in the foreground passes on to the container, as runc does.
@@ -94,22 +96,18 @@ def _refuse_existing(ctx: Context) -> None:
         raise ContainerExists(ctx.container_id, view.state)  # else recovery may free the id first
 
 
-def _create(ctx: Context) -> Container:
-    from corral.config import Config
-
-    _refuse_unsupported(ctx)
-    _refuse_existing(ctx)
-    bundle = os.path.abspath(ctx.args.bundle or os.getcwd())
-    config = Config.from_bundle(bundle)
-    console = check_console_socket(config.process.terminal, ctx.args.console_socket, "process.terminal in config.json")
+def _create(ctx: Context) -> Container | Created:
     # create returns while the init waits; run in the foreground waits for it itself.
     detached = ctx.args.command == "create" or bool(ctx.args.detach)
-    stdio = inherited_stdio(ctx.args.preserve_fds)
-    if console:
-        stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
-    box = ctx.runtime(detached=detached).create(ctx.container_id, config, stdio=stdio, console=console)
+    # The one-shot path (fast_create.py) starts the spawn helper first, to start while this parses.
+    helper = EarlyHelper() if detached and EarlyHelper.wanted(ctx) else None
+    try:
+        box = _create_with(ctx, detached, helper)
+    finally:
+        if helper is not None:
+            helper.close()  # not adopted: the library's path was taken, or create failed first
     if box.console_fd is not None:
-        hand_over_console(ctx.args.console_socket, box.console_fd, lambda: box.destroy(force=True))
+        hand_over_console(ctx.args.console_socket, box.console_fd, lambda: _destroy(ctx, box))
         box.console_fd = None
     if ctx.args.pid_file:
         pid = box.pid
@@ -117,10 +115,41 @@ def _create(ctx: Context) -> Container:
         try:
             write_pid_file(ctx.args.pid_file, pid)
         except OSError:
-            box.destroy(force=True)
+            _destroy(ctx, box)
             raise
     ctx.log.debug(f"created {box.id}: init {box.pid}")
     return box
+
+
+def _create_with(ctx: Context, detached: bool, helper: EarlyHelper | None) -> Container | Created:
+    from corral.config import Config
+
+    _refuse_unsupported(ctx)
+    _refuse_existing(ctx)
+    bundle = os.path.abspath(ctx.args.bundle or os.getcwd())
+    config = Config.from_bundle(bundle)
+    console = check_console_socket(config.process.terminal, ctx.args.console_socket, "process.terminal in config.json")
+    stdio = inherited_stdio(ctx.args.preserve_fds)
+    if console:
+        stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
+    if detached:
+        made = try_create(ctx, config, stdio, console, detached=detached, helper=helper)
+        if made is not None:
+            return made
+    if helper is not None:
+        helper.close()  # the library starts its own, once it needs one
+    return ctx.runtime(detached=detached).create(ctx.container_id, config, stdio=stdio, console=console)
+
+
+def _destroy(ctx: Context, box: Container | Created) -> None:
+    """Undo a create (forced destroy), by the path that made it."""
+    from corral.statemachine.quick_create import Created
+
+    if isinstance(box, Created):
+        if not try_delete(ctx, force=True):  # the library then destroys it
+            _load(ctx).destroy(force=True)
+    else:
+        box.destroy(force=True)
 
 
 def create(ctx: Context) -> int:
@@ -162,6 +191,8 @@ def delete(ctx: Context) -> int:
     """runc's delete: stopped → removed; created → killed and removed (as runc and crun do);
     running or paused only with --force. --force of a missing container is success."""
     try:
+        if try_delete(ctx, force=ctx.args.force):
+            return 0
         box = _load(ctx)
     except ContainerNotFound:
         if ctx.args.force:
@@ -176,7 +207,18 @@ def delete(ctx: Context) -> int:
 
 
 def run(ctx: Context) -> int:
-    box = _create(ctx)
+    from corral.statemachine.quick_create import Created
+
+    made = _create(ctx)
+    if isinstance(made, Created):  # run --detach on the one-shot path: start it the same way
+        try:
+            if not try_fire(ctx, "start"):
+                _load(ctx).start()
+        except BaseException:
+            _destroy(ctx, made)
+            raise
+        return 0
+    box = made
     try:
         box.start()
     except BaseException:

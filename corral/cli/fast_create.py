@@ -1,0 +1,152 @@
+"""The one-shot path of `create` and `delete`: no SQLAlchemy, no Alembic, no `transitions`, no pyroute2.
+
+As fast.py's `try_fire` for start, kill, pause and resume: when the store is
+at the schema this code knows and nothing is left to recover (two indexed
+reads), `create` and `delete` run through the lean store's fsynced commits
+(store/lean_durable.py), the lifecycle table and the LinuxExecutor
+(statemachine/quick_create.py, quick_destroy.py). Otherwise, and for whatever
+only the library does (hooks, a network section, an init that died unobserved,
+a pending intent), they answer None or False having written nothing, and the
+command takes the library's path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from corral.cli.context import Context, boot_id
+from corral.cli.fast import _locks, recovery_reason
+from corral.errors import ContainerNotFound
+
+if TYPE_CHECKING:  # pragma: no cover
+    import socket
+    import subprocess
+
+    from corral.config import Config
+    from corral.executor.linux import LinuxExecutor
+    from corral.statemachine.quick_create import Created
+    from corral.types import Stdio
+
+
+class EarlyHelper:
+    """The spawn helper, started before the command imports the config and the executor.
+
+    Its start (a new interpreter importing what a monitor and an init need) is
+    the longest wait of a one-shot create; started first, it runs on another core
+    while the command parses the bundle, plans and writes the record. The lean
+    path adopts it; otherwise `close` ends it (it exits when its socket closes).
+    """
+
+    def __init__(self) -> None:
+        from corral.executor.launch import start_helper
+
+        self._started: tuple[subprocess.Popen[bytes], socket.socket] | None = start_helper()
+
+    @staticmethod
+    def wanted(ctx: Context) -> bool:
+        """Worth starting: a store is there, so the lean path may take the call."""
+        import os
+
+        return os.path.isfile(os.path.join(ctx.root, "corral.db"))
+
+    def give(self, executor: LinuxExecutor) -> None:
+        if self._started is not None:
+            executor.adopt_helper(*self._started)
+            self._started = None
+
+    def close(self) -> None:
+        if self._started is None:
+            return
+        import subprocess  # launch.py imported it to start the helper
+
+        process, sock = self._started
+        self._started = None
+        sock.close()  # the helper exits on its end of file
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _executor(ctx: Context, detached: bool) -> LinuxExecutor:
+    """The executor ctx.runtime() would give the library (its `--parent` when detached)."""
+    from corral.executor.linux import LinuxExecutor
+
+    parent = getattr(ctx.args, "parent", None) or "monitor"
+    return LinuxExecutor(parent=parent if detached else "monitor")
+
+
+def try_create(
+    ctx: Context, config: Config, stdio: Stdio, console: bool, *, detached: bool, helper: EarlyHelper | None = None
+) -> Created | None:
+    """Create `ctx.container_id` the cheap way; None when only the library may (nothing written).
+    `helper`, started earlier, is adopted by the executor (the caller closes it if it was not)."""
+    from corral.statemachine.quick import NeedsLibrary
+    from corral.statemachine.quick_create import create, refuse
+    from corral.store.lean_durable import open_durable
+
+    try:
+        refuse(config)
+    except NeedsLibrary as exc:
+        ctx.log.debug(f"create: the library's path: {exc}")
+        return None
+    store = open_durable(ctx.root)
+    if store is None:
+        return None
+    with store:
+        try:
+            current = boot_id()
+        except OSError:
+            return None
+        if recovery_reason(ctx, store, current) is not None:
+            return None
+        executor = _executor(ctx, detached)
+        if helper is not None:
+            helper.give(executor)
+        try:
+            created = create(
+                store, _locks(ctx), executor, current, ctx.run_root, ctx.container_id, config,
+                stdio=stdio, console=console,
+            )
+        except NeedsLibrary as exc:
+            ctx.log.debug(f"create: the library's path: {exc}")
+            return None
+        finally:
+            executor.close()
+    ctx.log.debug(f"create {ctx.container_id}: done on the lean path")
+    return created
+
+
+def try_delete(ctx: Context, *, force: bool) -> bool:
+    """`delete [--force]` the cheap way; False when only the library may (nothing written).
+
+    Raises ContainerNotFound (ctx.not_found()) when no live container has the id,
+    and CorralError for a running or paused one without `force`, as the library's path does.
+    """
+    from corral.statemachine.quick import NeedsLibrary
+    from corral.statemachine.quick_destroy import delete
+    from corral.store.lean_durable import open_durable
+
+    store = open_durable(ctx.root)
+    if store is None:
+        return False
+    with store:
+        try:
+            current = boot_id()
+        except OSError:
+            return False
+        if recovery_reason(ctx, store, current) is not None:
+            return False
+        executor = _executor(ctx, False)
+        try:
+            delete(store, executor, _locks(ctx), current, ctx.container_id, force=force)
+        except NeedsLibrary as exc:
+            ctx.log.debug(f"delete: the library's path: {exc}")
+            return False
+        except ContainerNotFound:
+            raise ctx.not_found() from None
+        finally:
+            executor.close()
+    ctx.log.debug(f"delete {ctx.container_id}: done on the lean path")
+    return True
