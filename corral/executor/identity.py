@@ -111,7 +111,7 @@ def read(run_dir: str) -> Identity | None:
             init=_process(data["init"]),
             monitor=None if monitor is None else _process(monitor),
             cgroup_paths={_str(k): _str(v) for k, v in data["cgroup_paths"].items()},
-            created_cgroups={_str(k): tuple(_str(d) for d in v) for k, v in data["created_cgroups"].items()},
+            created_cgroups={_str(k): tuple(_str(d) for d in _list(v)) for k, v in data["created_cgroups"].items()},
             cgroup_inodes={_str(k): _int(v) for k, v in data["cgroup_inodes"].items()},
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -122,6 +122,12 @@ def _process(value: object) -> ProcessIdentity:
     if not isinstance(value, list) or len(value) != 2:
         raise ValueError(value)
     return ProcessIdentity(_int(value[0]), _int(value[1]))
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise ValueError(value)
+    return value
 
 
 def _int(value: object) -> int:
