@@ -127,3 +127,51 @@ def test_recovery_reports_an_orphan_whose_id_is_locked_as_busy(runtime: Runtime)
     assert (report.busy, report.orphans) == (["gone"], [])
     assert run_dir.is_dir()
     assert [o.container_id for o in runtime.recover().orphans] == ["gone"]  # the control: unlocked, swept
+
+
+def test_a_busy_record_does_not_stop_recovery_of_the_next(runtime: Runtime, config: Config) -> None:
+    """Kills: _recover_records__mutmut_8 (`break` for `continue` after a busy record)."""
+    for cid in ("a", "b"):
+        _stopped(runtime, config, cid)
+        _interrupt(runtime, cid, "signal")
+    with Locks(runtime.root).hold("a") as got:  # the first record recovery meets is busy
+        assert got
+        report = runtime.recover()
+    assert report.busy == ["a"]
+    assert report.actions == [RecoveryAction("b", "stopped, signal interrupted", "cleared the signal intent")]
+
+
+def test_a_failed_recovery_is_logged_as_a_warning_naming_the_container_and_why(
+    runtime: Runtime, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kills: _recover_records__mutmut_27, _28 and _32 (the warning's id, reason and text)."""
+    box = runtime.create("c", config)
+    box.start()
+    box.pause()
+    with _fake(runtime)._kernel("c") as k:  # not frozen, and the init waits on its fifo again
+        k.update(frozen=False, fifo=True)
+    with caplog.at_level(logging.WARNING, logger="corral"):
+        report = runtime.recover()
+    [failed] = report.failed
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING] == [
+        (logging.WARNING, f"recovery of container c failed: {failed.done}")
+    ]
+
+
+def test_a_failed_record_does_not_stop_recovery_of_the_next_which_is_logged(
+    runtime: Runtime, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kills: _recover_records__mutmut_34 (`break` after a failed record) and _38 to _46 (the
+    info line naming each recovered container, what recovery found and what it did)."""
+    box = runtime.create("a", config)
+    box.start()
+    box.pause()
+    with _fake(runtime)._kernel("a") as k:  # a kernel state no event of the table reaches
+        k.update(frozen=False, fifo=True)
+    _stopped(runtime, config, "b")
+    _interrupt(runtime, "b", "signal")
+    with caplog.at_level(logging.INFO, logger="corral"):
+        report = runtime.recover()
+    assert [f.container_id for f in report.failed] == ["a"]
+    assert report.actions == [RecoveryAction("b", "stopped, signal interrupted", "cleared the signal intent")]
+    assert "recovered container b: found stopped, signal interrupted; cleared the signal intent" in caplog.messages
