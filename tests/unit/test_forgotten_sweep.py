@@ -127,5 +127,7 @@ def test_the_sweep_hands_each_forgotten_run_dir_to_the_executor_sparing_live_cgr
 
         executor.fail_next("remove_forgotten", ExecutorError("no"))
         report = rt.recover()
-        assert [o.done for o in report.orphans] == ["could not be removed: no"]
+        assert [(o.container_id, o.path, o.done) for o in report.orphans] == [
+            ("gone", str(rt.run_root / "gone"), "could not be removed: no")
+        ]
         live.destroy(force=True)

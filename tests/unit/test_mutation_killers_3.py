@@ -7,9 +7,13 @@ Each test names the mutant(s) it kills; each was re-run against its mutant
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,3 +179,116 @@ def test_a_failed_record_does_not_stop_recovery_of_the_next_which_is_logged(
     assert [f.container_id for f in report.failed] == ["a"]
     assert report.actions == [RecoveryAction("b", "stopped, signal interrupted", "cleared the signal intent")]
     assert "recovered container b: found stopped, signal interrupted; cleared the signal intent" in caplog.messages
+
+
+# -- orphans.py: the tombstones' cgroup directories, on real (plain) directories ------------
+
+
+class _RealDirs(FakeExecutor):
+    """Plans each container's cgroup as a real directory under `cgroup_root` (named by its
+    config's cgroups_path, else its id), so that the sweep's rmdir meets the filesystem."""
+
+    cgroup_root: Path
+    joined = False
+
+    def plan(self, container_id: str, config: Config, run_dir: str, store_root: str) -> Any:
+        plan = super().plan(container_id, config, run_dir, store_root)
+        path = str(self.cgroup_root / (config.cgroups_path or container_id).strip("/"))
+        created: tuple[str, ...] = () if self.joined else (path,)
+        return dataclasses.replace(plan, cgroup_paths={"fake": path}, created_cgroups={"fake": created})
+
+
+@pytest.fixture
+def real_dirs(tmp_path: Path, boot_id_file: Path) -> Iterator[tuple[Runtime, _RealDirs]]:
+    executor = _RealDirs(tmp_path / "kernel")
+    executor.cgroup_root = tmp_path / "cgroups"
+    rt = Runtime(tmp_path / "root", executor, run_root=tmp_path / "run", boot_id_file=boot_id_file)
+    yield rt, executor
+    rt.close()
+
+
+def _tombstone(rt: Runtime, config: Config, cid: str, cgroups_path: str | None = None) -> Path:
+    box = rt.create(cid, dataclasses.replace(config, cgroups_path=cgroups_path))
+    box.destroy(force=True)
+    return Path(box.record.cgroup_paths["fake"])
+
+
+def test_a_tombstones_cgroup_directory_is_removed_children_first(
+    real_dirs: tuple[Runtime, _RealDirs], config: Config
+) -> None:
+    """Kills: _rmdir_tree mutants (no unit test reached it): the walk bottom-up, each child's
+    rmdir, the top's, and the report."""
+    rt, _ = real_dirs
+    path = _tombstone(rt, config, "t")
+    (path / "a" / "b").mkdir(parents=True)  # what a failed removal left, child cgroups included
+    (path / "c").mkdir()
+    report = rt.recover()
+    assert [(o.container_id, o.path, o.done, o.detail) for o in report.orphans] == [("t", str(path), "removed", "")]
+    assert not path.exists() and path.parent.is_dir()
+    assert rt.recover().orphans == []
+
+
+def test_a_tombstones_cgroup_directory_that_will_not_go_is_left_and_reported(
+    real_dirs: tuple[Runtime, _RealDirs], config: Config
+) -> None:
+    """Kills: _rmdir_tree mutants of the busy report (ENOTEMPTY/EBUSY: what the kernel says of a
+    cgroup with processes) and of the walk going on past a child that stays."""
+    rt, _ = real_dirs
+    path = _tombstone(rt, config, "t")
+    (path / "busy").mkdir(parents=True)
+    (path / "busy" / "file").write_text("")  # rmdir: ENOTEMPTY, as a cgroup with a process is EBUSY
+    (path / "empty").mkdir()
+    report = rt.recover()
+    assert [(o.path, o.done) for o in report.orphans] == [(str(path), "left alone: it still has processes")]
+    assert (path / "busy").is_dir() and not (path / "empty").exists()
+
+
+def test_the_sweep_leaves_a_joined_cgroup_and_one_a_live_record_names(
+    real_dirs: tuple[Runtime, _RealDirs], config: Config
+) -> None:
+    """Kills: mutants of the sweep's ownership tests: a directory the container joined (not
+    created) and one a live record names are never removed."""
+    rt, executor = real_dirs
+    shared = _tombstone(rt, config, "t", cgroups_path="shared")
+    shared.mkdir(parents=True)
+    live = rt.create("u", dataclasses.replace(config, cgroups_path="shared"))  # names the same directory
+    assert rt.recover().orphans == []
+    assert shared.is_dir()
+    live.destroy(force=True)
+    executor.joined = True
+    joined = _tombstone(rt, config, "j")
+    joined.mkdir(parents=True)
+    report = rt.recover()
+    assert [(o.container_id, o.done) for o in report.orphans] == [("t", "removed")]  # the control
+    assert joined.is_dir() and not shared.exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "done"),
+    [
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), "removed"),  # gone meanwhile
+        (PermissionError(errno.EACCES, "Permission denied"), "could not be removed: Permission denied"),
+    ],
+)
+def test_the_rmdir_of_a_tombstones_cgroup_reports_what_the_kernel_said(
+    real_dirs: tuple[Runtime, _RealDirs], config: Config, monkeypatch: pytest.MonkeyPatch,
+    error: OSError, done: str,
+) -> None:
+    """Kills: _rmdir_tree__mutmut_12, _13 (the report of a directory removed by someone else
+    between the look and the rmdir) and _17 (`strerror and exc`: the errno's text, not the
+    exception's repr)."""
+    rt, _ = real_dirs
+    path = _tombstone(rt, config, "t")
+    path.mkdir(parents=True)
+    real_rmdir = os.rmdir
+
+    def rmdir(target: Any, *args: Any, **kwargs: Any) -> None:
+        if str(target) == str(path):
+            if isinstance(error, FileNotFoundError):
+                real_rmdir(target)  # another recovery got there first
+            raise error
+        real_rmdir(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    report = rt.recover()
+    assert [(o.path, o.done) for o in report.orphans] == [(str(path), done)]
