@@ -11,6 +11,7 @@ import errno
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,17 @@ def _fake(runtime: Runtime) -> FakeExecutor:
     executor = runtime.context.executor
     assert isinstance(executor, FakeExecutor)
     return executor
+
+
+def _recover(runtime: Runtime, within: float = 10.0) -> Any:
+    """`runtime.recover()`, failing (not hanging) if it waits on a lock this test holds:
+    recovery must never block on one (a mutant that makes it block fails here, not by timeout)."""
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(runtime.recover()), daemon=True)
+    worker.start()
+    worker.join(within)
+    assert not worker.is_alive(), f"recover() blocked for {within:g} s on a held lock"
+    return result[0]
 
 
 def _stopped(runtime: Runtime, config: Config, cid: str = "c") -> None:
@@ -53,10 +65,10 @@ def test_full_recovery_does_not_lock_a_stopped_record_of_this_boot_without_an_in
     _stopped(runtime, config)
     with Locks(runtime.root).hold("c") as got:  # another controller, in the middle of `c`
         assert got
-        report = runtime.recover()
+        report = _recover(runtime)
         assert (report.busy, report.actions, report.failed) == ([], [], [])
         _interrupt(runtime, "c", "signal")  # the control: with an intent it is looked at, so busy
-        assert runtime.recover().busy == ["c"]
+        assert _recover(runtime).busy == ["c"]
 
 
 def test_recovery_clears_the_intent_of_a_stopped_record_of_this_boot(runtime: Runtime, config: Config) -> None:
@@ -127,7 +139,7 @@ def test_recovery_reports_an_orphan_whose_id_is_locked_as_busy(runtime: Runtime)
     run_dir.mkdir(parents=True)
     with Locks(runtime.root).hold("gone") as got:  # a controller in the middle of creating `gone`
         assert got
-        report = runtime.recover()
+        report = _recover(runtime)
     assert (report.busy, report.orphans) == (["gone"], [])
     assert run_dir.is_dir()
     assert [o.container_id for o in runtime.recover().orphans] == ["gone"]  # the control: unlocked, swept
@@ -140,7 +152,7 @@ def test_a_busy_record_does_not_stop_recovery_of_the_next(runtime: Runtime, conf
         _interrupt(runtime, cid, "signal")
     with Locks(runtime.root).hold("a") as got:  # the first record recovery meets is busy
         assert got
-        report = runtime.recover()
+        report = _recover(runtime)
     assert report.busy == ["a"]
     assert report.actions == [RecoveryAction("b", "stopped, signal interrupted", "cleared the signal intent")]
 
