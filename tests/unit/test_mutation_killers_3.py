@@ -201,13 +201,15 @@ class _RealDirs(FakeExecutor):
     config's cgroups_path, else its id), so that the sweep's rmdir meets the filesystem."""
 
     cgroup_root: Path
-    joined = False
+    joined = False  # the container joins its (first) hierarchy's directory: none is created there
+    hierarchies: tuple[str, ...] = ("fake",)
 
     def plan(self, container_id: str, config: Config, run_dir: str, store_root: str) -> Any:
         plan = super().plan(container_id, config, run_dir, store_root)
-        path = str(self.cgroup_root / (config.cgroups_path or container_id).strip("/"))
-        created: tuple[str, ...] = () if self.joined else (path,)
-        return dataclasses.replace(plan, cgroup_paths={"fake": path}, created_cgroups={"fake": created})
+        name = (config.cgroups_path or container_id).strip("/")
+        paths = {h: str(self.cgroup_root / h / name) for h in self.hierarchies}
+        created = {h: (p,) for h, p in paths.items() if not (self.joined and h == self.hierarchies[0])}
+        return dataclasses.replace(plan, cgroup_paths=paths, created_cgroups=created)
 
 
 @pytest.fixture
@@ -222,7 +224,7 @@ def real_dirs(tmp_path: Path, boot_id_file: Path) -> Iterator[tuple[Runtime, _Re
 def _tombstone(rt: Runtime, config: Config, cid: str, cgroups_path: str | None = None) -> Path:
     box = rt.create(cid, dataclasses.replace(config, cgroups_path=cgroups_path))
     box.destroy(force=True)
-    return Path(box.record.cgroup_paths["fake"])
+    return Path(next(iter(box.record.cgroup_paths.values())))
 
 
 def test_a_tombstones_cgroup_directory_is_removed_children_first(
@@ -304,3 +306,88 @@ def test_the_rmdir_of_a_tombstones_cgroup_reports_what_the_kernel_said(
     monkeypatch.setattr(os, "rmdir", rmdir)
     report = rt.recover()
     assert [(o.path, o.done) for o in report.orphans] == [(str(path), done)]
+
+
+def test_the_sweep_goes_on_past_a_busy_id_and_past_an_excluded_entry(runtime: Runtime, config: Config) -> None:
+    """Kills: sweep__mutmut_11 (`break` after a busy id) and _candidates__mutmut_24 (`break`
+    after a run root entry that is not a candidate: here a live container's run dir)."""
+    runtime.create("a-live", config)
+    for name in ("a-live", "b-busy", "c-gone"):
+        (runtime.run_root / name).mkdir(parents=True)
+    with Locks(runtime.root).hold("b-busy") as got:
+        assert got
+        report = _recover(runtime)
+    assert report.busy == ["b-busy"]
+    assert [o.container_id for o in report.orphans] == ["c-gone"]
+    assert (runtime.run_root / "a-live").is_dir() and not (runtime.run_root / "c-gone").exists()
+
+
+def test_a_run_dir_whose_id_got_a_record_meanwhile_is_left_to_it(
+    runtime: Runtime, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills: sweep__mutmut_12, _13 (the look for a record made between listing the candidates
+    and taking the lock) and _19 (`break` there, ending the sweep)."""
+    from corral.statemachine import orphans
+
+    for name in ("a", "b"):
+        (runtime.run_root / name).mkdir(parents=True)
+    listed = orphans._candidates
+
+    def candidates_then_a_create(context: Any) -> Any:
+        found = listed(context)
+        runtime.create("a", config)  # another controller creates `a` before the sweep locks it
+        return found
+
+    monkeypatch.setattr(orphans, "_candidates", candidates_then_a_create)
+    report = runtime.recover()
+    assert [o.container_id for o in report.orphans] == ["b"]
+    assert (runtime.run_root / "a").is_dir()
+    assert runtime.load("a").state is State.CREATED
+
+
+def test_entries_of_the_run_root_that_are_not_directories_are_not_run_dirs(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Kills: _candidates__mutmut_17 (a file named like an id taken for a run dir) and _21
+    (`follow_symlinks=True`: a symlink to a directory elsewhere taken for one, so its
+    "identity" would be read and acted on)."""
+    runtime.run_root.mkdir(parents=True)
+    (runtime.run_root / "file").write_text("")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("")
+    (runtime.run_root / "link").symlink_to(elsewhere)
+    report = runtime.recover()
+    assert report.orphans == []
+    assert (runtime.run_root / "file").is_file() and (elsewhere / "keep").is_file()
+
+
+def test_the_tombstone_scan_goes_on_past_a_live_record_and_a_gone_directory(
+    real_dirs: tuple[Runtime, _RealDirs], config: Config
+) -> None:
+    """Kills: _candidates__mutmut_27 (`break` at the first live record) and sweep__mutmut_26
+    (`break` at the first path that is gone, skipping the id's other paths)."""
+    rt, _ = real_dirs
+    rt.create("a", config)  # live, and listed before the tombstones
+    _tombstone(rt, config, "t", cgroups_path="one")  # its directory is gone: skipped
+    kept = _tombstone(rt, config, "t", cgroups_path="two")
+    kept.mkdir(parents=True)
+    report = rt.recover()
+    assert [(o.container_id, o.path, o.done) for o in report.orphans] == [("t", str(kept), "removed")]
+
+
+def test_only_the_hierarchies_corral_created_are_swept(real_dirs: tuple[Runtime, _RealDirs], config: Config) -> None:
+    """Kills: _candidates__mutmut_38, _40 (`created.get(hierarchy)` without its `()` default: a
+    hierarchy with nothing created raised) and _41 (`break` at the first joined hierarchy)."""
+    rt, executor = real_dirs
+    executor.hierarchies = ("a-joined", "b-created")
+    executor.joined = True
+    box = rt.create("t", config)
+    box.destroy(force=True)
+    assert set(box.record.created_cgroups or {}) == {"b-created"}
+    paths = box.record.cgroup_paths
+    for path in paths.values():
+        os.makedirs(path)
+    report = rt.recover()
+    assert [(o.path, o.done) for o in report.orphans] == [(paths["b-created"], "removed")]
+    assert os.path.isdir(paths["a-joined"]) and not os.path.exists(paths["b-created"])
