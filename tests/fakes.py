@@ -26,9 +26,10 @@ import importlib
 import json
 import os
 import random
+import shutil
 import signal as signal_module
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from corral.executor.interface import (
     ContainerFacts,
     ContainerPlan,
     ExitStatus,
+    ForgottenRemoval,
     HostInterface,
     InitFacts,
     InterfaceStats,
@@ -441,6 +443,13 @@ class FakeExecutor:
             found.append(facts.plan.run_dir)
         found.extend(k.get("interfaces", []))
         return found
+
+    def remove_forgotten(self, container_id: str, run_dir: str, spare: Collection[str]) -> ForgottenRemoval:
+        """The pretend kernel keeps no identity file: the run dir alone is removed (nothing signalled)."""
+        self._maybe_fail("remove_forgotten")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        removed = not os.path.exists(run_dir)
+        return ForgottenRemoval(removed, "run dir removed" if removed else "run dir could not be removed")
 
     # -- test helper: a reboot ---------------------------------------------------
 

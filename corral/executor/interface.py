@@ -9,7 +9,7 @@ without root against a fake (tests/fakes.py), and the kernel side stay thin.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -101,6 +101,14 @@ class KernelStatus:
     alive: bool  # same PID, same start time (the boot id is checked by the caller)
     frozen: bool
     fifo_present: bool  # the exec fifo exists: created, not yet started
+
+
+@dataclass(frozen=True)
+class ForgottenRemoval:
+    """What `remove_forgotten` did with a run dir no live record owns."""
+
+    removed: bool  # the run dir is gone (it stays while a process it names may be alive)
+    detail: str  # what was killed and removed, and what was left alone and why
 
 
 class Spawned(Protocol):
@@ -200,3 +208,11 @@ class Executor(Protocol):
     def destroy(self, facts: ContainerFacts) -> None: ...
 
     def leftovers(self, facts: ContainerFacts) -> list[str]: ...
+
+    def remove_forgotten(self, container_id: str, run_dir: str, spare: Collection[str]) -> ForgottenRemoval:
+        """Kill and remove a container the store forgot, found by its run dir (recovery's orphan sweep).
+
+        Only what the run dir's own record of the container proves is its (executor/forgotten.py);
+        `spare` are cgroup directories a live record names, never touched.
+        """
+        ...

@@ -26,13 +26,13 @@ import shutil
 import signal as signal_module
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 from corral import faults
 from corral.config import Config, Process, Resources
 from corral.errors import CgroupError, ConfigError, ExecutorError, NeedsRoot, ProcessGone, RunDirError
 from corral.executor import hooks as hooking
-from corral.executor import logwriter, lsm, proc, protocol, quick
+from corral.executor import forgotten, identity, logwriter, lsm, proc, protocol, quick
 from corral.executor import spawn as spawning
 from corral.executor import seccomp
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
@@ -42,6 +42,7 @@ from corral.executor.interface import (
     ContainerFacts,
     ContainerPlan,
     ExitStatus,
+    ForgottenRemoval,
     HostInterface,
     InitFacts,
     KernelStatus,
@@ -193,6 +194,10 @@ class LinuxExecutor:
                 path = f"/proc/{init_pid}/ns/{name}"
                 namespaces[ns.type] = path
                 inodes[ns.type] = proc.namespace_inode(init_pid, name)
+            handed_off = self.parent == protocol.PARENT_CALLER  # then no monitor is left to record
+            # What recovery finds this container by should the store forget it (forgotten.py).
+            identity.write(facts.plan.run_dir, facts.id, ProcessIdentity(init_pid, start_time),
+                           None if handed_off else monitor, facts.plan.cgroup_paths, facts.plan.created_cgroups)
         except BaseException:
             ctl.close()
             if console is not None:
@@ -200,7 +205,6 @@ class LinuxExecutor:
             spawning.wait_for_exit(monitor, MONITOR_GRACE)
             raise
         faults.point("create.ready")
-        handed_off = self.parent == protocol.PARENT_CALLER  # then no monitor is left to record
         return spawning.SpawnedInit(
             InitFacts(
                 ProcessIdentity(init_pid, start_time), None if handed_off else monitor, namespaces, inodes, tuple(ran)
@@ -476,6 +480,9 @@ class LinuxExecutor:
 
             found.extend(links.present(facts.plan.interfaces))
         return found
+
+    def remove_forgotten(self, container_id: str, run_dir: str, spare: Collection[str]) -> ForgottenRemoval:
+        return forgotten.remove(self.cgroups, container_id, run_dir, spare)
 
     def _require_init(self, facts: ContainerFacts) -> ProcessIdentity:
         if facts.init is None:
