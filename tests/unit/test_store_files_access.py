@@ -1,0 +1,60 @@
+"""Why a store file may not be used: the reason names what the kernel said, not a guess.
+
+`corral.store.files._why_not` asks the kernel by opening the file read-write
+without following a symlink, so the user is told "operation not permitted" for
+an immutable file and "too many levels of symbolic links" for a symlink planted
+in place of the database, not a generic "permission denied" (which would send
+them to chmod). Written for the survivors of mutmut's run over store/files.py
+(tests/README.md). chattr needs root and a filesystem with inode flags.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corral.errors import StoreAccessDenied
+from corral.store.files import check_access
+
+
+def _chattr(path: Path, flag: str) -> bool:
+    try:
+        return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def immutable_db(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("chattr +i needs root (CAP_LINUX_IMMUTABLE)")
+    db = tmp_path / "corral.db"
+    db.write_bytes(b"")
+    if not _chattr(db, "+i"):
+        pytest.skip(f"chattr +i does not work on {tmp_path}'s filesystem")
+    try:
+        yield db
+    finally:
+        _chattr(db, "-i")
+
+
+def test_an_immutable_database_is_refused_as_not_permitted(immutable_db: Path) -> None:
+    with pytest.raises(StoreAccessDenied) as refused:
+        check_access(immutable_db.parent, immutable_db)
+    assert str(immutable_db) in str(refused.value)
+    assert "operation not permitted" in str(refused.value)
+
+
+def test_a_symlink_in_place_of_the_database_is_named_not_followed(immutable_db: Path) -> None:
+    store = immutable_db.parent / "store"
+    store.mkdir()
+    link = store / "corral.db"
+    link.symlink_to(immutable_db)
+    with pytest.raises(StoreAccessDenied) as refused:
+        check_access(store, link)
+    assert str(link) in str(refused.value)
+    assert "symbolic links" in str(refused.value)
