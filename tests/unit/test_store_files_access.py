@@ -58,3 +58,28 @@ def test_a_symlink_in_place_of_the_database_is_named_not_followed(immutable_db: 
         check_access(store, link)
     assert str(link) in str(refused.value)
     assert "symbolic links" in str(refused.value)
+
+
+def test_a_file_the_kernel_opens_though_access_says_no_is_still_refused_and_nothing_leaks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """access(2) and open(2) can disagree (an LSM, ACLs, a setuid caller): the reason is then the
+    generic one, and the probe's fd is closed."""
+    db = tmp_path / "corral.db"
+    db.write_bytes(b"")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != db and real_access(path, mode, **kw))
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(StoreAccessDenied) as refused:
+        check_access(tmp_path, db)
+    assert str(refused.value) == str(StoreAccessDenied(str(db), "permission denied"))
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_store_directory_without_access_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "corral.db"
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != tmp_path and real_access(path, mode, **kw))
+    with pytest.raises(StoreAccessDenied) as refused:
+        check_access(tmp_path, db)
+    assert str(refused.value) == str(StoreAccessDenied(str(tmp_path), "permission denied"))
