@@ -83,3 +83,24 @@ def test_a_store_directory_without_access_is_named(tmp_path: Path, monkeypatch: 
     with pytest.raises(StoreAccessDenied) as refused:
         check_access(tmp_path, db)
     assert str(refused.value) == str(StoreAccessDenied(str(tmp_path), "permission denied"))
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a read-only bind mount of itself (unmounted after the test)."""
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    where = tmp_path / "ro"
+    where.mkdir()
+    subprocess.run(["mount", "--bind", str(where), str(where)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(where)], check=True)
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def test_a_store_on_a_read_only_filesystem_says_so(read_only_dir: Path) -> None:
+    with pytest.raises(StoreAccessDenied) as refused:
+        check_access(read_only_dir, read_only_dir / "corral.db")
+    assert str(refused.value) == str(StoreAccessDenied(str(read_only_dir), "read-only file system"))
