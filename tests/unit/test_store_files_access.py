@@ -104,3 +104,33 @@ def test_a_store_on_a_read_only_filesystem_says_so(read_only_dir: Path) -> None:
     with pytest.raises(StoreAccessDenied) as refused:
         check_access(read_only_dir, read_only_dir / "corral.db")
     assert str(refused.value) == str(StoreAccessDenied(str(read_only_dir), "read-only file system"))
+
+
+def test_an_unwritable_wal_file_is_named(immutable_db: Path) -> None:
+    """The -wal beside the database is checked too (it is where every commit lands first)."""
+    _chattr(immutable_db, "-i")
+    wal = immutable_db.with_name("corral.db-wal")
+    wal.write_bytes(b"")
+    if not _chattr(wal, "+i"):
+        pytest.skip("chattr +i does not work here")
+    try:
+        with pytest.raises(StoreAccessDenied) as refused:
+            check_access(immutable_db.parent, immutable_db)
+    finally:
+        _chattr(wal, "-i")
+    assert str(refused.value) == str(StoreAccessDenied(str(wal), "operation not permitted"))
+
+
+def test_a_connection_to_a_deleted_database_names_it(tmp_path: Path) -> None:
+    from corral.errors import StoreReplaced
+    from corral.store.files import FileGuard
+
+    db = tmp_path / "corral.db"
+    db.write_bytes(b"")
+    guard = FileGuard(db)
+    guard.connected({})
+    db.unlink()
+    with pytest.raises(StoreReplaced) as replaced:
+        guard.connected({})
+    assert (replaced.value.path, replaced.value.what) == (str(db), "deleted")
+    assert str(replaced.value) == str(StoreReplaced(str(db), "deleted"))
