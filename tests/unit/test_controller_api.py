@@ -244,6 +244,8 @@ def _public_methods(cls: type) -> list[tuple[str, object]]:
     for name, member in vars(cls).items():
         if name.startswith("_") and name not in ("__init__", "__exit__"):
             continue
+        if "ǁ" in name:  # mutmut's copies of a method (xǁClassǁname__mutmut_N), under mutation testing only
+            continue
         function = member.fget if isinstance(member, property) else member
         if inspect.isfunction(function):
             found.append((name, function))
