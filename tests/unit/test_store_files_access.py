@@ -134,3 +134,24 @@ def test_a_connection_to_a_deleted_database_names_it(tmp_path: Path) -> None:
         guard.connected({})
     assert (replaced.value.path, replaced.value.what) == (str(db), "deleted")
     assert str(replaced.value) == str(StoreReplaced(str(db), "deleted"))
+
+
+def test_a_new_connection_accepts_the_same_file_and_refuses_a_replaced_one(tmp_path: Path) -> None:
+    from corral.errors import StoreReplaced
+    from corral.store.files import FileGuard
+
+    db = tmp_path / "corral.db"
+    db.write_bytes(b"")
+    guard = FileGuard(db)
+    guard.connected({})
+    guard.connected({})  # the pool's next connection to the same file
+    guard.check({})
+    spare = tmp_path / "other.db"
+    spare.write_bytes(b"")  # kept, so that the replacement cannot reuse the inode
+    moved = tmp_path / "moved.db"
+    db.rename(moved)
+    db.write_bytes(b"")
+    with pytest.raises(StoreReplaced) as replaced:
+        guard.connected({})
+    assert (replaced.value.path, replaced.value.what) == (str(db), "replaced by another file")
+    assert str(replaced.value) == str(StoreReplaced(str(db), "replaced by another file"))
