@@ -22,7 +22,6 @@ import dataclasses
 import errno
 import hashlib
 import os
-import shutil
 import signal as signal_module
 import socket
 import subprocess
@@ -449,6 +448,8 @@ class LinuxExecutor:
             from corral.executor.network import links
 
             links.tear_down(facts.id, facts.plan.interfaces)
+        import shutil  # here, not at the top: `create` never needs it (~2 ms of its imports: zlib, bz2, lzma)
+
         try:
             shutil.rmtree(facts.plan.run_dir)
         except FileNotFoundError:
