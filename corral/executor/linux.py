@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import os
 import signal as signal_module
 import socket
@@ -62,6 +61,8 @@ DEFAULT_CGROUP_PARENT = "/corral"
 
 def store_tag(store_root: str) -> str:
     """12 hex digits naming a store: the SHA-256 of its root's resolved path."""
+    import hashlib  # here: a config with its cgroupsPath (containerd's) never needs it, nor OpenSSL's load (~2-3 ms)
+
     return hashlib.sha256(os.path.realpath(store_root).encode()).hexdigest()[:12]
 
 
