@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import re
 from contextlib import contextmanager
@@ -93,8 +92,6 @@ MAX_NUMBER_DIGITS = 100
 _T = TypeVar("_T")
 
 
-log = logging.getLogger("corral")
-
 UNKNOWN_KEY = "not a key of the OCI runtime spec; check its spelling"
 
 
@@ -111,7 +108,9 @@ class _Reading:
         if message in self.warnings:
             return
         self.warnings.append(message)
-        log.warning("%s%s", f"{self.source}: " if self.source else "", message)
+        import logging  # here: a CLI create would pay ~2-4 ms to import it for a warning seldom given
+
+        logging.getLogger("corral").warning("%s%s", f"{self.source}: " if self.source else "", message)
 
 
 #: The parse in progress (one per thread or task); outside `reading()`, a lenient one that

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import os
-import shutil
 import signal as signal_module
 import socket
 import subprocess
@@ -64,6 +62,8 @@ DEFAULT_CGROUP_PARENT = "/corral"
 
 def store_tag(store_root: str) -> str:
     """12 hex digits naming a store: the SHA-256 of its root's resolved path."""
+    import hashlib  # here: a config with its cgroupsPath (containerd's) never needs it, nor OpenSSL's load (~2-3 ms)
+
     return hashlib.sha256(os.path.realpath(store_root).encode()).hexdigest()[:12]
 
 
@@ -453,6 +453,8 @@ class LinuxExecutor:
             from corral.executor.network import links
 
             links.tear_down(facts.id, facts.plan.interfaces)
+        import shutil  # here, not at the top: `create` never needs it (~2 ms of its imports: zlib, bz2, lzma)
+
         try:
             shutil.rmtree(facts.plan.run_dir)
         except FileNotFoundError:

@@ -11,13 +11,11 @@ Host-dependent, so decided when the container is planned, not when its config is
 
 from __future__ import annotations
 
-import logging
 import os
 
 from corral.config import Config, Process
 from corral.errors import ConfigError
 
-log = logging.getLogger("corral")
 
 SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
@@ -71,6 +69,8 @@ def check_labels(config: Config, process: Process | None = None, *, selinux: boo
                 where, f"{name} is enabled on this host and applying {name} {what} is not supported yet"
             )
         message = f"{where}: ignored ({name} is not enabled on this host)"
-        log.warning("%s", message)
+        import logging  # here, not at the top: a CLI create would pay ~2-4 ms for it
+
+        logging.getLogger("corral").warning("%s", message)
         warnings.append(message)
     return warnings

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import errno as errno_module
 import functools
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,7 +48,6 @@ from corral.errors import ConfigError, ExecutorError
 if TYPE_CHECKING:
     from cffi import FFI
 
-log = logging.getLogger("corral")
 
 #: struct sock_filter: u16 code, u8 jt, u8 jf, u32 k.
 BPF_INSTRUCTION_SIZE = 8
@@ -253,7 +251,9 @@ def _add_rules(
         for name in rule.names:
             nr = lib.seccomp_syscall_resolve_name(name.encode())
             if nr == lib.__NR_SCMP_ERROR:
-                log.warning(
+                import logging  # here, not at the top: a CLI create would pay ~2-4 ms for it
+
+                logging.getLogger("corral").warning(
                     "seccomp: %s: syscall %r is unknown to this kernel's libseccomp tables; "
                     "rule skipped for it",
                     w,

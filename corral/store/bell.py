@@ -20,7 +20,6 @@ The byte is written in place (pwrite at offset 0), so the file never grows.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import select
 
@@ -32,8 +31,6 @@ BELL_NAME = "corral.events"
 IN_MODIFY, IN_ATTRIB, IN_MOVE_SELF, IN_DELETE_SELF, IN_IGNORED = 0x2, 0x4, 0x800, 0x400, 0x8000
 #: What wakes a watcher: the ring, and the file going away (the watch is then re-armed).
 _MASK = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF
-
-log = logging.getLogger("corral")
 
 
 def bell_path(root: str | os.PathLike[str]) -> str:
@@ -59,7 +56,10 @@ def ring(root: str | os.PathLike[str]) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        log.warning("cannot ring the journal's bell %s (%s): event readers wake at the next commit", path, exc)
+        import logging  # only here: a CLI's start, kill, pause and resume would pay ~3 ms for it
+
+        logging.getLogger("corral").warning(
+            "cannot ring the journal's bell %s (%s): event readers wake at the next commit", path, exc)
 
 
 class BellWatch:

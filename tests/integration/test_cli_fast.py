@@ -106,7 +106,7 @@ def test_an_interrupted_intent_sends_the_call_to_the_library_which_finishes_it(
 #: What the plain reads (corral/cli/oneshot.py + quickread.py) leave out besides HEAVY.
 READS_NEVER = (*HEAVY, "argparse", "json", "typing", "dataclasses", "enum", "pathlib", "re")
 #: What start/pause/resume/kill leave out: the parser, and for the freezer the drivers and the config.
-WRITES_NEVER = (*HEAVY, "argparse", "corral.cli.parser", "corral.cli.app")
+WRITES_NEVER = (*HEAVY, "argparse", "corral.cli.parser", "corral.cli.app", "logging")
 FREEZER_NEVER = ("corral.config", "corral.executor.cgroups.base", "corral.executor.cgroups.v1", "corral.executor.cgroups.v2")
 
 
@@ -202,6 +202,22 @@ def _lean(cli: Cli) -> bool:
     """Whether the last command said it took the one-shot path (its --debug line in the log)."""
     lines = cli.log.read_text().splitlines()
     return any("done on the lean path" in line for line in lines[-3:])
+
+
+#: What a lean create (a config with an absolute cgroupsPath) and delete leave out: logging (only for
+#: a warning), hashlib (only for a store tag), shutil (only for destroy's rmtree).
+CREATE_NEVER = (*HEAVY, "logging", "hashlib", "shutil")
+
+
+def test_the_runc_wrapper_s_create_and_delete_import_no_logging_hashlib_or_shutil(cli: Cli, rootfs_template: Path) -> None:
+    cli("create", "--bundle", str(make_bundle(cli, rootfs_template, "first", "sleep", "1000")), "first")  # makes the store
+    result, modules = imported_by_wrapper(cli, "create", "--bundle", str(make_bundle(cli, rootfs_template, "lean", "sleep", "1000")), "lean")
+    assert result.returncode == 0, result.stderr
+    assert _found(modules, CREATE_NEVER) == []
+    result, modules = imported_by_wrapper(cli, "delete", "--force", "lean")
+    assert result.returncode == 0, result.stderr
+    assert _found(modules, CREATE_NEVER[:-1]) == []
+    cli("delete", "--force", "first")
 
 
 def test_create_and_delete_import_no_heavy_library_and_do_what_the_library_does(
