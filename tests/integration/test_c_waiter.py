@@ -13,15 +13,19 @@ import signal
 import time
 from pathlib import Path
 
+import dataclasses
+
 import pytest
 
 from corral import Runtime
+from corral.config import MemoryResources, Resources
 from corral.executor import proc, sealed, waiting
 from tests.integration.conftest import make_config
 
 pytestmark = pytest.mark.root
 
 EXIT_7 = ("/bin/sh", "-c", "sleep 1; exit 7")
+MiB = 1024 * 1024
 
 
 def _children(pid: int) -> list[int]:
@@ -95,3 +99,20 @@ def test_the_waiter_killed_the_keeper_records_the_status(runtime: Runtime, bundl
     assert _exited_row(box)["exit_status"] == 7
     with open(box.record.run_dir + "/init.exit") as f:
         assert f.read().rstrip(" ") == '{"status": 7, "signal": null}'
+
+
+def test_the_waiter_journals_an_oom_kill_while_the_init_lives(runtime: Runtime, bundle: Path) -> None:
+    """A child of the init is OOM-killed: the waiter's recorder writes the `oom` row, nobody else asks."""
+    config = dataclasses.replace(
+        make_config(bundle, "cwo", "/bin/sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1000"),
+        resources=Resources(memory=MemoryResources(limit=32 * MiB, swap=32 * MiB)),
+    )
+    box = runtime.create("cwo", config)
+    _waiters(box)
+    box.start()
+    deadline = time.monotonic() + 10
+    while box.history()[-1].event != "oom":  # history() only reads the journal
+        assert time.monotonic() < deadline, box.history()
+        time.sleep(0.02)
+    assert dict(box.history()[-1].detail) == {"oom_kills": 1}
+    box.destroy(force=True)
