@@ -21,13 +21,11 @@ import importlib
 import signal
 import sys
 import threading
-from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
 from corral.executor.cgroups import open_cgroup
 from corral.executor.cgroups.base import Cgroup
-from corral.executor.interface import Recorder
 from corral.executor.protocol import CreateRequest, Exited
 
 #: The OOM watcher's fallback re-check: it wakes on the kernel's notification, this is only a backstop.
@@ -51,19 +49,17 @@ def preload(request: CreateRequest) -> None:
 class Observer:
     """What one monitor reports for one init."""
 
-    def __init__(
-        self, recorder: Recorder, cgroup_paths: Mapping[str, str], init_pid: int, reported: int | None = None
-    ) -> None:
-        self._recorder = recorder
+    def __init__(self, request: CreateRequest, init_pid: int) -> None:
+        assert request.recorder is not None
+        self._recorder = request.recorder
         self._init_pid = init_pid
         self._cgroup: Cgroup | None = None
         self._module: ModuleType | None = None
         self._guard = threading.Lock()  # one report at a time, in the order seen
-        self._reported = reported or 0  # the last OOM kill count reported
+        self._reported = 0  # the last OOM kill count reported
         try:
-            self._cgroup = open_cgroup(cgroup_paths)
-            if reported is None:
-                self._reported = self._cgroup.oom_kill_count()
+            self._cgroup = open_cgroup(request.cgroup_paths)
+            self._reported = self._cgroup.oom_kill_count()
         except Exception:  # noqa: BLE001 - no cgroup to read: exits are still reported
             self._cgroup = None
 
@@ -72,7 +68,7 @@ class Observer:
         """An observer watching OOM kills in a thread, or None when nobody is to be told."""
         if request.recorder is None:
             return None
-        observer = cls(request.recorder, request.cgroup_paths, init_pid)
+        observer = cls(request, init_pid)
         observer._load()  # now, not on the exit's way to the journal
         if observer._cgroup is not None:
             threading.Thread(target=observer._watch_oom, name="corral-oom", daemon=True).start()
@@ -112,11 +108,6 @@ class Observer:
                     self._report_oom(count)
         except Exception:  # noqa: BLE001 - no memory controller: nothing to watch
             pass
-
-    def oom(self, count: int) -> None:
-        """Report OOM kill count `count` if it grew (the C waiter's recorder: corral.executor.recorded)."""
-        with self._guard:
-            self._report_oom(count)
 
     def exited(self, exited: Exited, reason: str | None) -> None:
         """Report the init's exit (after the exit file is written), and any OOM kill not yet reported."""

@@ -13,8 +13,9 @@
  * monitor: reap children (a subreaper) until INIT_PID is reaped; write the exit
  * file as protocol.overwrite_exit_file (EXIT_FD >= 0, the placeholder, in place,
  * padded) or protocol.write_exit_file (by path) would; then exec RECORDER with
- * "exited REPORTED STATUS SIGNAL REASON" appended (RECORDER: the file to run, then its argv) (corral/executor/recorded.py
- * records the journal row, as Observer.exited does). While the init runs, each
+ * "exited REPORTED COUNT STATUS SIGNAL REASON" appended (RECORDER: the file to
+ * run, then its argv; corral/executor/recorded.py records the journal rows, as
+ * Observer.exited does, COUNT being the kill count read now). While the init runs, each
  * growth of the OOM kill count (the `oom_kill` line of OOM_FILE, re-read when
  * WAKE_FD fires: an eventfd registered for memory.oom_control on v1, memory.events
  * polled for POLLPRI on v2, and every OOM_RECHECK_S) forks RECORDER with
@@ -231,12 +232,13 @@ static int run_monitor(int argc, char **argv) {
     const char *reason = reap_failed ? NO_REAP_REASON : NULL;
     write_exit_file(exit_fd, exit_path, !reap_failed, status, sig, reason);
     if (recorder == NULL) return 0;
-    char srep[32], sstat[16], ssig[16];
+    char srep[32], scount[32], sstat[16], ssig[16];
     snprintf(srep, sizeof srep, "%ld", reported);
+    snprintf(scount, sizeof scount, "%ld", oom_count(oom_file)); /* after the exit file, as Observer.exited */
     if (reap_failed) strcpy(sstat, "none"); else snprintf(sstat, sizeof sstat, "%d", status);
     if (sig > 0) snprintf(ssig, sizeof ssig, "%d", sig); else strcpy(ssig, "none");
-    char *extra[] = {"exited", srep, sstat, ssig, (char *)(reason ? reason : "")};
-    char **args = recorder_argv(recorder, nrec, extra, 5);
+    char *extra[] = {"exited", srep, scount, sstat, ssig, (char *)(reason ? reason : "")};
+    char **args = recorder_argv(recorder, nrec, extra, 6);
     if (args != NULL) exec_recorder(args); /* keeps the exit file's lock until the row is written */
     return 0;
 }

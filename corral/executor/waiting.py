@@ -72,7 +72,6 @@ def _recorder_argv(request: CreateRequest, init_pid: int, interpreter: int) -> l
     spec = {
         "module": request.recorder.module,
         "arguments": dict(request.recorder.arguments),
-        "cgroup_paths": dict(request.cgroup_paths),
         "init_pid": init_pid,
     }
     path = [entry for entry in sys.path if entry]
