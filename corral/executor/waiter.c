@@ -274,8 +274,14 @@ static int run_keep(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    /* argv[0] is the name ps and pstree show (monitor.name_process): corral-mon:ID, corral-keep:ID */
+    /* argv[0] is the name ps and pstree show (monitor.name_process): corral-mon:ID, corral-keep:ID;
+     * exec'd through a symlink of that name (waiting.py), the kernel already gave it */
     if (argc >= 1) prctl(PR_SET_NAME, argv[0], 0, 0, 0);
+    const char *link = getenv("CORRAL_WAITER_LINK");
+    if (link != NULL) {
+        unlink(link);
+        unsetenv("CORRAL_WAITER_LINK");
+    }
     if (argc >= 2 && strcmp(argv[1], "monitor") == 0) return run_monitor(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "keep") == 0) return run_keep(argc, argv);
     fprintf(stderr, "usage: corral-waiter monitor|keep ... (exec'd by corral's monitor)\n");

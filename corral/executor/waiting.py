@@ -30,6 +30,8 @@ from corral.executor.protocol import CreateRequest
 WAITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corral-waiter")
 #: Set to "0" to keep the Python monitor and keeper (to compare, or should the waiter misbehave).
 ENV_SWITCH = "CORRAL_C_WAITER"
+#: Tells the waiter the symlink it was exec'd through, to remove.
+LINK_ENV = "CORRAL_WAITER_LINK"
 
 
 def available() -> bool:
@@ -43,26 +45,45 @@ def covers(request: CreateRequest) -> bool:
     return request.log_file is None and available()
 
 
-def _exec(argv: list[str], keep: list[int]) -> None:
-    """exec the sealed waiter with `argv`, `keep` inherited; return only if that failed."""
+def _exec(argv: list[str], keep: list[int], run_dir: str) -> None:
+    """exec the sealed waiter with `argv` (argv[0]: the process's name), `keep` inherited; return
+    only if that failed.
+
+    Through a symlink named argv[0] in the run dir: the kernel names an exec'd process after
+    the file's name, so /proc/<pid>/comm says corral-mon:ID from the first instant (a name
+    the waiter only set itself would read "6", from /proc/self/fd/6, for a moment). The
+    waiter removes the link as it starts (CORRAL_WAITER_LINK).
+    """
     try:
         memfd = sealed.sealed_copy(WAITER)
     except OSError:
         return
+    link = os.path.join(run_dir, argv[0].replace("/", "_"))
     try:
+        try:
+            os.unlink(f"{link}.tmp")
+        except FileNotFoundError:
+            pass
+        os.symlink(sealed.exec_path(memfd), f"{link}.tmp")  # resolved by the exec'ing process: its own fd
+        os.replace(f"{link}.tmp", link)
         for fd in keep:
             os.set_inheritable(fd, True)
-        os.execv(sealed.exec_path(memfd), argv)  # the memfd is close-on-exec: only the mapping keeps it
+        os.execve(link, argv, {**os.environ, LINK_ENV: link})  # the memfd is close-on-exec: the mapping keeps it
     except OSError:
         for fd in keep:
             os.set_inheritable(fd, False)
+        for path in (link, f"{link}.tmp"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         os.close(memfd)
 
 
 def exec_keeper(name: str, monitor_pid: int, exit_fd: int | None, exit_file: str) -> None:
     """The keeper's wait (monitor._keep), in C."""
     fd = -1 if exit_fd is None else exit_fd
-    _exec([name, "keep", str(monitor_pid), str(fd), exit_file], [] if exit_fd is None else [exit_fd])
+    _exec([name, "keep", str(monitor_pid), str(fd), exit_file], [] if exit_fd is None else [exit_fd], os.path.dirname(exit_file))
 
 
 def _recorder_argv(request: CreateRequest, init_pid: int, interpreter: int) -> list[str]:
@@ -119,7 +140,7 @@ def exec_monitor(name: str, request: CreateRequest, init_pid: int, exit_fd: int 
         argv += [oom_file, str(wake_fd), kind, str(reported), "--", *_recorder_argv(request, init_pid, interpreter)]
         owned = [interpreter] + ([wake_fd] if wake_fd >= 0 else [])
         keep += owned
-    _exec(argv, keep)
+    _exec(argv, keep, os.path.dirname(request.exit_file))
     for extra in keep:  # still here: the waiter could not run, the Python monitor goes on
         if extra != exit_fd:
             os.close(extra)
