@@ -83,7 +83,8 @@ def _exec(argv: list[str], keep: list[int], run_dir: str) -> None:
 def exec_keeper(name: str, monitor_pid: int, exit_fd: int | None, exit_file: str) -> None:
     """The keeper's wait (monitor._keep), in C."""
     fd = -1 if exit_fd is None else exit_fd
-    _exec([name, "keep", str(monitor_pid), str(fd), exit_file], [] if exit_fd is None else [exit_fd], os.path.dirname(exit_file))
+    keep = [] if exit_fd is None else [exit_fd]
+    _exec([name, "keep", str(monitor_pid), str(fd), exit_file], keep, os.path.dirname(exit_file))
 
 
 def _recorder_argv(request: CreateRequest, init_pid: int, interpreter: int) -> list[str]:
