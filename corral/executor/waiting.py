@@ -13,8 +13,8 @@ The waiter runs from a sealed memfd copy, as the helper does (sealed.py):
 `/proc/<pid>/exe` of a monitor must never name a host file a container could
 write (CVE-2019-5736).
 
-Every function here returns only if the waiter could not be exec'd; the caller
-then goes on in Python, as before the waiter existed.
+exec_keeper and exec_monitor return only if the waiter could not be exec'd; the
+caller then goes on in Python, as before the waiter existed.
 """
 
 from __future__ import annotations

@@ -36,8 +36,9 @@ def _children(pid: int) -> list[int]:
 def _runs_the_waiter(pid: int) -> bool:
     """exe is the sealed copy and the program is the waiter's (its argv[1] is its mode)."""
     with open(f"/proc/{pid}/cmdline", "rb") as f:
-        argv = f.read().split(b"\0")
-    return os.readlink(f"/proc/{pid}/exe").startswith(f"/memfd:{sealed.MEMFD_NAME}") and argv[1] in (b"monitor", b"keep")
+        argv = f.read().split(b"\0")  # empty while the process is in the middle of its exec
+    sealed_copy = os.readlink(f"/proc/{pid}/exe").startswith(f"/memfd:{sealed.MEMFD_NAME}")
+    return sealed_copy and len(argv) > 1 and argv[1] in (b"monitor", b"keep")
 
 
 def _waiters(box) -> tuple[int, int]:
