@@ -155,3 +155,28 @@ def test_a_new_connection_accepts_the_same_file_and_refuses_a_replaced_one(tmp_p
         guard.connected({})
     assert (replaced.value.path, replaced.value.what) == (str(db), "replaced by another file")
     assert str(replaced.value) == str(StoreReplaced(str(db), "replaced by another file"))
+
+
+def test_a_new_connection_forgets_the_shm_file_its_predecessor_mapped(tmp_path: Path) -> None:
+    """Each DBAPI connection maps the -shm afresh: what the last one saw must be checked again."""
+    from corral.store.files import FileGuard
+
+    db = tmp_path / "corral.db"
+    db.write_bytes(b"")
+    info: dict[str, object] = {"corral_shm": (1, 2, 3)}
+    FileGuard(db).connected(info)
+    assert "corral_shm" not in info
+
+
+def test_a_database_deleted_under_an_open_engine_is_named_before_the_transaction(tmp_path: Path) -> None:
+    from corral.errors import StoreReplaced
+    from corral.store.files import FileGuard
+
+    db = tmp_path / "corral.db"
+    db.write_bytes(b"")
+    guard = FileGuard(db)
+    guard.connected({})
+    db.unlink()
+    with pytest.raises(StoreReplaced) as replaced:
+        guard.check({})
+    assert (replaced.value.path, replaced.value.what) == (str(db), "deleted (or moved away)")
