@@ -37,7 +37,6 @@ its own mount namespace, which ends with it too.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Collection
 
@@ -130,6 +129,8 @@ def _cgroup_refusal(driver: CgroupDriver, found: identities.Identity, spare: Col
 
 
 def _remove_run_dir(run_dir: str, done: list[str]) -> ForgottenRemoval:
+    import shutil  # here: linux.py imports this module, and a CLI create must not load shutil (zlib, bz2, lzma)
+
     shutil.rmtree(run_dir, ignore_errors=True)
     removed = not os.path.exists(run_dir)
     done.append("run dir removed" if removed else "run dir could not be removed")
