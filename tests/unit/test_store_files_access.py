@@ -180,3 +180,18 @@ def test_a_database_deleted_under_an_open_engine_is_named_before_the_transaction
     with pytest.raises(StoreReplaced) as replaced:
         guard.check({})
     assert (replaced.value.path, replaced.value.what) == (str(db), "deleted (or moved away)")
+
+
+def test_a_database_replaced_under_an_open_engine_is_named_before_the_transaction(tmp_path: Path) -> None:
+    from corral.errors import StoreReplaced
+    from corral.store.files import FileGuard
+
+    db = tmp_path / "corral.db"
+    db.write_bytes(b"")
+    guard = FileGuard(db)
+    guard.connected({})
+    db.rename(tmp_path / "moved.db")  # kept: its inode cannot be reused by the new file
+    db.write_bytes(b"")
+    with pytest.raises(StoreReplaced) as replaced:
+        guard.check({})
+    assert (replaced.value.path, replaced.value.what) == (str(db), "replaced by another file")
