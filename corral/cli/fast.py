@@ -54,6 +54,15 @@ def recovery_reason(ctx: Context, store: ReadonlyStore, current: str | None = No
     return reason
 
 
+def clear_boot(ctx: Context, store: ReadonlyStore) -> str | None:
+    """This boot's id when the lean path may act on `store` (nothing left to recover), else None."""
+    try:
+        current = boot_id()
+    except OSError:
+        return None
+    return None if recovery_reason(ctx, store, current) is not None else current
+
+
 def try_fire(ctx: Context, event: str, **kwargs: Any) -> bool:
     """Fire `event` on `ctx.container_id` the cheap way; False when only the library may (nothing done)."""
     from corral.statemachine.quick import NeedsLibrary, fire  # not for `state` and `ps`, which import this module
@@ -63,11 +72,8 @@ def try_fire(ctx: Context, event: str, **kwargs: Any) -> bool:
     if store is None:
         return False
     with store:
-        try:
-            current = boot_id()
-        except OSError:
-            return False
-        if recovery_reason(ctx, store, current) is not None:
+        current = clear_boot(ctx, store)
+        if current is None:
             return False
         locks = _locks(ctx)
         try:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from corral.cli.context import Context, boot_id
-from corral.cli.fast import _locks, recovery_reason
+from corral.cli.context import Context
+from corral.cli.fast import _locks, clear_boot
 from corral.errors import ContainerNotFound
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,11 +95,8 @@ def try_create(
     if store is None:
         return None
     with store:
-        try:
-            current = boot_id()
-        except OSError:
-            return None
-        if recovery_reason(ctx, store, current) is not None:
+        current = clear_boot(ctx, store)
+        if current is None:
             return None
         executor = _executor(ctx, detached)
         if helper is not None:
@@ -132,11 +129,8 @@ def try_delete(ctx: Context, *, force: bool) -> bool:
     if store is None:
         return False
     with store:
-        try:
-            current = boot_id()
-        except OSError:
-            return False
-        if recovery_reason(ctx, store, current) is not None:
+        current = clear_boot(ctx, store)
+        if current is None:
             return False
         executor = _executor(ctx, False)
         try:

@@ -24,14 +24,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from corral.errors import ConcurrentModification, StoreError
 from corral.store.bell import ring
 from corral.store.files import FileGuard, check_access
 from corral.store.readonly import BUSY_TIMEOUT_S, DB_NAME, SCHEMA_REVISION, ReadonlyStore
+
+T = TypeVar("T")
 
 #: The events whose intent or outcome must be durable (repository.DURABLE_EVENTS): never written
 #: through `intent`/`outcome` here, but by store/lean_durable.py, whose connection commits with an fsync.
@@ -146,6 +148,27 @@ class LeanStore(ReadonlyStore):
         if event in REFUSED:
             raise ValueError(f"{event} commits durably and is not written by the lean path")
 
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `body` in one BEGIN IMMEDIATE transaction on the checked file: committed, or rolled
+        back on any exception; a database error becomes the store's StoreError naming the file."""
+        con = self._con
+        try:
+            self._guard.check(self._info)
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(con)
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            from corral.store.failures import store_error  # imports SQLAlchemy: only on the error path
+
+            raise store_error(_path(self.path), exc) from exc
+        finally:
+            self._guard.ended(self._info)
+        return result
+
     def _update(
         self,
         record: LeanRecord,
@@ -161,45 +184,34 @@ class LeanStore(ReadonlyStore):
         params += [stamp, record.version + 1]
         if "state" in values:  # live_id is the id until destroyed
             assignments.append("live_id = NULL" if values["state"] == DESTROYED else "live_id = id")
-        con = self._con
-        try:
-            self._guard.check(self._info)
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = con.execute(
-                    f"UPDATE containers SET {', '.join(assignments)} WHERE key = ? AND version = ?",
-                    (*params, record.key, record.version),
-                )
-                if cursor.rowcount != 1:
-                    current = con.execute("SELECT id, version FROM containers WHERE key = ?", (record.key,)).fetchone()
-                    if current is None:
-                        raise StoreError(f"{self.path}: container record {record.key} vanished")
-                    raise ConcurrentModification(
-                        current[0], f"record version {current[1]}, decided on {record.version}"
-                    )
-                if namespaces is not None:  # as Repository.update: replaced whole
-                    con.execute("DELETE FROM namespace_paths WHERE container_key = ?", (record.key,))
-                    con.executemany(
-                        "INSERT INTO namespace_paths (container_key, type, path, inode) VALUES (?, ?, ?, ?)",
-                        [(record.key, kind, path, inode) for kind, (path, inode) in namespaces.items()],
-                    )
-                if journal is not None:
-                    event, source, dest, detail = journal
-                    con.execute(
-                        "INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (record.key, event, source, dest, stamp, json.dumps(dict(detail or {}), sort_keys=True)),
-                    )
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            from corral.store.failures import store_error  # imports SQLAlchemy: only on the error path
 
-            raise store_error(_path(self.path), exc) from exc
-        finally:
-            self._guard.ended(self._info)
+        def write(con: sqlite3.Connection) -> None:
+            cursor = con.execute(
+                f"UPDATE containers SET {', '.join(assignments)} WHERE key = ? AND version = ?",
+                (*params, record.key, record.version),
+            )
+            if cursor.rowcount != 1:
+                current = con.execute("SELECT id, version FROM containers WHERE key = ?", (record.key,)).fetchone()
+                if current is None:
+                    raise StoreError(f"{self.path}: container record {record.key} vanished")
+                raise ConcurrentModification(
+                    current[0], f"record version {current[1]}, decided on {record.version}"
+                )
+            if namespaces is not None:  # as Repository.update: replaced whole
+                con.execute("DELETE FROM namespace_paths WHERE container_key = ?", (record.key,))
+                con.executemany(
+                    "INSERT INTO namespace_paths (container_key, type, path, inode) VALUES (?, ?, ?, ?)",
+                    [(record.key, kind, path, inode) for kind, (path, inode) in namespaces.items()],
+                )
+            if journal is not None:
+                event, source, dest, detail = journal
+                con.execute(
+                    "INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (record.key, event, source, dest, stamp, json.dumps(dict(detail or {}), sort_keys=True)),
+                )
+
+        self._transaction(write)
         if journal is not None:
             ring(os.path.dirname(self.path))  # after the commit, as the Repository (store/bell.py)
         return record._replace(version=record.version + 1, pending_event=values.get("pending_event"))

@@ -62,40 +62,30 @@ class DurableLeanStore(LeanStore):
             None if created_cgroups is None
             else json.dumps({k: list(v) for k, v in created_cgroups.items()}, sort_keys=True)
         )
-        con = self._con
-        try:
-            self._guard.check(self._info)
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                existing = con.execute("SELECT state FROM containers WHERE live_id = ?", (container_id,)).fetchone()
-                if existing is not None:
-                    raise ContainerExists(container_id, str(existing[0]))
-                cursor = con.execute(
-                    "INSERT INTO containers (id, live_id, state, pending_event, pending_since, boot_id, oom_killed, "
-                    "bundle, config, run_dir, created_cgroups, created_at, updated_at, version) "
-                    "VALUES (?, ?, 'creating', 'create', ?, ?, 0, ?, ?, ?, ?, ?, ?, 1)",
-                    (container_id, container_id, stamp, boot_id, bundle, config, run_dir, created, stamp, stamp),
-                )
-                key = int(cursor.lastrowid or 0)
-                con.executemany(
-                    "INSERT INTO cgroup_paths (container_key, hierarchy, path) VALUES (?, ?, ?)",
-                    [(key, hierarchy, path) for hierarchy, path in cgroup_paths.items()],
-                )
-                con.execute(
-                    "INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
-                    "VALUES (?, 'create', NULL, 'creating', ?, '{}')",
-                    (key, stamp),
-                )
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            from corral.store.failures import store_error  # imports SQLAlchemy: only on the error path
 
-            raise store_error(_path(self.path), exc) from exc
-        finally:
-            self._guard.ended(self._info)
+        def write(con: sqlite3.Connection) -> int:
+            existing = con.execute("SELECT state FROM containers WHERE live_id = ?", (container_id,)).fetchone()
+            if existing is not None:
+                raise ContainerExists(container_id, str(existing[0]))
+            cursor = con.execute(
+                "INSERT INTO containers (id, live_id, state, pending_event, pending_since, boot_id, oom_killed, "
+                "bundle, config, run_dir, created_cgroups, created_at, updated_at, version) "
+                "VALUES (?, ?, 'creating', 'create', ?, ?, 0, ?, ?, ?, ?, ?, ?, 1)",
+                (container_id, container_id, stamp, boot_id, bundle, config, run_dir, created, stamp, stamp),
+            )
+            key = int(cursor.lastrowid or 0)
+            con.executemany(
+                "INSERT INTO cgroup_paths (container_key, hierarchy, path) VALUES (?, ?, ?)",
+                [(key, hierarchy, path) for hierarchy, path in cgroup_paths.items()],
+            )
+            con.execute(
+                "INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
+                "VALUES (?, 'create', NULL, 'creating', ?, '{}')",
+                (key, stamp),
+            )
+            return key
+
+        key = self._transaction(write)
         ring(self.root)
         return LeanRecord(
             key=key,
@@ -152,12 +142,6 @@ class DurableLeanStore(LeanStore):
         values = {**dict(changes or {}), "state": dest, "pending_event": None, "pending_since": None}
         updated = self._update(record, values, now, (event, source, dest, detail), namespaces)
         return updated._replace(state=dest, live=dest != "destroyed")
-
-
-def _path(path: str) -> Any:
-    from pathlib import Path
-
-    return Path(path)
 
 
 def open_durable(root: str) -> DurableLeanStore | None:
