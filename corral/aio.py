@@ -239,6 +239,8 @@ class AsyncEventStream:
         self._closed = False
         self._last: int | None = None
         self._waiter: asyncio.Future[None] | None = None
+        #: An iteration is in a thread (opening or fetching): close() must not close the stream under it.
+        self._busy = False
 
     def __aiter__(self) -> AsyncEventStream:
         return self
@@ -248,13 +250,19 @@ class AsyncEventStream:
             if self._closed:
                 self._release()
                 raise StopAsyncIteration
-            if self._stream is None:
-                await self._start()
-            assert self._stream is not None
-            events = await self._runtime.call(self._stream.fetch)
+            self._busy = True  # close() meanwhile leaves the stream to this iteration
+            try:
+                if self._stream is None:
+                    await self._start()
+                assert self._stream is not None
+                events = await self._runtime.call(self._stream.fetch)
+            finally:
+                self._busy = False
             if events:
                 self._buffer.extend(events)
                 break
+            if self._closed:  # closed while the fetch ran in a thread: nothing would ring for us
+                continue
             await self._rung(self._stream.fileno())
         event = self._buffer.popleft()
         self._last = event.seq
@@ -304,6 +312,8 @@ class AsyncEventStream:
         if self._waiter is not None:  # that iteration releases the watch once it is off the loop
             if not self._waiter.done():
                 self._waiter.set_result(None)
+            return
+        if self._busy:  # the iteration sees `_closed` when its thread returns, and releases
             return
         self._release()
 

@@ -188,6 +188,34 @@ async def test_async_stream_close_ends_a_waiting_iteration(tmp_path: Path, kerne
         await rt.close()
 
 
+@pytest.mark.asyncio
+async def test_async_stream_closed_while_its_fetch_runs_ends_the_iteration(
+    tmp_path: Path, kernel_dir: Path, boot_id_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() while the iteration's query runs in a thread (no waiter yet): the iteration ends
+    instead of then waiting on a bell nobody will ring (CI hung here once)."""
+    from corral.statemachine.events_stream import EventStream
+
+    fetch = EventStream.fetch
+
+    def slow_fetch(self: EventStream) -> object:
+        time.sleep(0.3)
+        return fetch(self)
+
+    monkeypatch.setattr(EventStream, "fetch", slow_fetch)
+    rt = AsyncRuntime(make_runtime(tmp_path, kernel_dir, boot_id_file))
+    try:
+        stream = rt.events()
+        asyncio.get_running_loop().call_later(0.1, stream.close)
+        assert await asyncio.wait_for(_drain(stream), 5) == []
+    finally:
+        await rt.close()
+
+
+async def _drain(stream: object) -> list[Event]:
+    return [e async for e in stream]  # type: ignore[attr-defined]
+
+
 def test_an_oom_kill_the_monitor_journalled_is_not_journalled_again(runtime: Runtime, config: Config) -> None:
     """Container.oom_events() and the monitor both see the cgroup's count: one row per kill."""
     from corral.statemachine.events_stream import monitor_recorder
