@@ -129,13 +129,17 @@ class LeanStore(ReadonlyStore):
         dest: str,
         detail: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        *,
+        changes: Mapping[str, Any] | None = None,
+        namespaces: Mapping[str, tuple[str, int | None]] | None = None,
     ) -> LeanRecord:
-        """Record the new state, clear the intent and append the journal row (step 6), in one transaction."""
+        """Record the new state, the columns the event sets (`changes`, `namespaces`: create's and
+        destroy's), clear the intent and append the journal row (step 6), in one transaction."""
         self._refuse(event)
         now = now or utcnow()
-        values = {"state": dest, "pending_event": None, "pending_since": None}
-        updated = self._update(record, values, now, (event, source, dest, detail))
-        return updated._replace(state=dest)
+        values = {**dict(changes or {}), "state": dest, "pending_event": None, "pending_since": None}
+        updated = self._update(record, values, now, (event, source, dest, detail), namespaces)
+        return updated._replace(state=dest, live=dest != DESTROYED)
 
     def failed(self, record: LeanRecord, event: str, error: BaseException, now: datetime | None = None) -> LeanRecord:
         """Clear the intent of a transition whose kernel work failed, and say why (transition._record_failure)."""
@@ -143,9 +147,11 @@ class LeanStore(ReadonlyStore):
         values = {"pending_event": None, "pending_since": None, "last_error": f"{event}: {error}"}
         return self._update(record, values, now, None)
 
-    @staticmethod
-    def _refuse(event: str) -> None:
-        if event in REFUSED:
+    #: Events this connection may not write: create and destroy must commit durably (lean_durable.py).
+    refused: frozenset[str] = REFUSED
+
+    def _refuse(self, event: str) -> None:
+        if event in self.refused:
             raise ValueError(f"{event} commits durably and is not written by the lean path")
 
     def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:

@@ -24,7 +24,7 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from corral.errors import ContainerExists
 from corral.store.bell import ring
@@ -43,6 +43,8 @@ class Incarnation(NamedTuple):
 
 class DurableLeanStore(LeanStore):
     """A lean connection whose every commit is fsynced (create's and destroy's)."""
+
+    refused: frozenset[str] = frozenset()
 
     def insert(
         self,
@@ -120,28 +122,6 @@ class DurableLeanStore(LeanStore):
             (key,),
         ).fetchone()
         return Incarnation(row[0], row[1], str(row[2]), row[3], bool(row[4]))
-
-    def intent(self, record: LeanRecord, event: str, now: datetime | None = None) -> LeanRecord:
-        now = now or utcnow()
-        return self._update(record, {"pending_event": event, "pending_since": db_time(now)}, now, None)
-
-    def outcome(  # type: ignore[override]  # adds the columns and namespaces create and destroy record
-        self,
-        record: LeanRecord,
-        event: str,
-        source: str,
-        dest: str,
-        detail: Mapping[str, Any] | None = None,
-        now: datetime | None = None,
-        *,
-        changes: Mapping[str, Any] | None = None,
-        namespaces: Mapping[str, tuple[str, int | None]] | None = None,
-    ) -> LeanRecord:
-        """The new state, the columns the event sets, the cleared intent and the journal row, in one commit."""
-        now = now or utcnow()
-        values = {**dict(changes or {}), "state": dest, "pending_event": None, "pending_since": None}
-        updated = self._update(record, values, now, (event, source, dest, detail), namespaces)
-        return updated._replace(state=dest, live=dest != "destroyed")
 
 
 def open_durable(root: str) -> DurableLeanStore | None:
