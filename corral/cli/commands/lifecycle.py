@@ -100,7 +100,7 @@ def _create(ctx: Context) -> Container | Created:
     # create returns while the init waits; run in the foreground waits for it itself.
     detached = ctx.args.command == "create" or bool(ctx.args.detach)
     # The one-shot path (fast_create.py) starts the spawn helper first, to start while this parses.
-    helper = EarlyHelper() if detached and EarlyHelper.wanted(ctx) else None
+    helper = EarlyHelper.for_create(ctx) if detached else None
     try:
         box = _create_with(ctx, detached, helper)
     finally:
