@@ -144,15 +144,12 @@ def try_delete(ctx: Context, *, force: bool) -> bool:
         current = clear_boot(ctx, store)
         if current is None:
             return False
-        executor = _executor(ctx, False)
         try:
-            delete(store, executor, _locks(ctx), current, ctx.container_id, force=force)
+            delete(store, None, _locks(ctx), current, ctx.container_id, force=force)  # None: the kernel directly
         except NeedsLibrary as exc:
             ctx.log.debug(f"delete: the library's path: {exc}")
             return False
         except ContainerNotFound:
             raise ctx.not_found() from None
-        finally:
-            executor.close()
     ctx.log.debug(f"delete {ctx.container_id}: done on the lean path")
     return True
