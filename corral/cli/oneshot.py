@@ -198,7 +198,7 @@ def _prestart(argv: list[str]) -> None:
     values, i = found
     if i < len(argv) and argv[i] == "create" and "--help" not in argv and "-h" not in argv:
         from corral.cli import early
-        from corral.cli.quickread import root_of
+        from corral.cli.roots import root_of  # not quickread: sqlite3 can wait until the helper runs
 
         early.prestart(root_of(values["root"]))  # type: ignore[arg-type]
 
