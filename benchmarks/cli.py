@@ -43,6 +43,9 @@ sys.path.insert(0, str(REPO))
 
 from tests.rootfs import build_busybox_rootfs  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from timed_run import run  # noqa: E402  (subprocess.run's timeout polls: it would round every call up)
+
 CGROUP_PARENT = f"/corral-clibench-{os.getpid()}"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
@@ -59,7 +62,7 @@ class Runtime:
         # stderr to a file, not a pipe: a container keeps the pipe it inherited open.
         with tempfile.TemporaryFile() as err:
             start = time.perf_counter()
-            done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, timeout=120)
+            done = run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, timeout=120)
             elapsed = (time.perf_counter() - start) * 1000
             if check and done.returncode != 0:
                 err.seek(0)
@@ -148,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
                    stdout=subprocess.DEVNULL)
     hybrid = None
     if options.crun_hybrid and os.path.exists(options.crun):
-        sys.path.insert(0, str(REPO / "benchmarks"))
         from lifecycle import HybridForCrun
 
         hybrid = HybridForCrun()

@@ -61,6 +61,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timed_run import run  # noqa: E402  (subprocess.run's timeout polls: it would round every call up)
+
 PREFIX = f"corral-bench-{os.getpid()}"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = f"/{PREFIX}"
@@ -323,7 +326,7 @@ class OCIRuntime:
         """Run one command; the container's stdio (inherited) goes to /dev/null and the log."""
         with open(self.log, "ab") as log:
             start = log.tell()
-            done = subprocess.run(
+            done = run(  # not subprocess.run: its timeout polls, rounding every call up (timed_run.py)
                 self._argv(*args),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if capture else subprocess.DEVNULL,

@@ -9,7 +9,7 @@ happens inside the command that needs it: `state` and `ps` read the store with
 
 from __future__ import annotations
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 
 def main(argv: list[str] | None = None, *, parent: str = "monitor") -> int:
@@ -18,3 +18,10 @@ def main(argv: list[str] | None = None, *, parent: str = "monitor") -> int:
     from corral.cli.oneshot import main as front
 
     return front(argv, parent=parent)
+
+
+def entry() -> None:
+    """The `corral` console script: `main`, then leave without the interpreter's teardown."""
+    from corral.cli.oneshot import entry as run
+
+    run()

@@ -1,7 +1,5 @@
 """`python -m corral.cli`: the same as the `corral` command."""
 
-import sys
+from corral.cli.oneshot import entry
 
-from corral.cli.oneshot import main
-
-sys.exit(main())
+entry()

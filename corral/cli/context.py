@@ -17,6 +17,10 @@ import os
 from typing import TYPE_CHECKING
 
 from corral.cli.log import Log
+
+# The library's defaults (corral.statemachine.runtime), repeated in roots.py so that a fast
+# command need not import the library; tests/unit/test_cli.py checks they agree.
+from corral.cli.roots import BOOT_ID_FILE, DEFAULT_ROOT, DEFAULT_RUN_ROOT  # noqa: F401
 from corral.errors import ContainerNotFound
 from corral.store.readonly import ReadonlyStore, RecordView, open_readonly
 
@@ -26,11 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from corral.statemachine.container import Container
     from corral.statemachine.runtime import Runtime
 
-#: The library's defaults (corral.statemachine.runtime), repeated so that a fast
-#: command need not import the library; tests/unit/test_cli.py checks they agree.
-DEFAULT_ROOT = "/var/lib/corral"
-DEFAULT_RUN_ROOT = "/run/corral"
-BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 
 
 def boot_id() -> str:

@@ -22,11 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _locks(ctx: Context) -> Locks:
-    from pathlib import Path
-
     from corral.statemachine.locks import Locks
 
-    return Locks(Path(ctx.root))
+    return Locks(ctx.root)
 
 
 def _unheld(locks: Locks, container_id: str) -> bool:

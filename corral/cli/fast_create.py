@@ -37,10 +37,12 @@ class EarlyHelper:
     path adopts it; otherwise `close` ends it (it exits when its socket closes).
     """
 
-    def __init__(self) -> None:
-        from corral.executor.launch import start_helper
+    def __init__(self, started: tuple[subprocess.Popen[bytes], socket.socket] | None = None) -> None:
+        if started is None:
+            from corral.executor.launch import start_helper
 
-        self._started: tuple[subprocess.Popen[bytes], socket.socket] | None = start_helper()
+            started = start_helper()
+        self._started: tuple[subprocess.Popen[bytes], socket.socket] | None = started
 
     @staticmethod
     def wanted(ctx: Context) -> bool:
@@ -48,6 +50,16 @@ class EarlyHelper:
         import os
 
         return os.path.isfile(os.path.join(ctx.root, "corral.db"))
+
+    @classmethod
+    def for_create(cls, ctx: Context) -> EarlyHelper | None:
+        """The helper the command line started before argparse (early.py), else a new one if wanted."""
+        from corral.cli import early
+
+        started = early.take()
+        if started is not None:
+            return cls(started)
+        return cls() if cls.wanted(ctx) else None
 
     def give(self, executor: LinuxExecutor) -> None:
         if self._started is not None:
@@ -132,15 +144,12 @@ def try_delete(ctx: Context, *, force: bool) -> bool:
         current = clear_boot(ctx, store)
         if current is None:
             return False
-        executor = _executor(ctx, False)
         try:
-            delete(store, executor, _locks(ctx), current, ctx.container_id, force=force)
+            delete(store, None, _locks(ctx), current, ctx.container_id, force=force)  # None: the kernel directly
         except NeedsLibrary as exc:
             ctx.log.debug(f"delete: the library's path: {exc}")
             return False
         except ContainerNotFound:
             raise ctx.not_found() from None
-        finally:
-            executor.close()
     ctx.log.debug(f"delete {ctx.container_id}: done on the lean path")
     return True

@@ -27,6 +27,10 @@ from __future__ import annotations
 
 import sys
 
+TYPE_CHECKING = False  # not `from typing import TYPE_CHECKING`: the reads import no typing
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import NoReturn
+
 #: The global flags recognised here, with the attribute argparse gives each.
 _GLOBAL_VALUES = {"--root": "root", "--log": "log", "--log-format": "log_format"}
 #: What argparse sets for every call before the command's own (parser.build_parser).
@@ -90,8 +94,9 @@ def _flag(args: list[str], i: int, known: dict[str, tuple[str, tuple[str, ...] |
     return attribute, value, following
 
 
-def recognise(argv: list[str]) -> Namespace | None:
-    """argparse's namespace for `argv` if it is a plain call of a command recognised here, else None."""
+def _globals(argv: list[str]) -> tuple[dict[str, object], int] | None:
+    """The global flags' values (argparse's defaults for the rest) and where the command is; None if
+    they are not in a plain form."""
     values = dict(_GLOBAL_DEFAULTS)
     seen: set[str] = set()
     known_globals: dict[str, tuple[str, tuple[str, ...] | None]] = {
@@ -106,6 +111,15 @@ def recognise(argv: list[str]) -> Namespace | None:
         attribute, value, i = flag
         seen.add(attribute)
         values[attribute] = value
+    return values, i
+
+
+def recognise(argv: list[str]) -> Namespace | None:
+    """argparse's namespace for `argv` if it is a plain call of a command recognised here, else None."""
+    found = _globals(argv)
+    if found is None:
+        return None
+    values, i = found
     if i >= len(argv) or argv[i] not in _TARGETS:
         return None
     command = argv[i]
@@ -165,6 +179,33 @@ def main(argv: list[str] | None = None, *, parent: str = "monitor") -> int:
 
             log = Log(args.log, str(values["log_format"]), bool(values["debug"]))  # type: ignore[attr-defined]
             return run(args, log, argv)  # type: ignore[arg-type]
-    from corral.cli.app import main as full
+    _prestart(sys.argv[1:] if argv is None else argv)
+    try:
+        from corral.cli.app import main as full
 
-    return full(argv, parent=parent)
+        return full(argv, parent=parent)
+    finally:
+        from corral.cli import early
+
+        early.discard()  # a helper `create` did not take
+
+
+def _prestart(argv: list[str]) -> None:
+    """For a `create`, start the spawn helper now (early.py): its start then overlaps the rest."""
+    found = _globals(argv)
+    if found is None:
+        return
+    values, i = found
+    if i < len(argv) and argv[i] == "create" and "--help" not in argv and "-h" not in argv:
+        from corral.cli import early
+        from corral.cli.roots import root_of  # not quickread: sqlite3 can wait until the helper runs
+
+        early.prestart(root_of(values["root"]))  # type: ignore[arg-type]
+
+
+def entry(*, parent: str = "monitor") -> NoReturn:
+    """The process's whole life: run the command line, then leave without teardown (early.exit_now)."""
+    code = main(parent=parent)
+    from corral.cli import early
+
+    early.exit_now(code)

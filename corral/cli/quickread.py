@@ -21,10 +21,7 @@ from _json import encode_basestring_ascii as _string  # what json.dumps itself c
 from corral.executor.procstat import alive_pid
 from corral.store import peek
 
-#: context.DEFAULT_ROOT and context.BOOT_ID_FILE, repeated so that this module need not import
-#: context.py (its log imports `json`, its store `typing`); a unit test checks they agree.
-DEFAULT_ROOT = "/var/lib/corral"
-BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+from corral.cli.roots import BOOT_ID_FILE, DEFAULT_ROOT, root_of  # noqa: F401  (not context.py: its log imports json)
 #: status.INIT_ALIVE, status.OCI_STATUS and status.OCI_VERSION (a unit test checks).
 INIT_ALIVE = ("created", "running", "paused")
 OCI_STATUS = ("created", "running", "paused", "stopped")  # "creating" is always the library's
@@ -32,11 +29,6 @@ OCI_VERSION = "1.0.2"
 
 #: One state as `runc state` prints it: its fields in order (the annotations last, apart).
 State = tuple[list[tuple[str, "str | int"]], dict[str, str]]
-
-
-def root_of(root: str | None) -> str:
-    """The store's directory as Context computes it from `--root`."""
-    return os.path.abspath(root) if root else DEFAULT_ROOT
 
 
 def _boot_id() -> str | None:

@@ -6,6 +6,11 @@ import signal
 
 from corral.errors import CorralError
 
+#: Signals that `run` and `exec` in the foreground pass on to the container's process, as runc does.
+FORWARDED = (
+    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH,
+)
+
 
 def parse_signal(raw: str) -> int:
     """The signal number `raw` names; CorralError("unknown signal ...") if none.

@@ -45,12 +45,11 @@ from corral.executor import identity as identities
 from corral.executor import proc
 from corral.executor.cgroups import CgroupDriver
 from corral.executor.interface import ForgottenRemoval
-from corral.executor.spawn import wait_for_exit
+from corral.executor.teardown import MONITOR_GRACE, wait_for_exit
 
 #: corral's own subtree of every hierarchy (linux.DEFAULT_CGROUP_PARENT).
 CGROUP_PARENT = "/corral"
 KILL_TIMEOUT = 10.0
-MONITOR_GRACE = 5.0
 
 
 def remove(

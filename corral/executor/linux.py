@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-import signal as signal_module
 import socket
 import subprocess
 from collections.abc import Callable, Collection, Iterator
@@ -32,6 +31,8 @@ from corral.errors import CgroupError, ConfigError, ExecutorError, NeedsRoot, Pr
 from corral.executor import hooks as hooking
 from corral.executor import forgotten, identity, logwriter, lsm, proc, protocol, quick
 from corral.executor import spawn as spawning
+from corral.executor import teardown
+from corral.executor.teardown import EXIT_FILE, MONITOR_GRACE
 from corral.executor import seccomp
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
 from corral.executor.cgroups.base import Cgroup
@@ -52,8 +53,6 @@ from corral.executor.interface import (
 from corral.executor.syscalls import NAMESPACES
 from corral.executor import mountns
 
-EXIT_FILE = "init.exit"
-MONITOR_GRACE = 5.0
 
 
 #: corral's own subtree of every hierarchy: its empty directories are corral's to remove.
@@ -202,7 +201,7 @@ class LinuxExecutor:
             ctl.close()
             if console is not None:
                 os.close(console)
-            spawning.wait_for_exit(monitor, MONITOR_GRACE)
+            teardown.wait_for_exit(monitor, MONITOR_GRACE)
             raise
         faults.point("create.ready")
         return spawning.SpawnedInit(
@@ -304,12 +303,12 @@ class LinuxExecutor:
         init = self._require_init(facts)
         monitor = facts.monitor
         watched = monitor if monitor is not None and proc.alive(monitor) else init
-        if not spawning.wait_for_exit(watched, timeout):
+        if not teardown.wait_for_exit(watched, timeout):
             from corral.errors import WaitTimeout
 
             raise WaitTimeout(f"container {facts.id!r}", timeout or 0)
         if watched is init and monitor is not None:
-            spawning.wait_for_exit(monitor, MONITOR_GRACE)
+            teardown.wait_for_exit(monitor, MONITOR_GRACE)
         return self.exit_status(facts)
 
     def exit_fd(self, facts: ContainerFacts) -> int | None:
@@ -325,52 +324,7 @@ class LinuxExecutor:
         return None
 
     def exit_status(self, facts: ContainerFacts) -> ExitStatus:
-        path = self._exit_file(facts)
-        exited = protocol.read_exit_record(path)
-        if (
-            isinstance(exited, protocol.ExitUnknown)
-            and facts.monitor is not None
-            and facts.init is not None
-            and not proc.alive(facts.init)
-        ):
-            # The monitor writes the file as it reaps the init. It then records the exit
-            # under the container's lock, which our caller may hold: wait for the file, not
-            # for the monitor to end.
-            spawning.wait_for_exit_file(path, facts.monitor, MONITOR_GRACE)
-            exited = protocol.read_exit_record(path)
-        if isinstance(exited, protocol.ExitUnknown) and exited.pending:
-            # The recorded monitor (the keeper) may be dead while the monitor it forked
-            # is about to write: wait while anyone holds the file to write it.
-            protocol.wait_for_writers(path, MONITOR_GRACE)
-            exited = protocol.read_exit_record(path)
-        if isinstance(exited, protocol.ExitUnknown):
-            return ExitStatus.unknown(self._why_unknown(facts, exited))
-        # The kernel does not say who sent a SIGKILL: the init counts as OOM-killed
-        # when it died of SIGKILL while its cgroup's OOM-kill counter is non-zero,
-        # unless corral sent that SIGKILL itself (kill(), and Container checks signal()).
-        oom = False
-        if exited.signal == signal_module.SIGKILL:
-            cgroup = self._cgroup(facts)
-            try:
-                oom = cgroup.exists() and cgroup.oom_kill_count() > 0
-            except OSError:
-                oom = False
-        return ExitStatus(exited.status, exited.signal, oom)
-
-    @staticmethod
-    def _why_unknown(facts: ContainerFacts, unknown: protocol.ExitUnknown) -> str:
-        """The journal's reason: the file's, or who should have written it and did not."""
-        if not unknown.pending:
-            return unknown.reason
-        monitor = facts.monitor
-        if monitor is None:
-            return "no monitor was recorded to reap the init and write its status"
-        if proc.alive(monitor):
-            return f"the monitor ({monitor.pid}) has not written the init's status yet"
-        return (
-            f"the monitor ({monitor.pid}) and the process it forked to be the init's parent were both "
-            "gone (killed?) before either wrote the init's status: only a parent can reap it for its status"
-        )
+        return teardown.exit_status(facts.plan.run_dir, facts.init, facts.monitor, self._cgroup(facts))
 
     def freeze(self, facts: ContainerFacts) -> None:
         quick.freeze(facts.plan.cgroup_paths, facts.plan.created_cgroups)
@@ -419,59 +373,12 @@ class LinuxExecutor:
 
     def kill(self, facts: ContainerFacts, timeout: float) -> ExitStatus:
         """SIGKILL everything; the init's status, not OOM-attributed if this kill is what ended it."""
-        cgroup = self._cgroup(facts)
-        killed_by_us = False
-        if facts.init is not None:
-            pidfd = proc.open_pidfd(facts.init)
-            if pidfd is not None:
-                try:
-                    signal_module.pidfd_send_signal(pidfd, signal_module.SIGKILL)
-                    killed_by_us = True
-                except ProcessLookupError:
-                    pass
-                finally:
-                    os.close(pidfd)
-        if self._may_kill_in(facts, cgroup) and cgroup.exists():
-            cgroup.kill_all(timeout)
-        if facts.init is not None and not spawning.wait_for_exit(facts.init, timeout):
-            raise ExecutorError(f"container {facts.id!r}: the init survived SIGKILL for {timeout:g} s")
-        status = self.exit_status(facts)
-        if killed_by_us:
-            status = ExitStatus(status.status, status.signal, oom_killed=False)
-        return status
+        return teardown.kill(facts.id, facts.init, facts.monitor, facts.plan.run_dir, self._cgroup(facts), timeout)
 
     def destroy(self, facts: ContainerFacts) -> None:
-        cgroup = self._cgroup(facts)
-        ours = self._may_kill_in(facts, cgroup)
-        if ours and cgroup.exists():
-            cgroup.kill_all()
-        spawning.wait_for_exit(facts.monitor, MONITOR_GRACE)
-        faults.point("destroy.killed")
-        cgroup.destroy(kill=ours)  # also when only a parent corral created is left
-        faults.point("destroy.cgroups-removed")
-        if facts.plan.interfaces:
-            from corral.executor.network import links
-
-            links.tear_down(facts.id, facts.plan.interfaces)
-        import shutil  # here, not at the top: `create` never needs it (~2 ms of its imports: zlib, bz2, lzma)
-
-        try:
-            shutil.rmtree(facts.plan.run_dir)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise ExecutorError(f"container {facts.id!r}: cannot remove {facts.plan.run_dir}: {exc}") from exc
-
-    @staticmethod
-    def _may_kill_in(facts: ContainerFacts, cgroup: Cgroup) -> bool:
-        """Whether every process in the cgroup is the container's (cgroups/ownership.py).
-
-        So when corral created the cgroup, or recorded an init in a joined one: it put
-        the init there right after finding it empty. In a joined cgroup without a
-        recorded init (a create that failed or crashed early) nothing is killed.
-        """
-        return facts.init is not None or cgroup.created_by_corral()
+        teardown.destroy(
+            facts.id, facts.init, facts.monitor, facts.plan.run_dir, self._cgroup(facts), facts.plan.interfaces
+        )
 
     def leftovers(self, facts: ContainerFacts) -> list[str]:
         found = self._cgroup(facts).leftovers()

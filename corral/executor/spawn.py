@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +22,7 @@ from corral.executor import hooks as hooking
 from corral.executor import launch, proc, protocol, pty
 from corral.executor import stdio as stdio_fds
 from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
+from corral.executor.teardown import wait_for_exit, wait_for_exit_file  # noqa: F401  (re-exported)
 from corral.executor.protocol import (
     Confirm,
     Console,
@@ -179,43 +178,6 @@ def _ask_helper(
         theirs.close()
         streams.close()
     return ours, proc.identity(reply.monitor)
-
-
-def wait_for_exit(process: ProcessIdentity | None, timeout: float | None) -> bool:
-    """Block until `process` exits (True), or `timeout` passes (False). A gone process counts as exited."""
-    if process is None:
-        return True
-    pidfd = proc.open_pidfd(process)
-    if pidfd is None:
-        return True
-    try:
-        ready, _, _ = select.select([pidfd], [], [], timeout)
-        return bool(ready)
-    finally:
-        os.close(pidfd)
-
-
-def wait_for_exit_file(path: str, writer: ProcessIdentity, timeout: float) -> None:
-    """Wait until the exit file at `path` holds more than the placeholder, `writer` is gone, or `timeout`.
-
-    Checked every few milliseconds: the wait covers only the moment between an
-    init's death and its monitor's write, and a monitor that outlives the write
-    (it records the exit) must not hold up a caller.
-    """
-    pidfd = proc.open_pidfd(writer)
-    if pidfd is None:
-        return
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            record = protocol.read_exit_record(path)
-            if not (isinstance(record, protocol.ExitUnknown) and record.pending):
-                return
-            left = deadline - time.monotonic()
-            if left <= 0 or select.select([pidfd], [], [], min(left, 0.005))[0]:
-                return
-    finally:
-        os.close(pidfd)
 
 
 @dataclass

@@ -25,7 +25,6 @@ import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from _blake2 import blake2b  # hashlib.blake2b itself, without hashlib's load of OpenSSL (~3 ms a CLI call)
 
@@ -56,8 +55,8 @@ class _Entry:
 class Locks:
     """The locks of one corral root. Re-entrant within a thread."""
 
-    def __init__(self, root: Path) -> None:
-        self.path = root / "corral.lock"
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.path = os.path.join(os.fspath(root), "corral.lock")  # not pathlib: a one-shot call need not import it
         self._entries: dict[str, _Entry] = {}
         self._guard = threading.Lock()
 

@@ -8,11 +8,13 @@ drift. They import neither the store's ORM nor the `transitions` machine.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from corral.executor.interface import InitFacts, Recorder
 from corral.statemachine.locks import slot
 from corral.types import ExitStatus
+
+if TYPE_CHECKING:  # pragma: no cover  (`delete` needs neither, nor the config's types they import)
+    from corral.executor.interface import InitFacts, Recorder
 
 #: How long `destroy(force=True)` waits for the processes to die.
 KILL_TIMEOUT = 10.0
@@ -31,6 +33,8 @@ def monitor_recorder(root: str, key: int, lock_file: str, container_id: str) -> 
     container's lock are (the monitor imports it by name: the executor never
     imports the store).
     """
+    from corral.executor.interface import Recorder  # create's: it imports the config anyway
+
     return Recorder(
         module=OBSERVED_MODULE,
         arguments={"root": root, "key": key, "lock_file": lock_file, "lock_slot": slot(container_id)},

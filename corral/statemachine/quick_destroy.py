@@ -3,8 +3,9 @@
 The recipe's steps (transition.py) with what such a call needs and nothing
 more, as quick.py does for start, kill, pause and resume: the container's lock,
 its record through the lean store (store/lean_durable.py, fsynced commits), the
-guard from the lifecycle table, the durable intent, the kernel work through the
-executor (LinuxExecutor.kill and .destroy, as events.destroy calls them), then
+guard from the lifecycle table, the durable intent, the kernel work (what
+LinuxExecutor.kill and .destroy do, as events.destroy calls them: executor/teardown.py
+directly, so that `delete` imports no config and no spawn protocol), then
 the durable outcome and its journal row, or on failure the cleared intent and
 `last_error`. The same rows as the Repository's (a unit test compares them).
 
@@ -29,17 +30,23 @@ from corral.store.lean_durable import DurableLeanStore
 from corral.types import ExitStatus, ProcessIdentity
 
 if TYPE_CHECKING:  # pragma: no cover
-    from corral.executor.interface import ContainerFacts
+    from collections.abc import Callable
+
     from corral.executor.linux import LinuxExecutor
 
 EVENT = "destroy"
 
 
-def facts_of(store: DurableLeanStore, record: LeanRecord) -> ContainerFacts:
-    """What the executor needs of the record (step.facts_of, from the lean record)."""
-    from corral.config import Config
-    from corral.executor.interface import ContainerFacts, ContainerPlan
+def teardown_of(
+    store: DurableLeanStore, record: LeanRecord, executor: LinuxExecutor | None
+) -> tuple[Callable[[float], ExitStatus], Callable[[], None]]:
+    """How to kill `record`'s container (with a timeout) and remove what is left.
 
+    Through `executor` (create's rollback has one; tests give the fake) with the
+    facts step.facts_of would give it; with None, straight to the kernel
+    (executor/teardown.py, what LinuxExecutor.kill and .destroy call): the
+    command line's `delete` then imports no config, no protocol, no executor.
+    """
     more = store.incarnation(record.key)
     if more.has_interfaces:
         raise NeedsLibrary("the container has network interfaces: the library removes them")
@@ -53,7 +60,19 @@ def facts_of(store: DurableLeanStore, record: LeanRecord) -> ContainerFacts:
         if more.monitor_pid is not None and more.monitor_start_time is not None
         else None
     )
-    return ContainerFacts(
+    if executor is None:
+        from corral.executor import teardown
+        from corral.executor.cgroups import open_cgroup
+
+        cgroup = open_cgroup(dict(record.cgroup_paths), record.created_cgroups)
+        return (
+            lambda timeout: teardown.kill(record.id, init, monitor, record.run_dir, cgroup, timeout),
+            lambda: teardown.destroy(record.id, init, monitor, record.run_dir, cgroup),
+        )
+    from corral.config import Config
+    from corral.executor.interface import ContainerFacts, ContainerPlan
+
+    facts = ContainerFacts(
         id=record.id,
         config=Config.from_json(more.config, bundle=more.bundle),
         plan=ContainerPlan(
@@ -62,6 +81,7 @@ def facts_of(store: DurableLeanStore, record: LeanRecord) -> ContainerFacts:
         init=init,
         monitor=monitor,
     )
+    return (lambda timeout: executor.kill(facts, timeout)), (lambda: executor.destroy(facts))
 
 
 def observed_state(record: LeanRecord, boot_id: str) -> State:
@@ -79,7 +99,7 @@ def observed_state(record: LeanRecord, boot_id: str) -> State:
 
 def destroy(
     store: DurableLeanStore,
-    executor: LinuxExecutor,
+    executor: LinuxExecutor | None,
     boot_id: str,
     record: LeanRecord,
     *,
@@ -94,7 +114,7 @@ def destroy(
         raise InvalidTransition(record.id, state.value, EVENT, allowed_events(state), hint)
     if record.has_hooks:
         raise NeedsLibrary("the config has hooks (poststop): the library runs them")
-    facts = facts_of(store, record)
+    kill, remove = teardown_of(store, record, executor)
     record = store.intent(record, EVENT)
     faults.point(f"{EVENT}.intent")
     changes: dict[str, Any] = {}
@@ -102,8 +122,8 @@ def destroy(
     try:
         if state_info(state).init_alive:
             gone = record.boot_id != boot_id
-            exit_changes(ExitStatus.unknown(REBOOTED) if gone else executor.kill(facts, KILL_TIMEOUT), changes, detail)
-        executor.destroy(facts)
+            exit_changes(ExitStatus.unknown(REBOOTED) if gone else kill(KILL_TIMEOUT), changes, detail)
+        remove()
         faults.point("destroy.run-dir-removed")
     except BaseException as exc:
         try:
@@ -121,10 +141,11 @@ def destroy(
 
 
 def delete(
-    store: DurableLeanStore, executor: LinuxExecutor, locks: Any, boot_id: str, container_id: str, *, force: bool
+    store: DurableLeanStore, executor: LinuxExecutor | None, locks: Any, boot_id: str, container_id: str, *, force: bool
 ) -> None:
     """The command line's `delete [--force]`: stopped → destroyed; created → killed and destroyed;
-    running or paused only with `force`. ContainerNotFound when there is no live container."""
+    running or paused only with `force`. ContainerNotFound when there is no live container.
+    `executor` None: the kernel directly (teardown_of)."""
     with locks.hold(container_id):
         record = store.record(container_id)
         if record is None or not record.live:

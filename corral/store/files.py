@@ -44,10 +44,15 @@ import errno
 import fcntl
 import os
 import struct
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.errors import StoreAccessDenied, StoreError, StoreReplaced
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import TypeAlias
+
+    #: A path as a string or a Path (not pathlib itself: the one-shot CLI calls need not import it).
+    StrPath: TypeAlias = "str | os.PathLike[str]"
 
 _RW = os.R_OK | os.W_OK
 #: SQLite's lock bytes in the database file (os_unix.c): PENDING_BYTE + 2, 510 bytes long.
@@ -56,21 +61,21 @@ _SHARED_FIRST, _SHARED_SIZE = 0x40000000 + 2, 510
 _PINNED: list[int] = []
 
 
-def _why_not(path: Path, mode: int) -> str | None:
+def _why_not(path: StrPath, mode: int) -> str | None:
     """Why the effective user may not access `path` with `mode` (None if it may, or it is absent)."""
     if os.access(path, mode, effective_ids=True):
         return None
     if not os.path.lexists(path):
         return None
     try:  # os.access gives no reason; an open does (EACCES, EPERM for immutable, EROFS)
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | (os.O_DIRECTORY if path.is_dir() else 0))
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | (os.O_DIRECTORY if os.path.isdir(path) else 0))
     except OSError as exc:
         return (exc.strerror or str(exc)).lower()
     os.close(fd)
     return "permission denied"
 
 
-def check_access(root: Path, db: Path) -> None:
+def check_access(root: StrPath, db: StrPath) -> None:
     """Refuse a store that corral may not read and write, naming the first such file.
 
     A directory is opened read-only above (O_RDWR fails on one with EISDIR), so its
@@ -87,19 +92,19 @@ def check_access(root: Path, db: Path) -> None:
             raise StoreAccessDenied(str(path), reason)
 
 
-def wal_path(db: Path) -> Path:
-    return db.with_name(db.name + "-wal")
+def wal_path(db: StrPath) -> str:
+    return os.fspath(db) + "-wal"
 
 
-def shm_path(db: Path) -> Path:
-    return db.with_name(db.name + "-shm")
+def shm_path(db: StrPath) -> str:
+    return os.fspath(db) + "-shm"
 
 
 class FileGuard:
     """The identity of the files one engine opened, checked before each transaction."""
 
-    def __init__(self, db: Path) -> None:
-        self.db = db
+    def __init__(self, db: StrPath) -> None:
+        self.db = os.fspath(db)
         self.shm = shm_path(db)
         self._identity: tuple[int, int] | None = None
 
@@ -135,7 +140,7 @@ class FileGuard:
                 raise StoreError(
                     f"{self.shm}: the store's WAL index was deleted while corral had it open, so "
                     "processes no longer see each other's locks; stop every corral process on "
-                    f"{self.db.parent} and open the store again"
+                    f"{os.path.dirname(self.db)} and open the store again"
                 ) from None
             return
         if seen is not None:
@@ -143,7 +148,7 @@ class FileGuard:
                 raise StoreError(
                     f"{self.shm}: the store's WAL index was replaced while corral had it open, so "
                     "processes no longer see each other's locks; stop every corral process on "
-                    f"{self.db.parent} and open the store again"
+                    f"{os.path.dirname(self.db)} and open the store again"
                 )
             if st.st_size < seen[2]:
                 self._regrow(seen[2])
@@ -193,5 +198,5 @@ class FileGuard:
         raise StoreError(
             f"{self.shm}: the store's WAL index was truncated by another program while corral had it "
             f"mapped, which would have killed this process with SIGBUS; {done}. Find what truncates "
-            f"files in {self.db.parent}, then retry"
+            f"files in {os.path.dirname(self.db)}, then retry"
         )

@@ -239,9 +239,7 @@ def open_lean(root: str, kind: type[LeanStore] | None = None) -> LeanStore | Non
     path = os.path.join(root, DB_NAME)
     if not os.path.isfile(path):
         return None
-    from pathlib import Path
-
-    check_access(Path(root), Path(path))
+    check_access(root, path)
     try:
         con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     except sqlite3.Error:
@@ -257,4 +255,4 @@ def open_lean(root: str, kind: type[LeanStore] | None = None) -> LeanStore | Non
     if [r[0] for r in rows] != [SCHEMA_REVISION]:
         con.close()
         return None
-    return (kind or LeanStore)(con, path, FileGuard(Path(path)))
+    return (kind or LeanStore)(con, path, FileGuard(path))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from corral import Runtime
-from tests.integration.test_cli import Cli, cli, frozen, make_bundle  # noqa: F401 - `cli` is a fixture
+from tests.integration.test_cli import CGROUP_PARENT, Cli, cli, frozen, make_bundle  # noqa: F401 - `cli` is a fixture
 
 HEAVY = ("sqlalchemy", "alembic", "pyroute2", "transitions")
 
@@ -107,6 +107,8 @@ def test_an_interrupted_intent_sends_the_call_to_the_library_which_finishes_it(
 READS_NEVER = (*HEAVY, "argparse", "json", "typing", "dataclasses", "enum", "pathlib", "re")
 #: What start/pause/resume/kill leave out: the parser, and for the freezer the drivers and the config.
 WRITES_NEVER = (*HEAVY, "argparse", "corral.cli.parser", "corral.cli.app", "logging")
+#: What the one-shot delete leaves out: the config's types, the spawn protocol, the executor.
+DELETE_NEVER = ("corral.config", "corral.executor.protocol", "corral.executor.spawn", "corral.executor.linux")
 FREEZER_NEVER = ("corral.config", "corral.executor.cgroups.base", "corral.executor.cgroups.v1", "corral.executor.cgroups.v2")
 
 
@@ -217,6 +219,9 @@ def test_the_runc_wrapper_s_create_and_delete_import_no_logging_hashlib_or_shuti
     result, modules = imported_by_wrapper(cli, "delete", "--force", "lean")
     assert result.returncode == 0, result.stderr
     assert _found(modules, CREATE_NEVER[:-1]) == []
+    assert _found(modules, DELETE_NEVER) == []  # the kernel directly (executor/teardown.py)
+    assert not any(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT.lstrip('/')}/cli-lean"))
+    assert not (cli.root / "run" / "lean").exists()
     cli("delete", "--force", "first")
 
 
@@ -226,8 +231,6 @@ def test_create_and_delete_import_no_heavy_library_and_do_what_the_library_does(
     """A lean create leaves the kernel as the library's does (namespaces, cgroups, pid file, an init waiting
     on its fifo) and the same rows; a lean delete --force removes all of it and records what the library records."""
     import os
-
-    from tests.integration.test_cli import CGROUP_PARENT
 
     result, modules = imported(cli, "create", "--bundle", str(make_bundle(cli, rootfs_template, "lib", "sleep", "1000")), "lib")
     assert result.returncode == 0, result.stderr

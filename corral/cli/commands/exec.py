@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from corral.cli import terminal
-from corral.cli.commands.lifecycle import FORWARDED, check_console_socket, hand_over_console, inherited_stdio
+from corral.cli.commands.lifecycle import check_console_socket, hand_over_console, inherited_stdio
+from corral.cli.signals import FORWARDED
 from corral.cli.context import Context, write_pid_file
 from corral.cli.parser import UsageError
 from corral.errors import CorralError

@@ -8,28 +8,22 @@ finished").
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import signal as signal_module
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from corral.cli.context import Context, write_pid_file
 from corral.cli.fast import try_fire
-from corral.cli.fast_create import EarlyHelper, try_create, try_delete
-from corral.cli.signals import parse_signal
 from corral.errors import ContainerExists, ContainerNotFound, CorralError, InvalidTransition
 
 if TYPE_CHECKING:  # pragma: no cover
+    from corral.cli.fast_create import EarlyHelper
     from corral.statemachine.container import Container
     from corral.statemachine.quick_create import Created
     from corral.types import Stdio
 
-#: Signals that `run` in the foreground passes on to the container, as runc does.
-FORWARDED = (
-    signal_module.SIGTERM, signal_module.SIGINT, signal_module.SIGHUP, signal_module.SIGQUIT,
-    signal_module.SIGUSR1, signal_module.SIGUSR2, signal_module.SIGWINCH,
-)
+# create's, kill's and run's modules (fast_create, signals, dataclasses) are imported where they
+# are used: start, pause and resume, one process each under containerd, need none of them.
 
 
 def _load(ctx: Context) -> Container:
@@ -100,7 +94,9 @@ def _create(ctx: Context) -> Container | Created:
     # create returns while the init waits; run in the foreground waits for it itself.
     detached = ctx.args.command == "create" or bool(ctx.args.detach)
     # The one-shot path (fast_create.py) starts the spawn helper first, to start while this parses.
-    helper = EarlyHelper() if detached and EarlyHelper.wanted(ctx) else None
+    from corral.cli.fast_create import EarlyHelper
+
+    helper = EarlyHelper.for_create(ctx) if detached else None
     try:
         box = _create_with(ctx, detached, helper)
     finally:
@@ -131,8 +127,12 @@ def _create_with(ctx: Context, detached: bool, helper: EarlyHelper | None) -> Co
     console = check_console_socket(config.process.terminal, ctx.args.console_socket, "process.terminal in config.json")
     stdio = inherited_stdio(ctx.args.preserve_fds)
     if console:
+        import dataclasses
+
         stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
     if detached:
+        from corral.cli.fast_create import try_create
+
         made = try_create(ctx, config, stdio, console, detached=detached, helper=helper)
         if made is not None:
             return made
@@ -146,6 +146,8 @@ def _destroy(ctx: Context, box: Container | Created) -> None:
     from corral.statemachine.quick_create import Created
 
     if isinstance(box, Created):
+        from corral.cli.fast_create import try_delete
+
         if not try_delete(ctx, force=True):  # the library then destroys it
             _load(ctx).destroy(force=True)
     else:
@@ -176,6 +178,8 @@ def resume(ctx: Context) -> int:
 
 
 def kill(ctx: Context) -> int:
+    from corral.cli.signals import parse_signal
+
     sig = parse_signal(ctx.args.signal)
     try:
         if not try_fire(ctx, "signal", sig=sig, all_processes=ctx.args.all):
@@ -191,6 +195,8 @@ def delete(ctx: Context) -> int:
     """runc's delete: stopped → removed; created → killed and removed (as runc and crun do);
     running or paused only with --force. --force of a missing container is success."""
     try:
+        from corral.cli.fast_create import try_delete
+
         if try_delete(ctx, force=ctx.args.force):
             return 0
         box = _load(ctx)
@@ -237,6 +243,10 @@ def _wait_in_foreground(ctx: Context, box: Container) -> int:
             box.signal(signum)
         except CorralError as exc:
             ctx.log.debug(f"forwarding signal {signum}: {exc}")
+
+    import signal as signal_module
+
+    from corral.cli.signals import FORWARDED
 
     previous = {sig: signal_module.signal(sig, forward) for sig in FORWARDED}
     try:

@@ -26,13 +26,14 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from corral.config import Config, CpuResources, DeviceRule, MemoryResources, Resources
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
 from corral.executor.cgroups import _fs, oci, ownership
-from corral.executor.cgroups.devices import with_device_rules
 from corral.types import CpuStats, MemoryStats, PidsStats, Stats
+
+if TYPE_CHECKING:  # pragma: no cover  (annotations only: `delete` opens cgroups without the config's types)
+    from corral.config import Config, CpuResources, DeviceRule, MemoryResources, Resources
 
 
 class CgroupDriver(ABC):
@@ -89,6 +90,8 @@ class Cgroup(ABC):
         Both layouts enforce the same list (devices.py): v1 writes it to the
         devices controller's files, v2 compiles it into an eBPF device program.
         """
+        from corral.executor.cgroups.devices import with_device_rules  # its defaults are the config's types
+
         self.apply(with_device_rules(config))
 
     def apply(self, resources: Resources | None) -> None:

@@ -44,11 +44,14 @@ import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from corral.config import DeviceRule
 from corral.errors import CgroupError
 from corral.executor import syscalls as sc
 from corral.executor.cgroups import _fs
+
+if TYPE_CHECKING:  # pragma: no cover  (annotations only)
+    from corral.config import DeviceRule
 
 __all__ = ["Insn", "program", "encode", "listing", "install", "attached", "LICENSE"]
 

@@ -12,10 +12,12 @@ the rules are unit-tested without root.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from corral.config import CpuResources, HugepageLimit, MemoryResources
-from corral.config.validate import page_size_bytes
 from corral.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover  (annotations only)
+    from corral.config import CpuResources, HugepageLimit, MemoryResources
 
 __all__ = [
     "UNLIMITED",
@@ -148,6 +150,8 @@ def hugetlb_name(page_size: str) -> str:
     The kernel names each size in the largest unit that divides it evenly
     (mm/hugetlb_cgroup.c, mem_fmt), so an equal size spelled otherwise maps to the same file.
     """
+    from corral.config.validate import page_size_bytes  # the config's; `delete` never gets here
+
     size = page_size_bytes(page_size)
     if size is None:  # validated with the config; kept for callers building Resources by hand
         raise ConfigError(WHERE_HUGEPAGES, f"{page_size!r} is not a page size such as 2MB")

@@ -23,16 +23,17 @@ import select
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from corral.config import CpuResources, DeviceRule
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
 from corral.executor.cgroups import _fs, freezer, oci, ownership
 from corral.executor.cgroups.freezer import FREEZING, FROZEN, THAWED
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
-from corral.executor.cgroups.devices import device_rule_line
 from corral.types import CpuStats, MemoryStats
+
+if TYPE_CHECKING:  # pragma: no cover  (annotations only: `delete` opens cgroups without the config's types)
+    from corral.config import CpuResources, DeviceRule
 
 __all__ = ["Hierarchy", "V1Driver", "V1Cgroup", "remove_empty_parents", "discover"]
 
@@ -227,6 +228,8 @@ class V1Cgroup(Cgroup):
             _fs.write_resource(f"{d}/cpu.cfs_quota_us", quota, f"{where}.quota")
 
     def _write_device_rules(self, d: str, rules: tuple[DeviceRule, ...]) -> None:
+        from corral.executor.cgroups.devices import device_rule_line  # its defaults are the config's types
+
         for index, rule in enumerate(rules):
             name = "devices.allow" if rule.allow else "devices.deny"
             _fs.write_resource(f"{d}/{name}", device_rule_line(rule), f"{oci.WHERE_DEVICES}[{index}]")

@@ -27,13 +27,16 @@ import select
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from corral.config import CpuResources, DeviceRule
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
 from corral.executor.cgroups import _fs, bpf_devices, freezer, oci, ownership
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
 from corral.types import CpuStats, MemoryStats
+
+if TYPE_CHECKING:  # pragma: no cover  (annotations only: `delete` opens cgroups without the config's types)
+    from corral.config import CpuResources, DeviceRule
 
 __all__ = ["V2Driver", "V2Cgroup", "remove_empty_parents"]
 
