@@ -55,12 +55,16 @@ def take() -> Started | None:
 def discard() -> None:
     """End a helper nobody took (the command failed before create, or took the library's path)."""
     started = take()
-    if started is None:
-        return
-    import subprocess
+    if started is not None:
+        end(started)
+
+
+def end(started: Started) -> None:
+    """Close our end of a helper's socket (it exits on its end of file) and reap it."""
+    import subprocess  # launch.py imported it to start the helper
 
     process, sock = started
-    sock.close()  # the helper exits on its end of file
+    sock.close()
     try:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:

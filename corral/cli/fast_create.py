@@ -67,18 +67,11 @@ class EarlyHelper:
             self._started = None
 
     def close(self) -> None:
-        if self._started is None:
-            return
-        import subprocess  # launch.py imported it to start the helper
+        started, self._started = self._started, None
+        if started is not None:
+            from corral.cli.early import end
 
-        process, sock = self._started
-        self._started = None
-        sock.close()  # the helper exits on its end of file
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            end(started)
 
 
 def _executor(ctx: Context, detached: bool) -> LinuxExecutor:
