@@ -29,7 +29,7 @@ import sys
 from corral.executor import sealed
 from corral.executor.protocol import CreateRequest
 
-#: The waiter, built next to this module by scripts/install (cc -O2 waiter.c).
+#: The waiter, built next to this module by scripts/install (cc -O2 waiter.c waiter_store.c -lsqlite3).
 WAITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corral-waiter")
 #: Set to "0" to keep the Python monitor and keeper (to compare, or should the waiter misbehave).
 ENV_SWITCH = "CORRAL_C_WAITER"
