@@ -108,7 +108,8 @@ static int record(sqlite3 *db, const struct store *s, const char *event, const c
         goto out;
     sqlite3_bind_int64(st, 1, s->key);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(st, 0));
+        const unsigned char *text = sqlite3_column_text(st, 0); /* NULL: not live, refused below */
+        snprintf(state, sizeof state, "%s", text != NULL ? (const char *)text : "");
         version = sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
