@@ -1,7 +1,8 @@
 """The C waiter's recorder: one OOM row, or the exit's rows, as the monitor's Observer records them.
 
 The waiter (waiter.c) runs this in a fresh `python -S` with the request's
-recorder: for each growth of the OOM kill count while the init runs
+recorder when it cannot write the rows itself (waiter_store.c writes those of
+corral/store/observed.py, and falls back here on an error): for each growth of the OOM kill count while the init runs
 (`SPEC oom COUNT`), and once, exec'd in the waiter's place after it wrote the
 exit file (`SPEC exited REPORTED COUNT STATUS SIGNAL REASON`; the exit file's
 lock is held until the rows are written). It reports what Observer.exited

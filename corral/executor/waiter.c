@@ -7,8 +7,10 @@
  * is done, each costs what a small C process costs (~0.1 MiB). exec keeps the
  * process's children, its subreaper flag, its PID and the exit file's flock.
  *
- *   corral-waiter monitor INIT_PID EXIT_FD EXIT_PATH OOM_FILE WAKE_FD WAKE_KIND REPORTED [-- RECORDER...]
+ *   corral-waiter monitor INIT_PID EXIT_FD EXIT_PATH OOM_FILE WAKE_FD WAKE_KIND REPORTED
+ *                 [--store ROOT KEY LOCK_FILE LOCK_SLOT] [-- RECORDER...]
  *   corral-waiter keep MONITOR_PID EXIT_FD EXIT_PATH
+ *   corral-waiter record ROOT KEY LOCK_FILE LOCK_SLOT INIT_PID NOW (oom COUNT | exited STATUS SIGNAL OOM_KILLED REASON)
  *
  * monitor: reap children (a subreaper) until INIT_PID is reaped; write the exit
  * file as protocol.overwrite_exit_file (EXIT_FD >= 0, the placeholder, in place,
@@ -20,11 +22,18 @@
  * WAKE_FD fires: an eventfd registered for memory.oom_control on v1, memory.events
  * polled for POLLPRI on v2, and every OOM_RECHECK_S) forks RECORDER with
  * "oom COUNT" appended, one at a time, in order.
+ * With --store (the recorder is corral/store/observed.py, of that store), the
+ * rows are written here, through libsqlite3 (waiter_store.c), and RECORDER
+ * runs only if that failed: a Python start costs ~50 ms that Container.wait()
+ * and destroy would wait for.
  * keep: wait for MONITOR_PID; if it was killed (or vanished) and an orphan
  * (the init, reparented here) was reaped, write that orphan's status.
  *
  * Nothing here may fail the container: a write that fails is left as it is (the
  * placeholder says the status is unknown), a recorder that cannot run is skipped.
+ * record: one row through waiter_store.c, as a test compares it with observed.py
+ * (NOW: the timestamp to write, "" for the clock; "none": no status or signal);
+ * exits 0 if written, 1 if there was nothing to write, 2 on an error.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,6 +49,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "waiter_store.h"
 
 #define EXIT_FILE_SIZE 512 /* protocol.EXIT_FILE_SIZE */
 #define OOM_RECHECK_MS (600 * 1000) /* observer.OOM_RECHECK_S */
@@ -135,11 +146,19 @@ static int run_monitor(int argc, char **argv) {
     int eventfd_kind = strcmp(argv[7], "eventfd") == 0;
     long reported = atol(argv[8]);
     char **recorder = NULL;
-    int nrec = 0;
-    if (argc > 11 && strcmp(argv[9], "--") == 0) {
-        recorder = argv + 10;
-        nrec = argc - 10;
+    int nrec = 0, next = 9, have_store = 0;
+    struct store store = {0};
+    if (argc > next + 4 && strcmp(argv[next], "--store") == 0) {
+        store = (struct store){.root = argv[next + 1], .key = atoll(argv[next + 2]), .lock_file = argv[next + 3],
+                               .lock_slot = atoll(argv[next + 4]), .init_pid = init_pid};
+        have_store = 1;
+        next += 5;
     }
+    if (argc > next + 2 && strcmp(argv[next], "--") == 0) {
+        recorder = argv + next + 1;
+        nrec = argc - next - 1;
+    }
+    if (recorder == NULL) have_store = 0; /* the store's arguments come with the recorder they stand for */
     if (recorder == NULL) wake_fd = -1; /* nobody to tell: nothing to watch */
     if (wake_fd >= 0) fcntl(wake_fd, F_SETFD, FD_CLOEXEC);
 
@@ -187,6 +206,7 @@ static int run_monitor(int argc, char **argv) {
                 pid_t pid = args != NULL ? fork() : -1;
                 if (pid == 0) {
                     if (exit_fd >= 0) close(exit_fd); /* the exit file's lock is the waiter's */
+                    if (have_store && store_oom(&store, count) >= 0) _exit(0);
                     exec_recorder(args);
                     _exit(127);
                 }
@@ -232,9 +252,15 @@ static int run_monitor(int argc, char **argv) {
     const char *reason = reap_failed ? NO_REAP_REASON : NULL;
     write_exit_file(exit_fd, exit_path, !reap_failed, status, sig, reason);
     if (recorder == NULL) return 0;
+    long count = oom_count(oom_file); /* after the exit file, as Observer.exited */
+    /* recorded.py's order: an OOM kill not yet reported, then the exit; the exit file's lock is
+     * held meanwhile. On an error, the Python recorder does it all (it writes nothing twice). */
+    if (have_store && (count <= reported || store_oom(&store, count) >= 0)
+        && store_exited(&store, !reap_failed, status, sig, sig == SIGKILL && count > 0, reason) >= 0)
+        return 0;
     char srep[32], scount[32], sstat[16], ssig[16];
     snprintf(srep, sizeof srep, "%ld", reported);
-    snprintf(scount, sizeof scount, "%ld", oom_count(oom_file)); /* after the exit file, as Observer.exited */
+    snprintf(scount, sizeof scount, "%ld", count);
     if (reap_failed) strcpy(sstat, "none"); else snprintf(sstat, sizeof sstat, "%d", status);
     if (sig > 0) snprintf(ssig, sizeof ssig, "%d", sig); else strcpy(ssig, "none");
     char *extra[] = {"exited", srep, scount, sstat, ssig, (char *)(reason ? reason : "")};
@@ -273,6 +299,22 @@ static int run_keep(int argc, char **argv) {
     return 0;
 }
 
+static int run_record(int argc, char **argv) {
+    if (argc < 10) return 2;
+    struct store s = {.root = argv[2], .key = atoll(argv[3]), .lock_file = argv[4], .lock_slot = atoll(argv[5]),
+                      .init_pid = (pid_t)atoi(argv[6]), .now = argv[7][0] ? argv[7] : NULL};
+    int wrote;
+    if (strcmp(argv[8], "oom") == 0) {
+        wrote = store_oom(&s, atol(argv[9]));
+    } else if (strcmp(argv[8], "exited") == 0 && argc >= 13) {
+        int known = strcmp(argv[9], "none") != 0, sig = strcmp(argv[10], "none") == 0 ? 0 : atoi(argv[10]);
+        wrote = store_exited(&s, known, known ? atoi(argv[9]) : 0, sig, atoi(argv[11]), argv[12]);
+    } else {
+        return 2;
+    }
+    return wrote < 0 ? 2 : !wrote;
+}
+
 int main(int argc, char **argv) {
     /* argv[0] is the name ps and pstree show (monitor.name_process): corral-mon:ID, corral-keep:ID;
      * exec'd through a symlink of that name (waiting.py), the kernel already gave it */
@@ -284,6 +326,7 @@ int main(int argc, char **argv) {
     }
     if (argc >= 2 && strcmp(argv[1], "monitor") == 0) return run_monitor(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "keep") == 0) return run_keep(argc, argv);
-    fprintf(stderr, "usage: corral-waiter monitor|keep ... (exec'd by corral's monitor)\n");
+    if (argc >= 2 && strcmp(argv[1], "record") == 0) return run_record(argc, argv);
+    fprintf(stderr, "usage: corral-waiter monitor|keep|record ... (exec'd by corral's monitor)\n");
     return 2;
 }

@@ -5,9 +5,12 @@ monitor; as forks of the Python spawn helper, each keeps 1.6-3 MiB of the
 helper's pages private (copy-on-write: reference counts and the garbage collector
 touch them). exec'd into a small C program, each costs ~0.1 MiB, and keeps what
 matters across exec: its PID, its children, the subreaper flag and the exit
-file's flock. The waiter writes the exit file as protocol.py does, and runs the
-Python recorder (corral.executor.recorded) for each OOM kill and, once, for the
-exit.
+file's flock. The waiter writes the exit file as protocol.py does, and the
+journal rows of each OOM kill and of the exit: itself, through libsqlite3
+(waiter_store.c, a port of corral/store/observed.py), when the recorder is that
+module, else (or should that fail) by running the Python recorder
+(corral.executor.recorded). A Python start per exit cost ~50 ms that
+`Container.wait()` and destroy waited for (they wait for the monitor).
 
 The waiter runs from a sealed memfd copy, as the helper does (sealed.py):
 `/proc/<pid>/exe` of a monitor must never name a host file a container could
@@ -26,12 +29,14 @@ import sys
 from corral.executor import sealed
 from corral.executor.protocol import CreateRequest
 
-#: The waiter, built next to this module by scripts/install (cc -O2 waiter.c).
+#: The waiter, built next to this module by scripts/install (cc -O2 waiter.c waiter_store.c -lsqlite3).
 WAITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corral-waiter")
 #: Set to "0" to keep the Python monitor and keeper (to compare, or should the waiter misbehave).
 ENV_SWITCH = "CORRAL_C_WAITER"
 #: Tells the waiter the symlink it was exec'd through, to remove.
 LINK_ENV = "CORRAL_WAITER_LINK"
+#: The recorder waiter_store.c ports (statemachine/outcomes.OBSERVED_MODULE: the executor names it, never imports it).
+PORTED_RECORDER = "corral.store.observed"
 
 
 def available() -> bool:
@@ -101,6 +106,19 @@ def _recorder_argv(request: CreateRequest, init_pid: int, interpreter: int) -> l
     return [sealed.exec_path(interpreter), sys.executable, "-S", "-c", code, json.dumps(spec)]
 
 
+def _store_argv(request: CreateRequest) -> list[str]:
+    """`--store ROOT KEY LOCK_FILE LOCK_SLOT` when the waiter can write the recorder's rows itself."""
+    recorder = request.recorder
+    if recorder is None or recorder.module != PORTED_RECORDER:
+        return []
+    try:
+        arguments = recorder.arguments
+        return ["--store", str(arguments["root"]), str(int(arguments["key"])), str(arguments["lock_file"]),
+                str(int(arguments["lock_slot"]))]
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
 def _oom_source(request: CreateRequest) -> tuple[str, int, str, int]:
     """(file with the oom_kill line, fd to wait on or -1, its kind, the kill count now)."""
     from corral.executor.cgroups import open_cgroup  # the same cgroup the Observer would open
@@ -138,7 +156,8 @@ def exec_monitor(name: str, request: CreateRequest, init_pid: int, exit_fd: int 
         except OSError:
             return
         oom_file, wake_fd, kind, reported = _oom_source(request)
-        argv += [oom_file, str(wake_fd), kind, str(reported), "--", *_recorder_argv(request, init_pid, interpreter)]
+        argv += [oom_file, str(wake_fd), kind, str(reported), *_store_argv(request), "--"]
+        argv += _recorder_argv(request, init_pid, interpreter)
         owned = [interpreter] + ([wake_fd] if wake_fd >= 0 else [])
         keep += owned
     _exec(argv, keep, os.path.dirname(request.exit_file))

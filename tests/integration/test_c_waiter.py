@@ -117,3 +117,42 @@ def test_the_waiter_journals_an_oom_kill_while_the_init_lives(runtime: Runtime, 
         time.sleep(0.02)
     assert dict(box.history()[-1].detail) == {"oom_kills": 1}
     box.destroy(force=True)
+
+
+def test_an_oom_killed_init_waited_for_has_one_oom_row_then_one_exited_row(runtime: Runtime, bundle: Path) -> None:
+    """The waiter writes both rows itself (waiter_store.c), before wait() returns: `oom` first, each once."""
+    config = dataclasses.replace(
+        make_config(bundle, "cwx", "/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"),
+        resources=Resources(memory=MemoryResources(limit=32 * MiB, swap=32 * MiB)),
+    )
+    box = runtime.create("cwx", config)
+    _waiters(box)
+    box.start()
+    assert box.wait(10) == 137
+    rows = [(e.event, dict(e.detail)) for e in box.history() if e.event in ("oom", "exited")]
+    assert rows == [
+        ("oom", {"oom_kills": 1}),
+        ("exited", {"exit_status": 137, "signal": signal.SIGKILL, "oom_killed": True}),
+    ], rows
+
+
+def test_waits_and_states_racing_the_waiter_record_each_exit_once(runtime: Runtime, bundle: Path) -> None:
+    """The library (wait, state) and the waiter race to record the same exits: one `exited` row each, the
+    same detail and version whoever wins."""
+    boxes = [runtime.create(f"cwr{i}", make_config(bundle, f"cwr{i}", "/bin/sh", "-c", f"exit {i}")) for i in range(6)]
+    for box in boxes:
+        _waiters(box)
+    for i, box in enumerate(boxes):
+        box.start()
+        if i % 2:
+            assert box.wait(10) == i
+        else:
+            deadline = time.monotonic() + 10
+            while box.state.value != "stopped":  # refresh() may record the exit before the waiter does
+                assert time.monotonic() < deadline
+    for i, box in enumerate(boxes):
+        assert box.wait(10) == i
+        rows = [dict(e.detail) for e in box.history() if e.event == "exited"]
+        assert rows == [{"exit_status": i, "signal": None, "oom_killed": False}], rows
+        history = box.history()
+        assert [e.event for e in history][-1] == "exited"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from corral import Config, Runtime
 from corral.executor import protocol, waiting
 from corral.executor.protocol import Exited
 
@@ -74,3 +75,74 @@ def test_the_keeper_waiter_writes_the_orphan_status_when_the_monitor_vanished(tm
     """MONITOR_PID never reaped (not its child): the child it did reap counts as the orphaned init."""
     path = _run_waiter(tmp_path, "keep", 7, True)
     assert path.read_bytes() == _expected(tmp_path, Exited(7, None), True)
+
+
+def _monitor_into_store(tmp_path: Path, runtime: Runtime, store: list[str], exit_code: int) -> Path:
+    """Fork W; W forks C (exit `exit_code`), the record is made to name C, then W execs the monitor waiter with
+    `store` and a recorder that only leaves a mark (the Python recorder the waiter falls back to)."""
+    box = runtime.load("c")
+    mark = tmp_path / "recorder-ran"
+    path = tmp_path / "init.exit"
+    protocol.create_exit_file(str(path))
+    pids_r, pids_w = os.pipe()
+    go_r, go_w = os.pipe()
+    waiter = os.fork()
+    if waiter == 0:  # pragma: no cover - the child process
+        try:
+            os.close(pids_r)
+            os.close(go_w)
+            child = os.fork()
+            if child == 0:
+                os.read(go_r, 1)
+                os._exit(exit_code)
+            os.write(pids_w, f"{child}\n".encode())
+            fd = protocol.open_exit_file(str(path))
+            assert fd is not None
+            protocol.hold_exit_file(fd)
+            os.set_inheritable(fd, True)
+            os.read(go_r, 1)  # the record names the child now
+            recorder = ["/bin/sh", "sh", "-c", f'echo "$@" >> {mark}', "sh"]
+            os.execv(
+                waiting.WAITER,
+                ["corral-mon:t", "monitor", str(child), str(fd), str(path), "", "-1", "none", "0", *store, "--", *recorder],
+            )
+        finally:
+            os._exit(99)
+    os.close(pids_w)
+    os.close(go_r)
+    child = int(os.read(pids_r, 32))
+    os.close(pids_r)
+    record = box.record
+    runtime.context.store.update(record.key, record.version, init_pid=child)
+    os.write(go_w, b"gg")
+    os.close(go_w)
+    _, status = os.waitpid(waiter, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    return mark
+
+
+def _store_argv(runtime: Runtime, root: str | None = None) -> list[str]:
+    from corral.statemachine import locks
+
+    record = runtime.load("c").record
+    return ["--store", root or str(runtime.root), str(record.key), str(runtime.context.locks.path), str(locks.slot("c"))]
+
+
+def test_the_monitor_waiter_writes_the_exited_row_itself(tmp_path: Path, runtime: Runtime, config: Config) -> None:
+    """With --store, no Python recorder runs for the exit: its start was what wait() and destroy waited for."""
+    runtime.create("c", config).start()
+    mark = _monitor_into_store(tmp_path, runtime, _store_argv(runtime), 7)
+    box = runtime.load("c")
+    assert box.recorded_state.value == "stopped" and box.exit_status == 7
+    rows = [e for e in box.history() if e.event == "exited"]
+    assert len(rows) == 1 and dict(rows[0].detail) == {"exit_status": 7, "signal": None, "oom_killed": False}
+    assert not mark.exists(), mark.read_text()
+
+
+def test_the_monitor_waiter_falls_back_to_the_recorder_when_it_cannot_write(
+    tmp_path: Path, runtime: Runtime, config: Config
+) -> None:
+    runtime.create("c", config).start()
+    mark = _monitor_into_store(tmp_path, runtime, _store_argv(runtime, str(tmp_path / "no-store")), 7)
+    assert mark.read_text().split() == ["exited", "0", "0", "7", "none"]
+    assert runtime.load("c").recorded_state.value == "running"  # the mark wrote nothing
