@@ -31,6 +31,7 @@ import builtins
 import functools
 import os
 import signal as signal_module
+import threading
 from collections import deque
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,22 @@ async def _readable(fd: int) -> None:
         loop.remove_reader(fd)
 
 
+def _start_every_thread(pool: ThreadPoolExecutor, workers: int) -> None:
+    """Start the pool's threads now, while nothing else runs.
+
+    A pool starts a thread per submit until it has `max_workers`, and
+    `Thread.start` waits until the new thread has run. Under a burst of calls
+    (50 creates at once) the threads already started hold the GIL, so each
+    start in the loop's thread waited up to a switch interval or more: the loop
+    stalled 70-160 ms at its first tick. Here each thread blocks on a barrier
+    until all have started, so that the pool has to start every one of them.
+    """
+    barrier = threading.Barrier(workers + 1, timeout=30)
+    for _ in range(workers):
+        pool.submit(barrier.wait)
+    barrier.wait()
+
+
 class AsyncRuntime:
     """A Runtime for asyncio: its methods are coroutines that never block the loop.
 
@@ -80,7 +97,9 @@ class AsyncRuntime:
 
     def __init__(self, runtime: Runtime, *, max_workers: int | None = None) -> None:
         self.sync = runtime
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="corral-aio")
+        workers = max_workers if max_workers is not None else min(32, (os.cpu_count() or 1) + 4)  # the pool's default
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="corral-aio")
+        _start_every_thread(self._pool, workers)
 
     @classmethod
     async def open(
