@@ -8,19 +8,26 @@ parser of every command built), `json` (which pulls in `re`), `typing`,
     [--root DIR] [--log FILE] [--log-format text|json] [--debug]
         state ID | start ID | pause ID | resume ID | kill [-a|--all] ID [SIGNAL]
         | ps -f|--format json ID | list [-f|--format table|json] [-q|--quiet]
+        | delete [-f|--force] ID
+        | create [-b|--bundle DIR] [--pid-file FILE] [--console-socket SOCKET]
+                 [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID
 
-(global flags once each, before the command; a command's flags before its
-positionals; `--flag VALUE` or `--flag=VALUE`). Anything else (`--help`, an
-unknown or abbreviated flag, a repeated one, a value that looks like a flag,
-`ps` as a table, another command) goes to argparse (app.py) untouched, so that
-every message and exit status stays argparse's.
+(global flags once each, before the command; a command's flags once each,
+before its positionals; `--flag VALUE` or `--flag=VALUE`; a number in decimal
+digits). Anything else (`--help`, an unknown or abbreviated flag, a repeated
+one, a value that looks like a flag, a number `int` would have to read, `ps` as
+a table, another command) goes to argparse (app.py) untouched, so that every
+message and exit status stays argparse's.
 
 A recognised call builds exactly the namespace argparse would (a unit test
-compares them). `start`, `pause`, `resume` and `kill` then run their command
-(commands/lifecycle.py) through runner.py, as app.py does: same lean path, same
-library fallback, same errors. `state`, `ps` and `list` are answered by
-quickread.py with `sqlite3` alone, without `--debug`, and only in the plain case;
-otherwise the whole call goes to app.py, which reads again and decides.
+compares them, and these tables with parser.py's). `start`, `pause`, `resume`,
+`kill`, `delete` and `create` then run their command (commands/lifecycle.py)
+through runner.py, as app.py does: same lean path, same library fallback, same
+errors. A `create`, recognised or not, first starts the spawn helper (early.py);
+one it did not take is ended before `main` returns. `state`, `ps` and `list`
+are answered by quickread.py with `sqlite3` alone, without `--debug`, and only
+in the plain case; otherwise the whole call goes to app.py, which reads again
+and decides.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ import sys
 TYPE_CHECKING = False  # not `from typing import TYPE_CHECKING`: the reads import no typing
 if TYPE_CHECKING:  # pragma: no cover
     from typing import NoReturn
+
+    #: A flag's attribute and its value: choices (none: any text), `int`, or None for a switch.
+    Flag = tuple[str, tuple[str, ...] | type[int] | None]
 
 #: The global flags recognised here, with the attribute argparse gives each.
 _GLOBAL_VALUES = {"--root": "root", "--log": "log", "--log-format": "log_format"}
@@ -41,11 +51,19 @@ _GLOBAL_DEFAULTS: dict[str, object] = {
 _TARGETS = {
     "state": "inspect:state", "ps": "inspect:ps", "list": "inspect:list_",
     "start": "lifecycle:start", "pause": "lifecycle:pause", "resume": "lifecycle:resume", "kill": "lifecycle:kill",
+    "create": "lifecycle:create", "delete": "lifecycle:delete",
 }
-#: Each command's flags: spelling -> (attribute, the value it takes, or None for a switch).
-_FLAGS: dict[str, dict[str, tuple[str, tuple[str, ...] | None]]] = {
+#: Each command's flags: spelling -> (attribute, the value it takes: its choices (none: any text),
+#: `int` for a number, or None for a switch). As parser.py declares them (a unit test compares).
+_FLAGS: dict[str, dict[str, Flag]] = {
     "state": {}, "start": {}, "pause": {}, "resume": {},
     "kill": {"-a": ("all", None), "--all": ("all", None)},
+    "delete": {"-f": ("force", None), "--force": ("force", None)},
+    "create": {
+        "-b": ("bundle", ()), "--bundle": ("bundle", ()), "--console-socket": ("console_socket", ()),
+        "--pid-file": ("pid_file", ()), "--no-pivot": ("no_pivot", None), "--no-new-keyring": ("no_new_keyring", None),
+        "--preserve-fds": ("preserve_fds", int),
+    },
     "ps": {"-f": ("format", ("json",)), "--format": ("format", ("json",))},  # a table runs ps(1): argparse's
     "list": {
         "-f": ("format", ("table", "json")), "--format": ("format", ("table", "json")),
@@ -55,11 +73,18 @@ _FLAGS: dict[str, dict[str, tuple[str, tuple[str, ...] | None]]] = {
 _COMMAND_DEFAULTS: dict[str, dict[str, object]] = {
     "state": {}, "start": {}, "pause": {}, "resume": {},
     "kill": {"all": False, "signal": "SIGTERM"},
+    "delete": {"force": False},
+    "create": {
+        "bundle": "", "console_socket": "", "pid_file": "", "no_pivot": False, "no_new_keyring": False, "preserve_fds": 0,
+    },
     "ps": {"ps_args": []},  # `format` must be given: json is the only form recognised
     "list": {"format": "table", "quiet": False},
 }
 #: How many positionals each takes (at least, at most): the container id, and kill's signal.
-_POSITIONALS = {"state": (1, 1), "start": (1, 1), "pause": (1, 1), "resume": (1, 1), "kill": (1, 2), "ps": (1, 1), "list": (0, 0)}
+_POSITIONALS = {
+    "state": (1, 1), "start": (1, 1), "pause": (1, 1), "resume": (1, 1), "kill": (1, 2), "ps": (1, 1), "list": (0, 0),
+    "create": (1, 1), "delete": (1, 1),
+}
 
 
 class Namespace:
@@ -75,8 +100,9 @@ class Namespace:
         return f"Namespace({vars(self)!r})"
 
 
-def _flag(args: list[str], i: int, known: dict[str, tuple[str, tuple[str, ...] | None]]) -> tuple[str, object, int] | None:
-    """The flag at args[i]: (attribute, value, next index), or None if it is not one of `known` in a plain form."""
+def _flag(args: list[str], i: int, known: dict[str, Flag]) -> tuple[str, object, int] | None:
+    """The flag at args[i]: (attribute, value, next index), or None if it is not one of `known` in a plain form
+    (a number only in decimal digits: argparse reports whatever `int` refuses)."""
     spelling, eq, inline = args[i].partition("=")
     if spelling not in known:
         return None
@@ -89,6 +115,8 @@ def _flag(args: list[str], i: int, known: dict[str, tuple[str, tuple[str, ...] |
         value, following = args[i + 1], i + 2
     else:
         return None
+    if not isinstance(choices, tuple):  # int: argparse's int() also takes "+1", " 1", "1_0", and refuses 5,000 digits
+        return (attribute, int(value), following) if value.isascii() and value.isdigit() and len(value) <= 18 else None
     if choices and value not in choices:
         return None
     return attribute, value, following
@@ -99,7 +127,7 @@ def _globals(argv: list[str]) -> tuple[dict[str, object], int] | None:
     they are not in a plain form."""
     values = dict(_GLOBAL_DEFAULTS)
     seen: set[str] = set()
-    known_globals: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    known_globals: dict[str, Flag] = {
         flag: (attribute, ("text", "json") if attribute == "log_format" else ()) for flag, attribute in _GLOBAL_VALUES.items()
     }
     known_globals["--debug"] = ("debug", None)
@@ -161,46 +189,52 @@ def _read(values: dict[str, object]) -> str | None:
 
 def main(argv: list[str] | None = None, *, parent: str = "monitor") -> int:
     """Run one command line (app.main's contract): the plain calls here, everything else through argparse."""
-    args = recognise(sys.argv[1:] if argv is None else argv)
-    if args is not None:
+    given = sys.argv[1:] if argv is None else argv
+    args = recognise(given)
+    if args is not None and args.command in ("state", "ps", "list"):  # type: ignore[attr-defined]
+        values = vars(args)
+        try:  # a read writes nothing: whatever goes wrong, argparse's path reads again and reports it
+            text = None if values["debug"] else _read(values)
+        except (OSError, ValueError):
+            text = None
+        if text is not None:
+            sys.stdout.write(text)
+            return 0
+        args = None  # the whole call is argparse's
+    creating = _prestart(given)
+    try:
+        if args is None:
+            from corral.cli.app import main as full
+
+            return full(argv, parent=parent)
+        from corral.cli.log import Log
+        from corral.cli.runner import run
+
         values = vars(args)
         values["parent"] = parent  # app.main's default for a `--parent` not given
-        if values["command"] in ("state", "ps", "list"):
-            try:  # a read writes nothing: whatever goes wrong, argparse's path reads again and reports it
-                text = None if values["debug"] else _read(values)
-            except (OSError, ValueError):
-                text = None
-            if text is not None:
-                sys.stdout.write(text)
-                return 0
-        else:
-            from corral.cli.log import Log
-            from corral.cli.runner import run
-
-            log = Log(args.log, str(values["log_format"]), bool(values["debug"]))  # type: ignore[attr-defined]
-            return run(args, log, argv)  # type: ignore[arg-type]
-    _prestart(sys.argv[1:] if argv is None else argv)
-    try:
-        from corral.cli.app import main as full
-
-        return full(argv, parent=parent)
+        log = Log(args.log, str(values["log_format"]), bool(values["debug"]))  # type: ignore[attr-defined]
+        return run(args, log, argv)  # type: ignore[arg-type]
     finally:
-        from corral.cli import early
+        if creating:
+            from corral.cli import early
 
-        early.discard()  # a helper `create` did not take
+            early.discard()  # a helper `create` did not take
 
 
-def _prestart(argv: list[str]) -> None:
-    """For a `create`, start the spawn helper now (early.py): its start then overlaps the rest."""
+def _prestart(argv: list[str]) -> bool:
+    """For a `create`, start the spawn helper now (early.py): its start then overlaps the rest.
+    Whether this is a create (whose helper, if nobody takes it, the caller then ends)."""
     found = _globals(argv)
     if found is None:
-        return
+        return False
     values, i = found
     if i < len(argv) and argv[i] == "create" and "--help" not in argv and "-h" not in argv:
         from corral.cli import early
         from corral.cli.roots import root_of  # not quickread: sqlite3 can wait until the helper runs
 
         early.prestart(root_of(values["root"]))  # type: ignore[arg-type]
+        return True
+    return False
 
 
 def entry(*, parent: str = "monitor") -> NoReturn:

@@ -206,9 +206,10 @@ def _lean(cli: Cli) -> bool:
     return any("done on the lean path" in line for line in lines[-3:])
 
 
-#: What a lean create (a config with an absolute cgroupsPath) and delete leave out: logging (only for
-#: a warning), hashlib (only for a store tag), shutil (only for destroy's rmtree).
-CREATE_NEVER = (*HEAVY, "logging", "hashlib", "shutil")
+#: What a lean create (a config with an absolute cgroupsPath) and delete leave out: the parser (oneshot.py
+#: recognises the shim's forms), logging (only for a warning), hashlib (only for a store tag), shutil (only
+#: for destroy's rmtree).
+CREATE_NEVER = (*HEAVY, "argparse", "corral.cli.parser", "corral.cli.app", "logging", "hashlib", "shutil")
 
 
 def test_the_runc_wrapper_s_create_and_delete_import_no_logging_hashlib_or_shutil(cli: Cli, rootfs_template: Path) -> None:

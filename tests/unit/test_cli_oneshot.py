@@ -50,6 +50,31 @@ RECOGNISED = [
     ["--log-format=text", "--log=/l", "resume", "c1"],
     ["--root=-odd", "state", "c1"],
     ["--root", "", "state", ""],
+    ["delete", "c1"],
+    ["delete", "-f", "c1"],
+    ["delete", "--force", "c1"],
+    ["--root", "/run/containerd/runc/k8s.io", "--log", "/b/log.json", "--log-format", "json", "delete", "--force", "c1"],
+    ["create", "c1"],
+    ["create", "--bundle", "/b", "c1"],
+    ["create", "-b", "/b", "c1"],
+    ["create", "--bundle=/b", "c1"],
+    ["create", "-b=/b", "c1"],
+    ["create", "--bundle", "", "c1"],
+    ["create", "--pid-file", "/b/init.pid", "c1"],
+    ["create", "--pid-file=", "c1"],
+    ["create", "--console-socket", "/tmp/pty.sock", "c1"],
+    ["create", "--no-pivot", "c1"],
+    ["create", "--no-new-keyring", "c1"],
+    ["create", "--preserve-fds", "2", "c1"],
+    ["create", "--preserve-fds=0", "c1"],
+    ["create", "--preserve-fds", "007", "c1"],
+    # containerd's shim, as it calls runc
+    ["--root", "/run/containerd/runc/default", "--log", "/b/log.json", "--log-format", "json",
+     "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "c1"],
+    ["--root", "/run/containerd/runc/default", "--log", "/b/log.json", "--log-format", "json",
+     "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "--console-socket", "/tmp/pty.sock", "c1"],
+    ["--debug", "create", "--no-new-keyring", "--no-pivot", "--preserve-fds", "3", "--console-socket=/s", "-b", "/b",
+     "--pid-file", "/p", "c1"],
 ]
 
 #: Each must reach argparse: its errors, help and every flag this front does not know.
@@ -85,8 +110,43 @@ UNUSUAL = [
     ["list", "c1"],
     ["list", "--format", "xml"],
     ["list", "-qf", "json"],
-    ["create", "--bundle", "/b", "c1"],
-    ["delete", "c1"],
+    ["delete"],
+    ["delete", "a", "b"],
+    ["delete", "--help"],
+    ["delete", "--forc", "c1"],
+    ["delete", "-f", "-f", "c1"],
+    ["delete", "-f", "--force", "c1"],
+    ["delete", "--force=1", "c1"],
+    ["delete", "c1", "--force"],
+    ["delete", "-fc1"],
+    ["create"],
+    ["create", "--help"],
+    ["create", "-h", "c1"],
+    ["create", "a", "b"],
+    ["create", "--bund", "/b", "c1"],  # argparse's abbreviation
+    ["create", "--bundle", "/a", "--bundle", "/b", "c1"],
+    ["create", "-b", "/a", "--bundle", "/b", "c1"],
+    ["create", "--bundle", "-b", "c1"],
+    ["create", "--bundle", "--pid-file", "/p", "c1"],
+    ["create", "--pid-file", "-", "c1"],
+    ["create", "--bundle"],
+    ["create", "-b/b", "c1"],
+    ["create", "c1", "--bundle", "/b"],
+    ["create", "--no-pivot=1", "c1"],
+    ["create", "--no-pivot", "--no-pivot", "c1"],
+    ["create", "--preserve-fds", "x", "c1"],
+    ["create", "--preserve-fds", "", "c1"],
+    ["create", "--preserve-fds", "-1", "c1"],
+    ["create", "--preserve-fds", "+1", "c1"],
+    ["create", "--preserve-fds", " 1", "c1"],
+    ["create", "--preserve-fds", "1_0", "c1"],
+    ["create", "--preserve-fds", "\u0663", "c1"],  # a digit int() reads, not ASCII
+    ["create", "--preserve-fds", "1" * 19, "c1"],
+    ["create", "--detach", "c1"],  # run's, not create's
+    ["create", "--", "c1"],
+    ["--parent", "caller", "create", "--bundle", "/b", "c1"],
+    ["--systemd-cgroup", "create", "c1"],
+    ["run", "--bundle", "/b", "c1"],
     ["exec", "c1", "sh"],
     ["frobnicate"],
 ]
@@ -106,6 +166,37 @@ def test_anything_unusual_is_left_to_argparse(argv: list[str], monkeypatch: pyte
     monkeypatch.setattr(app, "main", lambda given=None, *, parent="monitor": calls.append((given, parent)) or 7)
     assert oneshot.main(argv, parent="caller") == 7
     assert calls == [(argv, "caller")]
+
+
+def test_the_flag_tables_are_parser_s() -> None:
+    """Every flag recognised here has parser.py's attribute, default, value (switch, choices or int)
+    and spellings; every command here has its target."""
+    import argparse
+
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for command, flags in oneshot._FLAGS.items():
+        sub = commands.choices[command]
+        assert sub.get_default("target") == oneshot._TARGETS[command]
+        options = {a.dest: a for a in sub._actions if a.option_strings and a.dest != "help"}
+        recognised = {attribute for attribute, _ in flags.values()}
+        if command not in ("ps", "list"):  # ps's table runs ps(1); list's flags are all here
+            assert recognised == set(options), command
+        for spelling, (attribute, value) in flags.items():
+            action = sub._option_string_actions[spelling]
+            assert action.dest == attribute and spelling in options[attribute].option_strings
+            assert set(action.option_strings) <= set(flags), spelling  # every alias, or a form goes to argparse
+            if value is None:
+                assert isinstance(action, argparse._StoreTrueAction)
+            elif value is int:
+                assert action.type is int and action.choices is None
+            else:
+                assert isinstance(value, tuple) and action.nargs is None and action.type is None
+                assert set(value) <= set(action.choices or value)
+                assert bool(value) == (action.choices is not None)
+            if not (command == "ps" and attribute == "format"):  # given, always: json is the only form here
+                assert oneshot._COMMAND_DEFAULTS[command][attribute] == action.default
+        optional = [a.dest for a in sub._actions if not a.option_strings and a.nargs in ("?", argparse.REMAINDER)]
+        assert set(oneshot._COMMAND_DEFAULTS[command]) == (recognised | set(optional)) - ({"format"} if command == "ps" else set())
 
 
 def test_the_repeated_facts_agree() -> None:
@@ -302,3 +393,53 @@ def test_an_error_while_reading_is_left_to_argparse_s_path(store: Path, monkeypa
     monkeypatch.setattr(app, "main", lambda given=None, *, parent="monitor": handed.append(given) or 7)
     argv = ["--root", str(store), "state", "plain-running"]
     assert oneshot.main(argv) == 7 and handed == [argv]
+
+
+# -- create's early helper --------------------------------------------------------------------
+
+
+@pytest.fixture
+def empty_store(tmp_path: Path) -> Path:
+    from corral.store.repository import Repository
+
+    root = tmp_path / "root"
+    Repository(root).close()
+    return root
+
+
+@pytest.mark.parametrize("failing", ["a missing bundle", "before create runs"])
+@pytest.mark.parametrize("path", ["recognised", "argparse's"])
+def test_a_create_starts_the_helper_once_and_ends_it_if_untaken(
+    empty_store: Path, tmp_path: Path, failing: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both fronts start it (early.py) before anything else, once; a create that fails, whether or not
+    it took the helper, leaves none behind. A stand-in helper: `cat` on the socket, which ends at its EOF."""
+    import socket
+
+    from corral.cli import early
+    from corral.cli.commands import lifecycle
+    from corral.errors import CorralError
+    from corral.executor import launch
+
+    helpers: list[subprocess.Popen[bytes]] = []
+
+    def start_helper() -> tuple[subprocess.Popen[bytes], socket.socket]:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            helpers.append(subprocess.Popen(["cat"], stdin=theirs.fileno(), stdout=subprocess.DEVNULL))
+        return helpers[-1], ours
+
+    monkeypatch.setattr(launch, "start_helper", start_helper)
+    if failing == "before create runs":
+        def refuse(ctx: object) -> int:
+            raise CorralError("refused")
+
+        monkeypatch.setattr(lifecycle, "create", refuse)
+    flag = "--bundle" if path == "recognised" else "--bund"
+    argv = ["--root", str(empty_store), "--log", str(tmp_path / "log"), "create", flag, str(tmp_path / "missing"), "c1"]
+    assert (oneshot.recognise(argv) is not None) == (path == "recognised")
+    assert oneshot.main(argv) == 1
+    assert len(helpers) == 1
+    assert early.take() is None
+    assert helpers[0].poll() is not None  # ended, not left to the interpreter's exit
+    assert ("refused" if failing == "before create runs" else "missing") in (tmp_path / "log").read_text()
