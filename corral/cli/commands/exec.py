@@ -14,9 +14,8 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
 
 from corral.cli import terminal
 from corral.cli.commands.lifecycle import check_console_socket, hand_over_console, inherited_stdio
@@ -27,6 +26,7 @@ from corral.errors import CorralError
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.config import Process
+    from corral.statemachine.process import ExecProcess
 
 
 _USER = re.compile(r"([0-9]+)(?::([0-9]+))?")
@@ -133,51 +133,86 @@ def exec_(ctx: Context) -> int:
     stdio = inherited_stdio(args.preserve_fds)
     if console:
         stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
-    try:
-        handle = box.exec(process, stdio=stdio, console=console)
-    except BaseException:
-        if host is not None:
-            os.close(host)
-        raise
+    with _Forwarding(ctx) if not args.detach else nullcontext() as forwarding:
+        try:
+            handle = box.exec(process, stdio=stdio, console=console)
+        except BaseException:
+            if host is not None:
+                os.close(host)
+            raise
+        return _after_exec(ctx, handle, host, forwarding)
+
+
+def _after_exec(ctx: Context, handle: ExecProcess, host: int | None, forwarding: _Forwarding | None) -> int:
+    """Hand the terminal over or proxy it, write the pid file, and in the foreground wait."""
+    args = ctx.args
     master, handle.console_fd = handle.console_fd, None
     if master is not None and host is None:
         hand_over_console(args.console_socket, master)  # unsent: closing the master hangs the process up
-    ctx.log.debug(f"exec in {box.id}: pid {handle.pid}")
+    ctx.log.debug(f"exec in {ctx.container_id}: pid {handle.pid}")
     if args.pid_file:
         write_pid_file(args.pid_file, handle.pid)
-    if args.detach:
+    if forwarding is None:
         return 0
-    with _forwarding(handle.pid, ctx):
-        if master is not None and host is not None:
-            try:
-                terminal.proxy(master, host)
-            finally:
-                os.close(master)
-        status = handle.wait()
+    forwarding.to(handle.pid)
+    if master is not None and host is not None:
+        try:
+            terminal.proxy(master, host)
+        finally:
+            os.close(master)
+    status = handle.wait()
     return 255 if status is None else status
 
 
-@contextmanager
-def _forwarding(pid: int, ctx: Context) -> Iterator[None]:
+class _Forwarding:
     """Pass on to the exec'd process the signals this process gets while it waits, as runc's
-    exec does (SIGWINCH excepted: it resizes the terminal)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:  # already gone and reaped: nothing to forward to
-        yield
-        return
+    exec does (SIGWINCH excepted: it resizes the terminal).
 
-    def forward(signum: int, _frame: object) -> None:
+    The handlers are set before the process is made: a caller that signals as soon as the process
+    shows a sign of life (containerd, a test reading its output) would otherwise find this process
+    still on the default action and kill it instead. A signal that comes before the process
+    exists is held and passed on once it does (`to`); if none ever does, it is raised again here
+    once the handlers are put back, so that it does what it would have done.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._attached = False  # `to` was called: signals go to the process, or nowhere once it is gone
+        self._pidfd: int | None = None
+        self._held: list[int] = []
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Forwarding:
+        self._previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED if sig != signal.SIGWINCH}
+        return self
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        if not self._attached:
+            self._held.append(signum)
+            return
+        if self._pidfd is None:
+            return
         try:
-            signal.pidfd_send_signal(pidfd, signum)
+            signal.pidfd_send_signal(self._pidfd, signum)
         except OSError as exc:
-            ctx.log.debug(f"forwarding signal {signum} to {pid}: {exc}")
+            self._ctx.log.debug(f"forwarding signal {signum}: {exc}")
 
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED if sig != signal.SIGWINCH}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
+    def to(self, pid: int) -> None:
+        """The process is there: from now on its signals go to `pid`, and those held so far too."""
+        self._attached = True
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except OSError:  # already gone and reaped: nothing to forward to
+            return
+        held, self._held = self._held, []
+        for signum in held:
+            self._forward(signum, None)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-        os.close(pidfd)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+        if not self._attached and self._held:
+            signal.raise_signal(self._held[0])  # no process took it: its own action, as if never caught
 
