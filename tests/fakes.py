@@ -8,8 +8,8 @@ concurrency tests need. It keeps the real executor's contract, clause by clause
 blocks until the init exits or the timeout passes; a second `start` is refused;
 a process is named by its PID *and* start time, so a stale identity is gone and a
 reused PID is never signalled; `processes` lists every live process of the
-container; `exec` into a frozen container is refused (the real one would hang
-until its set-up timeout). A fake that is kinder than the kernel would let the
+container; a process exec'd into a frozen container is held (alive) until it is
+thawed, as the real one is frozen before it runs. A fake that is kinder than the kernel would let the
 lifecycle pass tests that the kernel fails.
 
 Exec'd processes are told apart by the base name of args[0]: `sleep` runs until
@@ -129,6 +129,11 @@ def _end_procs(k: dict[str, Any], sig: int) -> None:
         if p["alive"]:
             p.update(alive=False, exit=[128 + sig, sig])
 
+
+
+def _fake_exit(name: str) -> list[int | None]:
+    """How a fake exec'd program ends: `false` with 1, anything else but `sleep` with 0."""
+    return [1 if name == "false" else 0, None]
 
 class FakeExecutor:
     """Implements corral.executor.interface.Executor against a pretend kernel in `kernel_dir`."""
@@ -357,6 +362,10 @@ class FakeExecutor:
         self._maybe_fail("thaw")
         with self._kernel(facts.id) as k:
             k["frozen"] = False
+            for p in k.get("procs", []):  # what was exec'd while frozen runs now
+                name = os.path.basename(p["args"][0]) if p["args"] else ""
+                if p.pop("held", False) and p["alive"] and name != "sleep":
+                    p.update(alive=False, exit=_fake_exit(name))
 
     def update_resources(self, facts: ContainerFacts, resources: Resources) -> None:
         """Keeps what was written (the kernel's `resources`), or raises what fail_next set."""
@@ -370,20 +379,20 @@ class FakeExecutor:
             init = self._require_init(facts)
             if not self._alive(facts, k):
                 raise InitError(f"exec in container {facts.id!r}: its init ({init.pid}) is gone")
-            if k.get("frozen"):
-                # The real exec joins the frozen cgroup and freezes before it can say
-                # it started: it fails only after its set-up timeout. Refused at once here.
-                raise InitError(f"exec in container {facts.id!r}: the container is frozen")
+            # Into a frozen container the real exec joins the frozen cgroup and runs once
+            # thawed: the process is held, alive, until then (thaw() lets it finish).
+            held = bool(k.get("frozen"))
             pid, start_time = _new_identity()
             name = os.path.basename(process.args[0]) if process.args else ""
-            alive = name == "sleep"
+            alive = name == "sleep" or held
             k.setdefault("procs", []).append(
                 {
                     "pid": pid,
                     "start_time": start_time,
                     "alive": alive,
-                    "exit": None if alive else [1 if name == "false" else 0, None],
+                    "exit": None if alive else _fake_exit(name),
                     "args": list(process.args),
+                    "held": held,
                 }
             )
         return FakeExecHandle(

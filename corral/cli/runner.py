@@ -18,8 +18,12 @@ from corral.errors import CorralError
 if TYPE_CHECKING:  # pragma: no cover
     import argparse
 
-#: runc exits 1 on every error, usage errors included.
+#: runc exits 1 on every error, usage errors included...
 EXIT_ERROR = 1
+#: ...but for these commands: (what the message starts with, the exit status). runc's exec.go
+#: ends a failed exec with `fatalWithCode(fmt.Errorf("exec failed: %w", err), 255)`, so that its
+#: status is never mistaken for the exec'd process's own.
+FAILURES = {"exec": ("exec failed: ", 255)}
 
 
 def _command(target: str) -> Callable[[Context], int]:
@@ -36,12 +40,10 @@ def run(args: argparse.Namespace, log: Log, argv: list[str] | None) -> int:
         if args.rootless == "true":
             raise CorralError("rootless mode is not supported by corral")
         return _command(args.target)(ctx)
-    except CorralError as exc:
-        log.error(str(exc))
-        return EXIT_ERROR
-    except OSError as exc:  # a file named on the command line, a pid file, a socket
-        log.error(str(exc))
-        return EXIT_ERROR
+    except (CorralError, OSError) as exc:  # OSError: a file named on the command line, a pid file, a socket
+        prefix, status = FAILURES.get(args.command, ("", EXIT_ERROR))
+        log.error(f"{prefix}{exc}")
+        return status
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130

@@ -435,6 +435,10 @@ def exec_stage(request: ExecRequest, sock: socket.socket, stdio: list[int], pidf
         step("forking the process")
         pid = os.fork()
         if pid == 0:
+            if request.frozen:  # the monitor puts it into the frozen cgroup, then says Go
+                step("waiting to be put into the frozen cgroup")
+                if protocol.recv(sock) is None:
+                    os._exit(1)
             _exec_process(request.process, request.seccomp, sock, stdio)
         protocol.send(sock, ExecForked(pid))
     except BaseException as exc:

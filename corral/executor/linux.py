@@ -350,7 +350,10 @@ class LinuxExecutor:
             process=process,
             seccomp=_compiled_seccomp(facts.config),  # runc too filters exec'd processes
             parent=self.parent,
+            frozen=cgroup.frozen(),
         )
+        if request.frozen and process.terminal:
+            raise ConfigError("process.terminal", "a paused container's exec cannot have a terminal yet: resume it first")
         return spawning.spawn_exec(self._helper, request, stdio)
 
     def processes(self, facts: ContainerFacts) -> list[int]:

@@ -406,7 +406,8 @@ def run_exec(request: ExecRequest, ctl: socket.socket, stdio: list[int]) -> NoRe
         os.close(fd)
     pid: int | None = None
     try:
-        _join_cgroups(request.cgroup_procs, first)
+        if not request.frozen:
+            _join_cgroups(request.cgroup_procs, first)
         protocol.send(ours, Go())
         while True:
             message, passed = protocol.recv_report(ours)
@@ -414,6 +415,12 @@ def run_exec(request: ExecRequest, ctl: socket.socket, stdio: list[int]) -> NoRe
                 break
             if isinstance(message, ExecForked):
                 pid = message.pid
+                if request.frozen:
+                    # Into the frozen cgroup before it runs anything of its own (it waits for this
+                    # Go): it freezes there, and its set-up and execve happen once thawed.
+                    _join_cgroups(request.cgroup_procs, pid)
+                    protocol.send(ours, Go())
+                    break
             elif isinstance(message, Console):
                 _relay(ctl, message, passed)
             elif isinstance(message, Failed):

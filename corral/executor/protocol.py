@@ -117,6 +117,10 @@ class ExecRequest:
     process: Process
     seccomp: CompiledFilter | None = None  # the container's filter: exec'd processes run under it too
     parent: str = PARENT_MONITOR  # PARENTS: who is the process's parent once it runs
+    #: The cgroup is frozen (a paused container, exec'd with ignore_paused): the process joins it
+    #: once forked, before it runs anything, and is reported started without waiting for its
+    #: execve, which happens only once the cgroup is thawed.
+    frozen: bool = False
 
 
 @dataclass(frozen=True)

@@ -190,7 +190,9 @@ class Container:
         """
         self._recipe.fire("update", resources=resources)
 
-    def exec(self, process: Process, *, stdio: Stdio | None = None, console: bool = False) -> ExecProcess:
+    def exec(
+        self, process: Process, *, stdio: Stdio | None = None, console: bool = False, ignore_paused: bool = False
+    ) -> ExecProcess:
         """Run `process` in the running container's namespaces and cgroups.
 
         What `process` leaves unset (its user, capabilities, no_new_privileges,
@@ -202,7 +204,12 @@ class Container:
         `console=True`: its new pty's master is then the returned ExecProcess's
         `console_fd`, the caller's to close.
 
-        Raises InvalidTransition unless running; ConfigError for a logged Stdio or a
+        With `ignore_paused` (runc exec's --ignore-paused) a paused container is
+        allowed too: the process joins the frozen cgroup, freezes with it and
+        runs once the container is resumed.
+
+        Raises InvalidTransition unless running (or paused, with `ignore_paused`);
+        ConfigError for a logged Stdio or a
         terminal without console=True (or the reverse), InvalidStdio for a closed
         descriptor; InitError if the process could not be started (its own message:
         a missing program, a bad user...).
@@ -210,7 +217,7 @@ class Container:
         if stdio is not None and stdio.log:
             raise ConfigError("stdio.log", "only the container's own process is logged; give exec a file or a pipe")
         check_console(process.terminal, console, stdio, where="process", call="Container.exec")
-        result: ExecProcess = self._recipe.fire("exec", process=process, stdio=stdio or Stdio())
+        result: ExecProcess = self._recipe.fire("exec", force=ignore_paused, process=process, stdio=stdio or Stdio())
         return result
 
     def wait(self, timeout: float | None = None) -> int | None:

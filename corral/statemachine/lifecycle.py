@@ -40,6 +40,8 @@ class Transition:
     requires_force: bool = False
     observed: bool = False  # noticed in the kernel, never requested through the API
     meaning: str = ""
+    #: The caller's argument that allows a `requires_force` row (destroy's `force`, exec's `ignore_paused`).
+    force_flag: str = "force"
 
 
 S = State
@@ -59,6 +61,14 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("pause", (S.RUNNING,), S.PAUSED, meaning="freeze the cgroup"),
     Transition("resume", (S.PAUSED,), S.RUNNING, meaning="thaw the cgroup"),
     Transition("exec", (S.RUNNING,), None, meaning="run another process in the namespaces"),
+    Transition(
+        "exec",
+        (S.PAUSED,),
+        None,
+        requires_force=True,
+        force_flag="ignore_paused",
+        meaning="run another process in the frozen cgroup: it runs once resumed (runc's --ignore-paused)",
+    ),
     Transition("signal", (S.CREATED, S.RUNNING, S.PAUSED), None, meaning="signal the init"),
     Transition(
         "update", (S.CREATED, S.RUNNING, S.PAUSED), None, meaning="change the cgroup limits (linux.resources)"
@@ -131,6 +141,14 @@ def needs_force(state: State, event: str) -> bool:
     return bool(rows) and all(r.requires_force for r in rows)
 
 
+def force_hint(state: State, event: str) -> str:
+    """What a refusal adds when the caller's flag would allow `event` ("pass force=True"), else ""."""
+    rows = transitions_for(state, event)
+    if not rows or not all(r.requires_force for r in rows):
+        return ""
+    return f"pass {rows[0].force_flag}=True"
+
+
 def event_between(source: State, dest: State) -> str | None:
     """The unforced event that moves `source` to `dest`, if the table has one.
 
@@ -173,7 +191,7 @@ def mermaid() -> str:
     """The lifecycle diagram (Mermaid), as README.md shows it."""
     lines = ["stateDiagram-v2", f"    [*] --> {INITIAL_STATE.value}: create"]
     for t in TRANSITIONS:
-        label = t.event + (" (force)" if t.requires_force else "") + (" (observed)" if t.observed else "")
+        label = t.event + (f" ({t.force_flag})" if t.requires_force else "") + (" (observed)" if t.observed else "")
         for source in t.sources:
             dest = t.dest or source
             lines.append(f"    {source.value} --> {dest.value}: {label}")

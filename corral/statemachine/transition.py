@@ -39,8 +39,8 @@ from corral.statemachine.lifecycle import (
     State,
     allowed_events,
     find_transition,
+    force_hint,
     machine_transitions,
-    needs_force,
     state_info,
 )
 from corral.statemachine.step import Step, facts_of
@@ -190,7 +190,7 @@ class Recipe:
         """Steps 3 to 6 on `record`, which the caller reloaded under the lock it holds."""
         state = State(record.state)
         if find_transition(state, event, force=force) is None:
-            hint = "pass force=True" if needs_force(state, event) else ""
+            hint = force_hint(state, event)
             raise InvalidTransition(self.id, state.value, event, allowed_events(state), hint)
         self._machine_for(state.value).set_state(state.value)
         step = Step(event, self.context, record, self.config_of)

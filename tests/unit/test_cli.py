@@ -370,3 +370,33 @@ def test_the_one_shot_path_knows_the_init_s_name() -> None:
     from corral.executor import init, quick
 
     assert quick.INIT_COMM == init.INIT_COMM
+
+
+def test_exec_process_file_ignores_the_process_flags(tmp_path: Path) -> None:
+    """runc's getProcess: with --process the file is the whole process."""
+    from corral.cli.commands.exec import ignored_flags
+
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps({"args": ["echo", "x"], "cwd": "/", "env": ["X=1"]}))
+    base = Process(args=("sh",), env=("PATH=/bin",), cwd="/root")
+    args = build_parser().parse_args(["exec", "--process", str(path), "--cap", "NET_ADMIN", "-e", "Y=2", "--cwd",
+                                      "/tmp", "-u", "5:6", "-g", "7", "--tty", "--no-new-privs", "c1"])
+    assert build_process(args, base) == build_process(build_parser().parse_args(["exec", "--process", str(path), "c1"]), base)
+    assert ignored_flags(args) == ["--env", "--cwd", "--user", "--additional-gids", "--cap", "--tty", "--no-new-privs"]
+    assert ignored_flags(build_parser().parse_args(["exec", "-e", "Y=2", "c1", "id"])) == []
+
+
+def test_listen_fds_only_for_this_process() -> None:
+    """go-systemd's activation.Files, as runc reads LISTEN_FDS: for the PID LISTEN_PID names only."""
+    from corral.cli.listen_fds import announce, listen_fds
+
+    assert listen_fds({"LISTEN_FDS": "2", "LISTEN_PID": "77"}, pid=77) == 2
+    assert listen_fds({"LISTEN_FDS": "2", "LISTEN_PID": "78"}, pid=77) == 0
+    assert listen_fds({"LISTEN_FDS": "2"}, pid=77) == 0
+    assert listen_fds({"LISTEN_FDS": "x", "LISTEN_PID": "77"}, pid=77) == 0
+    assert listen_fds({"LISTEN_FDS": "+2", "LISTEN_PID": "77"}, pid=77) == 0
+    assert listen_fds({}, pid=77) == 0
+    process = announce(Process(args=("sh",), env=("A=1", "LISTEN_PID=9", "LISTEN_FDS=5")), 2)
+    assert process.env == ("A=1", "LISTEN_FDS=2", "LISTEN_PID=1")
+    args = build_parser().parse_args(["exec", "c1", "env"])
+    assert build_process(args, process).env == ("A=1",)  # an exec'd process is not the init

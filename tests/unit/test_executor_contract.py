@@ -286,18 +286,19 @@ def test_processes_lists_every_live_process_of_the_container(h: Harness) -> None
     assert sleeper.wait(10.0).signal == signal.SIGKILL
 
 
-def test_exec_into_a_frozen_container_is_refused(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real exec freezes as it joins the cgroup and fails at its set-up timeout (shortened here)."""
-    import corral.executor.spawn
-
-    monkeypatch.setattr(corral.executor.spawn, "SETUP_TIMEOUT", 3.0)
+def test_exec_into_a_frozen_container_runs_once_thawed(h: Harness) -> None:
+    """runc's exec --ignore-paused (the lifecycle table decides whether it may): the process joins
+    the frozen cgroup, is reported at once, and runs only once the cgroup is thawed."""
     facts = running(h)
     h.executor.freeze(facts)
     assert h.executor.status(facts).frozen
-    with pytest.raises(InitError):
-        h.executor.exec(facts, exec_process("/bin/true"), Stdio())
+    held = h.executor.exec(facts, exec_process("/bin/true"), Stdio())
+    assert held.pid in h.executor.processes(facts)
+    with pytest.raises(WaitTimeout):
+        held.wait(0.5)
     h.executor.thaw(facts)
     assert not h.executor.status(facts).frozen
+    assert held.wait(10.0) == ExitStatus(0)
     assert h.executor.exec(facts, exec_process("/bin/true"), Stdio()).wait(10.0) == ExitStatus(0)
 
 

@@ -24,9 +24,10 @@ from tests.unit.conftest import simple_config
 
 REFUSED = "refused"
 STATES = ("creating", "created", "running", "paused", "stopped", "destroyed")
-# Every requestable event; "destroy!" is destroy(force=True), the only event that takes force.
-EVENTS = ("create", "start", "pause", "resume", "exec", "signal", "update", "destroy", "destroy!")
-FORCE_EVENTS = {"destroy"}
+# Every requestable event; "destroy!" is destroy(force=True) and "exec!" exec(ignore_paused=True),
+# the only events with a row that needs the caller's flag.
+EVENTS = ("create", "start", "pause", "resume", "exec", "exec!", "signal", "update", "destroy", "destroy!")
+FORCE_EVENTS = {"destroy", "exec"}
 
 # (state, event) -> the state recorded afterwards, or REFUSED (InvalidTransition, nothing changed).
 ORACLE: dict[tuple[str, str], str] = {
@@ -35,6 +36,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("creating", "pause"): REFUSED,
     ("creating", "resume"): REFUSED,
     ("creating", "exec"): REFUSED,
+    ("creating", "exec!"): REFUSED,
     ("creating", "signal"): REFUSED,
     ("creating", "update"): REFUSED,
     ("creating", "destroy"): REFUSED,
@@ -44,6 +46,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("created", "pause"): REFUSED,
     ("created", "resume"): REFUSED,
     ("created", "exec"): REFUSED,
+    ("created", "exec!"): REFUSED,
     ("created", "signal"): "created",
     ("created", "update"): "created",
     ("created", "destroy"): REFUSED,
@@ -53,6 +56,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("running", "pause"): "paused",
     ("running", "resume"): REFUSED,
     ("running", "exec"): "running",
+    ("running", "exec!"): "running",
     ("running", "signal"): "running",
     ("running", "update"): "running",
     ("running", "destroy"): REFUSED,
@@ -62,6 +66,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("paused", "pause"): REFUSED,
     ("paused", "resume"): "running",
     ("paused", "exec"): REFUSED,
+    ("paused", "exec!"): "paused",
     ("paused", "signal"): "paused",
     ("paused", "update"): "paused",
     ("paused", "destroy"): REFUSED,
@@ -71,6 +76,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("stopped", "pause"): REFUSED,
     ("stopped", "resume"): REFUSED,
     ("stopped", "exec"): REFUSED,
+    ("stopped", "exec!"): REFUSED,
     ("stopped", "signal"): REFUSED,
     ("stopped", "update"): REFUSED,
     ("stopped", "destroy"): "destroyed",
@@ -80,6 +86,7 @@ ORACLE: dict[tuple[str, str], str] = {
     ("destroyed", "pause"): REFUSED,
     ("destroyed", "resume"): REFUSED,
     ("destroyed", "exec"): REFUSED,
+    ("destroyed", "exec!"): REFUSED,
     ("destroyed", "signal"): REFUSED,
     ("destroyed", "update"): REFUSED,
     ("destroyed", "destroy"): REFUSED,
@@ -96,6 +103,8 @@ def fire(runtime: Runtime, cid: str, event: str) -> None:
     box = runtime.load(cid)
     if event == "exec":
         assert box.exec(Process(args=("true",))).wait() == 0
+    elif event == "exec!":
+        box.exec(Process(args=("true",)), ignore_paused=True)  # paused: it runs only once resumed
     elif event == "signal":
         box.signal(signal.SIGHUP)
     elif event == "update":

@@ -3,7 +3,11 @@
 With arguments, the process starts from the container's own (`process` in its
 config: env, user, capabilities, rlimits...) as runc's does; the flags then
 override the command, the working directory and the user, add environment
-variables and capabilities.
+variables and capabilities. With --process the file is the whole process and
+those flags are ignored, as runc's getProcess ignores them.
+
+A failure before the process runs exits 255 with "exec failed: ..." (runc's
+exec.go: `fatalWithCode(fmt.Errorf("exec failed: %w", err), 255)`; runner.py).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from corral.cli import terminal
 from corral.cli.commands.lifecycle import check_console_socket, hand_over_console, inherited_stdio
 from corral.cli.signals import FORWARDED
 from corral.cli.context import Context, write_pid_file
+from corral.cli.listen_fds import NAMES as LISTEN_NAMES
 from corral.cli.parser import UsageError
-from corral.errors import CorralError
+from corral.errors import CorralError, InvalidTransition
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.config import Process
@@ -51,43 +56,60 @@ def _env_name(entry: str) -> str:
     return entry.split("=", 1)[0]
 
 
+#: The flags that shape the process from arguments: runc ignores them all with --process.
+PROCESS_FLAGS = (
+    ("env", "--env"), ("cwd", "--cwd"), ("user", "--user"), ("additional_gids", "--additional-gids"),
+    ("cap", "--cap"), ("tty", "--tty"), ("no_new_privs", "--no-new-privs"),
+    ("apparmor", "--apparmor"), ("process_label", "--process-label"),
+)
+
+
+def ignored_flags(a: argparse.Namespace) -> list[str]:
+    """The process flags given beside --process (which runc, and so corral, ignore)."""
+    if not a.process:
+        return []
+    return [flag for attribute, flag in PROCESS_FLAGS if getattr(a, attribute)]
+
+
 def build_process(a: argparse.Namespace, base: Process) -> Process:
-    """The Process to exec from the exec flags, on top of the container's `base` process."""
+    """The Process to exec from the exec flags, on top of the container's `base` process;
+    with --process, the file's process alone (ignored_flags() names what is then ignored)."""
     from corral.config import Capabilities, Process, User
 
     if a.process:
         source = a.process
         text = sys.stdin.read() if source == "-" else open(source).read()
-        process = Process.from_json(text, source=source)
-    else:
-        command = list(a.args)
-        if command[:1] == ["--"]:
-            command = command[1:]
-        if not command:
-            raise UsageError("exec: give the command to run, or --process FILE")
-        env = list(base.env)
-        for entry in a.env:
-            if "=" not in entry:
-                raise UsageError(f"exec: --env {entry!r}: use KEY=VALUE")
-            env = [e for e in env if _env_name(e) != _env_name(entry)] + [entry]
-        user = base.user
-        if a.user:
-            uid, gid = parse_user(a.user)
-            user = User(uid=uid, gid=gid if gid is not None else user.gid, additional_gids=user.additional_gids, umask=user.umask)
-        if a.additional_gids:  # added to the container's, as runc's -g does
-            negative = [gid for gid in a.additional_gids if gid < 0]
-            if negative:
-                raise UsageError(f"exec: --additional-gids {negative[0]}: must be 0 or more")
-            user = dataclasses.replace(user, additional_gids=user.additional_gids + tuple(a.additional_gids))
-        process = dataclasses.replace(
-            base,
-            args=tuple(command),
-            env=tuple(env),
-            cwd=a.cwd or base.cwd,
-            user=user,
-            terminal=bool(a.tty),
-            no_new_privileges=base.no_new_privileges or bool(a.no_new_privs),
-        )
+        return Process.from_json(text, source=source)
+    command = list(a.args)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise UsageError("exec: give the command to run, or --process FILE")
+    # Socket activation's LISTEN_FDS/LISTEN_PID=1 are the init's alone (listen_fds.py): the exec'd
+    # process is not PID 1 and has none of its fds (runc's exec starts from config.json, without them).
+    env = [e for e in base.env if _env_name(e) not in LISTEN_NAMES]
+    for entry in a.env:
+        if "=" not in entry:
+            raise UsageError(f"exec: --env {entry!r}: use KEY=VALUE")
+        env = [e for e in env if _env_name(e) != _env_name(entry)] + [entry]
+    user = base.user
+    if a.user:
+        uid, gid = parse_user(a.user)
+        user = User(uid=uid, gid=gid if gid is not None else user.gid, additional_gids=user.additional_gids, umask=user.umask)
+    if a.additional_gids:  # added to the container's, as runc's -g does
+        negative = [gid for gid in a.additional_gids if gid < 0]
+        if negative:
+            raise UsageError(f"exec: --additional-gids {negative[0]}: must be 0 or more")
+        user = dataclasses.replace(user, additional_gids=user.additional_gids + tuple(a.additional_gids))
+    process = dataclasses.replace(
+        base,
+        args=tuple(command),
+        env=tuple(env),
+        cwd=a.cwd or base.cwd,
+        user=user,
+        terminal=bool(a.tty),
+        no_new_privileges=base.no_new_privileges or bool(a.no_new_privs),
+    )
     caps = [c.upper() if c.upper().startswith("CAP_") else "CAP_" + c.upper() for c in a.cap]
     if caps:
         current = process.capabilities or Capabilities((), (), (), (), ())
@@ -114,8 +136,11 @@ def exec_(ctx: Context) -> int:
     args = ctx.args
     if args.preserve_fds < 0:
         raise UsageError(f"exec: --preserve-fds {args.preserve_fds}: give a count of descriptors, 0 or more")
+    ignored = ignored_flags(args)
+    if ignored:
+        ctx.log.debug(f"exec: {', '.join(ignored)} ignored: --process gives the whole process (as runc)")
     for flag in ("process_label", "apparmor"):
-        if getattr(args, flag):
+        if getattr(args, flag) and not args.process:
             raise CorralError(f"exec: --{flag.replace('_', '-')}: not supported by corral")
     if args.cgroup:
         raise CorralError("exec: --cgroup: joining a sub-cgroup is not supported by corral")
@@ -135,7 +160,15 @@ def exec_(ctx: Context) -> int:
         stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
     with _Forwarding(ctx) if not args.detach else nullcontext() as forwarding:
         try:
-            handle = box.exec(process, stdio=stdio, console=console)
+            handle = box.exec(process, stdio=stdio, console=console, ignore_paused=bool(args.ignore_paused))
+        except InvalidTransition as exc:  # runc's words: containerd shows them
+            if host is not None:
+                os.close(host)
+            if exc.state == "paused":
+                raise CorralError("cannot exec in a paused container (use --ignore-paused to override)") from exc
+            if exc.state == "stopped":
+                raise CorralError("cannot exec in a stopped container") from exc
+            raise
         except BaseException:
             if host is not None:
                 os.close(host)

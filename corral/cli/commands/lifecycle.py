@@ -47,8 +47,11 @@ def inherited_stdio(preserve_fds: int = 0) -> Stdio:
 
 def check_console_socket(terminal: bool, socket_path: str, what: str) -> bool:
     """Whether to ask the library for a console: a terminal needs a socket to go to, and back."""
-    if terminal and not socket_path:
-        raise CorralError(f"{what} asks for a terminal: pass --console-socket SOCKET to receive it (or set it to false)")
+    if terminal and not socket_path:  # runc: "cannot allocate tty if runc will detach without setting console socket"
+        raise CorralError(
+            f"{what} asks for a terminal and this command detaches: pass --console-socket SOCKET to receive it "
+            "(or set it to false)"
+        )
     if socket_path and not terminal:
         raise CorralError(f"--console-socket: {what} asks for no terminal (set it to true)")
     return terminal
@@ -90,19 +93,26 @@ def _refuse_existing(ctx: Context) -> None:
         raise ContainerExists(ctx.container_id, view.state)  # else recovery may free the id first
 
 
-def _create(ctx: Context) -> Container | Created:
+def _create(ctx: Context) -> tuple[Container | Created, int | None]:
+    """The container, and the command's own terminal when a foreground `run` keeps the pty master
+    (box.console_fd) to join it to that terminal (runc's tty.go: a terminal, no console socket)."""
     # create returns while the init waits; run in the foreground waits for it itself.
     detached = ctx.args.command == "create" or bool(ctx.args.detach)
     # The one-shot path (fast_create.py) starts the spawn helper first, to start while this parses.
     from corral.cli.fast_create import EarlyHelper
 
     helper = EarlyHelper.for_create(ctx) if detached else None
+    host: list[int] = []
     try:
-        box = _create_with(ctx, detached, helper)
+        box = _create_with(ctx, detached, helper, host)
+    except BaseException:
+        for fd in host:
+            os.close(fd)
+        raise
     finally:
         if helper is not None:
             helper.close()  # not adopted: the library's path was taken, or create failed first
-    if box.console_fd is not None:
+    if box.console_fd is not None and not host:  # with `host`, the master stays in box.console_fd
         hand_over_console(ctx.args.console_socket, box.console_fd, lambda: _destroy(ctx, box))
         box.console_fd = None
     if ctx.args.pid_file:
@@ -111,24 +121,40 @@ def _create(ctx: Context) -> Container | Created:
         try:
             write_pid_file(ctx.args.pid_file, pid)
         except OSError:
+            for fd in (*host, box.console_fd):
+                if fd is not None:
+                    os.close(fd)
             _destroy(ctx, box)
             raise
     ctx.log.debug(f"created {box.id}: init {box.pid}")
-    return box
+    return box, host[0] if host else None
 
 
-def _create_with(ctx: Context, detached: bool, helper: EarlyHelper | None) -> Container | Created:
+def _create_with(ctx: Context, detached: bool, helper: EarlyHelper | None, host: list[int]) -> Container | Created:
+    """Create from the bundle; a foreground terminal without a console socket appends the
+    command's own terminal to `host` (runc's initHostConsole: before anything exists)."""
+    import dataclasses
+
+    from corral.cli import terminal
+    from corral.cli.listen_fds import announce, listen_fds
     from corral.config import Config
 
     _refuse_unsupported(ctx)
     _refuse_existing(ctx)
     bundle = os.path.abspath(ctx.args.bundle or os.getcwd())
     config = Config.from_bundle(bundle)
-    console = check_console_socket(config.process.terminal, ctx.args.console_socket, "process.terminal in config.json")
-    stdio = inherited_stdio(ctx.args.preserve_fds)
+    if config.process.terminal and not ctx.args.console_socket and not detached:
+        host.append(terminal.host_terminal())
+        console = True
+    else:
+        console = check_console_socket(config.process.terminal, ctx.args.console_socket, "process.terminal in config.json")
+    # Socket activation's fds 3..3+L-1 first, then --preserve-fds's (runc's order): one run from 3.
+    listening = listen_fds()
+    if listening:
+        ctx.log.debug(f"LISTEN_FDS={listening}: passing fds 3..{2 + listening} for socket activation")
+        config = dataclasses.replace(config, process=announce(config.process, listening))
+    stdio = inherited_stdio(listening + ctx.args.preserve_fds)
     if console:
-        import dataclasses
-
         stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
     if detached:
         from corral.cli.fast_create import try_create
@@ -155,7 +181,7 @@ def _destroy(ctx: Context, box: Container | Created) -> None:
 
 
 def create(ctx: Context) -> int:
-    _create(ctx)
+    _create(ctx)  # never a terminal of its own: create detaches
     return 0
 
 
@@ -215,7 +241,7 @@ def delete(ctx: Context) -> int:
 def run(ctx: Context) -> int:
     from corral.statemachine.quick_create import Created
 
-    made = _create(ctx)
+    made, host = _create(ctx)
     if isinstance(made, Created):  # run --detach on the one-shot path: start it the same way
         try:
             if not try_fire(ctx, "start"):
@@ -225,18 +251,30 @@ def run(ctx: Context) -> int:
             raise
         return 0
     box = made
+    master: int | None = None
+    if host is not None:  # the pty master is this command's, for its own terminal
+        master, box.console_fd = box.console_fd, None
     try:
         box.start()
     except BaseException:
+        for fd in (master, host):
+            if fd is not None:
+                os.close(fd)
         box.destroy(force=True)
         raise
     if ctx.args.detach:
         return 0
-    return _wait_in_foreground(ctx, box)
+    return _wait_in_foreground(ctx, box, master, host)
 
 
-def _wait_in_foreground(ctx: Context, box: Container) -> int:
-    """Wait for the init, passing on the signals this process gets; then delete it (unless --keep)."""
+def _wait_in_foreground(ctx: Context, box: Container, master: int | None = None, host: int | None = None) -> int:
+    """Wait for the init, passing on the signals this process gets; then delete it (unless --keep).
+    With a pty `master` and the command's terminal `host`, first copy between them until the
+    container's side of the pty closes (terminal.py; it closes `host`)."""
+    import signal as signal_module
+
+    from corral.cli import terminal
+    from corral.cli.signals import FORWARDED
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -244,12 +282,13 @@ def _wait_in_foreground(ctx: Context, box: Container) -> int:
         except CorralError as exc:
             ctx.log.debug(f"forwarding signal {signum}: {exc}")
 
-    import signal as signal_module
-
-    from corral.cli.signals import FORWARDED
-
     previous = {sig: signal_module.signal(sig, forward) for sig in FORWARDED}
     try:
+        if master is not None and host is not None:
+            try:
+                terminal.proxy(master, host)  # SIGWINCH resizes the pty meanwhile, as runc's
+            finally:
+                os.close(master)
         status = box.wait()
     finally:
         for sig, handler in previous.items():
