@@ -19,7 +19,6 @@ import fcntl
 import json
 import os
 import re
-import select
 import struct
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from corral.errors import InvalidTransition
 from tests.integration.conftest import make_config
 from tests.integration.test_cli import Cli, cli, frozen, make_bundle  # noqa: F401 - cli is a fixture
 from tests.integration.test_preserve_fds import _fds
-from tests.integration.test_terminal import read_until_closed
+from tests.integration.test_terminal import talk_to_shell
 
 pytestmark = pytest.mark.root
 
@@ -149,14 +148,7 @@ def test_run_in_the_foreground_with_a_terminal_uses_the_commands_own(cli: Cli, r
     finally:
         os.close(slave)
     try:
-        out = b""
-        deadline = time.monotonic() + 60
-        while b"# " not in out:  # the shell's prompt
-            assert time.monotonic() < deadline and run.poll() is None, out
-            if select.select([master], [], [], 1)[0]:
-                out += os.read(master, 4096)
-        os.write(master, b'echo "A$((6*7))Z"; echo "S$(stty size)S"; echo "T$(tty)T"; exit 6\n')
-        out += read_until_closed(master)
+        out = talk_to_shell(master, run, b'echo "A$((6*7))Z"; echo "S$(stty size)S"; echo "T$(tty)T"; exit 6\n')
         assert run.wait(timeout=60) == 6, out
     finally:
         if run.poll() is None:

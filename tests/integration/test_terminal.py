@@ -86,6 +86,19 @@ SESSION = (
 )
 
 
+def talk_to_shell(master: int, run: subprocess.Popen[bytes], line: bytes) -> bytes:
+    """Wait for the shell's prompt on `master` (while `run` lives), type `line`, and read everything
+    until the container's side of the terminal closes."""
+    out = b""
+    deadline = time.monotonic() + 60
+    while b"# " not in out:  # the shell's prompt
+        assert time.monotonic() < deadline and run.poll() is None, out
+        if select.select([master], [], [], 1)[0]:
+            out += os.read(master, 4096)
+    os.write(master, line)
+    return out + read_until_closed(master)
+
+
 def read_until_closed(master: int, timeout: float = 20) -> bytes:
     """Everything the process writes until its side of the terminal is closed (EIO on Linux)."""
     chunks: list[bytes] = []
@@ -311,14 +324,7 @@ def test_cli_exec_tty_in_the_foreground_joins_the_commands_own_terminal(cli: Cli
     finally:
         os.close(slave)
     try:
-        out = b""
-        deadline = time.monotonic() + 60
-        while b"# " not in out:  # the shell's prompt
-            assert time.monotonic() < deadline, out
-            if select.select([master], [], [], 1)[0]:
-                out += os.read(master, 4096)
-        os.write(master, b'echo "A$((6*7))Z"; echo "S$(stty size)S"; exit 6\n')
-        out += read_until_closed(master)
+        out = talk_to_shell(master, run, b'echo "A$((6*7))Z"; echo "S$(stty size)S"; exit 6\n')
         assert run.wait(timeout=60) == 6, out
     finally:
         if run.poll() is None:
