@@ -1,0 +1,209 @@
+"""Tests written against mutants of store/lean.py, store/lean_durable.py and statemachine/quick.py
+that survived the unit suite (tests/README.md, fourth session); each names what it kills.
+
+The one-shot command line writes through these modules (plain sqlite3) what the library writes
+through the Repository; tests/unit/test_store_lean.py and test_quick_create.py compare the rows
+of whole transitions. These cover what those comparisons leave out: the record each write hands
+back (the next write of the same call is decided on it), the id a lean destroy frees, the clock
+the stamps are read from, and the errors a failed write raises.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from corral import Config, Runtime
+from corral.errors import ConcurrentModification, StoreError
+from corral.statemachine import quick, quick_create, quick_destroy
+from corral.statemachine.locks import Locks
+from corral.store.bell import bell_path
+from corral.store.lean import LeanRecord, LeanStore, open_lean
+from corral.store.lean_durable import DurableLeanStore, open_durable
+
+BOOT = "boot-1"
+
+
+@pytest.fixture
+def lean(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[LeanStore]:
+    """The plain lean store of `runtime`'s root (start, kill, pause, resume); the fake's inits live."""
+    monkeypatch.setattr(quick.proc, "alive", lambda init: True)
+    store = open_lean(str(runtime.root))
+    assert store is not None
+    with store:
+        yield store
+
+
+@pytest.fixture
+def durable(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[DurableLeanStore]:
+    """The durable lean store (create, delete) of `runtime`'s root."""
+    monkeypatch.setattr(quick_destroy.proc, "alive", lambda init: True)
+    store = open_durable(str(runtime.root))
+    assert store is not None
+    with store:
+        yield store
+
+
+def lean_create(runtime: Runtime, store: DurableLeanStore, cid: str, config: Config) -> None:
+    quick_create.create(store, Locks(runtime.root), runtime.context.executor, BOOT, str(runtime.run_root), cid, config)
+
+
+def lean_delete(runtime: Runtime, store: DurableLeanStore, cid: str) -> None:
+    quick_destroy.delete(store, runtime.context.executor, Locks(runtime.root), BOOT, cid, force=True)
+
+
+def column(runtime: Runtime, sql: str, *args: object) -> list[tuple[object, ...]]:
+    con = sqlite3.connect(runtime.root / "corral.db")
+    try:
+        return list(con.execute(sql, args))
+    finally:
+        con.close()
+
+
+def fresh(store: LeanStore, cid: str) -> LeanRecord:
+    record = store.record(cid)
+    assert record is not None
+    return record
+
+
+def test_a_lean_record_reads_what_the_library_holds(runtime: Runtime, config: Config, lean: LeanStore) -> None:
+    """Kills lean.LeanStore.record__mutmut_9 (the cgroup paths read for key None: none): pause and
+    kill act on the cgroups the record names."""
+    runtime.create("c", config).start()
+    library = runtime.load("c").record
+    record = fresh(lean, "c")
+    assert record.cgroup_paths and dict(record.cgroup_paths) == dict(library.cgroup_paths)
+    assert record.created_cgroups == library.created_cgroups
+    assert (record.key, record.state, record.version, record.live) == (library.key, "running", library.version, True)
+
+
+def test_each_lean_write_hands_back_the_record_it_wrote(runtime: Runtime, config: Config, lean: LeanStore) -> None:
+    """The next write of the same call is decided on the record a write returns (quick_create hands
+    create's outcome to destroy), so it must be the row now stored: kills lean intent__mutmut_12
+    (its pending event lost), outcome__mutmut_24..28 (state or liveness not updated, or inverted)
+    and _update__mutmut_93/95/98/99/100 (the pending event of an intent dropped)."""
+    runtime.create("c", config).start()
+    record = lean.intent(fresh(lean, "c"), "pause")
+    assert record == fresh(lean, "c")
+    assert record.pending_event == "pause"
+    record = lean.outcome(record, "pause", "running", "paused", None)
+    assert record == fresh(lean, "c")
+    assert (record.state, record.live, record.pending_event) == ("paused", True, None)
+    record = lean.intent(record, "resume")
+    record = lean.failed(record, "resume", RuntimeError("the freezer is stuck"))
+    assert record == fresh(lean, "c")
+    assert column(runtime, "SELECT last_error FROM containers WHERE key = ?", record.key) == [("resume: the freezer is stuck",)]
+
+
+def test_a_durable_destroy_hands_back_a_tombstone(runtime: Runtime, config: Config, durable: DurableLeanStore) -> None:
+    """Kills lean outcome__mutmut_25/27/28 on the destroy path: the record destroy returns is not live."""
+    lean_create(runtime, durable, "c", config)
+    record = fresh(durable, "c")
+    record = durable.intent(record, "destroy")
+    record = durable.outcome(record, "destroy", "created", "destroyed", {"force": True})
+    assert (record.state, record.live) == ("destroyed", False)
+    assert record == fresh(durable, "c")
+
+
+def test_a_lean_delete_frees_the_id(runtime: Runtime, config: Config, durable: DurableLeanStore) -> None:
+    """A tombstone's live_id is NULL, so the id can be created again: kills lean outcome__mutmut_8
+    and _update__mutmut_16/17/20 (live_id left at the id when destroyed)."""
+    lean_create(runtime, durable, "c", config)
+    first = fresh(durable, "c").key
+    lean_delete(runtime, durable, "c")
+    assert column(runtime, "SELECT live_id, state FROM containers WHERE key = ?", first) == [(None, "destroyed")]
+    lean_create(runtime, durable, "c", config)  # not ContainerExists
+    second = fresh(durable, "c")
+    assert second.key != first and second.live and runtime.load("c").record.key == second.key
+
+
+def test_the_plain_lean_store_refuses_durable_events(runtime: Runtime, config: Config, lean: LeanStore) -> None:
+    """Create and destroy must commit with an fsync: the plain connection refuses their outcome too,
+    writing nothing. Kills lean outcome__mutmut_1 (not refused) and _refuse__mutmut_2 (no reason)."""
+    runtime.create("c", config)
+    record = fresh(lean, "c")
+    with pytest.raises(ValueError, match="destroy commits durably"):
+        lean.outcome(record, "destroy", "created", "destroyed", None)
+    assert fresh(lean, "c") == record
+    with pytest.raises(ValueError, match="create commits durably"):
+        lean.intent(record, "create")
+
+
+def test_lean_stamps_are_utc_whatever_the_local_zone(
+    runtime: Runtime, config: Config, lean: LeanStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Repository stores naive UTC; a lean stamp in local time would make a pending intent look
+    hours old or young to recovery. Kills lean.x_utcnow__mutmut_1 (datetime.now(None): local time)."""
+    runtime.create("c", config)
+    monkeypatch.setenv("TZ", "XYZ-9")  # nine hours east of UTC
+    time.tzset()
+    try:
+        lean.intent(fresh(lean, "c"), "pause")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    [(since,)] = column(runtime, "SELECT pending_since FROM containers WHERE id = 'c'")
+    stamp = datetime.strptime(str(since), "%Y-%m-%d %H:%M:%S.%f")
+    assert abs(stamp - datetime.now(timezone.utc).replace(tzinfo=None)) < timedelta(minutes=10)
+
+
+def test_an_outcome_rings_the_bell_after_its_journal_row(runtime: Runtime, config: Config, lean: LeanStore) -> None:
+    """Runtime.events() wakes on the bell when a journal row is committed: the outcome rings it.
+    Kills lean _update__mutmut_89 (rung only by writes without a journal row, i.e. intents)."""
+    runtime.create("c", config).start()
+    record = lean.intent(fresh(lean, "c"), "pause")
+    bell = Path(bell_path(runtime.root))
+    bell.unlink(missing_ok=True)
+    lean.outcome(record, "pause", "running", "paused", None)
+    assert bell.exists()
+
+
+def test_a_database_error_is_a_store_error_naming_the_file_and_cause(
+    runtime: Runtime, config: Config, lean: LeanStore
+) -> None:
+    """Kills lean _transaction__mutmut_14..18 and x__path__mutmut_1 (a TypeError, or the cause
+    lost, instead of the store's error): the write is rolled back and the error says where and why."""
+    runtime.create("c", config)
+    record = fresh(lean, "c")
+    con = sqlite3.connect(runtime.root / "corral.db")
+    con.execute("CREATE TRIGGER no_pause BEFORE UPDATE ON containers BEGIN SELECT RAISE(ABORT, 'the disk says no'); END")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError) as caught:
+        lean.intent(record, "pause")
+    assert str(runtime.root / "corral.db") in str(caught.value)
+    assert "the disk says no" in str(caught.value)
+    assert fresh(lean, "c") == record  # rolled back
+
+
+def test_a_stale_write_names_the_container_and_the_versions(runtime: Runtime, config: Config, lean: LeanStore) -> None:
+    """Kills lean _update__mutmut_49..53 (ConcurrentModification without the id or the versions)."""
+    runtime.create("c", config)
+    record = fresh(lean, "c")
+    lean.intent(record, "pause")
+    with pytest.raises(ConcurrentModification) as caught:
+        lean.intent(record, "pause")
+    assert caught.value.container_id == "c"
+    assert f"record version {record.version + 1}, decided on {record.version}" in str(caught.value)
+
+
+def test_a_vanished_record_is_a_store_error_naming_it(runtime: Runtime, config: Config, lean: LeanStore) -> None:
+    """Kills lean _update__mutmut_48 (StoreError(None)): the error says which record vanished where."""
+    runtime.create("c", config)
+    record = fresh(lean, "c")
+    con = sqlite3.connect(runtime.root / "corral.db")
+    con.execute("PRAGMA foreign_keys = ON")
+    con.execute("DELETE FROM containers WHERE key = ?", (record.key,))
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError) as caught:
+        lean.intent(record, "pause")
+    assert not isinstance(caught.value, ConcurrentModification)
+    assert f"container record {record.key} vanished" in str(caught.value)
+    assert str(runtime.root / "corral.db") in str(caught.value)
+
