@@ -11,6 +11,7 @@ the stamps are read from, and the errors a failed write raises.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -72,13 +73,14 @@ def fresh(store: LeanStore, cid: str) -> LeanRecord:
 
 
 def test_a_lean_record_reads_what_the_library_holds(runtime: Runtime, config: Config, lean: LeanStore) -> None:
-    """Kills lean.LeanStore.record__mutmut_9 (the cgroup paths read for key None: none): pause and
-    kill act on the cgroups the record names."""
+    """Kills lean.LeanStore.record__mutmut_9 (the cgroup paths read for key None: none), _18 and _41
+    (run_dir lost): pause and kill act on the cgroups the record names, start and delete on its run dir."""
     runtime.create("c", config).start()
     library = runtime.load("c").record
     record = fresh(lean, "c")
     assert record.cgroup_paths and dict(record.cgroup_paths) == dict(library.cgroup_paths)
     assert record.created_cgroups == library.created_cgroups
+    assert record.run_dir == library.run_dir  # start releases the init through it; delete removes it
     assert (record.key, record.state, record.version, record.live) == (library.key, "running", library.version, True)
 
 
@@ -207,3 +209,37 @@ def test_a_vanished_record_is_a_store_error_naming_it(runtime: Runtime, config: 
     assert f"container record {record.key} vanished" in str(caught.value)
     assert str(runtime.root / "corral.db") in str(caught.value)
 
+
+
+def test_a_lean_write_waits_for_another_writer(runtime: Runtime, config: Config, lean: LeanStore) -> None:
+    """Another process holding the write lock for a moment delays a lean write, as it delays the
+    Repository's (the busy timeout), instead of failing it: kills lean x_open_lean__mutmut_25
+    (busy_timeout = 0)."""
+    runtime.create("c", config)
+    record = fresh(lean, "c")
+    other = sqlite3.connect(runtime.root / "corral.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        assert lean.intent(record, "pause").pending_event == "pause"
+    finally:
+        release.join()
+        other.close()
+    assert fresh(lean, "c").pending_event == "pause"
+
+
+def test_a_record_from_before_created_cgroups_reads_as_the_library_reads_it(
+    runtime: Runtime, config: Config, lean: LeanStore
+) -> None:
+    """A record written before migration 0003 has no created_cgroups (NULL): the lean path reads it
+    (None: corral may not remove its cgroups) instead of failing. Kills lean record__mutmut_45."""
+    runtime.create("c", config).start()
+    con = sqlite3.connect(runtime.root / "corral.db")
+    con.execute("UPDATE containers SET created_cgroups = NULL WHERE id = 'c'")
+    con.commit()
+    con.close()
+    record = fresh(lean, "c")
+    assert record.created_cgroups is None
+    assert runtime.load("c").record.created_cgroups is None
+    assert record.state == "running" and record.cgroup_paths
