@@ -11,6 +11,7 @@ the stamps are read from, and the errors a failed write raises.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import threading
 import time
@@ -21,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from corral import Config, Runtime
-from corral.errors import ConcurrentModification, ContainerExists, StoreError
+from corral.config import Hook, Hooks
+from corral.errors import ConcurrentModification, ContainerExists, ContainerNotFound, StoreError
 from corral.executor.interface import ContainerFacts
 from corral.statemachine import quick, quick_create, quick_destroy
 from corral.statemachine.locks import Locks
@@ -342,3 +344,92 @@ def test_a_live_id_is_refused_naming_it_and_its_state(runtime: Runtime, config: 
         lean_create(runtime, durable, "c", config)
     assert caught.value.container_id == "c"
     assert "'c' already exists (state created)" in str(caught.value)
+
+
+# -- statemachine/quick.py: the lean start, pause, resume and signal ------------------------------
+
+
+def test_the_lean_kernel_work_acts_on_the_records_init_and_cgroups(
+    runtime: Runtime, config: Config, lean: LeanStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each event's kernel work (executor/quick.py, seen here at its seam) is given the record's id,
+    init, run dir and cgroups, runs with the intent recorded, only for the recorded init, and passes
+    the fault points test_faults.py kills at. Kills quick x__start/_pause/_resume/_signal mutants
+    (arguments dropped or None, signal 15 and `all=False` by default, the journal detail's keys,
+    the fault point) and x_fire__mutmut_28/29/33 (another identity asked about), _81 (no intent
+    written), _84/_107 (fault points), _86/_87 (no record or init handed to the work)."""
+    runtime.create("c", config)
+    library = runtime.load("c").record
+    init = ProcessIdentity(library.init_pid, library.init_start_time)  # type: ignore[arg-type]
+    monkeypatch.setattr(quick.proc, "alive", lambda identity: identity == init)
+    calls: list[tuple[object, ...]] = []
+    pending: list[object] = []
+
+    def seam(name: str) -> object:
+        def work(*args: object) -> None:
+            calls.append((name, *args))
+            pending.extend(column(runtime, "SELECT pending_event FROM containers WHERE id = 'c'")[0])
+
+        return work
+
+    for name in ("release_init", "freeze", "thaw", "send_signal"):
+        monkeypatch.setattr(quick.quick, name, seam(name))
+    reached: list[str] = []
+    monkeypatch.setattr(quick.faults, "point", reached.append)
+    locks = Locks(runtime.root)
+    for event in ("start", "pause", "resume", "signal"):
+        quick.fire(lean, locks, BOOT, "c", event)
+    paths, created = dict(library.cgroup_paths), library.created_cgroups
+    assert calls == [
+        ("release_init", "c", init, library.run_dir),
+        ("freeze", paths, created),
+        ("thaw", paths, created),
+        ("send_signal", "c", init, paths, created, 15, False),  # SIGTERM to the init alone, as `kill`
+    ]
+    assert pending == ["start", "pause", "resume", "signal"]
+    assert reached == [
+        "start.intent", "start.recorded", "pause.intent", "pause.recorded", "resume.intent", "resume.recorded",
+        "signal.intent", "signal.sent", "signal.recorded",
+    ]
+    [(detail,)] = column(runtime, "SELECT detail FROM journal WHERE container_key = ? AND event = 'signal'", library.key)
+    assert json.loads(str(detail)) == {"signal": 15, "all": False}
+    assert runtime.load("c").state.value == "running"
+
+
+def test_lean_fire_on_an_unknown_or_destroyed_id_is_not_found(runtime: Runtime, config: Config, lean: LeanStore) -> None:
+    """Kills quick x_fire__mutmut_5 (a tombstone fired on, or None dereferenced), _8, _10, _11."""
+    runtime.create("gone", config).destroy(force=True)
+    for cid in ("nobody", "gone"):
+        with pytest.raises(ContainerNotFound) as caught:
+            quick.fire(lean, Locks(runtime.root), BOOT, cid, "signal", sig=9)
+        assert caught.value.container_id == cid
+
+
+def test_an_init_without_its_start_time_is_handed_to_the_library(
+    runtime: Runtime, config: Config, lean: LeanStore
+) -> None:
+    """Without the init's start time its PID cannot be told from a reused one: kills quick
+    x_fire__mutmut_19 (handed over only when both are missing)."""
+    runtime.create("c", config).start()
+    write(runtime, "UPDATE containers SET init_start_time = NULL WHERE id = 'c'")
+    before = runtime.context.store.get(runtime.load("c").record.key)
+    with pytest.raises(NeedsLibrary):
+        quick.fire(lean, Locks(runtime.root), BOOT, "c", "pause")
+    assert runtime.context.store.get(before.key) == before
+
+
+def test_only_a_hooked_start_is_handed_to_the_library(
+    runtime: Runtime, config: Config, lean: LeanStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start runs startContainer and poststart hooks (the library's); pause, resume and signal run
+    none, so they stay lean. Kills quick x_fire__mutmut_70/71/72."""
+    monkeypatch.setattr(quick, "KERNEL_WORK", {e: (lambda record, init, **kw: None) for e in quick.KERNEL_WORK})
+    hooked = dataclasses.replace(config, hooks=Hooks(poststop=(Hook(path="/bin/true"),)))
+    box = runtime.create("h", hooked)
+    before = runtime.load("h").record
+    with pytest.raises(NeedsLibrary):
+        quick.fire(lean, Locks(runtime.root), BOOT, "h", "start")
+    assert runtime.load("h").record == before
+    box.start()
+    quick.fire(lean, Locks(runtime.root), BOOT, "h", "pause")
+    assert runtime.load("h").state.value == "paused"
