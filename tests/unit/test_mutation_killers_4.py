@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,11 +58,13 @@ def durable(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[Durab
 
 
 def lean_create(runtime: Runtime, store: DurableLeanStore, cid: str, config: Config) -> None:
-    quick_create.create(store, Locks(runtime.root), runtime.context.executor, BOOT, str(runtime.run_root), cid, config)
+    executor: Any = runtime.context.executor  # the fake, in the LinuxExecutor's place
+    quick_create.create(store, Locks(runtime.root), executor, BOOT, str(runtime.run_root), cid, config)
 
 
 def lean_delete(runtime: Runtime, store: DurableLeanStore, cid: str) -> None:
-    quick_destroy.delete(store, runtime.context.executor, Locks(runtime.root), BOOT, cid, force=True)
+    executor: Any = runtime.context.executor
+    quick_destroy.delete(store, executor, Locks(runtime.root), BOOT, cid, force=True)
 
 
 def column(runtime: Runtime, sql: str, *args: object) -> list[tuple[object, ...]]:
@@ -288,10 +291,15 @@ def test_a_lean_delete_hands_the_executor_the_recorded_monitor_and_bundle(
     assert (record.monitor_pid, record.monitor_start_time) == (4242, 99)
     given: list[ContainerFacts] = []
     real = runtime.context.executor.destroy
-    monkeypatch.setattr(runtime.context.executor, "destroy", lambda facts: (given.append(facts), real(facts))[1])
+
+    def destroy(facts: ContainerFacts) -> None:
+        given.append(facts)
+        real(facts)
+
+    monkeypatch.setattr(runtime.context.executor, "destroy", destroy)
     lean_delete(runtime, durable, "c")
     [facts] = given
-    assert facts.monitor == ProcessIdentity(record.monitor_pid, record.monitor_start_time)
+    assert facts.monitor == ProcessIdentity(4242, 99)
     assert facts.config.bundle == str(tmp_path)
     assert runtime.load("c").record.state == "destroyed"
 
@@ -312,7 +320,8 @@ def test_a_lean_delete_hands_network_interfaces_to_the_library_untouched(
     with pytest.raises(NeedsLibrary):
         lean_delete(runtime, durable, "c")
     assert runtime.load("c").record == record
-    assert runtime.context.executor.kernel("c").get("alive")
+    fake: Any = runtime.context.executor
+    assert fake.kernel("c").get("alive")
 
 
 @pytest.mark.parametrize("created", [{"fake": ("/fake-cgroup/corral/c",)}, None])
@@ -360,7 +369,8 @@ def test_the_lean_kernel_work_acts_on_the_records_init_and_cgroups(
     written), _84/_107 (fault points), _86/_87 (no record or init handed to the work)."""
     runtime.create("c", config)
     library = runtime.load("c").record
-    init = ProcessIdentity(library.init_pid, library.init_start_time)  # type: ignore[arg-type]
+    assert library.init_pid is not None and library.init_start_time is not None
+    init = ProcessIdentity(library.init_pid, library.init_start_time)
     monkeypatch.setattr(quick.proc, "alive", lambda identity: identity == init)
     calls: list[tuple[object, ...]] = []
     pending: list[object] = []
