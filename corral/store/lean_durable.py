@@ -14,7 +14,7 @@ are fsynced as the Repository's `corral_durable` transactions are (issue 10).
 - `intent`, `outcome`, `failed`: lean.py's, here allowed for create and destroy,
   with the namespaces `created` records and the columns its outcome sets.
 
-tests/unit/test_store_lean_durable.py compares every row with the Repository's.
+tests/unit/test_quick_create.py compares every row with the Repository's.
 A record with network interfaces is never written here (the library's path).
 """
 
