@@ -168,7 +168,7 @@ static int run_monitor(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &chld, &old_mask);
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    int have_init = 0, init_wstatus = 0, reap_failed = 0;
+    int have_init = 0, init_wstatus = 0, reap_failed = 0, exit_written = 0;
     pid_t reporter = 0; /* the OOM recorder running, if any: one at a time */
     long pending = 0; /* a count grown while a recorder ran */
     long eager_until = 0;
@@ -186,6 +186,14 @@ static int run_monitor(int argc, char **argv) {
             if (pid == init_pid) {
                 have_init = 1;
                 init_wstatus = ws;
+                /* The exit file as the init is reaped, also while an OOM recorder still runs: a
+                 * controller may hold the container's lock while it waits for this file
+                 * (teardown.exit_status, from observe_exit), and the recorder waits for that
+                 * lock. Written after the recorder, it came after both gave up: "unknown". */
+                int status, sig;
+                decode(ws, &status, &sig);
+                write_exit_file(exit_fd, exit_path, 1, status, sig, NULL);
+                exit_written = 1;
             } else if (pid == reporter) {
                 reporter = 0;
             }
@@ -250,7 +258,7 @@ static int run_monitor(int argc, char **argv) {
     int status = 0, sig = 0;
     if (!reap_failed) decode(init_wstatus, &status, &sig);
     const char *reason = reap_failed ? NO_REAP_REASON : NULL;
-    write_exit_file(exit_fd, exit_path, !reap_failed, status, sig, reason);
+    if (!exit_written) write_exit_file(exit_fd, exit_path, !reap_failed, status, sig, reason);
     if (recorder == NULL) return 0;
     long count = oom_count(oom_file); /* after the exit file, as Observer.exited */
     /* recorded.py's order: an OOM kill not yet reported, then the exit; the exit file's lock is

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,51 @@ def test_the_monitor_waiter_falls_back_to_the_recorder_when_it_cannot_write(
     mark = _monitor_into_store(tmp_path, runtime, _store_argv(runtime, str(tmp_path / "no-store")), 7)
     assert mark.read_text().split() == ["exited", "0", "0", "7", "none"]
     assert runtime.load("c").recorded_state.value == "running"  # the mark wrote nothing
+
+
+def test_the_exit_file_is_written_as_the_init_is_reaped_while_an_oom_recorder_still_runs(tmp_path: Path) -> None:
+    """A controller may hold the container's lock while it waits for the exit file (teardown.exit_status,
+    called by observe_exit), and an OOM recorder waits for that lock: the file must not wait for the
+    recorder. (It did: 10 s later both gave up, and the status was recorded unknown.)"""
+    path = tmp_path / "init.exit"
+    protocol.create_exit_file(str(path))
+    oom_file = tmp_path / "memory.oom_control"
+    oom_file.write_text("oom_kill 0\n")
+    started, release = tmp_path / "recorder-started", tmp_path / "release"
+    os.mkfifo(release)
+    # The recorder of `oom` rows stands in for one blocked on the container's lock: it waits on a fifo.
+    script = f'if [ "$1" = oom ]; then : > {started}; read x < {release}; fi'
+    recorder = ["/bin/sh", "sh", "-c", script, "sh"]
+    waiter = os.fork()
+    if waiter == 0:  # pragma: no cover - the child process
+        try:
+            fd = protocol.open_exit_file(str(path))
+            assert fd is not None
+            protocol.hold_exit_file(fd)
+            os.set_inheritable(fd, True)
+            wake = os.eventfd(0)
+            os.set_inheritable(wake, True)
+            child = os.fork()
+            if child == 0:  # the init: OOM-killed once (as the kernel counts it), then it ends
+                oom_file.write_text("oom_kill 1\n")
+                os.eventfd_write(wake, 1)
+                for _ in range(1000):
+                    if started.exists():
+                        break
+                    time.sleep(0.01)
+                os._exit(7)
+            os.execv(waiting.WAITER, ["corral-mon:t", "monitor", str(child), str(fd), str(path), str(oom_file),
+                                      str(wake), "eventfd", "0", "--", *recorder])
+        finally:
+            os._exit(99)
+    try:
+        deadline = time.monotonic() + 10
+        while not (started.exists() and isinstance(protocol.read_exit_record(str(path)), Exited)):
+            assert time.monotonic() < deadline, "the exit file waited for the OOM recorder"
+            time.sleep(0.01)
+        assert protocol.read_exit_record(str(path)) == Exited(7, None)  # while the recorder still waits
+    finally:
+        with open(release, "w") as fifo:  # let the recorder end, then the waiter
+            fifo.write("go\n")
+        _, status = os.waitpid(waiter, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
