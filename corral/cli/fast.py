@@ -11,14 +11,18 @@ library's path, whose Runtime finishes what is left before it fires.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from corral.cli.context import Context, boot_id
 from corral.errors import ContainerNotFound
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.statemachine.locks import Locks
+    from corral.store.lean import LeanStore
     from corral.store.readonly import ReadonlyStore
+
+T = TypeVar("T")
 
 
 def _locks(ctx: Context) -> Locks:
@@ -61,25 +65,39 @@ def clear_boot(ctx: Context, store: ReadonlyStore) -> str | None:
     return None if recovery_reason(ctx, store, current) is not None else current
 
 
-def try_fire(ctx: Context, event: str, **kwargs: Any) -> bool:
-    """Fire `event` on `ctx.container_id` the cheap way; False when only the library may (nothing done)."""
-    from corral.statemachine.quick import NeedsLibrary, fire  # not for `state` and `ps`, which import this module
-    from corral.store.lean import open_lean
+def on_lean_path(ctx: Context, what: str, store: LeanStore | None, work: Callable[[Any, str], T]) -> T | None:
+    """`work(store, boot_id)` on the lean path, or None when only the library may act (nothing written).
 
-    store = open_lean(ctx.root)
+    The one shape of try_fire, try_create and try_delete: no store the lean code may open, something
+    left to recover, or NeedsLibrary from the work all hand the call to the library; a missing
+    container is ctx.not_found(), as the library's path says it.
+    """
+    from corral.statemachine.quick import NeedsLibrary
+
     if store is None:
-        return False
+        return None
     with store:
         current = clear_boot(ctx, store)
         if current is None:
-            return False
-        locks = _locks(ctx)
+            return None
         try:
-            fire(store, locks, current, ctx.container_id, event, **kwargs)
+            result = work(store, current)
         except NeedsLibrary as exc:
-            ctx.log.debug(f"{event}: the library's path: {exc}")
-            return False
+            ctx.log.debug(f"{what}: the library's path: {exc}")
+            return None
         except ContainerNotFound:
             raise ctx.not_found() from None
-    ctx.log.debug(f"{event} {ctx.container_id}: done on the lean path")
-    return True
+    ctx.log.debug(f"{what} {ctx.container_id}: done on the lean path")
+    return result
+
+
+def try_fire(ctx: Context, event: str, **kwargs: Any) -> bool:
+    """Fire `event` on `ctx.container_id` the cheap way; False when only the library may (nothing done)."""
+    from corral.statemachine.quick import fire  # not for `state` and `ps`, which import this module
+    from corral.store.lean import open_lean
+
+    def work(store: Any, current: str) -> bool:
+        fire(store, _locks(ctx), current, ctx.container_id, event, **kwargs)
+        return True
+
+    return on_lean_path(ctx, event, open_lean(ctx.root), work) is not None

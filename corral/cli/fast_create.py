@@ -12,11 +12,10 @@ command takes the library's path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from corral.cli.context import Context
-from corral.cli.fast import _locks, clear_boot
-from corral.errors import ContainerNotFound
+from corral.cli.fast import _locks, on_lean_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import socket
@@ -96,28 +95,20 @@ def try_create(
     except NeedsLibrary as exc:
         ctx.log.debug(f"create: the library's path: {exc}")
         return None
-    store = open_durable(ctx.root)
-    if store is None:
-        return None
-    with store:
-        current = clear_boot(ctx, store)
-        if current is None:
-            return None
+
+    def work(store: Any, current: str) -> Created:
         executor = _executor(ctx, detached)
         if helper is not None:
             helper.give(executor)
         try:
-            created = create(
+            return create(
                 store, _locks(ctx), executor, current, ctx.run_root, ctx.container_id, config,
                 stdio=stdio, console=console,
             )
-        except NeedsLibrary as exc:
-            ctx.log.debug(f"create: the library's path: {exc}")
-            return None
         finally:
             executor.close()
-    ctx.log.debug(f"create {ctx.container_id}: done on the lean path")
-    return created
+
+    return on_lean_path(ctx, "create", open_durable(ctx.root), work)
 
 
 def try_delete(ctx: Context, *, force: bool) -> bool:
@@ -126,23 +117,11 @@ def try_delete(ctx: Context, *, force: bool) -> bool:
     Raises ContainerNotFound (ctx.not_found()) when no live container has the id,
     and CorralError for a running or paused one without `force`, as the library's path does.
     """
-    from corral.statemachine.quick import NeedsLibrary
     from corral.statemachine.quick_destroy import delete
     from corral.store.lean_durable import open_durable
 
-    store = open_durable(ctx.root)
-    if store is None:
-        return False
-    with store:
-        current = clear_boot(ctx, store)
-        if current is None:
-            return False
-        try:
-            delete(store, None, _locks(ctx), current, ctx.container_id, force=force)  # None: the kernel directly
-        except NeedsLibrary as exc:
-            ctx.log.debug(f"delete: the library's path: {exc}")
-            return False
-        except ContainerNotFound:
-            raise ctx.not_found() from None
-    ctx.log.debug(f"delete {ctx.container_id}: done on the lean path")
-    return True
+    def work(store: Any, current: str) -> bool:
+        delete(store, None, _locks(ctx), current, ctx.container_id, force=force)  # None: the kernel directly
+        return True
+
+    return on_lean_path(ctx, "delete", open_durable(ctx.root), work) is not None
