@@ -131,6 +131,16 @@ def build_process(a: argparse.Namespace, base: Process) -> Process:
     return process
 
 
+#: exec --ignore-paused --tty into a paused container. The process's terminal is made by the
+#: process itself, in the container, and a frozen cgroup lets it do nothing until resumed: runc
+#: 1.1 then blocks (its exec waits for the console, ignoring SIGTERM) until someone resumes the
+#: container. corral refuses at once instead, before anything is made, and says what to do.
+_PAUSED_TERMINAL = (
+    "container {id} is paused: a terminal (--tty, or terminal in --process) cannot be set up in it "
+    "until it is resumed; run `resume {id}` first, or exec without a terminal"
+)
+
+
 def exec_(ctx: Context) -> int:
     args = ctx.args
     if args.preserve_fds < 0:
@@ -145,6 +155,8 @@ def exec_(ctx: Context) -> int:
         raise CorralError("exec: --cgroup: joining a sub-cgroup is not supported by corral")
     box = ctx.load(detached=bool(args.detach))
     process = build_process(args, box.config.process)
+    if process.terminal and args.ignore_paused and box.state.value == "paused":
+        raise CorralError(_PAUSED_TERMINAL.format(id=box.id))
     host: int | None = None  # runc's foreground terminal: a terminal, no socket, not detached
     if process.terminal and not args.console_socket:
         if args.detach:
