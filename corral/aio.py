@@ -192,8 +192,12 @@ class AsyncContainer:
     async def signal(self, sig: int = signal_module.SIGTERM, *, all_processes: bool = False) -> None:
         await self._runtime.call(self.sync.signal, sig, all_processes=all_processes)
 
-    async def exec(self, process: Process, *, stdio: Stdio | None = None) -> AsyncExecProcess:
-        return AsyncExecProcess(self._runtime, await self._runtime.call(self.sync.exec, process, stdio=stdio))
+    async def exec(
+        self, process: Process, *, stdio: Stdio | None = None, ignore_paused: bool = False
+    ) -> AsyncExecProcess:
+        """As `Container.exec`; `ignore_paused` lets it into a paused container (it runs once resumed)."""
+        made = await self._runtime.call(self.sync.exec, process, stdio=stdio, ignore_paused=ignore_paused)
+        return AsyncExecProcess(self._runtime, made)
 
     async def destroy(self, force: bool = False) -> None:
         await self._runtime.call(self.sync.destroy, force)

@@ -1,4 +1,4 @@
-"""A foreground `exec` catches the signals it passes on before its process exists (cli/commands/exec.py).
+"""A foreground `exec` (and `run`) catches the signals it passes on before its process exists (cli/forwarding.py).
 
 A caller may signal `corral exec` as soon as the process shows a sign of life; the
 handlers used to be set only once `box.exec` had returned, so a SIGTERM in between
@@ -13,18 +13,14 @@ import subprocess
 import sys
 import textwrap
 
-from corral.cli.commands.exec import _Forwarding
+from corral.cli.forwarding import Forwarding
 from corral.cli.log import Log
-
-
-class _Ctx:
-    log = Log()
 
 
 def test_a_signal_before_the_process_exists_reaches_it_once_it_does() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
-        with _Forwarding(_Ctx()) as forwarding:  # type: ignore[arg-type]
+        with Forwarding(Log()) as forwarding:
             os.kill(os.getpid(), signal.SIGTERM)  # held: there is no process yet
             assert child.poll() is None
             forwarding.to(child.pid)
@@ -40,12 +36,10 @@ def test_a_signal_held_for_a_process_that_never_came_does_what_it_would_have_don
     program = textwrap.dedent(
         """
         import os, signal
-        from corral.cli.commands.exec import _Forwarding
+        from corral.cli.forwarding import Forwarding
         from corral.cli.log import Log
-        class Ctx:
-            log = Log()
         try:
-            with _Forwarding(Ctx()):
+            with Forwarding(Log()):
                 os.kill(os.getpid(), signal.SIGTERM)
                 raise RuntimeError("exec failed")
         except RuntimeError:

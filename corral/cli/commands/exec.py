@@ -16,15 +16,14 @@ import argparse
 import dataclasses
 import os
 import re
-import signal
 import sys
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from corral.cli import terminal
 from corral.cli.commands.lifecycle import check_console_socket, hand_over_console, inherited_stdio
-from corral.cli.signals import FORWARDED
 from corral.cli.context import Context, write_pid_file
+from corral.cli.forwarding import Forwarding
 from corral.cli.listen_fds import NAMES as LISTEN_NAMES
 from corral.cli.parser import UsageError
 from corral.errors import CorralError, InvalidTransition
@@ -132,6 +131,16 @@ def build_process(a: argparse.Namespace, base: Process) -> Process:
     return process
 
 
+#: exec --ignore-paused --tty into a paused container. The process's terminal is made by the
+#: process itself, in the container, and a frozen cgroup lets it do nothing until resumed: runc
+#: 1.1 then blocks (its exec waits for the console, ignoring SIGTERM) until someone resumes the
+#: container. corral refuses at once instead, before anything is made, and says what to do.
+_PAUSED_TERMINAL = (
+    "container {id} is paused: a terminal (--tty, or terminal in --process) cannot be set up in it "
+    "until it is resumed; run `resume {id}` first, or exec without a terminal"
+)
+
+
 def exec_(ctx: Context) -> int:
     args = ctx.args
     if args.preserve_fds < 0:
@@ -146,6 +155,8 @@ def exec_(ctx: Context) -> int:
         raise CorralError("exec: --cgroup: joining a sub-cgroup is not supported by corral")
     box = ctx.load(detached=bool(args.detach))
     process = build_process(args, box.config.process)
+    if process.terminal and args.ignore_paused and box.state.value == "paused":
+        raise CorralError(_PAUSED_TERMINAL.format(id=box.id))
     host: int | None = None  # runc's foreground terminal: a terminal, no socket, not detached
     if process.terminal and not args.console_socket:
         if args.detach:
@@ -158,7 +169,7 @@ def exec_(ctx: Context) -> int:
     stdio = inherited_stdio(args.preserve_fds)
     if console:
         stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
-    with _Forwarding(ctx) if not args.detach else nullcontext() as forwarding:
+    with Forwarding(ctx.log) if not args.detach else nullcontext() as forwarding:
         try:
             handle = box.exec(process, stdio=stdio, console=console, ignore_paused=bool(args.ignore_paused))
         except InvalidTransition as exc:  # runc's words: containerd shows them
@@ -176,7 +187,7 @@ def exec_(ctx: Context) -> int:
         return _after_exec(ctx, handle, host, forwarding)
 
 
-def _after_exec(ctx: Context, handle: ExecProcess, host: int | None, forwarding: _Forwarding | None) -> int:
+def _after_exec(ctx: Context, handle: ExecProcess, host: int | None, forwarding: Forwarding | None) -> int:
     """Hand the terminal over or proxy it, write the pid file, and in the foreground wait."""
     args = ctx.args
     master, handle.console_fd = handle.console_fd, None
@@ -195,57 +206,3 @@ def _after_exec(ctx: Context, handle: ExecProcess, host: int | None, forwarding:
             os.close(master)
     status = handle.wait()
     return 255 if status is None else status
-
-
-class _Forwarding:
-    """Pass on to the exec'd process the signals this process gets while it waits, as runc's
-    exec does (SIGWINCH excepted: it resizes the terminal).
-
-    The handlers are set before the process is made: a caller that signals as soon as the process
-    shows a sign of life (containerd, a test reading its output) would otherwise find this process
-    still on the default action and kill it instead. A signal that comes before the process
-    exists is held and passed on once it does (`to`); if none ever does, it is raised again here
-    once the handlers are put back, so that it does what it would have done.
-    """
-
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-        self._attached = False  # `to` was called: signals go to the process, or nowhere once it is gone
-        self._pidfd: int | None = None
-        self._held: list[int] = []
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _Forwarding:
-        self._previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED if sig != signal.SIGWINCH}
-        return self
-
-    def _forward(self, signum: int, _frame: object) -> None:
-        if not self._attached:
-            self._held.append(signum)
-            return
-        if self._pidfd is None:
-            return
-        try:
-            signal.pidfd_send_signal(self._pidfd, signum)
-        except OSError as exc:
-            self._ctx.log.debug(f"forwarding signal {signum}: {exc}")
-
-    def to(self, pid: int) -> None:
-        """The process is there: from now on its signals go to `pid`, and those held so far too."""
-        self._attached = True
-        try:
-            self._pidfd = os.pidfd_open(pid)
-        except OSError:  # already gone and reaped: nothing to forward to
-            return
-        held, self._held = self._held, []
-        for signum in held:
-            self._forward(signum, None)
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-        if not self._attached and self._held:
-            signal.raise_signal(self._held[0])  # no process took it: its own action, as if never caught
-

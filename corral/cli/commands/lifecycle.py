@@ -239,60 +239,59 @@ def delete(ctx: Context) -> int:
 
 
 def run(ctx: Context) -> int:
+    from contextlib import nullcontext
+
+    from corral.cli.forwarding import Forwarding
     from corral.statemachine.quick_create import Created
 
-    made, host = _create(ctx)
-    if isinstance(made, Created):  # run --detach on the one-shot path: start it the same way
+    if ctx.args.console_socket and not ctx.args.detach:
+        # runc's checkTerminal, word for word, before anything exists: in the foreground the
+        # terminal, if any, is the command's own, so a socket would never be used.
+        raise CorralError("cannot use console socket if runc will not detach or allocate tty")
+    # In the foreground the signals to pass on are caught from before the container exists (as
+    # runc's handler is): one that came between the start and the wait would otherwise kill this
+    # command and leave the container running. Held until the init runs, then passed on.
+    with nullcontext() if ctx.args.detach else Forwarding(ctx.log) as forwarding:
+        made, host = _create(ctx)
+        if isinstance(made, Created):  # run --detach on the one-shot path: start it the same way
+            try:
+                if not try_fire(ctx, "start"):
+                    _load(ctx).start()
+            except BaseException:
+                _destroy(ctx, made)
+                raise
+            return 0
+        box = made
+        master: int | None = None
+        if host is not None:  # the pty master is this command's, for its own terminal
+            master, box.console_fd = box.console_fd, None
         try:
-            if not try_fire(ctx, "start"):
-                _load(ctx).start()
+            box.start()
         except BaseException:
-            _destroy(ctx, made)
+            for fd in (master, host):
+                if fd is not None:
+                    os.close(fd)
+            box.destroy(force=True)
             raise
-        return 0
-    box = made
-    master: int | None = None
-    if host is not None:  # the pty master is this command's, for its own terminal
-        master, box.console_fd = box.console_fd, None
-    try:
-        box.start()
-    except BaseException:
-        for fd in (master, host):
-            if fd is not None:
-                os.close(fd)
-        box.destroy(force=True)
-        raise
-    if ctx.args.detach:
-        return 0
-    return _wait_in_foreground(ctx, box, master, host)
+        if forwarding is None:
+            return 0
+        assert box.pid is not None
+        forwarding.to(box.pid)
+        return _wait_in_foreground(ctx, box, master, host)
 
 
 def _wait_in_foreground(ctx: Context, box: Container, master: int | None = None, host: int | None = None) -> int:
-    """Wait for the init, passing on the signals this process gets; then delete it (unless --keep).
+    """Wait for the init (run() passes the signals on meanwhile); then delete it (unless --keep).
     With a pty `master` and the command's terminal `host`, first copy between them until the
     container's side of the pty closes (terminal.py; it closes `host`)."""
-    import signal as signal_module
-
     from corral.cli import terminal
-    from corral.cli.signals import FORWARDED
 
-    def forward(signum: int, _frame: object) -> None:
+    if master is not None and host is not None:
         try:
-            box.signal(signum)
-        except CorralError as exc:
-            ctx.log.debug(f"forwarding signal {signum}: {exc}")
-
-    previous = {sig: signal_module.signal(sig, forward) for sig in FORWARDED}
-    try:
-        if master is not None and host is not None:
-            try:
-                terminal.proxy(master, host)  # SIGWINCH resizes the pty meanwhile, as runc's
-            finally:
-                os.close(master)
-        status = box.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal_module.signal(sig, handler)
+            terminal.proxy(master, host)  # SIGWINCH resizes the pty meanwhile, as runc's
+        finally:
+            os.close(master)
+    status = box.wait()
     if not ctx.args.keep:
         box.destroy()
     if status is None:
