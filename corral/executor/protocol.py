@@ -26,7 +26,6 @@ None: that is how each side learns that the other died.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import os
@@ -273,12 +272,8 @@ _REPORTS: dict[str, type] = {
 
 def _field_types(cls: type) -> dict[str, tuple[type, ...]]:
     """The JSON types each field of a report accepts (its annotation: int, str, or X | None)."""
-    hints = typing.get_type_hints(cls)
-    accepted: dict[str, tuple[type, ...]] = {}
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        accepted[f.name] = typing.get_args(hint) or (hint,)
-    return accepted
+    hints = typing.get_type_hints(cls)  # in field order, for a dataclass and a named tuple (exitfile.Exited) alike
+    return {name: typing.get_args(hint) or (hint,) for name, hint in hints.items()}
 
 
 _FIELD_TYPES = {name: _field_types(cls) for name, cls in _REPORTS.items()}
