@@ -1,7 +1,8 @@
 """The values corral's layers hand each other and its callers: process identities,
 exit statuses, stdio, resource statistics, OOM events.
 
-A vocabulary, not a layer: plain frozen dataclasses that depend on nothing in
+A vocabulary, not a layer: plain frozen dataclasses (and, from corral.identity,
+the process identity and exit status, named tuples) that depend on nothing in
 corral, so that the face, the lifecycle, the store and the executor can all
 speak them without importing one another (the executor's interface re-exports
 them for the code that already imports them from there). Standard library only (and
@@ -16,50 +17,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol, Union
 
 from corral.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class ProcessIdentity:
-    """A process as the kernel knows it within one boot: a PID alone is reused, a PID
-    and its start time are not. The boot id that completes it is the record's
-    (the Runtime reads it, so that tests can fake a reboot).
-    """
-
-    pid: int
-    start_time: int  # field 22 of /proc/<pid>/stat: clock ticks after boot
-
-
-@dataclass(frozen=True)
-class ExitStatus:
-    """How a process ended.
-
-    `status` follows the shell and runc/containerd convention: the exit code, or
-    128 + the signal number when a signal killed it. `None` means nobody could
-    observe it (the monitor was gone, or the host restarted): corral says so
-    rather than invent one, and `reason` says why (it is journalled, so that an
-    unknown status is never a silent None). Not part of equality: two unknown
-    statuses are the same status whatever the cause.
-    """
-
-    status: int | None
-    signal: int | None = None
-    oom_killed: bool = False
-    reason: str | None = field(default=None, compare=False)
-
-    @property
-    def known(self) -> bool:
-        return self.status is not None
-
-    @classmethod
-    def from_wait_status(cls, wait_status: int) -> ExitStatus:
-        if os.WIFSIGNALED(wait_status):
-            sig = os.WTERMSIG(wait_status)
-            return cls(status=128 + sig, signal=sig)
-        return cls(status=os.WEXITSTATUS(wait_status))
-
-    @classmethod
-    def unknown(cls, reason: str | None = None) -> ExitStatus:
-        return cls(status=None, reason=reason)
+from corral.identity import ExitStatus as ExitStatus, ProcessIdentity as ProcessIdentity  # re-exported: the vocabulary's
 
 
 class SupportsFileno(Protocol):

@@ -32,6 +32,18 @@ if TYPE_CHECKING:  # pragma: no cover
     Started = tuple[subprocess.Popen[bytes], socket.socket]
 
 _started: Started | None = None
+_exits_now = False
+
+
+def exits_now() -> bool:
+    """Whether this process ends in `exit_now` (an entry point runs it), not in a caller's process."""
+    return _exits_now
+
+
+def will_exit_now() -> None:
+    """Said by the entry points, first: work that outlives the command can be left to the exit."""
+    global _exits_now
+    _exits_now = True
 
 
 def prestart(root: str) -> None:

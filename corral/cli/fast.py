@@ -76,6 +76,9 @@ def on_lean_path(ctx: Context, what: str, store: LeanStore | None, work: Callabl
 
     if store is None:
         return None
+    from corral.cli import early
+
+    store.leave_wal = early.exits_now()  # the WAL is checkpointed by a later commit, not by this exit
     with store:
         current = clear_boot(ctx, store)
         if current is None:

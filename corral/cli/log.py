@@ -8,20 +8,25 @@ text format is logrus's (`time="..." level=error msg="..."`), as runc's.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from datetime import datetime, timezone
-from typing import TextIO
+
+TYPE_CHECKING = False  # not typing's: the log is imported by every call, and writes a line in few
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import TextIO
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
 def _now() -> str:
+    from datetime import datetime, timezone  # only when a line is written (json's, too)
+
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def format_line(level: str, msg: str, fmt: str, time: str | None = None) -> str:
+    import json
+
     time = time or _now()
     if fmt == "json":
         return json.dumps({"level": level, "msg": msg, "time": time}, separators=(",", ":")) + "\n"

@@ -239,7 +239,7 @@ def _prestart(argv: list[str]) -> bool:
 
 def entry(*, parent: str = "monitor") -> NoReturn:
     """The process's whole life: run the command line, then leave without teardown (early.exit_now)."""
-    code = main(parent=parent)
     from corral.cli import early
 
-    early.exit_now(code)
+    early.will_exit_now()
+    early.exit_now(main(parent=parent))

@@ -19,12 +19,10 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple  # not dataclasses: `delete` reads this file, and imports no `inspect`
 
 
-@dataclass(frozen=True)
-class Exited:
+class Exited(NamedTuple):
     """Monitor → controller (exec), and the exit file of an init: how the process ended.
 
     `status` None: it could not be observed."""
@@ -37,8 +35,7 @@ class Exited:
 EXIT_FILE_SIZE = 512
 
 
-@dataclass(frozen=True)
-class ExitUnknown:
+class ExitUnknown(NamedTuple):
     """No status in the exit file, and why."""
 
     reason: str

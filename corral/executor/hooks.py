@@ -228,7 +228,7 @@ def to_message(outcome: HookOutcome) -> HookRan:
 
 
 def from_message(message: HookRan) -> HookOutcome:
-    return HookOutcome(**dataclasses.asdict(message))
+    return HookOutcome(**message._asdict())
 
 
 def host_pid() -> int:

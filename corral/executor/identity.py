@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from corral.errors import RunDirError
-from corral.types import ProcessIdentity
+from corral.identity import ProcessIdentity
 
 IDENTITY_FILE = "identity.json"
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from corral.executor.procstat import alive_pid, process_state, start_time
-from corral.types import ProcessIdentity
+from corral.identity import ProcessIdentity
 
 __all__ = ["ProcessIdentity", "alive", "alive_pid", "identity", "namespace_inode", "open_pidfd", "process_state", "start_time"]
 

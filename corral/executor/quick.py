@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from corral import faults
 from corral.errors import ExecutorError, ProcessGone, RunDirError
 from corral.executor import proc
-from corral.types import ProcessIdentity
+from corral.identity import ProcessIdentity
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.executor.cgroups.base import Cgroup

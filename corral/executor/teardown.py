@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from corral import faults
 from corral.errors import ExecutorError
 from corral.executor import exitfile, proc
-from corral.types import ExitStatus, ProcessIdentity
+from corral.identity import ExitStatus, ProcessIdentity
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.executor.cgroups.base import Cgroup

@@ -8,8 +8,8 @@ Mermaid diagram in README.md, and the tests. Nothing restates them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple  # not dataclasses: a one-shot `start` would import `inspect` for these two
 
 
 class State(str, Enum):
@@ -24,16 +24,14 @@ class State(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class StateInfo:
+class StateInfo(NamedTuple):
     state: State
     meaning: str
     init_alive: bool  # the kernel should hold a live init in this state
     has_resources: bool  # cgroups and the run dir may exist in this state
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(NamedTuple):
     event: str
     sources: tuple[State, ...]
     dest: State | None  # None: the state does not change (an internal transition)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from corral.statemachine.locks import slot
-from corral.types import ExitStatus
+from corral.identity import ExitStatus
 
 if TYPE_CHECKING:  # pragma: no cover  (`delete` needs neither, nor the config's types they import)
     from corral.executor.interface import InitFacts, Recorder

@@ -32,7 +32,7 @@ from corral.executor import proc, quick
 from corral.statemachine.lifecycle import State, allowed_events, find_transition, needs_force, state_info
 from corral.statemachine.locks import Locks
 from corral.store.lean import LeanRecord, LeanStore
-from corral.types import ProcessIdentity
+from corral.identity import ProcessIdentity
 
 
 class NeedsLibrary(Exception):

@@ -27,7 +27,7 @@ from corral.statemachine.outcomes import KILL_TIMEOUT, REBOOTED, exit_changes
 from corral.statemachine.quick import NeedsLibrary
 from corral.store.lean import LeanRecord
 from corral.store.lean_durable import DurableLeanStore
-from corral.types import ExitStatus, ProcessIdentity
+from corral.identity import ExitStatus, ProcessIdentity
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable

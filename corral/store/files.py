@@ -162,8 +162,18 @@ class FileGuard:
         if st.st_size:
             info["corral_shm"] = (st.st_dev, st.st_ino, st.st_size)
 
+    def leave_wal(self) -> None:
+        """Keep SQLite from checkpointing the WAL into the database when this process closes the
+        store (lean.LeanStore.close, for a process about to exit): see `_pin`."""
+        self._pin()
+
     def _pin(self) -> None:
-        """Keep SQLite from checkpointing (writing the -shm) when this process closes the store."""
+        """Keep SQLite from checkpointing (writing the -shm) when this process closes the store.
+
+        The last connection to close checkpoints the WAL, which it can only do holding an
+        exclusive lock on the database's SHARED range; a read lock on one byte of it, on an
+        open file description (which conflicts with this process's own POSIX locks too),
+        makes SQLite skip the checkpoint. The lock ends with the process."""
         if _PINNED:
             return
         try:

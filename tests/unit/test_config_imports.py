@@ -45,8 +45,8 @@ def _top_level_imports(path: Path) -> set[str]:
 
 def test_the_vocabulary_depends_only_on_the_errors() -> None:
     # The errors, so that Stdio refuses a bad descriptor with a CorralError; the root
-    # imports only its version eagerly.
-    expected = {"corral", "corral.version", "corral.errors", "corral.types"}
+    # imports only its version eagerly; the process identity and exit status are corral.identity's.
+    expected = {"corral", "corral.version", "corral.errors", "corral.types", "corral.identity"}
     assert _corral_modules_after("import corral.types") == expected
 
 

@@ -36,8 +36,8 @@ def test_an_unknown_parent_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_requests_default_to_the_monitor() -> None:
-    assert protocol.CreateRequest.__dataclass_fields__["parent"].default == protocol.PARENT_MONITOR
-    assert protocol.ExecRequest.__dataclass_fields__["parent"].default == protocol.PARENT_MONITOR
+    assert protocol.CreateRequest._field_defaults["parent"] == protocol.PARENT_MONITOR
+    assert protocol.ExecRequest._field_defaults["parent"] == protocol.PARENT_MONITOR
 
 
 def test_the_executor_refuses_an_unknown_parent() -> None:

@@ -20,7 +20,6 @@ says which ones corral creates, and `destroy` removes only those (ownership.py).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from abc import ABC, abstractmethod
@@ -30,10 +29,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
 from corral.executor.cgroups import _fs, oci, ownership
-from corral.types import CpuStats, MemoryStats, PidsStats, Stats
 
 if TYPE_CHECKING:  # pragma: no cover  (annotations only: `delete` opens cgroups without the config's types)
     from corral.config import Config, CpuResources, DeviceRule, MemoryResources, Resources
+    from corral.types import CpuStats, MemoryStats, PidsStats, Stats
 
 
 class CgroupDriver(ABC):
@@ -125,6 +124,8 @@ class Cgroup(ABC):
         """
         with _fs.undo_log() as written:
             try:
+                import dataclasses  # only here: `delete` opens a driver, and imports no `inspect`
+
                 self.apply(dataclasses.replace(resources, devices=()))
             except BaseException:
                 for path, old in reversed(written):
@@ -236,6 +237,8 @@ class Cgroup(ABC):
         return any(os.path.isdir(p) for p in self.paths.values())
 
     def stats(self) -> Stats:
+        from corral.types import Stats  # only here: `delete` and `kill` open a driver for no statistics
+
         return Stats(memory=self._memory_stats(), cpu=self._cpu_stats(), pids=self._pids_stats())
 
     def _pids_stats(self) -> PidsStats | None:
@@ -243,6 +246,8 @@ class Cgroup(ABC):
         current = _fs.read_int(f"{d}/pids.current") if d else None
         if d is None or current is None:
             return None
+        from corral.types import PidsStats
+
         return PidsStats(current=current, limit=_fs.read_int(f"{d}/pids.max"))
 
     def kill_all(self, timeout: float = 10.0) -> None:

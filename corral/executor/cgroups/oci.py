@@ -11,8 +11,7 @@ the rules are unit-tested without root.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple  # not dataclasses: `delete` opens the drivers, which import this
 
 from corral.errors import ConfigError
 
@@ -53,8 +52,7 @@ WHERE_DEVICES = "linux.resources.devices"
 WHERE_HUGEPAGES = "linux.resources.hugepageLimits"
 
 
-@dataclass(frozen=True)
-class MemoryLimits:
+class MemoryLimits(NamedTuple):
     """The memory settings to write, checked; each None means "leave the file alone"."""
 
     limit: int | None  # bytes, -1 unlimited

@@ -30,10 +30,10 @@ from corral.executor.cgroups import _fs, freezer, oci, ownership
 from corral.executor.cgroups.freezer import FREEZING, FROZEN, THAWED
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
-from corral.types import CpuStats, MemoryStats
 
 if TYPE_CHECKING:  # pragma: no cover  (annotations only: `delete` opens cgroups without the config's types)
     from corral.config import CpuResources, DeviceRule
+    from corral.types import CpuStats, MemoryStats
 
 __all__ = ["Hierarchy", "V1Driver", "V1Cgroup", "remove_empty_parents", "discover"]
 
@@ -281,6 +281,8 @@ class V1Cgroup(Cgroup):
         usage = _fs.read_int(f"{d}/memory.usage_in_bytes") if d else None
         if d is None or usage is None:
             return None
+        from corral.types import MemoryStats  # only for statistics (base.py's stats)
+
         return MemoryStats(
             usage=usage,
             max_usage=_fs.read_int(f"{d}/memory.max_usage_in_bytes"),
@@ -299,6 +301,8 @@ class V1Cgroup(Cgroup):
         ns_per_tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
         cpu = self.dir_for("cpu")
         throttling = (_fs.read_keyed(f"{cpu}/cpu.stat") if cpu else None) or {}
+        from corral.types import CpuStats
+
         return CpuStats(
             total_usage_ns=total,
             per_cpu_usage_ns=tuple(int(v) for v in percpu.split()) if percpu else None,

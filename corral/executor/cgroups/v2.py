@@ -30,13 +30,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from corral.errors import CgroupError, ConfigError, FreezeTimeout
-from corral.executor.cgroups import _fs, bpf_devices, freezer, oci, ownership
+from corral.executor.cgroups import _fs, freezer, oci, ownership
 from corral.executor.cgroups._fs import remove_empty_parents
 from corral.executor.cgroups.base import Cgroup, CgroupDriver
-from corral.types import CpuStats, MemoryStats
 
 if TYPE_CHECKING:  # pragma: no cover  (annotations only: `delete` opens cgroups without the config's types)
     from corral.config import CpuResources, DeviceRule
+    from corral.types import CpuStats, MemoryStats
 
 __all__ = ["V2Driver", "V2Cgroup", "remove_empty_parents"]
 
@@ -162,6 +162,8 @@ class V2Cgroup(Cgroup):
 
     def _apply_device_rules(self, rules: tuple[DeviceRule, ...]) -> None:
         """v2 has no devices controller: the rules become an eBPF program on this directory."""
+        from corral.executor.cgroups import bpf_devices  # only when rules are applied (its cffi load: not for `delete`)
+
         bpf_devices.install(self.path, rules)
 
     def _swap_file(self, d: str) -> str:
@@ -225,6 +227,8 @@ class V2Cgroup(Cgroup):
         if usage is None:
             return None
         events = _fs.read_keyed(self._file("memory.events")) or {}
+        from corral.types import MemoryStats  # only for statistics (base.py's stats)
+
         return MemoryStats(
             usage=usage,
             max_usage=_fs.read_int(self._file("memory.peak")),
@@ -240,6 +244,8 @@ class V2Cgroup(Cgroup):
 
         def ns(key: str) -> int | None:
             return stat[key] * 1000 if key in stat else None
+
+        from corral.types import CpuStats
 
         return CpuStats(
             total_usage_ns=stat["usage_usec"] * 1000,
