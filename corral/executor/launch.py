@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # pragma: no cover
     #: A started helper and our end of its socket (an fd: `socket` is not imported here).
     Started = tuple["HelperProcess", int]
 
+#: What the helper runs: `-c`, not `-m corral.executor.zygote`, whose runpy imports importlib.util
+#: (~2-5 ms of the helper's start, on a one-shot create's critical path).
+HELPER_CODE = "from corral.executor.zygote import main; main()"
+
 #: How long `HelperProcess.stop` waits for the helper to exit before it kills it.
 STOP_TIMEOUT = 5.0
 
@@ -149,7 +153,8 @@ def python_path() -> str:
 
 def _above_stdio(fd: int) -> int:
     """`fd`, moved above 0-2 if it is one of them (a command started with its stdio closed): the
-    spawn replaces stdin, and the child's socket and interpreter must survive that."""
+    spawn replaces stdin, and the child's socket and interpreter must survive that; and the
+    command's own writes to a stdout it was not given must not land in the helper's socket."""
     if fd > 2:
         return fd
     try:
@@ -174,6 +179,11 @@ def start_helper() -> Started:
     a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)  # both close-on-exec
     ours, theirs = a.detach(), b.detach()
     try:
+        ours = _above_stdio(ours)  # else what this command writes to a closed stdout would reach the helper
+    except BaseException:
+        os.close(theirs)
+        raise
+    try:
         theirs = _above_stdio(theirs)
     except BaseException:
         os.close(ours)
@@ -190,7 +200,7 @@ def start_helper() -> Started:
             target = _free_fd(theirs, interpreter)
             pid = os.posix_spawn(
                 sealed.exec_path(interpreter),
-                [sys.executable, "-S", "-m", "corral.executor.zygote", str(target)],
+                [sys.executable, "-S", "-c", HELPER_CODE, str(target)],
                 env,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, theirs, target),

@@ -3,8 +3,9 @@
 The controller may have threads, so it must never run Python in a forked copy
 of itself; and starting a fresh interpreter per container costs tens of
 milliseconds before any kernel work. So each executor starts this helper once
-(`python -S -m corral.executor.zygote FD`), with everything the monitor and the
-init need already imported, and asks it over a SOCK_SEQPACKET socket to fork.
+(`python -S -c "from corral.executor.zygote import main; main()" FD`, launch.py),
+with everything the monitor and the init need already imported, and asks it
+over a SOCK_SEQPACKET socket to fork.
 A fork of this small, single-threaded process costs well under a millisecond.
 
 It exits when the controller's end of the socket closes (the controller exited
@@ -65,6 +66,11 @@ def serve(sock: socket.socket) -> None:
             continue
         if isinstance(request, CreateRequest):
             observer.preload(request)  # once here, shared by every monitor forked after
+            if request.config.hooks:
+                # Only a config with hooks needs hooks.py (and `subprocess`): imported here, once,
+                # before the fork, so that neither the monitor nor the init (in its namespaces,
+                # after pivot_root for startContainer) reads it from disk.
+                from corral.executor import hooks  # noqa: F401
         try:
             pid = os.fork()
         except OSError as exc:
