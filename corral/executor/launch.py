@@ -90,7 +90,7 @@ class HelperProcess:
             self.kill()
             self.wait()
 
-    def __del__(self) -> None:
+    def __del__(self, _unreaped: list[int] = _unreaped) -> None:  # bound: no module global at shutdown
         if self.returncode is None:
             _unreaped.append(self.pid)
 
@@ -133,10 +133,13 @@ def _reap_dropped() -> None:
     for pid in list(_unreaped):
         try:
             if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                continue
+                continue  # still running: next time
         except ChildProcessError:
-            pass
-        _unreaped.remove(pid)
+            pass  # not (or no longer) ours: another thread reaped it, or this is a fork
+        try:
+            _unreaped.remove(pid)
+        except ValueError:
+            pass  # another thread's start removed it
 
 
 def python_path() -> str:
