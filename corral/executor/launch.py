@@ -33,6 +33,10 @@ if TYPE_CHECKING:  # pragma: no cover
 #: What the helper runs: `-c`, not `-m corral.executor.zygote`, whose runpy imports importlib.util
 #: (~2-5 ms of the helper's start, on a one-shot create's critical path).
 HELPER_CODE = "from corral.executor.zygote import main; main()"
+#: The helper's interpreter flags: no site (faster), and -P: nothing from the working directory on
+#: sys.path (`-c` and `-m` put it first), which for containerd's `create` is the bundle: a `corral`
+#: directory there would otherwise run as root in the helper, and every monitor and init.
+FLAGS = ("-S", "-P")
 
 #: How long `HelperProcess.stop` waits for the helper to exit before it kills it.
 STOP_TIMEOUT = 5.0
@@ -203,7 +207,7 @@ def start_helper() -> Started:
             target = _free_fd(theirs, interpreter)
             pid = os.posix_spawn(
                 sealed.exec_path(interpreter),
-                [sys.executable, "-S", "-c", HELPER_CODE, str(target)],
+                [sys.executable, *FLAGS, "-c", HELPER_CODE, str(target)],
                 env,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, theirs, target),

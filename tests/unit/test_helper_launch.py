@@ -96,6 +96,20 @@ def test_a_helper_started_with_stdio_closed_still_gets_its_socket() -> None:
         early.end((process, fd))
 
 
+def test_the_helper_imports_nothing_from_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """containerd runs `create` in the bundle: a `corral` package there must not be what the root
+    helper (and every monitor and init forked from it) imports."""
+    (tmp_path / "corral").mkdir()
+    (tmp_path / "corral" / "__init__.py").write_text("raise SystemExit('imported from the working directory')\n")
+    monkeypatch.chdir(tmp_path)
+    process, fd = launch.start_helper()
+    try:
+        ping(fd)
+    finally:
+        early.end((process, fd))
+    assert process.returncode == 0
+
+
 def test_an_adopted_helper_is_reaped_when_the_executor_closes() -> None:
     process, fd = launch.start_helper()
     helper = spawn.Helper()
