@@ -61,8 +61,9 @@ def test_the_helper_of_a_create_holds_none_of_the_callers_descriptors(cli: Cli, 
                 time.sleep(0.001)
             assert create.wait(timeout=60) == 0, (err.seek(0), err.read())
         assert helper is not None, "the helper was never seen"
-        assert len(held) == 4, held  # stdin (/dev/null), stdout, stderr, its socket
         assert held["0"] == "/dev/null"
+        # Besides its stdio and its socket it may be seen holding, for a moment, a file its imports
+        # read (/etc/ld.so.cache, a module) or the four fds of the request it serves: never ours.
         pipe = os.readlink(f"/proc/self/fd/{w}")
         assert pipe not in held.values() and str(cli.tmp_path) not in held.values(), held
         assert state_of(helper) is None  # the command reaped it before it exited
