@@ -3,7 +3,7 @@
 The controller may have threads, so it must never run Python in a forked copy
 of itself; and starting a fresh interpreter per container costs tens of
 milliseconds before any kernel work. So each executor starts this helper once
-(`python -S -c "from corral.executor.zygote import main; main()" FD`, launch.py),
+(`python -S -P -c "from corral.executor.zygote import main; main()" FD`, launch.py),
 with everything the monitor and the init need already imported, and asks it
 over a SOCK_SEQPACKET socket to fork.
 A fork of this small, single-threaded process costs well under a millisecond.
@@ -30,14 +30,21 @@ if TYPE_CHECKING:  # pragma: no cover
     import socket
 
 
+def preload() -> None:
+    """Import what every monitor and init needs, once, before any fork: not `executor/hooks.py`
+    (nor `subprocess`), which only a config with hooks needs (`serve` imports it then)."""
+    from corral.executor import monitor, observer, protocol  # noqa: F401
+    from corral.executor import credentials, init, rootfs, syscalls  # noqa: F401
+    import corral.config  # noqa: F401
+
+
 def serve(sock: socket.socket) -> None:
+    preload()
     import signal
     import socket
 
-    from corral.executor import monitor, observer, protocol  # noqa: F401  (pre-import for the children)
+    from corral.executor import monitor, observer, protocol
     from corral.executor.protocol import CreateRequest, ExecRequest, Forked, Ping, Pong, Refused
-    from corral.executor import credentials, init, rootfs, syscalls  # noqa: F401
-    import corral.config  # noqa: F401
 
     # Monitors are reaped automatically; they report to the controller directly.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)

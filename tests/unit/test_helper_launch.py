@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import select
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,3 +180,15 @@ def test_a_dropped_helper_is_reaped_at_the_next_start() -> None:
     early.end(started)
     assert state_of(pid) is None
     assert pid not in launch._unreaped
+
+
+def test_the_helper_preloads_no_hooks_and_no_subprocess() -> None:
+    """A create without hooks needs neither: only a config with hooks has the helper import them."""
+    code = (
+        "import sys; from corral.executor import zygote; zygote.preload(); "
+        "print(*sorted(m for m in ('subprocess', 'corral.executor.hooks') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-S", "-P", "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": launch.python_path()}, cwd="/")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []
