@@ -25,11 +25,9 @@ import os
 import sys
 TYPE_CHECKING = False  # not `from typing import TYPE_CHECKING`: a `state` that ends here imports no typing
 if TYPE_CHECKING:  # pragma: no cover
-    import socket
-    import subprocess
     from typing import NoReturn
 
-    Started = tuple[subprocess.Popen[bytes], socket.socket]
+    from corral.executor.launch import Started  # the helper's process and our end of its socket (an fd)
 
 _started: Started | None = None
 _exits_now = False
@@ -72,16 +70,10 @@ def discard() -> None:
 
 
 def end(started: Started) -> None:
-    """Close our end of a helper's socket (it exits on its end of file) and reap it."""
-    import subprocess  # launch.py imported it to start the helper
-
-    process, sock = started
-    sock.close()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    """Close our end of a helper's socket (it exits on its end of file) and reap it (killed after 5 s)."""
+    process, fd = started
+    os.close(fd)
+    process.stop()
 
 
 def exit_now(code: int) -> NoReturn:

@@ -18,10 +18,8 @@ from corral.cli.context import Context
 from corral.cli.fast import _locks, on_lean_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    import socket
-    import subprocess
-
     from corral.config import Config
+    from corral.executor.launch import Started
     from corral.executor.linux import LinuxExecutor
     from corral.statemachine.quick_create import Created
     from corral.types import Stdio
@@ -36,12 +34,12 @@ class EarlyHelper:
     path adopts it; otherwise `close` ends it (it exits when its socket closes).
     """
 
-    def __init__(self, started: tuple[subprocess.Popen[bytes], socket.socket] | None = None) -> None:
+    def __init__(self, started: Started | None = None) -> None:
         if started is None:
             from corral.executor.launch import start_helper
 
             started = start_helper()
-        self._started: tuple[subprocess.Popen[bytes], socket.socket] | None = started
+        self._started: Started | None = started
 
     @staticmethod
     def wanted(ctx: Context) -> bool:

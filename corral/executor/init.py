@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 from corral.config import Config, Process
 from corral.errors import ExecutorError
-from corral.executor import credentials, fds, hooks, procfs, protocol, pty, rootfs, seccomp
+from corral.executor import credentials, fds, procfs, protocol, pty, rootfs, seccomp
 from corral.executor.protocol import Console, CreateRequest, ExecForked, ExecRequest, Failed, Go, HooksDue, InitForked, InitReady, UsernsCreated
 from corral.executor.seccomp import CompiledFilter
 from corral.executor import syscalls as sc
@@ -359,6 +359,8 @@ def init_stage(
     try:
         fifo = procfs.reopen(fifo_fd, os.O_WRONLY)  # not the container's /proc; blocks until start
         if config.hooks.start_container and host_pid is not None:  # outcomes go up the fifo, then "0"
+            from corral.executor import hooks  # imported before the fork (zygote.serve): not from the rootfs
+
             hooks.container_hooks(
                 config, request.id, "startContainer", "created", host_pid,
                 lambda outcome: os.write(fifo, hooks.fifo_line(outcome)), cwd=None,
@@ -386,6 +388,8 @@ def create_hooks(request: CreateRequest, sock: socket.socket, step: Step) -> int
     config = request.config
     if not config.hooks:
         return None
+    from corral.executor import hooks  # only for a config with hooks: imported by the helper then (zygote.serve)
+
     pid = hooks.host_pid()
     if config.hooks.prestart or config.hooks.create_runtime:
         step("waiting for the prestart and createRuntime hooks (the monitor runs them)")

@@ -22,7 +22,6 @@ import dataclasses
 import errno
 import os
 import socket
-import subprocess
 from collections.abc import Callable, Collection, Iterator
 
 from corral import faults
@@ -32,6 +31,7 @@ from corral.executor import hooks as hooking
 from corral.executor import forgotten, identity, logwriter, lsm, proc, protocol, quick
 from corral.executor import spawn as spawning
 from corral.executor import teardown
+from corral.executor.launch import HelperProcess
 from corral.executor.teardown import EXIT_FILE, MONITOR_GRACE
 from corral.executor import seccomp
 from corral.executor.cgroups import CgroupDriver, detect, open_cgroup
@@ -108,9 +108,9 @@ class LinuxExecutor:
     def close(self) -> None:
         self._helper.close()
 
-    def adopt_helper(self, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
+    def adopt_helper(self, process: HelperProcess, fd: int) -> None:
         """Spawn through a helper started earlier (launch.start_helper): a one-shot create starts it first."""
-        self._helper.adopt(process, sock)
+        self._helper.adopt(process, fd)
 
     # -- helpers ----------------------------------------------------------------
 

@@ -48,7 +48,7 @@ import signal
 import socket
 from typing import NoReturn
 
-from corral.executor import fds, hooks, init, proc, procfs, protocol, waiting
+from corral.executor import fds, init, proc, procfs, protocol, waiting
 from corral.executor.interface import ExitStatus
 from corral.executor.logwriter import LogPipes
 from corral.executor.observer import Observer
@@ -79,7 +79,7 @@ LOG_DRAIN = 1.0
 def name_process(name: str) -> None:
     """Name this process in /proc/self/comm, which ps -o comm, top and pstree show.
 
-    Every helper is a fork of one `python -S -m corral.executor.zygote FD`, so its
+    Every helper is a fork of one `python -S -c "...zygote import main..." FD`, so its
     command line says nothing about what it is or whose container it serves. The
     kernel keeps 15 bytes of the name; argv cannot be rewritten from Python.
     """
@@ -333,6 +333,8 @@ def run_create(request: CreateRequest, ctl: socket.socket, stdio: list[int]) -> 
                 init_pid = message.pid
                 protocol.send(ctl, Spawned(init_pid))
             elif isinstance(message, HooksDue):  # prestart, createRuntime: here, in the host's namespaces
+                from corral.executor import hooks  # the helper imported it for a config with hooks (zygote.serve)
+
                 failed = hooks.runtime_create_hooks(
                     request.config, request.id, message.pid, lambda o: protocol.send(ctl, hooks.to_message(o))
                 )

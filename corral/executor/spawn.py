@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,37 +52,35 @@ class Helper:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: launch.HelperProcess | None = None
         self._sock: socket.socket | None = None
         self._owner = 0
 
     def _start(self) -> None:
-        self._process, self._sock = launch.start_helper()
+        process, fd = launch.start_helper()
+        self._process, self._sock = process, socket.socket(fileno=fd)
         self._owner = os.getpid()
         protocol.send(self._sock, Ping())
         if not isinstance(protocol.recv(self._sock), Pong):
             raise ExecutorError("the spawn helper exited at start (see its stderr)")
 
-    def adopt(self, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
-        """Use a helper started earlier by launch.start_helper (a one-shot create starts it first).
+    def adopt(self, process: launch.HelperProcess, fd: int) -> None:
+        """Use a helper started earlier by launch.start_helper (a one-shot create starts it first):
+        its process and our end of its socket (an fd, now this Helper's to close).
 
         Not pinged: the first request waits in the socket while it finishes its start, and
         one that finds it dead restarts it, as for a helper that died since (request)."""
         with self._lock:
             if self._owner == os.getpid():
                 self._stop()
-            self._process, self._sock, self._owner = process, sock, os.getpid()
+            self._process, self._sock, self._owner = process, socket.socket(fileno=fd), os.getpid()
 
     def _stop(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
         if self._process is not None:
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            self._process.stop()  # it exits at its end of file; killed after 5 s
             self._process = None
 
     def close(self) -> None:

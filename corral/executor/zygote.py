@@ -3,29 +3,49 @@
 The controller may have threads, so it must never run Python in a forked copy
 of itself; and starting a fresh interpreter per container costs tens of
 milliseconds before any kernel work. So each executor starts this helper once
-(`python -S -m corral.executor.zygote FD`), with everything the monitor and the
-init need already imported, and asks it over a SOCK_SEQPACKET socket to fork.
+(`python -S -P -c "from corral.executor.zygote import main; main()" FD`, launch.py),
+with everything the monitor and the init need already imported, and asks it
+over a SOCK_SEQPACKET socket to fork.
 A fork of this small, single-threaded process costs well under a millisecond.
 
 It exits when the controller's end of the socket closes (the controller exited
 or crashed): nothing else keeps it alive. Monitors it forked are not its
 responsibility after that; they are reparented and keep their containers.
+
+It is started with `os.posix_spawn` (launch.py), which closes nothing: `main`
+first checks it runs sealed and closes every descriptor but 0-2 and its socket
+(the caller's stdio, `--preserve-fds`, `LISTEN_FDS` of the command that started
+it), and only then imports what the children need.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import sys
 
-from corral.executor import monitor, observer, protocol  # noqa: F401  (pre-import for the children)
-from corral.executor.protocol import CreateRequest, ExecRequest, Forked, Ping, Pong, Refused
-from corral.executor import credentials, fds as fd_hygiene, init, rootfs, sealed, syscalls  # noqa: F401
-import corral.config  # noqa: F401
+from corral.executor import fds as fd_hygiene, sealed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    import socket
+
+
+def preload() -> None:
+    """Import what every monitor and init needs, once, before any fork: not `executor/hooks.py`
+    (nor `subprocess`), which only a config with hooks needs (`serve` imports it then)."""
+    from corral.executor import monitor, observer, protocol  # noqa: F401
+    from corral.executor import credentials, init, rootfs, syscalls  # noqa: F401
+    import corral.config  # noqa: F401
 
 
 def serve(sock: socket.socket) -> None:
+    preload()
+    import signal
+    import socket
+
+    from corral.executor import monitor, observer, protocol
+    from corral.executor.protocol import CreateRequest, ExecRequest, Forked, Ping, Pong, Refused
+
     # Monitors are reaped automatically; they report to the controller directly.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -53,6 +73,11 @@ def serve(sock: socket.socket) -> None:
             continue
         if isinstance(request, CreateRequest):
             observer.preload(request)  # once here, shared by every monitor forked after
+            if request.config.hooks:
+                # Only a config with hooks needs hooks.py (and `subprocess`): imported here, once,
+                # before the fork, so that neither the monitor nor the init (in its namespaces,
+                # after pivot_root for startContainer) reads it from disk.
+                from corral.executor import hooks  # noqa: F401
         try:
             pid = os.fork()
         except OSError as exc:
@@ -80,6 +105,11 @@ def serve(sock: socket.socket) -> None:
 def main() -> None:
     sealed.require_sealed()
     fd = int(sys.argv[1])
+    fd_hygiene.close_all_except([0, 1, 2, fd])  # what posix_spawn let through (launch.py)
+    import socket
+
+    from corral.executor import monitor
+
     sock = socket.socket(fileno=fd)
     monitor.name_process("corral-helper")
     serve(sock)

@@ -1,6 +1,6 @@
 """Corral's own processes say what they are and whose container they serve.
 
-All of them are forks of one `python -S -m corral.executor.zygote FD`, so the
+All of them are forks of one `python -S -c "...corral.executor.zygote..." FD`, so the
 command line cannot tell them apart: /proc/<pid>/comm (what ps -o comm, top and
 pstree show) does.
 """

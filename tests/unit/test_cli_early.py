@@ -25,12 +25,12 @@ def test_prestart_starts_a_helper_only_for_an_existing_store(tmp_path: Path) -> 
     early.prestart(str(tmp_path))
     started = early.take()
     assert started is not None
-    process, sock = started
+    process, fd = started
     try:
         assert process.poll() is None
         assert os.readlink(f"/proc/{process.pid}/exe").startswith("/memfd:")  # sealed, as spawn.Helper's
     finally:
-        sock.close()
+        os.close(fd)
         process.wait(timeout=10)
     assert early.take() is None  # taken once
 

@@ -421,13 +421,14 @@ def test_a_create_starts_the_helper_once_and_ends_it_if_untaken(
     from corral.errors import CorralError
     from corral.executor import launch
 
-    helpers: list[subprocess.Popen[bytes]] = []
+    helpers: list[launch.HelperProcess] = []
 
-    def start_helper() -> tuple[subprocess.Popen[bytes], socket.socket]:
+    def start_helper() -> launch.Started:
         ours, theirs = socket.socketpair()
         with theirs:
-            helpers.append(subprocess.Popen(["cat"], stdin=theirs.fileno(), stdout=subprocess.DEVNULL))
-        return helpers[-1], ours
+            cat = subprocess.Popen(["cat"], stdin=theirs.fileno(), stdout=subprocess.DEVNULL)
+        helpers.append(launch.HelperProcess(cat.pid))  # reaped by the command, as a real one
+        return helpers[-1], ours.detach()
 
     monkeypatch.setattr(launch, "start_helper", start_helper)
     if failing == "before create runs":
@@ -441,5 +442,5 @@ def test_a_create_starts_the_helper_once_and_ends_it_if_untaken(
     assert oneshot.main(argv) == 1
     assert len(helpers) == 1
     assert early.take() is None
-    assert helpers[0].poll() is not None  # ended, not left to the interpreter's exit
+    assert helpers[0].returncode is not None  # ended and reaped, not left to the interpreter's exit
     assert ("refused" if failing == "before create runs" else "missing") in (tmp_path / "log").read_text()
