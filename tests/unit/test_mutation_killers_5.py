@@ -464,3 +464,40 @@ def test_a_step_s_facts_are_its_record_s_with_its_config(runtime: Runtime, confi
     step = Step("start", runtime.context, record, config_of)
     assert step.facts() == facts_of(record, config)
     assert seen == [record]
+
+
+def test_a_container_recovery_acted_on_is_kept_among_the_recent(runtime: Runtime, config: Config, tmp_path: Path) -> None:
+    """Kills runtime._recipe__mutmut_1: recovery's recipe made without its Container (nothing keeps it for the next use)."""
+    record = runtime.context.store.insert(
+        container_id="half", state="creating", pending_event="create", config=config.to_json(),
+        bundle=None, run_dir=str(tmp_path / "run" / "half"), boot_id="boot-1",
+        cgroup_paths={"fake": "/fake-cgroup/corral/half"}, journal_event="create",
+    )
+    runtime._recent.clear()
+    report = runtime.recover()
+    assert [a.container_id for a in report.actions] == ["half"]
+    kept = runtime._recent[record.key]
+    assert runtime.load("half") is kept
+    assert kept.state is State.DESTROYED
+
+
+def test_recovery_of_a_listed_container_that_has_no_recipe_yet(runtime: Runtime, config: Config, tmp_path: Path) -> None:
+    """Kills runtime._recipe__mutmut_7: the recipe of a listed Container (made on first use) given the record as its id."""
+    runtime.context.store.insert(
+        container_id="half", state="creating", pending_event="create", config=config.to_json(),
+        bundle=None, run_dir=str(tmp_path / "run" / "half"), boot_id="boot-1",
+        cgroup_paths={"fake": "/fake-cgroup/corral/half"}, journal_event="create",
+    )
+    [listed] = runtime.list()  # holds only its key and id: no recipe yet
+    report = runtime.recover()
+    assert report.failed == [] and [a.container_id for a in report.actions] == ["half"]
+    assert listed.state is State.DESTROYED
+    assert runtime.load("half") is listed
+
+
+def test_a_runtime_without_an_executor_drives_the_kernel(tmp_path: Path, boot_id_file: Path) -> None:
+    """Kills runtime.__init__mutmut_11: no executor given → none at all, instead of the LinuxExecutor."""
+    from corral.executor.linux import LinuxExecutor
+
+    with Runtime(tmp_path / "root", run_root=tmp_path / "run", boot_id_file=boot_id_file, recover=False) as rt:
+        assert isinstance(rt.context.executor, LinuxExecutor)
