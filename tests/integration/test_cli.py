@@ -47,9 +47,13 @@ class Cli:
         self.log = tmp_path / "log.json"
         self.tmp_path = tmp_path
 
+    def argv(self, *args: str) -> list[str]:
+        """The command line of one call (for a test that starts it itself, e.g. a foreground run)."""
+        return [sys.executable, "-m", "corral.cli", "--root", str(self.root), "--log", str(self.log),
+                "--log-format", "json", *args]
+
     def __call__(self, *args: str, check: bool = True, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "corral.cli", "--root", str(self.root), "--log", str(self.log),
-                   "--log-format", "json", *args]
+        command = self.argv(*args)
         kwargs.setdefault("stdin", subprocess.DEVNULL)
         if "stdout" in kwargs:
             result = subprocess.run(command, text=True, timeout=timeout, **kwargs)

@@ -21,7 +21,6 @@ import os
 import re
 import struct
 import subprocess
-import sys
 import termios
 import time
 from pathlib import Path
@@ -38,11 +37,6 @@ from tests.integration.test_terminal import talk_to_shell
 pytestmark = pytest.mark.root
 
 
-def _command(cli: Cli, *args: str) -> list[str]:
-    return [sys.executable, "-m", "corral.cli", "--root", str(cli.root), "--log", str(cli.log),
-            "--log-format", "json", *args]
-
-
 def test_exec_into_a_paused_container_needs_ignore_paused(cli: Cli, rootfs_template: Path) -> None:  # noqa: F811
     bundle = make_bundle(cli, rootfs_template, "pz", "sleep", "1000")
     cli("run", "--detach", "--bundle", str(bundle), "pz")
@@ -52,7 +46,7 @@ def test_exec_into_a_paused_container_needs_ignore_paused(cli: Cli, rootfs_templ
     assert cli.errors()[-1] == "exec failed: cannot exec in a paused container (use --ignore-paused to override)"
     out = cli.tmp_path / "exec.out"
     with open(out, "wb") as stdout:
-        run = subprocess.Popen(_command(cli, "exec", "--ignore-paused", "pz", "sh", "-c", "echo ran; exit 5"),
+        run = subprocess.Popen(cli.argv("exec", "--ignore-paused", "pz", "sh", "-c", "echo ran; exit 5"),
                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT)
     try:
         time.sleep(1.5)
@@ -143,7 +137,7 @@ def test_run_in_the_foreground_with_a_terminal_uses_the_commands_own(cli: Cli, r
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 27, 93, 0, 0))
     try:
-        run = subprocess.Popen(_command(cli, "run", "--bundle", str(bundle), "tfg"),
+        run = subprocess.Popen(cli.argv("run", "--bundle", str(bundle), "tfg"),
                                stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     finally:
         os.close(slave)
@@ -180,7 +174,7 @@ def _run_with_listen_fds(cli: Cli, bundle: Path, cid: str, listen_pid: str, tmp:
     wrapper = ('LISTEN_PID=' + listen_pid + '; export LISTEN_PID; '
                'exec "$@" 3<"$D/l3" 4<"$D/l4" 5<"$D/p5"')
     env = {**os.environ, "LISTEN_FDS": "2", "D": str(tmp)}
-    command = ["sh", "-c", wrapper, "sh", *_command(cli, "run", "--detach", "--preserve-fds", "1",
+    command = ["sh", "-c", wrapper, "sh", *cli.argv("run", "--detach", "--preserve-fds", "1",
                                                     "--bundle", str(bundle), cid)]
     with open(tmp / f"{cid}.out", "w") as out:
         done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

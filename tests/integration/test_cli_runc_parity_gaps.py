@@ -18,7 +18,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,11 +29,6 @@ from tests.integration.conftest import CGROUP_PARENT, make_config
 from tests.integration.test_cli import CGROUP_ROOT, Cli, cli, frozen, make_bundle  # noqa: F401 - cli is a fixture
 
 pytestmark = pytest.mark.root
-
-
-def _command(cli: Cli, *args: str) -> list[str]:
-    return [sys.executable, "-m", "corral.cli", "--root", str(cli.root), "--log", str(cli.log),
-            "--log-format", "json", *args]
 
 
 def test_exec_with_a_terminal_into_a_paused_container_is_refused_with_the_fix(cli: Cli, rootfs_template: Path) -> None:  # noqa: F811
@@ -141,7 +135,7 @@ def test_run_in_the_foreground_passes_on_a_signal_that_comes_during_start(cli: C
     config["root"]["readonly"] = False  # for /ready and /got
     (bundle / "config.json").write_text(json.dumps(config))
     with open(cli.tmp_path / "run.out", "wb") as out:
-        run = subprocess.Popen(_command(cli, "run", "--bundle", str(bundle), cid),
+        run = subprocess.Popen(cli.argv("run", "--bundle", str(bundle), cid),
                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
         status = run.wait(timeout=60)
