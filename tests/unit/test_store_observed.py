@@ -9,6 +9,7 @@ must hold identical containers and journal rows.
 from __future__ import annotations
 
 import inspect
+import os
 import signal
 import sqlite3
 import subprocess
@@ -17,11 +18,13 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from corral import Config, Runtime
+from corral.executor import waiting
 from corral.executor.interface import ContainerFacts, ExitStatus
 from corral.statemachine import events, locks
 from corral.store import observed, repository
@@ -65,6 +68,55 @@ def _arguments(rt: Runtime, cid: str) -> dict[str, Any]:
         "lock_file": str(rt.context.locks.path),
         "lock_slot": locks.slot(cid),
     }
+
+
+NOW_TEXT = NOW.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _c(arguments: dict[str, Any], *row: object, now: str = NOW_TEXT) -> int:
+    """`corral-waiter record ...` (the C port of this module, waiter_store.c): 0 written, 1 nothing
+    to write, 2 an error; `now` empty: the waiter's own clock."""
+    a = arguments
+    argv = [waiting.WAITER, "record", a["root"], str(a["key"]), a["lock_file"], str(a["lock_slot"]), str(a["init_pid"])]
+    return subprocess.run([*argv, now, *map(str, row)], timeout=60).returncode
+
+
+def _c_exited(
+    arguments: dict[str, Any], status: int | None, sig: int | None, oom_killed: bool, reason: str = "", now: str = NOW_TEXT
+) -> int:
+    none = lambda value: "none" if value is None else value  # noqa: E731
+    return _c(arguments, "exited", none(status), none(sig), int(oom_killed), reason, now=now)
+
+
+class _Writer:
+    """One of the two writers of the monitor's rows, as the contract tests below call them:
+    True written, False nothing to write (an error of the C writer fails the test)."""
+
+    def __init__(self, exited: Callable[[dict[str, Any], int], object], oom: Callable[[dict[str, Any], int], object]) -> None:
+        self._exited, self._oom = exited, oom
+
+    def exited(self, arguments: dict[str, Any], status: int) -> bool:
+        return self._answer(self._exited(arguments, status))
+
+    def oom(self, arguments: dict[str, Any], count: int) -> bool:
+        return self._answer(self._oom(arguments, count))
+
+    @staticmethod
+    def _answer(result: object) -> bool:
+        if isinstance(result, bool):
+            return result
+        assert result in (0, 1), f"corral-waiter record failed with {result}"
+        return result == 0
+
+
+@pytest.fixture(params=["observed.py", "corral-waiter"])
+def writer(request: pytest.FixtureRequest) -> _Writer:
+    """observed.py and the C waiter's port of it (waiter_store.c) keep the same contract."""
+    if request.param == "observed.py":
+        return _Writer(lambda a, status: observed.exited(**a, status=status), lambda a, count: observed.oom(**a, count=count))
+    if not os.access(waiting.WAITER, os.X_OK):
+        pytest.skip("scripts/install builds the waiter")
+    return _Writer(lambda a, status: _c_exited(a, status, None, False, now=""), lambda a, count: _c(a, "oom", count, now=""))
 
 
 @pytest.fixture
@@ -157,34 +209,35 @@ def test_an_exit_is_recorded_once(runtime: Runtime, config: Config) -> None:
     assert [e.event for e in box.history()].count("exited") == 1
 
 
-def test_nothing_is_written_for_another_init_or_a_record_that_is_not_live(runtime: Runtime, config: Config) -> None:
+def test_nothing_is_written_for_another_init_or_a_record_that_is_not_live(runtime: Runtime, config: Config, writer: _Writer) -> None:
     box = runtime.create("c", config)
     box.start()
     arguments = _arguments(runtime, "c")
     before = box.history()
-    assert not observed.exited(**{**arguments, "init_pid": arguments["init_pid"] + 1}, status=0)
-    assert not observed.oom(**{**arguments, "init_pid": arguments["init_pid"] + 1}, count=1)
+    other = {**arguments, "init_pid": arguments["init_pid"] + 1}
+    assert not writer.exited(other, 0)
+    assert not writer.oom(other, 1)
     box.destroy(force=True)
-    assert not observed.exited(**arguments, status=0)
-    assert not observed.oom(**arguments, count=1)
+    assert not writer.exited(arguments, 0)
+    assert not writer.oom(arguments, 1)
     assert [e.event for e in box.history()] == [e.event for e in before] + ["destroy"]
 
 
-def test_it_waits_for_the_containers_lock(runtime: Runtime, config: Config) -> None:
+def test_it_waits_for_the_containers_lock(runtime: Runtime, config: Config, writer: _Writer) -> None:
     runtime.create("c", config).start()
     arguments = _arguments(runtime, "c")
     result: list[bool] = []
     with runtime.context.locks.hold("c"):
-        writer = threading.Thread(target=lambda: result.append(observed.exited(**arguments, status=4)))
-        writer.start()
+        thread = threading.Thread(target=lambda: result.append(writer.exited(arguments, 4)))
+        thread.start()
         time.sleep(0.3)
-        assert writer.is_alive() and runtime.load("c").recorded_state.value == "running"
-    writer.join(10)
+        assert thread.is_alive() and runtime.load("c").recorded_state.value == "running"
+    thread.join(10)
     assert result == [True]
     assert runtime.load("c").exit_status == 4
 
 
-def test_it_gives_up_on_a_locked_container_being_destroyed(runtime: Runtime, config: Config) -> None:
+def test_it_gives_up_on_a_locked_container_being_destroyed(runtime: Runtime, config: Config, writer: _Writer) -> None:
     """A forced destroy holds the lock and waits for the monitor: the monitor must not wait for it."""
     box = runtime.create("c", config)
     box.start()
@@ -193,17 +246,19 @@ def test_it_gives_up_on_a_locked_container_being_destroyed(runtime: Runtime, con
         record = box.record
         runtime.context.store.update(record.key, record.version, pending_event="destroy")
         started = time.monotonic()
-        assert not observed.exited(**arguments, status=0)
+        assert not writer.exited(arguments, 0)
         assert time.monotonic() - started < 5
 
 
-def test_the_wal_files_outlive_a_lone_recorder_connection(tmp_path: Path, config: Config, boot_id_file: Path) -> None:
+def test_the_wal_files_outlive_a_lone_recorder_connection(
+    tmp_path: Path, config: Config, boot_id_file: Path, writer: _Writer
+) -> None:
     """SQLite deletes -wal and -shm when the last connection closes; a monitor is often the last."""
     rt = _runtime(tmp_path / "a", boot_id_file)
     rt.create("c", config).start()
     arguments = _arguments(rt, "c")
     rt.close()  # now nobody else has the store open
-    assert observed.exited(**arguments, status=0)
+    assert writer.exited(arguments, 0)
     assert (rt.root / "corral.db-shm").exists() and (rt.root / "corral.db-wal").exists()
 
 

@@ -3,16 +3,14 @@
 Two stores made the same way (clock and fake PIDs pinned, as in
 test_store_observed.py, which compares observed.py with the ORM's path): one
 written through observed.py, one through `corral-waiter record`, must hold
-identical containers and journal rows, and both must refuse the same writes.
+identical containers and journal rows. What both writers must refuse or wait for is one
+contract, tested against each in test_store_observed.py (its `writer` fixture).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +19,9 @@ import pytest
 from corral import Config, Runtime
 from corral.executor import waiting
 from corral.store import observed
-from tests.unit.test_store_observed import NOW, _arguments, _rows, _runtime, pinned  # noqa: F401 - a fixture
+from tests.unit.test_store_observed import _arguments, _c, _c_exited, _rows, _runtime, pinned  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.skipif(not os.access(waiting.WAITER, os.X_OK), reason="scripts/install builds the waiter")
-
-NOW_TEXT = NOW.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _c(arguments: dict[str, Any], *row: object, now: str = NOW_TEXT) -> int:
-    """`corral-waiter record ...`: 0 written, 1 nothing to write, 2 an error."""
-    a = arguments
-    argv = [waiting.WAITER, "record", a["root"], str(a["key"]), a["lock_file"], str(a["lock_slot"]), str(a["init_pid"])]
-    return subprocess.run([*argv, now, *map(str, row)], timeout=60).returncode
-
-
-def _c_exited(
-    arguments: dict[str, Any], status: int | None, sig: int | None, oom_killed: bool, reason: str = "", now: str = NOW_TEXT
-) -> int:
-    none = lambda value: "none" if value is None else value  # noqa: E731
-    return _c(arguments, "exited", none(status), none(sig), int(oom_killed), reason, now=now)
-
 
 def _pair(tmp_path: Path, boot_id_file: Path) -> tuple[Runtime, Runtime]:
     return _runtime(tmp_path / "py", boot_id_file), _runtime(tmp_path / "c", boot_id_file)
@@ -121,56 +102,6 @@ def test_the_clocks_timestamp_has_observed_pys_form(runtime: Runtime, config: Co
     row = runtime.load("c").history()[-1]
     assert row.event == "exited" and abs((row.at - observed.utcnow()).total_seconds()) < 60
     assert runtime.load("c").record.updated_at == row.at
-
-
-def test_nothing_is_written_for_another_init_or_a_record_that_is_not_live(runtime: Runtime, config: Config) -> None:
-    box = runtime.create("c", config)
-    box.start()
-    arguments = _arguments(runtime, "c")
-    before = box.history()
-    other = {**arguments, "init_pid": arguments["init_pid"] + 1}
-    assert _c_exited(other, 0, None, False) == 1
-    assert _c(other, "oom", 1) == 1
-    box.destroy(force=True)
-    assert _c_exited(arguments, 0, None, False) == 1
-    assert _c(arguments, "oom", 1) == 1
-    assert [e.event for e in box.history()] == [e.event for e in before] + ["destroy"]
-
-
-def test_it_waits_for_the_containers_lock(runtime: Runtime, config: Config) -> None:
-    runtime.create("c", config).start()
-    arguments = _arguments(runtime, "c")
-    result: list[int] = []
-    with runtime.context.locks.hold("c"):
-        writer = threading.Thread(target=lambda: result.append(_c_exited(arguments, 4, None, False, now="")))
-        writer.start()
-        time.sleep(0.3)
-        assert writer.is_alive() and runtime.load("c").recorded_state.value == "running"
-    writer.join(10)
-    assert result == [0]
-    assert runtime.load("c").exit_status == 4
-
-
-def test_it_gives_up_on_a_locked_container_being_destroyed(runtime: Runtime, config: Config) -> None:
-    """A forced destroy holds the lock and waits for the monitor: the monitor must not wait for it."""
-    box = runtime.create("c", config)
-    box.start()
-    arguments = _arguments(runtime, "c")
-    with runtime.context.locks.hold("c"):
-        record = box.record
-        runtime.context.store.update(record.key, record.version, pending_event="destroy")
-        started = time.monotonic()
-        assert _c_exited(arguments, 0, None, False) == 1
-        assert time.monotonic() - started < 5
-
-
-def test_the_wal_files_outlive_a_lone_writer_connection(tmp_path: Path, config: Config, boot_id_file: Path) -> None:
-    rt = _runtime(tmp_path / "a", boot_id_file)
-    rt.create("c", config).start()
-    arguments = _arguments(rt, "c")
-    rt.close()  # now nobody else has the store open
-    assert _c_exited(arguments, 0, None, False, now="") == 0
-    assert (rt.root / "corral.db-shm").exists() and (rt.root / "corral.db-wal").exists()
 
 
 def test_it_rings_the_bell_after_writing(runtime: Runtime, config: Config) -> None:
