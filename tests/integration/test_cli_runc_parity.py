@@ -15,13 +15,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import struct
 import subprocess
-import termios
 import time
 from pathlib import Path
 
@@ -32,7 +29,7 @@ from corral.errors import InvalidTransition
 from tests.integration.conftest import make_config
 from tests.integration.test_cli import Cli, cli, frozen, make_bundle  # noqa: F401 - cli is a fixture
 from tests.integration.test_preserve_fds import _fds
-from tests.integration.test_terminal import talk_to_shell
+from tests.integration.test_terminal import shell_on_a_terminal
 
 pytestmark = pytest.mark.root
 
@@ -134,21 +131,9 @@ def test_run_in_the_foreground_with_a_terminal_uses_the_commands_own(cli: Cli, r
     """runc's `run` with process.terminal and no --console-socket: the container's pty joined to
     the command's terminal (raw, its size), copied both ways; the command exits with the status."""
     bundle = make_bundle(cli, rootfs_template, "tfg", "sh", terminal=True)
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 27, 93, 0, 0))
-    try:
-        run = subprocess.Popen(cli.argv("run", "--bundle", str(bundle), "tfg"),
-                               stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    finally:
-        os.close(slave)
-    try:
-        out = talk_to_shell(master, run, b'echo "A$((6*7))Z"; echo "S$(stty size)S"; echo "T$(tty)T"; exit 6\n')
-        assert run.wait(timeout=60) == 6, out
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-        os.close(master)
+    status, out = shell_on_a_terminal(cli.argv("run", "--bundle", str(bundle), "tfg"), 27, 93,
+                                      b'echo "A$((6*7))Z"; echo "S$(stty size)S"; echo "T$(tty)T"; exit 6\n')
+    assert status == 6, out
     assert re.search(rb"\nA42Z\r+\n", out), out
     assert b"S27 93S" in out, out
     assert b"T/dev/pts/0T" in out, out  # the container's own pty, not the test's

@@ -100,6 +100,25 @@ def talk_to_shell(master: int, run: subprocess.Popen[bytes], line: bytes) -> byt
     return out + read_until_closed(master)
 
 
+def shell_on_a_terminal(argv: list[str], rows: int, columns: int, line: bytes) -> tuple[int, bytes]:
+    """Run `argv` (a command that gives a container's shell a terminal) on a new pty of `rows` x
+    `columns` as its stdio, type `line` at the prompt: the command's exit status and what it wrote."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    try:
+        run = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    finally:
+        os.close(slave)
+    try:
+        out = talk_to_shell(master, run, line)
+        return run.wait(timeout=60), out
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        os.close(master)
+
+
 def read_until_closed(master: int, timeout: float = 20) -> bytes:
     """Everything the process writes until its side of the terminal is closed (EIO on Linux)."""
     chunks: list[bytes] = []
@@ -325,22 +344,9 @@ def test_cli_exec_tty_in_the_foreground_joins_the_commands_own_terminal(cli: Cli
 
     bundle = make_bundle(cli, rootfs_template, "fg", "sleep", "1000")
     cli("run", "--detach", "--bundle", str(bundle), "fg")
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-    command = [sys.executable, "-m", "corral.cli", "--root", str(cli.root), "--log", str(cli.log),
-               "--log-format", "json", "exec", "--tty", "fg", "sh"]
-    try:
-        run = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    finally:
-        os.close(slave)
-    try:
-        out = talk_to_shell(master, run, b'echo "A$((6*7))Z"; echo "S$(stty size)S"; exit 6\n')
-        assert run.wait(timeout=60) == 6, out
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-        os.close(master)
+    status, out = shell_on_a_terminal(cli.argv("exec", "--tty", "fg", "sh"), 33, 111,
+                                      b'echo "A$((6*7))Z"; echo "S$(stty size)S"; exit 6\n')
+    assert status == 6, out
     # (How many "\r" precede each "\n" is a race, with runc too: the master's ONLCR is cleared once
     # the command holds it, and the shell may have saved its terminal settings before.)
     assert re.search(rb"\nA42Z\r+\n", out), out
