@@ -1,4 +1,4 @@
-"""Four last gaps between corral's command line (and its asyncio face) and runc, each checked
+"""Five last gaps between corral's command line (and its asyncio face) and runc, each checked
 against runc 1.1.5 (Debian's) run side by side on a busybox bundle:
 
 - `exec --ignore-paused --tty` into a paused container: runc blocks until someone resumes it (the
@@ -6,7 +6,8 @@ against runc 1.1.5 (Debian's) run side by side on a busybox bundle:
   container, its state and what to do, and leaves nothing behind.
 - `AsyncContainer.exec(..., ignore_paused=True)`, as `Container.exec` has it.
 - `run` in the foreground with `--console-socket`: runc's "cannot use console socket if runc
-  will not detach or allocate tty", exit 1, before anything exists.
+  will not detach or allocate tty", exit 1, before anything exists; `exec` the same, as
+  "exec failed: ...", exit 255, with or without `--tty`.
 - `run` in the foreground catches the signals it passes on before the container starts: a
   SIGTERM while `start` is under way reaches the init, and `run` exits with its status.
 """
@@ -146,3 +147,28 @@ def test_run_in_the_foreground_passes_on_a_signal_that_comes_during_start(cli: C
     assert status == 42, (status, (cli.tmp_path / "run.out").read_text())
     assert (bundle / "rootfs/got").read_text() == "got-term\n"  # the init's trap ran
     assert cli("state", cid, check=False).returncode == 1  # run deleted it
+
+
+def test_exec_in_the_foreground_with_a_console_socket_is_runcs_error(cli: Cli, rootfs_template: Path) -> None:  # noqa: F811
+    """runc 1.1.5: `exec [--tty] --console-socket S ID cmd` without --detach fails in checkTerminal
+    with exit 255; nothing is started and nothing is sent on the socket."""
+    bundle = make_bundle(cli, rootfs_template, "fx", "sleep", "1000")
+    config = json.loads((bundle / "config.json").read_text())
+    config["root"]["readonly"] = False  # so that an exec that ran would leave /tmp/ran
+    (bundle / "config.json").write_text(json.dumps(config))
+    cli("run", "--detach", "--bundle", str(bundle), "fx")
+    before = json.loads(cli("ps", "--format", "json", "fx").stdout)
+    socket_path = cli.tmp_path / "console.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(socket_path))
+        listener.listen(1)
+        for tty in (("--tty",), ()):
+            refused = cli("exec", *tty, "--console-socket", str(socket_path), "fx", "touch", "/tmp/ran",
+                          check=False, timeout=30)
+            assert refused.returncode == 255, (tty, refused.stderr)
+            assert cli.errors()[-1] == "exec failed: cannot use console socket if runc will not detach or allocate tty"
+        listener.settimeout(0)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # no terminal was ever sent
+    assert json.loads(cli("ps", "--format", "json", "fx").stdout) == before  # no process was made
+    assert cli("exec", "fx", "test", "!", "-e", "/tmp/ran").returncode == 0

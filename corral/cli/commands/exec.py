@@ -155,6 +155,10 @@ def exec_(ctx: Context) -> int:
         raise CorralError("exec: --cgroup: joining a sub-cgroup is not supported by corral")
     box = ctx.load(detached=bool(args.detach))
     process = build_process(args, box.config.process)
+    if args.console_socket and not args.detach:
+        # runc's checkTerminal, word for word (runc adds "exec failed: "): in the foreground the
+        # terminal, if any, is this command's own, so a socket would never be used.
+        raise CorralError("cannot use console socket if runc will not detach or allocate tty")
     if process.terminal and args.ignore_paused and box.state.value == "paused":
         raise CorralError(_PAUSED_TERMINAL.format(id=box.id))
     host: int | None = None  # runc's foreground terminal: a terminal, no socket, not detached
