@@ -23,11 +23,11 @@ import errno
 import os
 import socket
 from collections.abc import Callable, Collection, Iterator
+from typing import TYPE_CHECKING
 
 from corral import faults
 from corral.config import Config, Process, Resources
 from corral.errors import CgroupError, ConfigError, ExecutorError, NeedsRoot, ProcessGone, RunDirError
-from corral.executor import hooks as hooking
 from corral.executor import forgotten, identity, logwriter, lsm, proc, protocol, quick
 from corral.executor import spawn as spawning
 from corral.executor import teardown
@@ -52,6 +52,9 @@ from corral.executor.interface import (
 )
 from corral.executor.syscalls import NAMESPACES
 from corral.executor import mountns
+
+if TYPE_CHECKING:  # pragma: no cover
+    from corral.executor.hooks import HookOutcome
 
 
 
@@ -177,7 +180,7 @@ class LinuxExecutor:
             parent=self.parent,
             recorder=facts.recorder,
         )
-        ran: list[hooking.HookOutcome] = []
+        ran: list[HookOutcome] = []
         init_pid, monitor, ctl, console = spawning.spawn_init(
             self._helper, request, stdio, lambda: faults.point("create.spawned"), ran,
             cgroups_ready=(lambda: None) if cgroups_first else (lambda: self._make_cgroups(cgroup, config)),
@@ -264,12 +267,14 @@ class LinuxExecutor:
                 container_id=facts.id,
             ) from exc
 
-    def start(self, facts: ContainerFacts) -> tuple[hooking.HookOutcome, ...]:
+    def start(self, facts: ContainerFacts) -> tuple[HookOutcome, ...]:
         return quick.release_init(
             facts.id, self._require_init(facts), facts.plan.run_dir, bool(facts.config.hooks.start_container)
         )
 
-    def run_hooks(self, facts: ContainerFacts, kind: str, status: str) -> tuple[hooking.HookOutcome, ...]:
+    def run_hooks(self, facts: ContainerFacts, kind: str, status: str) -> tuple[HookOutcome, ...]:
+        from corral.executor import hooks as hooking  # and `subprocess`: only a config with hooks needs them
+
         pid = facts.init.pid if facts.init is not None else None
         state = hooking.state(facts.config, facts.id, status, pid)
         return tuple(hooking.run_all(facts.config.hooks.of(kind), kind, state, cwd=facts.config.bundle))

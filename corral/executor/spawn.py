@@ -15,13 +15,16 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from corral.errors import ExecutorError, HookFailed, InitError, WaitTimeout
-from corral.executor import hooks as hooking
 from corral.executor import launch, proc, protocol, pty
 from corral.executor import stdio as stdio_fds
 from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
 from corral.executor.teardown import wait_for_exit, wait_for_exit_file  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from corral.executor.hooks import HookOutcome
 from corral.executor.protocol import (
     Confirm,
     Console,
@@ -224,7 +227,7 @@ def spawn_init(
     request: CreateRequest,
     stdio: Stdio,
     on_spawned: Callable[[], None],
-    hooks: list[hooking.HookOutcome] | None = None,
+    hooks: list[HookOutcome] | None = None,
     cgroups_ready: Callable[[], None] = lambda: None,
 ) -> tuple[int, ProcessIdentity | None, socket.socket, int | None]:
     """Ask for a monitor and an init; return (init pid, monitor, control socket, pty master
@@ -240,7 +243,7 @@ def spawn_init(
     How each hook of create ended is appended to `hooks`, also when create fails.
     """
     what = f"container {request.id!r}"
-    ran: list[hooking.HookOutcome] = [] if hooks is None else hooks
+    ran: list[HookOutcome] = [] if hooks is None else hooks
     timeout = _setup_timeout(request)
     ours, monitor = _ask_helper(helper, request, stdio)
     console: int | None = None
@@ -254,15 +257,19 @@ def spawn_init(
             message, passed = _recv(ours, what, timeout)
             if isinstance(message, Spawned):
                 on_spawned()
-            elif isinstance(message, HookRan):
-                ran.append(hooking.from_message(message))
+            elif isinstance(message, HookRan):  # only a config with hooks: hooks.py (and `subprocess`) then
+                from corral.executor.hooks import from_message
+
+                ran.append(from_message(message))
             elif isinstance(message, Console):
                 console = _take_console(what, message, passed, console)
             elif isinstance(message, Ready):
                 init_pid = message.pid
                 break
             elif isinstance(message, Failed):
-                if hooking.first_failure(ran) is not None:
+                from corral.executor.hooks import first_failure  # cheap once loaded: a failure is rare
+
+                if first_failure(ran) is not None:
                     raise HookFailed(
                         f"{what}: {message}", container_id=request.id, hooks=tuple(o.record() for o in ran)
                     )

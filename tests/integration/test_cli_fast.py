@@ -211,10 +211,11 @@ def _lean(cli: Cli) -> bool:
     return any("done on the lean path" in line for line in lines[-3:])
 
 
-#: What a lean create (a config with an absolute cgroupsPath) and delete leave out: the parser (oneshot.py
-#: recognises the shim's forms), logging (only for a warning), hashlib (only for a store tag), shutil (only
-#: for destroy's rmtree).
-CREATE_NEVER = (*HEAVY, "argparse", "corral.cli.parser", "corral.cli.app", "logging", "hashlib", "shutil")
+#: What a lean create (a config with an absolute cgroupsPath and no hooks) and delete leave out: the parser
+#: (oneshot.py recognises the shim's forms), logging (only for a warning), hashlib (only for a store tag),
+#: the hooks' runner and `subprocess` (only for a config with hooks), shutil (only for destroy's rmtree).
+CREATE_NEVER = (*HEAVY, "argparse", "corral.cli.parser", "corral.cli.app", "logging", "hashlib",
+                "corral.executor.hooks", "subprocess", "shutil")
 
 
 def test_the_runc_wrapper_s_create_and_delete_import_no_logging_hashlib_or_shutil(cli: Cli, rootfs_template: Path) -> None:
