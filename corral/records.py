@@ -378,3 +378,37 @@ def dataclass_twin(cls: type) -> type:
         namespace[name] = spec.real()
     frozen = cls.__record_frozen__  # type: ignore[attr-defined]
     return dataclasses.dataclass(frozen=frozen)(type(cls.__name__, (), namespace))
+
+
+def field_names(obj: Any) -> tuple[str, ...]:
+    """The names `dataclasses.fields(obj)` gives, in order, without importing dataclasses for a record."""
+    owner = _fast_owner(obj if isinstance(obj, type) else type(obj))
+    if owner is not None:
+        return owner.__record_fields__  # type: ignore[attr-defined, no-any-return]
+    import dataclasses
+
+    return tuple(f.name for f in dataclasses.fields(obj))
+
+
+def _fast_owner(cls: type) -> type | None:
+    """The record class that gives `cls` its fields, if `record` built it (not `dataclasses`)."""
+    for base in cls.__mro__:
+        if "__dataclass_fields__" in base.__dict__:
+            return base if "__record_fields__" in base.__dict__ else None
+    return None
+
+
+def replace(obj: _T, /, **changes: Any) -> _T:
+    """`dataclasses.replace`, without importing dataclasses for a record."""
+    owner = _fast_owner(type(obj))
+    if owner is None:
+        import dataclasses
+
+        return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+    for name, _, spec in owner.__record_specs__:  # type: ignore[attr-defined]
+        if not spec.init:
+            if name in changes:
+                raise ValueError(f"field {name} is declared with init=False, it cannot be specified with replace()")
+        elif name not in changes:
+            changes[name] = getattr(obj, name)
+    return obj.__class__(**changes)

@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from corral.errors import ExecutorError, HookFailed, InitError, WaitTimeout
 from corral.executor import hooks as hooking
@@ -39,6 +38,7 @@ from corral.executor.protocol import (
     Refused,
     Spawned,
 )
+from corral.records import record
 
 #: How long the init may take to set up before create gives up on it.
 SETUP_TIMEOUT = 60.0
@@ -177,7 +177,7 @@ def _ask_helper(
     return ours, proc.identity(reply.monitor)
 
 
-@dataclass
+@record(frozen=False)
 class SpawnedInit:
     """An init, set up and waiting on its exec fifo; the monitor awaits `confirm()`.
 
