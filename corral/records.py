@@ -321,7 +321,8 @@ def _setattr(self: Any, name: str, value: Any) -> None:
         from dataclasses import FrozenInstanceError
 
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
-    super(_owner(cls), self).__setattr__(name, value)
+    owner: Any = _owner(cls)
+    super(owner, self).__setattr__(name, value)
 
 
 def _delattr(self: Any, name: str) -> None:
@@ -330,7 +331,8 @@ def _delattr(self: Any, name: str) -> None:
         from dataclasses import FrozenInstanceError
 
         raise FrozenInstanceError(f"cannot delete field {name!r}")
-    super(_owner(cls), self).__delattr__(name)
+    owner: Any = _owner(cls)
+    super(owner, self).__delattr__(name)
 
 
 # --------------------------------------------------------------------------- what dataclasses reads
@@ -360,7 +362,7 @@ class _Lazy:
             value: Any = cls.__name__ + text
             type.__setattr__(cls, "__doc__", value)
             return value
-        twin = dataclass_twin(cls)
+        twin: Any = dataclass_twin(cls)
         type.__setattr__(cls, "__dataclass_fields__", twin.__dataclass_fields__)
         type.__setattr__(cls, "__dataclass_params__", twin.__dataclass_params__)
         return cls.__dict__[self.name]
