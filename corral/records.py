@@ -235,14 +235,15 @@ def _build(cls: type, frozen: bool, specs: list[_Spec]) -> None:
     cls.__record_specs__ = tuple(specs)  # type: ignore[attr-defined]
     cls.__record_fields__ = names  # type: ignore[attr-defined]
     cls.__record_key__ = _key(compared)  # type: ignore[attr-defined]
+    # Read before `__eq__` is set: a body defining `__eq__` gets `__hash__ = None` from Python (not explicit).
+    class_hash = cls.__dict__.get("__hash__", MISSING)
+    explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in cls.__dict__))
     _set_new(cls, "__init__", init)
     _set_new(cls, "__repr__", _repr)
     _set_new(cls, "__eq__", _eq)
     if frozen:
         cls.__setattr__ = _setattr  # type: ignore[method-assign, assignment]
         cls.__delattr__ = _delattr  # type: ignore[method-assign, assignment]
-    class_hash = cls.__dict__.get("__hash__", MISSING)
-    explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in cls.__dict__))
     if not explicit_hash:
         cls.__hash__ = _hash if frozen else None  # type: ignore[method-assign, assignment]
     if not cls.__dict__.get("__doc__"):

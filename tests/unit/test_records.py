@@ -344,3 +344,23 @@ def test_building_records_imports_no_dataclasses() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CORRAL.parent)
     assert out.stdout.split() == []
+
+
+def test_an_explicit_hash_or_eq_of_the_body_is_kept_as_dataclass_keeps_it() -> None:
+    def body(namespace: dict[str, Any]) -> dict[str, Any]:
+        return {"__annotations__": {"x": "int"}, "__module__": __name__, **namespace}
+
+    cases = {
+        "no hash": {},
+        "hash None": {"__hash__": None},
+        "own hash": {"__hash__": lambda self: 7},
+        "own eq": {"__eq__": lambda self, other: True},
+    }
+    for case, namespace in cases.items():
+        made = record(type("R", (), body(namespace)))
+        twin = dataclasses.dataclass(frozen=True)(type("R", (), body(namespace)))
+        assert made.__record__ == records.FAST, case  # type: ignore[attr-defined]
+        assert (made.__hash__ is None) == (twin.__hash__ is None), case
+        if made.__hash__ is not None:
+            assert hash(made(1)) == hash(twin(1)), case
+        assert (made(1) == made(2)) == (twin(1) == twin(2)), case
