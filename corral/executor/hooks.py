@@ -33,7 +33,7 @@ from corral.config import Config
 from corral.config.hooks import Hook
 from corral.errors import HookFailed
 from corral.executor.protocol import HookRan, ProtocolError, decode, encode
-from corral.records import record
+from corral.records import field_names, record
 
 #: The runtime-spec version of the state corral writes (the one it implements).
 STATE_OCI_VERSION = "1.2.0"
@@ -223,9 +223,8 @@ def container_hooks(
 
 
 def to_message(outcome: HookOutcome) -> HookRan:
-    import dataclasses
-
-    return HookRan(**dataclasses.asdict(outcome))
+    # Not dataclasses.asdict: the init sends this after pivot_root, where nothing more can be imported.
+    return HookRan(**{name: getattr(outcome, name) for name in field_names(outcome)})
 
 
 def from_message(message: HookRan) -> HookOutcome:

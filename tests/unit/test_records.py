@@ -335,11 +335,16 @@ def test_the_specs_are_the_class_body_s_fields() -> None:
     assert specs["tags"][1].default_factory is list and specs["seen"][1].init is False
 
 
-def test_building_records_imports_no_dataclasses() -> None:
+def test_building_and_using_records_imports_no_dataclasses() -> None:
+    """Nor may what the init does with them after pivot_root, where nothing more can be imported
+    (a hook's report once imported dataclasses there, and the init died)."""
     code = (
         "import sys; from corral.executor import monitor, observer, protocol, spawn; import corral.config, corral.types; "
-        "from corral.config import Config; c = Config.from_dict({'ociVersion': '1.0.2', 'root': {'path': '/r'}, "
-        "'process': {'args': ['sh'], 'cwd': '/'}}); repr(c); hash(c); c == c; "
+        "from corral.config import Config, Process; c = Config.from_dict({'ociVersion': '1.0.2', 'root': {'path': '/r'}, "
+        "'process': {'args': ['sh'], 'cwd': '/'}}); repr(c); hash(c); c == c; c.to_dict(); "
+        "Process(args=('sh',)).resolved(); Process(args=('sh',)).resolved_against(c.process); "
+        "from corral.executor.hooks import HookOutcome, to_message; to_message(HookOutcome('k', '/p', 0, None, False, 0.1)); "
+        "from corral.executor.cgroups.devices import with_device_rules; with_device_rules(c); "
         "print(*[m for m in ('dataclasses', 'inspect') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CORRAL.parent)
