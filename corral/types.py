@@ -12,12 +12,12 @@ corral.errors): the container's init and the spawn helper import this in fresh i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol, Union
 
 from corral.errors import ConfigError
 from corral.identity import ExitStatus as ExitStatus, ProcessIdentity as ProcessIdentity  # re-exported: the vocabulary's
+from corral.records import field, record
 
 
 class SupportsFileno(Protocol):
@@ -37,7 +37,7 @@ LOG_MIN_BYTES = 64 * 1024
 MAX_EXTRA_FDS = 200
 
 
-@dataclass(frozen=True)
+@record
 class Stdio:
     """What the container's process gets as 0, 1 and 2.
 
@@ -122,7 +122,7 @@ def _check_target(name: str, value: object) -> None:
     )
 
 
-@dataclass(frozen=True)
+@record
 class LogLine:
     """One line of a container's log (`Container.logs()`).
 
@@ -149,7 +149,7 @@ class ExecResult(NamedTuple):
     stderr: bytes
 
 
-@dataclass(frozen=True)
+@record
 class MemoryStats:
     usage: int
     max_usage: int | None
@@ -158,7 +158,7 @@ class MemoryStats:
     oom_kills: int
 
 
-@dataclass(frozen=True)
+@record
 class CpuStats:
     total_usage_ns: int
     per_cpu_usage_ns: tuple[int, ...] | None
@@ -169,13 +169,13 @@ class CpuStats:
     throttled_time_ns: int | None
 
 
-@dataclass(frozen=True)
+@record
 class PidsStats:
     current: int
     limit: int | None  # None: unlimited
 
 
-@dataclass(frozen=True)
+@record
 class InterfaceStats:
     """One veth interface's counters, as libcontainer reports them: read on the host side
     (through netlink) and seen from the container, so `rx_bytes` is what the container
@@ -193,7 +193,7 @@ class InterfaceStats:
     tx_dropped: int
 
 
-@dataclass(frozen=True)
+@record
 class Stats:
     """A container's resource usage; a part is None when its controller is absent."""
 
@@ -204,7 +204,7 @@ class Stats:
     interfaces: tuple[InterfaceStats, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class HostInterface:
     """A host-side interface `create` makes for a container, recorded before it exists.
 
@@ -218,7 +218,7 @@ class HostInterface:
     owner: str
 
 
-@dataclass(frozen=True)
+@record
 class OOMEvent:
     """The kernel OOM-killed a process in the container (`count` kills so far)."""
 

@@ -11,10 +11,11 @@ none of them (runc's exec does not read LISTEN_FDS).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from corral.records import replace  # not dataclasses': create imports no `inspect`
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.config import Process
@@ -41,4 +42,4 @@ def announce(process: Process, count: int) -> Process:
     """`process` with LISTEN_FDS=count and LISTEN_PID=1 (any the config had replaced: runc appends
     them, and a program reading the first of two would see the config's)."""
     env = tuple(e for e in process.env if e.split("=", 1)[0] not in NAMES)
-    return dataclasses.replace(process, env=(*env, f"LISTEN_FDS={count}", "LISTEN_PID=1"))
+    return replace(process, env=(*env, f"LISTEN_FDS={count}", "LISTEN_PID=1"))

@@ -16,11 +16,11 @@ exactly as given (no `env` is an empty environment, as for execve), and
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
 
 from corral.config.checks import check_abs_path, check_instance, check_list, check_no_nul, check_range, fail
 from corral.config.linux import INT64_MAX
 from corral.config.types import lists_to_tuples
+from corral.records import field_names, record
 
 #: OCI key -> Hooks field, in the order of the lifecycle (prestart, deprecated, runs with createRuntime).
 HOOK_KINDS: dict[str, str] = {
@@ -35,7 +35,7 @@ HOOK_KINDS: dict[str, str] = {
 _ENV = re.compile(r"[^=\0]+=[^\0]*")
 
 
-@dataclass(frozen=True)
+@record
 class Hook:
     """One program to run: `args` is its whole argv (argv[0] included); empty means ``[path]``."""
 
@@ -53,7 +53,7 @@ class Hook:
         return list(self.args) if self.args else [self.path]
 
 
-@dataclass(frozen=True)
+@record
 class Hooks:
     """The hooks of a container, by kind (field names are HOOK_KINDS' values)."""
 
@@ -65,14 +65,14 @@ class Hooks:
     poststop: tuple[Hook, ...] = ()
 
     def __post_init__(self) -> None:
-        lists_to_tuples(self, *(f.name for f in fields(self)))
+        lists_to_tuples(self, *field_names(self))
 
     def of(self, kind: str) -> tuple[Hook, ...]:
         """The hooks of one kind, by its OCI name (``"createRuntime"``)."""
         return getattr(self, HOOK_KINDS[kind])
 
     def __bool__(self) -> bool:
-        return any(getattr(self, f.name) for f in fields(self))
+        return any(getattr(self, name) for name in field_names(self))
 
 
 def validate_hooks(hooks: object, w: str = "hooks") -> None:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from corral.config.checks import check_list, fail, is_int, json_type
+from corral.records import field, record
 
 #: The annotation of a bundle's config.json that holds the network section (a JSON string).
 NETWORK_ANNOTATION = "io.corral.network"
@@ -39,7 +39,7 @@ MIN_IPV6_MTU = 1280
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
-@dataclass(frozen=True)
+@record
 class Route:
     """A route through the interface it is listed under: to `destination` (a network in
     CIDR form; ``0.0.0.0/0`` or ``::/0`` is the default route), via `gateway` if given."""
@@ -48,7 +48,7 @@ class Route:
     gateway: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Interface:
     """One interface of the container.
 
@@ -77,7 +77,7 @@ class Interface:
             object.__setattr__(self, "name", "lo" if self.type == "loopback" else "eth0")
 
 
-@dataclass(frozen=True)
+@record
 class Network:
     """The container's interfaces, set up by `create` in its new network namespace."""
 

@@ -27,7 +27,6 @@ import os
 import re
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import fields
 from typing import Any, Callable, Iterator, Mapping, NoReturn, TypeVar
 
 from corral.config.checks import fail, free_key, join, json_type
@@ -68,6 +67,7 @@ from corral.config.types import (
 )
 from corral.config.validate import validate_version
 from corral.errors import ConfigError
+from corral.records import field_names
 
 # --------------------------------------------------------------------------- limits on the text
 
@@ -679,8 +679,8 @@ def _resources_to_dict(r: Resources) -> dict[str, Any]:
 def _fields_to_dict(obj: Any) -> dict[str, Any]:
     """For the resource dataclasses, whose field names are their OCI keys."""
     out: dict[str, Any] = {}
-    for f in fields(obj):
-        _set(out, f.name, getattr(obj, f.name))
+    for name in field_names(obj):
+        _set(out, name, getattr(obj, name))
     return out
 
 

@@ -11,11 +11,11 @@ the executor applies them from this one table (executor/process_attrs.py).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 from corral.config.checks import check_instance, check_list, check_range, check_string, fail
 from corral.config.types import FrozenMap, lists_to_tuples
+from corral.records import record
 
 #: ioprio classes (linux/ioprio.h); a level is 0 (highest) to 7.
 IOPRIO_CLASSES: dict[str, int] = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
@@ -61,7 +61,7 @@ TIME_CLOCKS: tuple[str, ...] = ("monotonic", "boottime")
 _CPU_LIST = re.compile(r"\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*")
 
 
-@dataclass(frozen=True)
+@record
 class IOPriority:
     ioclass: str  # "class" in JSON
     priority: int = 0
@@ -71,7 +71,7 @@ class IOPriority:
         return IOPRIO_CLASSES[self.ioclass], self.priority
 
 
-@dataclass(frozen=True)
+@record
 class Scheduler:
     policy: str
     nice: int = 0
@@ -92,13 +92,13 @@ class Scheduler:
         return bits
 
 
-@dataclass(frozen=True)
+@record
 class CPUAffinity:
     initial: str | None = None
     final: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Personality:
     domain: str
     flags: tuple[str, ...] = ()
@@ -114,7 +114,7 @@ class Personality:
         return value
 
 
-@dataclass(frozen=True)
+@record
 class TimeOffset:
     secs: int = 0
     nanosecs: int = 0

@@ -17,7 +17,6 @@ without the supervision it was promised is worse than one that does not start.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 from corral.config.checks import check_range, fail, json_type
@@ -33,6 +32,7 @@ from corral.config.linux import (
     UINT64_MAX,
 )
 from corral.config.types import lists_to_tuples
+from corral.records import record
 
 _NOTIFY_UNSUPPORTED = (
     "seccomp user notification (SCMP_ACT_NOTIFY, listenerPath) is not supported yet"
@@ -41,7 +41,7 @@ _NOTIFY_UNSUPPORTED = (
 WHERE = "linux.seccomp"
 
 
-@dataclass(frozen=True)
+@record
 class SeccompArg:
     """One comparison on a syscall argument. For SCMP_CMP_MASKED_EQ, `value` is the
     mask and `value_two` what the masked argument must equal."""
@@ -52,7 +52,7 @@ class SeccompArg:
     value_two: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class SeccompSyscall:
     """A rule: `action` for every syscall in `names` whose arguments match all of `args`."""
 
@@ -65,7 +65,7 @@ class SeccompSyscall:
         lists_to_tuples(self, "names", "args")
 
 
-@dataclass(frozen=True)
+@record
 class Seccomp:
     """`linux.seccomp`. No architectures means the native one only."""
 

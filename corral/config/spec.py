@@ -18,7 +18,6 @@ free of cycles.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
 from typing import Any, Mapping
 
@@ -54,6 +53,7 @@ from corral.config.validate import (
     validate_version,
 )
 from corral.errors import ConfigError
+from corral.records import field, record, replace
 
 
 def _oci() -> ModuleType:
@@ -83,7 +83,7 @@ def _process_defaults() -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@record
 class Process:
     """The process to run: the container's own (in `Config.process`) or one to exec.
 
@@ -180,7 +180,7 @@ class Process:
         return _oci().dump_json(self.to_dict())
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     """A container's configuration, valid by construction.
 

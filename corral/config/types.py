@@ -12,8 +12,9 @@ left-out section as "none" instead (see oci.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
+
+from corral.records import record
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -118,7 +119,7 @@ def lists_to_tuples(obj: object, *names: str) -> None:
             object.__setattr__(obj, name, tuple(value))
 
 
-@dataclass(frozen=True)
+@record
 class User:
     uid: int = 0
     gid: int = 0
@@ -129,14 +130,14 @@ class User:
         lists_to_tuples(self, "additional_gids")
 
 
-@dataclass(frozen=True)
+@record
 class Rlimit:
     type: str  # "RLIMIT_NOFILE"
     soft: int
     hard: int
 
 
-@dataclass(frozen=True)
+@record
 class Capabilities:
     bounding: tuple[str, ...] = DEFAULT_CAPABILITIES
     effective: tuple[str, ...] = DEFAULT_CAPABILITIES
@@ -150,7 +151,7 @@ class Capabilities:
 
 
 
-@dataclass(frozen=True)
+@record
 class ConsoleSize:
     """`process.consoleSize`: the terminal's size in characters (TIOCSWINSZ), when `terminal` is true."""
 
@@ -158,13 +159,13 @@ class ConsoleSize:
     width: int
 
 
-@dataclass(frozen=True)
+@record
 class Root:
     path: str  # absolute once the config is loaded (relative paths resolve against the bundle)
     readonly: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Mount:
     destination: str
     type: str | None = None
@@ -189,20 +190,20 @@ class Mount:
         return self.type == "bind" or "bind" in options or "rbind" in options
 
 
-@dataclass(frozen=True)
+@record
 class Namespace:
     type: str  # one of NAMESPACE_TYPES
     path: str | None = None  # join this namespace instead of creating one
 
 
-@dataclass(frozen=True)
+@record
 class IDMapping:
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(frozen=True)
+@record
 class Device:
     path: str
     type: str  # "c", "b", "u" or "p"
@@ -213,14 +214,14 @@ class Device:
     gid: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class MemoryResources:
     limit: int | None = None
     reservation: int | None = None
     swap: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class CpuResources:
     shares: int | None = None
     quota: int | None = None
@@ -229,23 +230,23 @@ class CpuResources:
     mems: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class PidsResources:
     limit: int
 
 
-@dataclass(frozen=True)
+@record
 class BlockIOResources:
     weight: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class HugepageLimit:
     page_size: str  # "2MB", "1GB", "64KB": as the kernel names its hugetlb files
     limit: int  # bytes
 
 
-@dataclass(frozen=True)
+@record
 class DeviceRule:
     allow: bool
     type: str | None = None  # "a", "c" or "b"; None means all
@@ -254,7 +255,7 @@ class DeviceRule:
     access: str | None = None  # some of "rwm"; None means "rwm"
 
 
-@dataclass(frozen=True)
+@record
 class Resources:
     memory: MemoryResources | None = None
     cpu: CpuResources | None = None

@@ -14,7 +14,6 @@ those two classes, which sit above it.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from typing import TYPE_CHECKING
@@ -89,6 +88,7 @@ from corral.config.types import (
     Root,
     User,
 )
+from corral.records import replace
 
 if TYPE_CHECKING:  # pragma: no cover
     from corral.config.spec import Config, Process
@@ -597,7 +597,7 @@ def resolve_paths(c: Config) -> None:
     if bundle is None or not isinstance(c.mounts, tuple):
         return
     mounts = tuple(
-        dataclasses.replace(m, source=_anchor(m.source, bundle))
+        replace(m, source=_anchor(m.source, bundle))
         if isinstance(m, Mount) and m.is_bind and isinstance(m.source, str) and m.source
         else m
         for m in c.mounts

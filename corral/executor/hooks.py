@@ -21,13 +21,11 @@ and the state arrives whole whatever its size. What a hook printed is kept
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,6 +33,7 @@ from corral.config import Config
 from corral.config.hooks import Hook
 from corral.errors import HookFailed
 from corral.executor.protocol import HookRan, ProtocolError, decode, encode
+from corral.records import field_names, record
 
 #: The runtime-spec version of the state corral writes (the one it implements).
 STATE_OCI_VERSION = "1.2.0"
@@ -44,7 +43,7 @@ OUTPUT_TAIL = 512
 FATAL_KINDS = frozenset({"prestart", "createRuntime", "createContainer", "startContainer"})
 
 
-@dataclass(frozen=True)
+@record
 class HookOutcome:
     """How one hook ended: for the journal (`record()`) and for error messages (`describe()`)."""
 
@@ -224,7 +223,8 @@ def container_hooks(
 
 
 def to_message(outcome: HookOutcome) -> HookRan:
-    return HookRan(**dataclasses.asdict(outcome))
+    # Not dataclasses.asdict: the init sends this after pivot_root, where nothing more can be imported.
+    return HookRan(**{name: getattr(outcome, name) for name in field_names(outcome)})
 
 
 def from_message(message: HookRan) -> HookOutcome:

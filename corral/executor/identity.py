@@ -25,17 +25,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from corral.errors import RunDirError
 from corral.identity import ProcessIdentity
+from corral.records import record
 
 IDENTITY_FILE = "identity.json"
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 FORMAT = 1
 
 
-@dataclass(frozen=True)
+@record
 class Identity:
     container_id: str
     boot_id: str

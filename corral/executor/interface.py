@@ -10,10 +10,10 @@ without root against a fake (tests/fakes.py), and the kernel side stay thin.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from corral.config import Config, Process, Resources
+from corral.records import field, record
 
 # The values the interface speaks live in the vocabulary module; re-exported for
 # the code that imports them from here.
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # hooks.py reaches protocol.py, which needs Recorder from her
     from corral.executor.hooks import HookOutcome
 
 
-@dataclass(frozen=True)
+@record
 class ContainerPlan:
     """What `create` is about to make, recorded before any of it exists.
 
@@ -51,7 +51,7 @@ class ContainerPlan:
     interfaces: tuple[HostInterface, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Recorder:
     """Where a container's monitor records what it observes: the init's exit and OOM kills.
 
@@ -68,7 +68,7 @@ class Recorder:
     arguments: Mapping[str, str | int]
 
 
-@dataclass(frozen=True)
+@record
 class ContainerFacts:
     """What the executor needs to act on an existing container, read from its record."""
 
@@ -82,7 +82,7 @@ class ContainerFacts:
     recorder: Recorder | None = None
 
 
-@dataclass(frozen=True)
+@record
 class InitFacts:
     """What spawning produced: recorded with the `created` state."""
 
@@ -94,7 +94,7 @@ class InitFacts:
     hooks: tuple[HookOutcome, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class KernelStatus:
     """What the kernel says about a container's init, right now."""
 
@@ -103,7 +103,7 @@ class KernelStatus:
     fifo_present: bool  # the exec fifo exists: created, not yet started
 
 
-@dataclass(frozen=True)
+@record
 class ForgottenRemoval:
     """What `remove_forgotten` did with a run dir no live record owns."""
 

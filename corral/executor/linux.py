@@ -18,7 +18,6 @@ a cgroup it created, or in a joined one once it has recorded an init there
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import socket
@@ -370,7 +369,9 @@ class LinuxExecutor:
         if facts.plan.interfaces:
             from corral.executor.network import stats as network_stats
 
-            stats = dataclasses.replace(stats, interfaces=network_stats.read(facts.plan.interfaces))
+            from corral.records import replace
+
+            stats = replace(stats, interfaces=network_stats.read(facts.plan.interfaces))
         return stats
 
     def oom_events(

@@ -37,7 +37,6 @@ import pickle
 import socket
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple, Union
 
 from corral.config import Config, Process
@@ -48,6 +47,7 @@ from corral.executor.exitfile import (  # noqa: F401  (re-exported: the exit fil
 )
 from corral.executor.interface import Recorder
 from corral.executor.seccomp import CompiledFilter
+from corral.records import record
 from corral.types import MAX_EXTRA_FDS
 
 #: The largest encoded message sent inline; anything bigger goes through a memfd.
@@ -124,7 +124,7 @@ class ExecRequest(NamedTuple):
     frozen: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Ping:
     """Controller → helper: are you up? Answered by `Pong`."""
 
@@ -150,7 +150,7 @@ class Refused(NamedTuple):
     error: str
 
 
-@dataclass(frozen=True)
+@record
 class Go:
     """Monitor → init stage: the cgroups (or the uid/gid maps) are in place; go on."""
 
@@ -167,7 +167,7 @@ class InitForked(NamedTuple):
     pid: int
 
 
-@dataclass(frozen=True)
+@record
 class InitReady:
     """Init → monitor: set up, and blocked on the exec fifo."""
 
@@ -237,7 +237,7 @@ class ExecStarted(NamedTuple):
     start_time: int | None
 
 
-@dataclass(frozen=True)
+@record
 class Confirm:
     """Controller → monitor: the container is recorded; the init is no longer at risk of leaking.
 

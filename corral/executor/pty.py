@@ -24,12 +24,12 @@ import os
 import stat
 import struct
 import termios
-from dataclasses import dataclass
 
 from corral.config import ConsoleSize
 from corral.errors import ExecutorError
 from corral.executor.kernel import LINUX, Syscalls
 from corral.executor.rootfs import open_in_root
+from corral.records import record
 
 #: /dev/ptmx and every devpts instance's `ptmx` node.
 PTMX_DEVICE = os.makedev(5, 2)
@@ -38,7 +38,7 @@ TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): (un)lock the slave
 TIOCGPTPEER = 0x5441  # _IO('T', 0x41): open the slave from the master (Linux 4.13)
 
 
-@dataclass(frozen=True)
+@record
 class Pty:
     """A pty pair held by this process; `name` is the slave's path inside the container."""
 

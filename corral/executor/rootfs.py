@@ -17,13 +17,13 @@ import errno
 import os
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from corral.config import Config, Device, Mount
 from corral.config.linux import FLAG_OPTIONS, PROPAGATION_OPTIONS, RECURSIVE_OPTIONS
 from corral.errors import ExecutorError, MountError
 from corral.executor import syscalls as sc
 from corral.executor.kernel import LINUX, Syscalls
+from corral.records import record
 
 #: The device nodes every container gets when its /dev is a fresh tmpfs (OCI spec).
 DEFAULT_DEVICES: tuple[Device, ...] = (
@@ -54,7 +54,7 @@ _STATVFS_TO_MS: tuple[tuple[int, int], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class MountOptions:
     flags: int
     propagation: tuple[int, ...]

@@ -38,12 +38,12 @@ import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from corral.config.linux import SECCOMP_DEFAULT_ERRNO as DEFAULT_ERRNO
 from corral.config.seccomp import Seccomp, validate_seccomp
 from corral.errors import ConfigError, ExecutorError
+from corral.records import record
 
 if TYPE_CHECKING:
     from cffi import FFI
@@ -55,7 +55,7 @@ BPF_INSTRUCTION_SIZE = 8
 BPF_MAX_INSTRUCTIONS = 4096
 
 
-@dataclass(frozen=True)
+@record
 class CompiledFilter:
     """A BPF program ready for seccomp(2), and the SECCOMP_FILTER_FLAG_* to load it with.
 
@@ -155,7 +155,7 @@ def _check(rc: int, where: str, what: str) -> None:
         raise ConfigError(where, f"libseccomp refuses {what}: {os.strerror(-rc)}")
 
 
-@dataclass
+@record(frozen=False)
 class Filter:
     """A libseccomp filter context (scmp_filter_ctx); `release()` frees it."""
 

@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from corral.errors import ExecutorError, HookFailed, InitError, WaitTimeout
@@ -42,6 +41,7 @@ from corral.executor.protocol import (
     Refused,
     Spawned,
 )
+from corral.records import record
 
 #: How long the init may take to set up before create gives up on it.
 SETUP_TIMEOUT = 60.0
@@ -180,7 +180,7 @@ def _ask_helper(
     return ours, proc.identity(reply.monitor)
 
 
-@dataclass
+@record(frozen=False)
 class SpawnedInit:
     """An init, set up and waiting on its exec fifo; the monitor awaits `confirm()`.
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-from dataclasses import dataclass, field
 
 from corral.errors import ConfigError, InvalidStdio
+from corral.records import field, record
 from corral.types import Stdio, StdioTarget
 
 STREAMS = ("stdin", "stdout", "stderr")
@@ -24,7 +24,7 @@ READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY
 FILE_MODE = 0o640
 
 
-@dataclass
+@record(frozen=False)
 class Opened:
     """The three descriptors to send, and those opened here (close them once sent)."""
 

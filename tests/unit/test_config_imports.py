@@ -45,14 +45,15 @@ def _top_level_imports(path: Path) -> set[str]:
 
 def test_the_vocabulary_depends_only_on_the_errors() -> None:
     # The errors, so that Stdio refuses a bad descriptor with a CorralError; the root
-    # imports only its version eagerly; the process identity and exit status are corral.identity's.
-    expected = {"corral", "corral.version", "corral.errors", "corral.types", "corral.identity"}
+    # imports only its version eagerly; the process identity and exit status are corral.identity's;
+    # the frozen dataclasses are corral.records'.
+    expected = {"corral", "corral.version", "corral.errors", "corral.types", "corral.identity", "corral.records"}
     assert _corral_modules_after("import corral.types") == expected
 
 
 def test_the_config_package_imports_only_itself_and_the_errors() -> None:
     loaded = _corral_modules_after("import corral.config")
-    expected = {"corral", "corral.version", "corral.errors", "corral.config"}
+    expected = {"corral", "corral.version", "corral.errors", "corral.records", "corral.config"}
     expected |= {f"corral.config.{name}" for name in CONFIG_LAYERS}
     assert loaded == expected
 
@@ -65,6 +66,6 @@ def test_config_modules_import_one_another_in_one_direction() -> None:
         outside = {
             m
             for m in imported
-            if m.startswith("corral.") and not m.startswith(("corral.config.", "corral.errors"))
+            if m.startswith("corral.") and not m.startswith(("corral.config.", "corral.errors", "corral.records"))
         }
         assert not outside, (name, sorted(outside))

@@ -133,11 +133,10 @@ def _create(ctx: Context) -> tuple[Container | Created, int | None]:
 def _create_with(ctx: Context, detached: bool, helper: EarlyHelper | None, host: list[int]) -> Container | Created:
     """Create from the bundle; a foreground terminal without a console socket appends the
     command's own terminal to `host` (runc's initHostConsole: before anything exists)."""
-    import dataclasses
-
     from corral.cli import terminal
     from corral.cli.listen_fds import announce, listen_fds
     from corral.config import Config
+    from corral.records import replace  # not dataclasses': create imports no `inspect`
 
     _refuse_unsupported(ctx)
     _refuse_existing(ctx)
@@ -152,10 +151,10 @@ def _create_with(ctx: Context, detached: bool, helper: EarlyHelper | None, host:
     listening = listen_fds()
     if listening:
         ctx.log.debug(f"LISTEN_FDS={listening}: passing fds 3..{2 + listening} for socket activation")
-        config = dataclasses.replace(config, process=announce(config.process, listening))
+        config = replace(config, process=announce(config.process, listening))
     stdio = inherited_stdio(listening + ctx.args.preserve_fds)
     if console:
-        stdio = dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
+        stdio = replace(stdio, stdin=None, stdout=None, stderr=None)  # the terminal is 0, 1 and 2
     if detached:
         from corral.cli.fast_create import try_create
 

@@ -14,9 +14,8 @@ compiles it into an eBPF device program (bpf_devices.py).
 
 from __future__ import annotations
 
-import dataclasses
-
 from corral.config import Config, DeviceRule, Resources
+from corral.records import replace  # not dataclasses': create imports no `inspect`
 
 DEFAULT_ALLOWED: tuple[DeviceRule, ...] = (
     DeviceRule(allow=True, type="c", access="m"),
@@ -43,7 +42,7 @@ def with_device_rules(config: Config) -> Resources:
         if d.type in ("c", "b", "u")
     )
     rules = (DENY_ALL, *resources.devices, *for_devices, *DEFAULT_ALLOWED)
-    return dataclasses.replace(resources, devices=rules)
+    return replace(resources, devices=rules)
 
 
 def device_rule_line(rule: DeviceRule) -> str:
