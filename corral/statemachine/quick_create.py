@@ -24,7 +24,6 @@ library's; tests/integration/test_cli_fast.py checks the kernel and imports.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import TYPE_CHECKING
 
@@ -133,5 +132,7 @@ def create(
 def with_stdio(stdio: Stdio, console: bool) -> Stdio:
     """The terminal is 0, 1 and 2: a console takes the place of the inherited stdio."""
     if console:
-        return dataclasses.replace(stdio, stdin=None, stdout=None, stderr=None)
+        from corral.records import replace  # not dataclasses': a one-shot create imports no `dataclasses`
+
+        return replace(stdio, stdin=None, stdout=None, stderr=None)
     return stdio

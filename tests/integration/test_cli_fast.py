@@ -213,9 +213,10 @@ def _lean(cli: Cli) -> bool:
 
 #: What a lean create (a config with an absolute cgroupsPath and no hooks) and delete leave out: the parser
 #: (oneshot.py recognises the shim's forms), logging (only for a warning), hashlib (only for a store tag),
-#: the hooks' runner and `subprocess` (only for a config with hooks), shutil (only for destroy's rmtree).
+#: the hooks' runner and `subprocess` (only for a config with hooks), `dataclasses` and with it `inspect`
+#: (the config's classes are records: corral/records.py), shutil (only for destroy's rmtree).
 CREATE_NEVER = (*HEAVY, "argparse", "corral.cli.parser", "corral.cli.app", "logging", "hashlib",
-                "corral.executor.hooks", "subprocess", "shutil")
+                "corral.executor.hooks", "subprocess", "dataclasses", "inspect", "shutil")
 
 
 def test_the_runc_wrapper_s_create_and_delete_import_no_logging_hashlib_or_shutil(cli: Cli, rootfs_template: Path) -> None:
