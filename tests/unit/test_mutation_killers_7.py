@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from corral.store import files
+from corral.errors import StoreError, StoreUnreadable
+from corral.store import engine, files
 from corral.store.lean import open_lean
 from corral.store.readonly import BUSY_TIMEOUT_S, open_readonly
 from corral.store.repository import Repository
@@ -30,6 +34,32 @@ def _one_container(root: Path) -> None:
         repo.close()
 
 
+def _default_build(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> None:
+    """`sqlite3.connect` as on a SQLite built with its default SQLITE_USE_URI=0 (Debian's sets 1):
+    a "file:" name is a URI only when the caller passes `uri=True`, else an ordinary file name
+    (relative to `cwd`, an empty scratch directory)."""
+    real = sqlite3.connect
+
+    def default_build(database: Any, *args: Any, uri: bool = False, **kwargs: Any) -> sqlite3.Connection:
+        if not uri and os.fspath(database).startswith("file:"):
+            database = os.path.join(".", os.fspath(database))  # a plain name: no URI parsing
+        return real(database, *args, uri=uri, **kwargs)
+
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sqlite3, "connect", default_build)
+
+
+def _sql(db: Path, *statements: str) -> None:
+    con = sqlite3.connect(db)
+    try:
+        for statement in statements:
+            con.execute(statement)
+        con.commit()
+    finally:
+        con.close()
+
+
 # -- store/readonly.py ---------------------------------------------------------------------------
 
 
@@ -43,17 +73,7 @@ def test_the_read_only_view_opens_on_a_sqlite_that_takes_uris_only_when_asked(
     would never open there (every CLI read then pays for the library). The connect below behaves as
     such a build does."""
     _one_container(tmp_path / "root")
-    real = sqlite3.connect
-
-    def default_build(database: Any, *args: Any, uri: bool = False, **kwargs: Any) -> sqlite3.Connection:
-        if not uri and os.fspath(database).startswith("file:"):
-            database = os.path.join(".", os.fspath(database))  # a plain name: no URI parsing
-        return real(database, *args, uri=uri, **kwargs)
-
-    scratch = tmp_path / "cwd"
-    scratch.mkdir()
-    monkeypatch.chdir(scratch)
-    monkeypatch.setattr(sqlite3, "connect", default_build)
+    _default_build(monkeypatch, tmp_path / "cwd")
     store = open_readonly(tmp_path / "root")
     assert store is not None
     with store:
@@ -61,7 +81,7 @@ def test_the_read_only_view_opens_on_a_sqlite_that_takes_uris_only_when_asked(
         assert view is not None and view.state == "created"
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             store._con.execute("DELETE FROM containers")
-    assert list(scratch.iterdir()) == []
+    assert list((tmp_path / "cwd").iterdir()) == []
 
 
 # -- store/lean.py -------------------------------------------------------------------------------
@@ -106,3 +126,163 @@ def test_a_lean_store_checkpoints_its_wal_on_close_unless_told_to_leave_it(
     finally:
         for fd in pinned:
             os.close(fd)
+
+
+# -- store/engine.py -----------------------------------------------------------------------------
+
+
+def test_the_store_opens_on_a_sqlite_that_takes_uris_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills: engine `_current_revision_11`/`_14`/`_16` (`uri=True` left out, None or False): the
+    revision is read through a "file:...?mode=ro&immutable=1" URI; taken as a plain name, the open
+    fails and every store would be refused as unreadable."""
+    _one_container(tmp_path / "root")
+    _default_build(monkeypatch, tmp_path / "cwd")
+    repo = Repository(tmp_path / "root")
+    try:
+        found = repo.find("c1")
+        assert found is not None and found.state == "created"
+    finally:
+        repo.close()
+    assert list((tmp_path / "cwd").iterdir()) == []
+
+
+def test_a_revision_still_in_the_wal_is_read_again_before_deciding_to_migrate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills: engine `_current_revision_1` (`immutable=True` by default) and `_5` (always immutable).
+
+    The first look reads the main file only (immutable: it leaves no -wal/-shm behind); a store whose
+    upgrade to the head is committed but still in the WAL (another process holds it open) looks older
+    there, so the decision to migrate is re-read normally under the init lock, which sees the head:
+    no upgrade is run (and Alembic, ~280 ms, is not imported)."""
+    _one_container(tmp_path)
+    db = tmp_path / "corral.db"
+    _sql(db, "UPDATE alembic_version SET version_num = '0006_indexes'")
+    _sql(db, "PRAGMA wal_checkpoint(TRUNCATE)")
+    holder = sqlite3.connect(db)  # keeps the WAL from being checkpointed on close
+    try:
+        holder.execute("UPDATE alembic_version SET version_num = ?", (engine.HEAD_REVISION,))
+        holder.commit()
+        assert engine._current_revision(db, immutable=True) == "0006_indexes"
+
+        def upgrade(*args: Any) -> None:
+            raise AssertionError(f"upgraded a store at the head: {args}")
+
+        monkeypatch.setattr(engine, "_upgrade", upgrade)
+        repo = Repository(tmp_path)
+        try:
+            assert repo.find("c1") is not None
+        finally:
+            repo.close()
+    finally:
+        holder.close()
+
+
+def _held_exclusively(db: Path) -> sqlite3.Connection:
+    """A connection holding `db`'s lock exclusively (readers too wait) until it is closed."""
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("UPDATE alembic_version SET version_num = version_num")
+    return holder
+
+
+def _timed(call: Callable[[], object], limit: float) -> tuple[float, BaseException | None]:
+    """How long `call` took (at most `limit` s: then it is left behind) and what it raised."""
+    result: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+            result.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            result.append(exc)
+
+    start = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit)
+    return time.monotonic() - start, (result[0] if result else TimeoutError(f"still waiting after {limit} s"))
+
+
+def test_the_revision_read_waits_the_busy_timeout_for_a_writer_then_says_it_is_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills: engine `_current_revision_15` (no timeout: SQLite's 5 s default) and `_17` (the
+    timeout taken as seconds: 30000 s). The read under the init lock waits `BUSY_TIMEOUT_MS` for
+    a process holding the file, as every connection of the store does, then fails.
+
+    It failed as StoreUnreadable, "restore it from a backup or move it away": advice that loses a
+    healthy store that was only busy; a busy store is now the store's busy error (failures.py)."""
+    _one_container(tmp_path)
+    db = tmp_path / "corral.db"
+    monkeypatch.setattr(engine, "BUSY_TIMEOUT_MS", 400)
+    holder = _held_exclusively(db)
+    try:
+        took, raised = _timed(lambda: engine._current_revision(db), limit=4.0)
+    finally:
+        holder.close()
+    assert 0.35 <= took < 3.0, (took, raised)
+    assert isinstance(raised, StoreError) and not isinstance(raised, StoreUnreadable), raised
+    assert "busy timeout" in str(raised) and str(db) in str(raised) and "backup" not in str(raised)
+
+
+def test_an_unopenable_file_is_refused_naming_it_and_sqlites_reason(tmp_path: Path) -> None:
+    """Kills: engine `_current_revision_19`–`_24` (the path or the reason dropped from the error
+    of a failed open; the file vanished between the check and the open)."""
+    db = tmp_path / "gone.db"
+    with pytest.raises(StoreUnreadable) as info:
+        engine._current_revision(db)
+    assert info.value.path == str(db)
+    assert str(info.value).startswith(f"{db}: cannot be read as a corral database (unable to open database file)")
+
+
+def test_a_foreign_database_is_refused_naming_the_file_and_its_tables(tmp_path: Path) -> None:
+    """Kills: engine `_current_revision_37`/`_41` (the path dropped) and `_43` (the tables joined
+    with another separator)."""
+    db = tmp_path / "corral.db"
+    _sql(db, "CREATE TABLE photos (id INTEGER)", "CREATE TABLE albums (id INTEGER)")
+    with pytest.raises(StoreUnreadable) as info:
+        Repository(tmp_path)
+    assert info.value.path == str(db)
+    assert str(info.value).startswith(
+        f"{db}: cannot be read as a corral database (it has tables (albums, photos) but no corral schema)"
+    )
+
+
+def test_a_damaged_schema_is_refused_with_sqlites_reason(tmp_path: Path) -> None:
+    """Kills: engine `_current_revision_55` (the reason of a failed read dropped)."""
+    _one_container(tmp_path)
+    db = tmp_path / "corral.db"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    data = bytearray(db.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page wrecked, the header kept
+    db.write_bytes(bytes(data))
+    with pytest.raises(StoreUnreadable) as info:
+        Repository(tmp_path)
+    assert str(info.value).startswith(f"{db}: cannot be read as a corral database (database disk image is malformed)")
+
+
+@pytest.mark.parametrize("leftover", ["sqlite_sequence", "empty alembic_version"])
+def test_a_database_without_corral_tables_but_sqlites_own_or_an_empty_version_is_created(
+    tmp_path: Path, leftover: str
+) -> None:
+    """Kills: engine `_current_revision_35`/`_36` (`sqlite_sequence`, which SQLite keeps after
+    the last AUTOINCREMENT table is dropped, counted as a foreign table) and `_51` (an empty
+    `alembic_version`, as Alembic leaves a store it had not upgraded yet, read as a revision)."""
+    db = tmp_path / "corral.db"
+    if leftover == "sqlite_sequence":
+        _sql(db, "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT)", "INSERT INTO t DEFAULT VALUES",
+             "DROP TABLE t")
+    else:
+        _sql(db, "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+    _one_container(tmp_path)
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(engine.HEAD_REVISION,)]
+        assert con.execute("SELECT id, state FROM containers").fetchall() == [("c1", "created")]
+    finally:
+        con.close()
