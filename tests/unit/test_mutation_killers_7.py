@@ -97,19 +97,34 @@ def test_a_lean_store_waits_thirty_seconds_for_the_write_lock(tmp_path: Path) ->
         assert store._con.execute("PRAGMA busy_timeout").fetchone() == (int(BUSY_TIMEOUT_S * 1000),)
 
 
+def _open_fds_of(path: Path) -> dict[int, int]:
+    """This process's descriptors open on `path`, with their open flags (/proc/self/fdinfo)."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == str(path):
+                info = Path(f"/proc/self/fdinfo/{name}").read_text()
+                found[int(name)] = int(info.split("flags:")[1].split()[0], 8)
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor)
+    return found
+
+
 def test_a_lean_store_checkpoints_its_wal_on_close_unless_told_to_leave_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Kills: lean `LeanStore.__init___7` (`leave_wal = True` by default).
+    """Kills: lean `LeanStore.__init___7` (`leave_wal = True` by default); files `FileGuard._pin_1`–`_5`,
+    `_7`–`_26`, `_28` (the pin not taken: the WAL checkpointed anyway, or an error out of close).
 
     Only the one-shot CLI, about to exit, leaves the WAL to a later commit (cli/fast.py sets
     `leave_wal`); any other lean store's close, when it is the last connection, checkpoints the
-    WAL into the database and removes it, as SQLite does. Left by default, the pin that skips the
-    checkpoint would also stay for the rest of the process."""
+    WAL into the database and removes it, as SQLite does. Leaving it takes a read lock on the
+    database through a descriptor kept for the life of the process: read-only and close-on-exec."""
     _one_container(tmp_path)
-    pinned: list[int] = []
-    monkeypatch.setattr(files, "_PINNED", pinned)  # the pin is once per process: start without one
-    wal = Path(files.wal_path(tmp_path / "corral.db"))
+    db = tmp_path / "corral.db"
+    monkeypatch.setattr(files, "_PINNED", [])  # the pin is once per process: start without one
+    wal = Path(files.wal_path(db))
+    kept: dict[int, int] = {}
     try:
         for leave in (False, True):
             store = open_lean(str(tmp_path))
@@ -122,10 +137,61 @@ def test_a_lean_store_checkpoints_its_wal_on_close_unless_told_to_leave_it(
             assert wal.stat().st_size > 0
             store.close()
             assert wal.exists() is leave, leave
-            assert len(pinned) == int(leave)
+            kept = _open_fds_of(db)
+            assert len(kept) == int(leave), kept
+        (flags,) = kept.values()
+        assert flags & os.O_ACCMODE == os.O_RDONLY and flags & os.O_CLOEXEC, oct(flags)
     finally:
-        for fd in pinned:
+        for fd in kept:
             os.close(fd)
+
+
+# -- store/files.py ------------------------------------------------------------------------------
+
+
+def _guard_with_a_mapped_shm(tmp_path: Path, size: int = 32768) -> tuple[files.FileGuard, dict[str, Any], Path]:
+    """A guard whose last transaction saw a -shm of `size` bytes (no SQLite: nothing is mapped)."""
+    db = tmp_path / "corral.db"
+    db.write_bytes(b"")
+    shm = Path(files.shm_path(db))
+    shm.write_bytes(b"\x01" * size)
+    guard = files.FileGuard(db)
+    info: dict[str, Any] = {}
+    guard.connected(info)
+    guard.ended(info)
+    return guard, info, shm
+
+
+def test_a_truncated_shm_is_grown_back_with_zeros_and_the_transaction_refused(tmp_path: Path) -> None:
+    """Kills: files `FileGuard._regrow_1`–`_5`, `_7`, `_8`, `_10`–`_16`, `_19`, `_20` (the -shm not
+    grown back, or the error not the store's naming it, what was done and the directory)."""
+    guard, info, shm = _guard_with_a_mapped_shm(tmp_path)
+    os.truncate(shm, 100)
+    with pytest.raises(StoreError) as raised:
+        guard.check(info)
+    assert shm.read_bytes() == b"\x01" * 100 + b"\0" * (32768 - 100)
+    assert str(raised.value) == (
+        f"{shm}: the store's WAL index was truncated by another program while corral had it mapped, which "
+        "would have killed this process with SIGBUS; corral grew it back to 32768 bytes (SQLite rebuilds "
+        f"its content from the WAL). Find what truncates files in {tmp_path}, then retry"
+    )
+
+
+def test_a_truncated_shm_behind_a_symlink_is_not_grown_through_it(tmp_path: Path) -> None:
+    """Kills: files `FileGuard._regrow_6` (the -shm opened following a symlink), `_17`, `_18`
+    (the reason it could not be grown back lost).
+
+    The -shm moved away and a symlink to it put in its place still passes the identity check
+    (stat follows the link); corral writes no file of its store through a symlink."""
+    guard, info, shm = _guard_with_a_mapped_shm(tmp_path)
+    real = tmp_path / "elsewhere"
+    shm.rename(real)
+    shm.symlink_to(real)
+    os.truncate(real, 0)
+    with pytest.raises(StoreError) as raised:
+        guard.check(info)
+    assert real.stat().st_size == 0
+    assert "corral could not grow it back (Too many levels of symbolic links). Find what truncates" in str(raised.value)
 
 
 # -- store/engine.py -----------------------------------------------------------------------------
