@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from corral.errors import StoreError, StoreUnreadable
+from corral.errors import StoreError, StoreUnreadable, UnknownRevision
 from corral.store import engine, files
 from corral.store.lean import open_lean
 from corral.store.readonly import BUSY_TIMEOUT_S, open_readonly
@@ -352,3 +352,16 @@ def test_a_database_without_corral_tables_but_sqlites_own_or_an_empty_version_is
         assert con.execute("SELECT id, state FROM containers").fetchall() == [("c1", "created")]
     finally:
         con.close()
+
+
+def test_an_unknown_revision_is_refused_naming_this_corrals_newest(tmp_path: Path) -> None:
+    """Kills: engine `_refuse_unknown_6` (the head left out of the error: "its newest is None")."""
+    _one_container(tmp_path)
+    db = tmp_path / "corral.db"
+    _sql(db, "UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    with pytest.raises(UnknownRevision) as info:
+        Repository(tmp_path)
+    assert str(info.value).startswith(
+        f"{db}: schema revision '9999_from_the_future' is unknown to this corral "
+        f"(its newest is {engine.HEAD_REVISION!r}); it was probably written by a newer corral"
+    )
