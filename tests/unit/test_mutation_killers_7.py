@@ -19,6 +19,7 @@ from corral.store import engine, files
 from corral.store.lean import open_lean
 from corral.store.readonly import BUSY_TIMEOUT_S, open_readonly
 from corral.store.repository import Repository
+from tests.unit.asuser import NOBODY
 
 
 def _one_container(root: Path) -> None:
@@ -192,6 +193,58 @@ def test_a_truncated_shm_behind_a_symlink_is_not_grown_through_it(tmp_path: Path
         guard.check(info)
     assert real.stat().st_size == 0
     assert "corral could not grow it back (Too many levels of symbolic links). Find what truncates" in str(raised.value)
+
+
+def _in_a_child_whose_real_user_is_nobody(fn: Callable[[], object]) -> str | None:
+    """Call `fn` in a forked child whose real uid is nobody's and effective uid still root's (as
+    in a set-user-id program); what it raised, as text, or None."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        message = b""
+        try:
+            os.close(read_end)
+            os.setresuid(NOBODY, 0, 0)
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            message = f"{type(exc).__name__}: {exc}".encode()
+        os.write(write_end, message)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as inp:
+        data = inp.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"child died: {status}"
+    return data.decode() or None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to set the real user id apart from the effective one")
+def test_access_to_the_store_is_decided_on_the_effective_user(tmp_path: Path) -> None:
+    """Kills: files `_why_not_3`/`_6`, and `check_access`'s and `FileGuard._check_shm`'s
+    `effective_ids=True` left out, None or False (access decided on the real user id).
+
+    The kernel opens files as the effective user; a process whose real user differs (a set-user-id
+    program) may use a store that its real user could not, and must not be refused it. The store
+    is root's, under pytest's root-only directory: nobody may not even reach it."""
+    _one_container(tmp_path)
+    db = tmp_path / "corral.db"
+    holder = sqlite3.connect(db)  # the -wal and -shm exist while it is open
+    try:
+        holder.execute("UPDATE containers SET state = state")
+        holder.commit()
+        assert Path(files.wal_path(db)).exists() and Path(files.shm_path(db)).exists()
+
+        def use_the_store() -> None:
+            files.check_access(tmp_path, db)
+            guard = files.FileGuard(db)
+            info: dict[str, Any] = {}
+            guard.connected(info)
+            guard.ended(info)
+            guard.check(info)
+
+        assert _in_a_child_whose_real_user_is_nobody(use_the_store) is None
+    finally:
+        holder.close()
 
 
 # -- store/engine.py -----------------------------------------------------------------------------
