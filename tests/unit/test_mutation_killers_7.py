@@ -178,6 +178,25 @@ def test_a_truncated_shm_is_grown_back_with_zeros_and_the_transaction_refused(tm
     )
 
 
+@pytest.mark.parametrize("how", ["truncated", "replaced"])
+def test_a_shm_changed_during_a_transaction_is_caught_by_the_next_one(tmp_path: Path, how: str) -> None:
+    """Kills: files `FileGuard.ended_1` (what the -shm was re-read after every transaction).
+
+    The -shm is remembered once, after the first transaction that mapped it; a truncation or a
+    replacement while a transaction runs (after its check) must still be seen by the next check,
+    not taken as the new normal at the transaction's end."""
+    guard, info, shm = _guard_with_a_mapped_shm(tmp_path)
+    if how == "truncated":
+        os.truncate(shm, 100)
+    else:
+        other = tmp_path / "other-shm"
+        other.write_bytes(b"\x01" * 32768)
+        other.rename(shm)  # another inode: both existed at once
+    guard.ended(info)  # the transaction during which it happened ends
+    with pytest.raises(StoreError, match=f"WAL index was {how}"):
+        guard.check(info)
+
+
 def test_a_truncated_shm_behind_a_symlink_is_not_grown_through_it(tmp_path: Path) -> None:
     """Kills: files `FileGuard._regrow_6` (the -shm opened following a symlink), `_17`, `_18`
     (the reason it could not be grown back lost).
