@@ -197,6 +197,25 @@ def test_a_shm_changed_during_a_transaction_is_caught_by_the_next_one(tmp_path: 
         guard.check(info)
 
 
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_shm_deleted_or_replaced_is_refused_saying_what_to_do(tmp_path: Path, how: str) -> None:
+    """Kills: files `FileGuard._check_shm_8`–`_11` and the replaced branch's message mutants (the
+    error's text dropped or changed): which file, what happened, and what to do."""
+    guard, info, shm = _guard_with_a_mapped_shm(tmp_path)
+    if how == "deleted":
+        shm.unlink()
+    else:
+        other = tmp_path / "other-shm"
+        other.write_bytes(b"\x01" * 32768)
+        other.rename(shm)
+    with pytest.raises(StoreError) as raised:
+        guard.check(info)
+    assert str(raised.value) == (
+        f"{shm}: the store's WAL index was {how} while corral had it open, so processes no longer see "
+        f"each other's locks; stop every corral process on {tmp_path} and open the store again"
+    )
+
+
 def test_a_truncated_shm_behind_a_symlink_is_not_grown_through_it(tmp_path: Path) -> None:
     """Kills: files `FileGuard._regrow_6` (the -shm opened following a symlink), `_17`, `_18`
     (the reason it could not be grown back lost).
