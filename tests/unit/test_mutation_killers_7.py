@@ -19,7 +19,7 @@ from corral.store import engine, files
 from corral.store.lean import open_lean
 from corral.store.readonly import BUSY_TIMEOUT_S, open_readonly
 from corral.store.repository import Repository
-from tests.unit.asuser import NOBODY
+from tests.unit.asuser import NOBODY, dir_for, run_as
 
 
 def _one_container(root: Path) -> None:
@@ -214,6 +214,61 @@ def test_a_shm_deleted_or_replaced_is_refused_saying_what_to_do(tmp_path: Path, 
         f"{shm}: the store's WAL index was {how} while corral had it open, so processes no longer see "
         f"each other's locks; stop every corral process on {tmp_path} and open the store again"
     )
+
+
+def test_a_shm_seen_at_the_first_check_is_remembered_from_then_on(tmp_path: Path) -> None:
+    """Kills: files `FileGuard._check_shm_41`–`_43` (the -shm that another process had already made
+    not remembered by the check before the first transaction, only at its end: a truncation during
+    that transaction then goes unseen)."""
+    db = tmp_path / "corral.db"
+    db.write_bytes(b"")
+    shm = Path(files.shm_path(db))
+    shm.write_bytes(b"\x01" * 32768)
+    guard = files.FileGuard(db)
+    info: dict[str, Any] = {}
+    guard.connected(info)
+    guard.check(info)  # the first transaction begins: the -shm is already there
+    os.truncate(shm, 100)  # ... and is truncated while it runs
+    guard.ended(info)
+    with pytest.raises(StoreError, match="WAL index was truncated"):
+        guard.check(info)
+
+
+def test_a_shm_no_longer_writable_is_refused_saying_why_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills: files `FileGuard._check_shm_31`–`_40` (the error's text dropped or changed, the
+    reason not asked of `_why_not`). Root may write any file: the check runs as nobody then."""
+    monkeypatch.setattr(files, "_PINNED", [])  # the refusal pins the store (in the child, as root)
+
+    def refused(root: Path) -> str:
+        guard, info, shm = _guard_with_a_mapped_shm(root)
+        shm.chmod(0o400)
+        try:
+            guard.check(info)
+        except StoreError as exc:
+            return str(exc)
+        return "no error"
+
+    def expected(root: Path) -> str:
+        return (
+            f"{root}/corral.db-shm: the store's WAL index is no longer writable (permission denied), and "
+            "writing it through its mapping would kill this process with SIGBUS; make it writable again "
+            "(chattr -i, chmod u+rw, or remount read-write), then retry"
+        )
+
+    if os.geteuid() != 0:
+        assert refused(tmp_path) == expected(tmp_path)
+        for fd in files._PINNED:
+            os.close(fd)
+        return
+    with dir_for(NOBODY) as root:
+        def as_nobody() -> None:
+            message = refused(root)
+            if message != expected(root):
+                raise AssertionError(message)
+
+        assert run_as(NOBODY, as_nobody) is None
 
 
 def test_a_truncated_shm_behind_a_symlink_is_not_grown_through_it(tmp_path: Path) -> None:
