@@ -162,6 +162,8 @@ def _current_revision(path: Path, *, immutable: bool = False) -> str | None:
         rows = con.execute("SELECT version_num FROM alembic_version").fetchall()
         return rows[0][0] if rows else None
     except sqlite3.DatabaseError as exc:
+        if (getattr(exc, "sqlite_errorname", "") or "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            raise store_error(path, exc) from exc  # busy past the timeout: not a damaged file
         raise StoreUnreadable(str(path), str(exc)) from exc
     finally:
         con.close()
