@@ -17,6 +17,7 @@ from corral import Runtime, State
 from corral.config import Config
 from corral.statemachine.locks import Locks
 from tests.fakes import FakeExecutor
+from tests.unit.conftest import make_runtime
 
 
 def _fake(runtime: Runtime) -> FakeExecutor:
@@ -77,3 +78,19 @@ def test_a_container_s_config_is_parsed_once_per_text(runtime: Runtime, config: 
     assert changed is not first and changed.resources is not None
     assert changed.resources.pids == PidsResources(10)
     assert box.config is changed
+
+
+def test_recorded_state_is_the_last_read_not_the_store_s(
+    runtime: Runtime, config: Config, tmp_path: Path, kernel_dir: Path, boot_id_file: Path
+) -> None:
+    """Kills Recipe.adopt__mutmut_4: a record adopted as None, so every use reads the store again
+    (`recorded_state` would then show what another process wrote, not what this one last read)."""
+    box = runtime.create("c", config)
+    other = make_runtime(tmp_path, kernel_dir, boot_id_file)
+    try:
+        other.load("c").start()
+    finally:
+        other.close()
+    assert box.recorded_state is State.CREATED  # as this process last read it
+    assert box.state is State.RUNNING  # read again (and checked with the kernel)
+    assert box.recorded_state is State.RUNNING
