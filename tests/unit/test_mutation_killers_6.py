@@ -6,16 +6,20 @@ They run on the fake executor, without root.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from corral import Runtime, State
+from corral import Process, Runtime, State
 from corral.config import Config
+from corral.errors import WaitTimeout
+from corral.executor.interface import ContainerFacts, Stdio
 from corral.statemachine.locks import Locks
+from corral.types import ExecResult
 from tests.fakes import FakeExecutor
 from tests.unit.conftest import make_runtime
 
@@ -94,3 +98,92 @@ def test_recorded_state_is_the_last_read_not_the_store_s(
     assert box.recorded_state is State.CREATED  # as this process last read it
     assert box.state is State.RUNNING  # read again (and checked with the kernel)
     assert box.recorded_state is State.RUNNING
+
+
+# -- container.py: exec_run (no test of the selection called it) --------------------------
+
+
+class _EchoExecutor(FakeExecutor):
+    """The fake, whose exec'd process writes its args to its stdout (`cat`: its stdin), and `err` to its stderr."""
+
+    def __init__(self, kernel_dir: Path) -> None:
+        super().__init__(kernel_dir)
+        self.held: list[int] = []  # a `sleep`'s copies of its pipes, as a live process holds them
+
+    def exec(self, facts: ContainerFacts, process: Process, stdio: Stdio) -> Any:
+        handle = super().exec(facts, process, stdio)
+        if process.args[:1] == ("sleep",):
+            self.held.extend(os.dup(fd) for fd in (stdio.stdout, stdio.stderr) if isinstance(fd, int))
+            return handle
+        if isinstance(stdio.stdout, int):
+            if process.args[:1] == ("cat",) and isinstance(stdio.stdin, int):
+                os.write(stdio.stdout, os.read(stdio.stdin, 4096))
+            else:
+                os.write(stdio.stdout, " ".join(process.args).encode())
+        if isinstance(stdio.stderr, int):
+            os.write(stdio.stderr, b"err")
+        return handle
+
+
+@pytest.fixture
+def echo_runtime(tmp_path: Path, kernel_dir: Path, boot_id_file: Path) -> Iterator[Runtime]:
+    rt = Runtime(tmp_path / "root", _EchoExecutor(kernel_dir), run_root=tmp_path / "run", boot_id_file=boot_id_file)
+    yield rt
+    rt.close()
+
+
+def test_exec_run_collects_what_the_command_writes_and_its_status(echo_runtime: Runtime, config: Config) -> None:
+    """Kills Container.exec_run__mutmut_1/_3-_6/_10/_14-_18: the command, its process or its pipes lost."""
+    box = echo_runtime.create("c", config)
+    box.start()
+    assert box.exec_run(["echo", "hi"]) == ExecResult(0, b"echo hi", b"err")
+    assert box.exec_run(("false",)) == ExecResult(1, b"false", b"err")
+
+
+def test_exec_run_takes_a_whole_process(echo_runtime: Runtime, config: Config) -> None:
+    """Kills Container.exec_run__mutmut_2: a Process given is taken as the command's args."""
+    box = echo_runtime.create("c", config)
+    box.start()
+    assert box.exec_run(Process(args=("echo", "whole"))) == ExecResult(0, b"echo whole", b"err")
+
+
+def test_exec_run_hands_its_stdin_to_the_process(echo_runtime: Runtime, config: Config, tmp_path: Path) -> None:
+    """Kills Container.exec_run__mutmut_7/_11: `stdin` dropped (or shifted into the timeout)."""
+    box = echo_runtime.create("c", config)
+    box.start()
+    source = tmp_path / "input"
+    source.write_bytes(b"from stdin")
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        assert box.exec_run(["cat"], stdin=fd) == ExecResult(0, b"from stdin", b"err")
+    finally:
+        os.close(fd)
+
+
+def test_exec_run_gives_up_after_its_timeout_naming_the_container(echo_runtime: Runtime, config: Config) -> None:
+    """Kills Container.exec_run__mutmut_8/_9/_12/_13: the timeout or the text of its WaitTimeout lost
+    (the process outlives it, holding its pipes)."""
+    box = echo_runtime.create("c", config)
+    box.start()
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            box.exec_run(["sleep", "100"], timeout=0.3)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            errors.append(exc)
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(10)
+    hung = worker.is_alive()
+    box.destroy(force=True)  # ends the sleep (and a hung call)
+    executor = echo_runtime.context.executor
+    assert isinstance(executor, _EchoExecutor)
+    for fd in executor.held:
+        os.close(fd)
+    worker.join(10)
+    assert not hung, "exec_run waited past its timeout"
+    [error] = errors
+    assert isinstance(error, WaitTimeout)
+    assert str(error) == "exec in container 'c': still running after 0.3 s"
