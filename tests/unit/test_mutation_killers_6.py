@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import pytest
 
 from corral import Process, Runtime, State
 from corral.config import Config
-from corral.errors import WaitTimeout
+from corral.errors import LogsUnavailable, WaitTimeout
+from corral.executor import logwriter
 from corral.executor.interface import ContainerFacts, Stdio
 from corral.statemachine.locks import Locks
 from corral.types import ExecResult
@@ -37,14 +39,19 @@ def _other_holder(runtime: Runtime) -> Locks:
 
 def _finishes_while(hold: Locks, name: str, call: Callable[[], Any], timeout: float = 10) -> tuple[bool, list[Any]]:
     """Run `call` in a thread while `hold` holds `name`: whether it finished before `timeout`, and its result."""
-    result: list[Any] = []
     with hold.hold(name):
-        worker = threading.Thread(target=lambda: result.append(call()), daemon=True)
-        worker.start()
-        worker.join(timeout)
-        finished = not worker.is_alive()
+        finished, result, worker = _finishes(call, timeout)
     worker.join(30)  # the lock is free now: a blocked call ends too
     return finished, result
+
+
+def _finishes(call: Callable[[], Any], timeout: float) -> tuple[bool, list[Any], threading.Thread]:
+    """Run `call` in a thread: whether it finished within `timeout`, its result, the thread."""
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return not worker.is_alive(), result, worker
 
 
 # -- transition.py -----------------------------------------------------------------------
@@ -187,3 +194,77 @@ def test_exec_run_gives_up_after_its_timeout_naming_the_container(echo_runtime: 
     [error] = errors
     assert isinstance(error, WaitTimeout)
     assert str(error) == "exec in container 'c': still running after 0.3 s"
+
+
+# -- container.py: logs (the selection read logs.read directly, and Container.logs only without a log) --
+
+
+T0 = 1_700_000_000 * 10**9
+
+
+def _log_of(box: Any) -> Path:
+    """The container's log, as its monitor would have written it: two lines, then one 2 s later."""
+    run_dir = Path(box.record.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = Path(logwriter.log_path(str(run_dir)))
+    path.write_bytes(
+        logwriter.records(b"stdout", b"one\n", T0)
+        + logwriter.records(b"stderr", b"two\n", T0 + 1)
+        + logwriter.records(b"stdout", b"three\n", T0 + 2 * 10**9)
+    )
+    return path
+
+
+def test_logs_hands_since_and_tail_to_the_reader(runtime: Runtime, config: Config) -> None:
+    """Kills Container.logs__mutmut_7/_8/_13/_14: `since` or `tail` dropped."""
+    box = runtime.create("c", config)
+    box.start()
+    _fake(runtime).make_exit("c")  # stopped: even a follow would end
+    _log_of(box)
+    assert [line.text for line in box.logs()] == ["one", "two", "three"]
+    assert [line.text for line in box.logs(since=1_700_000_001)] == ["three"]
+    assert [line.text for line in box.logs(tail=2)] == ["two", "three"]
+
+
+def test_logs_of_a_running_container_do_not_follow_unless_asked(runtime: Runtime, config: Config) -> None:
+    """Kills Container.logs__mutmut_1: `follow` True by default (a running container's logs() never ends)."""
+    box = runtime.create("c", config)
+    box.start()
+    _log_of(box)
+    finished, result, worker = _finishes(lambda: [line.text for line in box.logs()], 5)
+    _fake(runtime).make_exit("c")  # ends a follow
+    worker.join(10)
+    assert finished, "logs() followed a running container"
+    assert result == [["one", "two", "three"]]
+
+
+def test_following_logs_waits_for_lines_until_the_container_exits(runtime: Runtime, config: Config) -> None:
+    """Kills Container.logs__mutmut_3/_6/_9/_12/_15: `follow` or the check that the container still
+    runs lost (a follow that ends at the first pause misses the later line, or fails)."""
+    box = runtime.create("c", config)
+    box.start()
+    path = _log_of(box)
+
+    def write_later() -> None:
+        time.sleep(0.5)
+        with open(path, "ab") as log:
+            log.write(logwriter.records(b"stdout", b"later\n", T0 + 3 * 10**9))
+        time.sleep(0.3)
+        _fake(runtime).make_exit("c")
+
+    writer = threading.Thread(target=write_later)
+    writer.start()
+    try:
+        texts = [line.text for line in box.logs(follow=True)]
+    finally:
+        writer.join()
+    assert texts == ["one", "two", "three", "later"]
+
+
+def test_logs_without_a_log_name_the_container(runtime: Runtime, config: Config) -> None:
+    """Kills Container.logs__mutmut_5: the id given to the reader (its LogsUnavailable) lost."""
+    box = runtime.create("quiet", config)
+    with pytest.raises(LogsUnavailable) as caught:
+        box.logs()
+    assert caught.value.container_id == "quiet"
+    assert "container 'quiet' has no log" in str(caught.value)
