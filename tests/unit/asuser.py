@@ -21,17 +21,16 @@ from pathlib import Path
 NOBODY = 65534
 
 
-def run_as(uid: int, fn: Callable[[], object]) -> tuple[str, str] | None:
-    """Call `fn` as `uid` (gid too) in a forked child; the (type, message) it raised, or None."""
+def run_in_child(become: Callable[[], object], fn: Callable[[], object]) -> tuple[str, str] | None:
+    """Call `fn` in a forked child after `become()` (which changes the child's ids); the (type,
+    message) it raised, or None."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         result: tuple[str, str] | None = None
         try:
             os.close(read_end)
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
+            become()
             fn()
         except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
             result = (type(exc).__name__, f"{exc}\n{traceback.format_exc()}")
@@ -44,6 +43,17 @@ def run_as(uid: int, fn: Callable[[], object]) -> tuple[str, str] | None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, f"child died: {status}"
     return pickle.loads(data)
+
+
+def run_as(uid: int, fn: Callable[[], object]) -> tuple[str, str] | None:
+    """Call `fn` as `uid` (gid too) in a forked child; the (type, message) it raised, or None."""
+
+    def become() -> None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+
+    return run_in_child(become, fn)
 
 
 @contextmanager

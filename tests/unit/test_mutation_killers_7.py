@@ -19,7 +19,7 @@ from corral.store import engine, files
 from corral.store.lean import open_lean
 from corral.store.readonly import BUSY_TIMEOUT_S, open_readonly
 from corral.store.repository import Repository
-from tests.unit.asuser import NOBODY, dir_for, run_as
+from tests.unit.asuser import NOBODY, dir_for, run_as, run_in_child
 
 
 def _one_container(root: Path) -> None:
@@ -288,27 +288,10 @@ def test_a_truncated_shm_behind_a_symlink_is_not_grown_through_it(tmp_path: Path
     assert "corral could not grow it back (Too many levels of symbolic links). Find what truncates" in str(raised.value)
 
 
-def _in_a_child_whose_real_user_is_nobody(fn: Callable[[], object]) -> str | None:
+def _in_a_child_whose_real_user_is_nobody(fn: Callable[[], object]) -> tuple[str, str] | None:
     """Call `fn` in a forked child whose real uid is nobody's and effective uid still root's (as
-    in a set-user-id program); what it raised, as text, or None."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        message = b""
-        try:
-            os.close(read_end)
-            os.setresuid(NOBODY, 0, 0)
-            fn()
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            message = f"{type(exc).__name__}: {exc}".encode()
-        os.write(write_end, message)
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as inp:
-        data = inp.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, f"child died: {status}"
-    return data.decode() or None
+    in a set-user-id program); what it raised (type, message), or None."""
+    return run_in_child(lambda: os.setresuid(NOBODY, 0, 0), fn)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to set the real user id apart from the effective one")
