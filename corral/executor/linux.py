@@ -368,7 +368,6 @@ class LinuxExecutor:
         stats = self._cgroup(facts).stats()
         if facts.plan.interfaces:
             from corral.executor.network import stats as network_stats
-
             from corral.records import replace
 
             stats = replace(stats, interfaces=network_stats.read(facts.plan.interfaces))

@@ -21,9 +21,6 @@ from corral.executor import launch, proc, protocol, pty
 from corral.executor import stdio as stdio_fds
 from corral.executor.interface import ExitStatus, InitFacts, ProcessIdentity, Stdio
 from corral.executor.teardown import wait_for_exit, wait_for_exit_file  # noqa: F401  (re-exported)
-
-if TYPE_CHECKING:  # pragma: no cover
-    from corral.executor.hooks import HookOutcome
 from corral.executor.protocol import (
     Confirm,
     Console,
@@ -42,6 +39,9 @@ from corral.executor.protocol import (
     Spawned,
 )
 from corral.records import record
+
+if TYPE_CHECKING:  # pragma: no cover
+    from corral.executor.hooks import HookOutcome
 
 #: How long the init may take to set up before create gives up on it.
 SETUP_TIMEOUT = 60.0
@@ -209,6 +209,13 @@ class SpawnedInit:
         wait_for_exit(self.monitor, 5.0)
 
 
+def _hook_failed(ran: list[HookOutcome]) -> bool:
+    """Whether one of create's hooks failed: only asked when some ran, so hooks.py is loaded already."""
+    from corral.executor.hooks import first_failure
+
+    return first_failure(ran) is not None
+
+
 def _setup_timeout(request: CreateRequest) -> float | None:
     """SETUP_TIMEOUT, plus the time create's hooks may take: none if one of them has no timeout
     (the spec sets no limit then, and neither does runc)."""
@@ -267,9 +274,7 @@ def spawn_init(
                 init_pid = message.pid
                 break
             elif isinstance(message, Failed):
-                from corral.executor.hooks import first_failure  # cheap once loaded: a failure is rare
-
-                if first_failure(ran) is not None:
+                if ran and _hook_failed(ran):
                     raise HookFailed(
                         f"{what}: {message}", container_id=request.id, hooks=tuple(o.record() for o in ran)
                     )
