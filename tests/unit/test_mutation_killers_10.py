@@ -5,3 +5,462 @@ They run on the fake executor, without root.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corral import Runtime
+from corral.config import Config, Hook, Hooks
+from corral.config.network import Network
+from corral.errors import ConfigError, ExecutorError, InvalidTransition
+from corral.executor.interface import ContainerFacts, ContainerPlan
+from corral.identity import ProcessIdentity
+from corral.statemachine import quick_create, quick_destroy
+from corral.statemachine.locks import Locks
+from corral.statemachine.outcomes import KILL_TIMEOUT, REBOOTED
+from corral.statemachine.quick import NeedsLibrary
+from corral.store.lean_durable import DurableLeanStore
+from corral.types import Stdio
+from tests.unit.test_quick_create import BOOT, lean, lean_create, lean_delete  # noqa: F401  (`lean`: a fixture)
+
+
+def _sql(runtime: Runtime, statement: str, *params: object) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(runtime.root / "corral.db")
+    try:
+        with con:
+            return con.execute(statement, params).fetchall()
+    finally:
+        con.close()
+
+
+def _last_journal(runtime: Runtime, cid: str) -> Any:
+    return runtime.load(cid).history()[-1]
+
+
+# -- quick_create.py -----------------------------------------------------------------------
+
+
+def test_lean_create_hands_over_with_the_reason_it_logs(runtime: Runtime, config: Config) -> None:
+    """Kills quick_create x_refuse__mutmut_1/_2/_3/_5/_6/_7: the reason a create takes the library's
+    path, which `corral --debug create` logs (cli/fast_create.py), lost or changed."""
+    hooked = dataclasses.replace(config, hooks=Hooks(poststop=(Hook(path="/bin/true"),)))
+    with pytest.raises(NeedsLibrary) as caught:
+        quick_create.refuse(hooked)
+    assert str(caught.value) == "the config has hooks: the library runs them"
+    with pytest.raises(NeedsLibrary) as caught:
+        quick_create.refuse(dataclasses.replace(config, network=Network()))
+    assert str(caught.value) == "the config has a network section: the library makes it (pyroute2)"
+    quick_create.refuse(config)  # nothing to hand over
+
+
+def test_lean_create_of_a_terminal_hands_back_its_master(
+    runtime: Runtime, config: Config, lean: DurableLeanStore  # noqa: F811
+) -> None:
+    """Kills quick_create xǁCreatedǁ__init____mutmut_1/_3 (the id or the pty master lost from what
+    `create` hands back) and x_create__mutmut_4 (console=True not passed to the check: a terminal
+    refused although its master is taken)."""
+    terminal = dataclasses.replace(config, process=dataclasses.replace(config.process, terminal=True))
+    made = quick_create.create(
+        lean, Locks(runtime.root), runtime.context.executor, BOOT, str(runtime.run_root), "c", terminal, console=True
+    )
+    try:
+        assert made.id == "c"
+        assert made.console_fd is not None and made.console_fd == runtime.context.executor.spawned[-1].console_fd
+        assert made.pid == runtime.load("c").pid
+    finally:
+        if made.console_fd is not None:
+            import os
+
+            os.close(made.console_fd)
+
+
+@pytest.mark.parametrize("case", ["terminal without console", "console without terminal", "stdio beside a terminal"])
+def test_lean_create_refuses_consoles_as_the_library_does(
+    case: str, runtime: Runtime, config: Config, lean: DurableLeanStore  # noqa: F811
+) -> None:
+    """Kills quick_create x_create__mutmut_3/_5/_6/_7/_13/_14/_15/_16/_17: the console check given
+    another terminal flag, no stdio, or another field or call name in its message: the refusal must
+    be the library's (Runtime.create's), word for word, with nothing written."""
+    terminal = case != "console without terminal"
+    wanted = dataclasses.replace(config, process=dataclasses.replace(config.process, terminal=terminal))
+    console = case != "terminal without console"
+    stdio = Stdio(stdout=1) if case == "stdio beside a terminal" else None
+    with pytest.raises(ConfigError) as library:
+        runtime.create("c", wanted, stdio=stdio, console=console)
+    with pytest.raises(ConfigError) as leaned:
+        quick_create.create(
+            lean, Locks(runtime.root), runtime.context.executor, BOOT, str(runtime.run_root), "c", wanted,
+            stdio=stdio, console=console,
+        )
+    assert str(leaned.value) == str(library.value)
+    assert "Runtime.create" in str(leaned.value) or case == "stdio beside a terminal"
+    assert runtime.list(include_destroyed=True) == []
+    assert runtime.context.executor.spawned == []
+
+
+def test_with_stdio_gives_a_console_no_stdio_but_keeps_extra_fds() -> None:
+    """Kills quick_create x_with_stdio__mutmut_1.._5 ("no tests": the command line's create calls it):
+    with a console, the terminal is 0, 1 and 2, so stdin, stdout and stderr are all dropped, the
+    extra descriptors kept; without one, the stdio is handed on unchanged."""
+    given = Stdio(stdin=0, stdout=1, stderr=2, extra_fds=(7,))
+    assert quick_create.with_stdio(given, True) == Stdio(extra_fds=(7,))
+    assert quick_create.with_stdio(given, False) is given
+
+
+# -- quick_destroy.py ----------------------------------------------------------------------
+
+
+def test_lean_destroy_refusals_are_the_library_s(
+    runtime: Runtime, config: Config, lean: DurableLeanStore  # noqa: F811
+) -> None:
+    """Kills quick_destroy x_destroy__mutmut_11.._32: the InvalidTransition of a refused destroy with
+    another id, state, event, allowed list or hint: "pass force=True" exactly when force would allow
+    it (a running container), nothing after a tombstone's "none" (no row allows it at all)."""
+    lean_create(runtime, lean, "c", config)
+    runtime.load("c").start()
+    running = lean.record("c")
+    assert running is not None
+    with pytest.raises(InvalidTransition) as library:
+        runtime.load("c").destroy()
+    with pytest.raises(InvalidTransition) as caught:
+        quick_destroy.destroy(lean, runtime.context.executor, BOOT, running, force=False)
+    assert str(caught.value) == str(library.value)
+    assert str(caught.value).endswith("; pass force=True")
+    error = caught.value
+    assert (error.container_id, error.state, error.event) == ("c", "running", "destroy")
+    assert error.allowed == ("pause", "exec", "signal", "update")
+    assert lean.record("c") == running  # refused before anything was written
+    lean_delete(runtime, lean, "c")
+    tombstone = lean.record("c")
+    assert tombstone is not None and tombstone.state == "destroyed"
+    with pytest.raises(InvalidTransition) as caught:
+        quick_destroy.destroy(lean, runtime.context.executor, BOOT, tombstone, force=True)
+    assert str(caught.value) == "cannot destroy container 'c': it is destroyed; allowed in destroyed: none"
+
+
+def test_lean_delete_hands_over_with_the_reason_it_logs(
+    runtime: Runtime, config: Config, lean: DurableLeanStore  # noqa: F811
+) -> None:
+    """Kills quick_destroy x_destroy__mutmut_33/_34/_35 and x_teardown_of__mutmut_3/_4/_5: the reason
+    `corral --debug delete` logs (cli/fast.py) for hooks and for network interfaces, lost or changed."""
+    runtime.create("h", dataclasses.replace(config, hooks=Hooks(poststop=(Hook(path="/bin/true"),))))
+    with pytest.raises(NeedsLibrary) as caught:
+        lean_delete(runtime, lean, "h")
+    assert str(caught.value) == "the config has hooks (poststop): the library runs them"
+    lean_create(runtime, lean, "n", config)
+    key = runtime.load("n").record.key
+    _sql(runtime, "INSERT INTO network_interfaces (container_key, position, host_name, name, owner) "
+         "VALUES (?, 0, 'crx0', 'eth0', 'corral test')", key)
+    with pytest.raises(NeedsLibrary) as caught:
+        lean_delete(runtime, lean, "n")
+    assert str(caught.value) == "the container has network interfaces: the library removes them"
+    assert runtime.load("n").record.state == "created"
+
+
+def test_lean_delete_passes_its_fault_points_and_kills_under_the_intent(
+    runtime: Runtime, config: Config, lean: DurableLeanStore, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Kills quick_destroy x_destroy__mutmut_45 (the intent written without its event), _48/_64/_65/_66/_96
+    and quick_create x_create__mutmut_76/_77/_78/_127 (the fault points tests/integration/test_faults.py
+    kills at, renamed or dropped) and quick_destroy x_destroy__mutmut_63 (the kill given no timeout for
+    KILL_TIMEOUT)."""
+    from corral import faults
+
+    reached: list[str] = []
+    monkeypatch.setattr(faults, "point", reached.append)
+    lean_create(runtime, lean, "c", config)
+    executor = runtime.context.executor
+    real_kill = executor.kill
+    seen: list[tuple[object, ...]] = []
+
+    def kill(facts: ContainerFacts, timeout: float) -> Any:
+        seen.append((timeout, *_sql(runtime, "SELECT pending_event FROM containers WHERE id = 'c'")[0]))
+        return real_kill(facts, timeout)
+
+    monkeypatch.setattr(executor, "kill", kill)
+    lean_delete(runtime, lean, "c")
+    assert seen == [(KILL_TIMEOUT, "destroy")]
+    assert reached == [
+        "create.intent", "create.recorded", "destroy.intent", "destroy.run-dir-removed", "destroy.recorded"
+    ]
+
+
+def test_lean_destroy_of_another_boot_s_record_kills_nothing_and_says_why(
+    runtime: Runtime, config: Config, lean: DurableLeanStore, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Kills quick_destroy x_destroy__mutmut_52/_60 (a record of another boot killed: its PIDs are
+    another boot's) and _62 (the journal's unknown-exit reason lost): after a reboot the exit is
+    unknown, REBOOTED says why, and the executor's kill is never called."""
+    lean_create(runtime, lean, "c", config)
+    record = lean.record("c")
+    assert record is not None
+    kills: list[float] = []
+    monkeypatch.setattr(runtime.context.executor, "kill", lambda facts, timeout: kills.append(timeout))
+    quick_destroy.destroy(lean, runtime.context.executor, "boot-2", record, force=True)
+    assert kills == []
+    entry = _last_journal(runtime, "c")
+    assert entry.event == "destroy"
+    assert entry.detail["exit"] == "unknown"
+    assert entry.detail["exit_unknown_reason"] == REBOOTED
+
+
+def test_a_failed_lean_teardown_clears_the_intent_and_says_why(
+    runtime: Runtime, config: Config, lean: DurableLeanStore  # noqa: F811
+) -> None:
+    """Kills quick_destroy x_destroy__mutmut_67.._72: the failed removal recorded for another record,
+    event or error (or not at all): the intent is cleared, last_error says "destroy: <error>", the
+    original error reaches the caller and the container stays as it was."""
+    lean_create(runtime, lean, "c", config)
+    runtime.context.executor.fail_next("destroy", ExecutorError("the cgroup is busy (fake)"))
+    with pytest.raises(ExecutorError, match="the cgroup is busy"):
+        lean_delete(runtime, lean, "c")
+    record = runtime.load("c").record
+    assert record.pending_event is None
+    assert record.last_error == "destroy: the cgroup is busy (fake)"
+    assert record.state == "created"
+
+
+class _Seam:
+    """Stands in for the executor: records the facts its kill and destroy are given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ContainerFacts, float | None]] = []
+
+    def kill(self, facts: ContainerFacts, timeout: float) -> None:
+        self.calls.append(("kill", facts, timeout))
+
+    def destroy(self, facts: ContainerFacts) -> None:
+        self.calls.append(("destroy", facts, None))
+
+
+def _monitor(runtime: Runtime, key: int, pid: int | None, start_time: int | None) -> None:
+    _sql(runtime, "UPDATE containers SET monitor_pid = ?, monitor_start_time = ? WHERE key = ?", pid, start_time, key)
+
+
+def test_lean_teardown_through_an_executor_names_the_recorded_init_and_monitor(
+    runtime: Runtime, config: Config, lean: DurableLeanStore  # noqa: F811
+) -> None:
+    """Kills quick_destroy x_teardown_of__mutmut_6.._15 (the init's identity dropped, half-made, or made
+    of a record missing its PID or start time) and _18/_23 (the monitor's, likewise): a process is named
+    by its PID and start time together, or not at all (never a bare PID that may be reused); and
+    _60/_61/_66/_72/_73/_74/_77 (the facts' plan or init dropped, the plan's cgroups, run dir or created
+    directories lost: the executor removes what the record names)."""
+    lean_create(runtime, lean, "c", config)
+    record = lean.record("c")
+    assert record is not None and record.init_pid is not None and record.init_start_time is not None
+    init = ProcessIdentity(record.init_pid, record.init_start_time)
+
+    def facts_of(rec: Any) -> ContainerFacts:
+        seam = _Seam()
+        kill, remove = quick_destroy.teardown_of(lean, rec, seam)  # type: ignore[arg-type]
+        kill(1.5)
+        remove()
+        assert [(c[0], c[2]) for c in seam.calls] == [("kill", 1.5), ("destroy", None)]
+        assert seam.calls[0][1] is seam.calls[1][1]
+        return seam.calls[0][1]
+
+    facts = facts_of(record)
+    assert (facts.id, facts.init, facts.monitor) == ("c", init, None)
+    assert facts.plan == ContainerPlan(
+        cgroup_paths=dict(record.cgroup_paths), run_dir=record.run_dir, created_cgroups=record.created_cgroups
+    )
+    assert facts.config == Config.from_json(runtime.load("c").record.config, bundle=config.bundle)
+    assert facts_of(record._replace(init_start_time=None)).init is None
+    assert facts_of(record._replace(init_pid=None)).init is None
+    _monitor(runtime, record.key, 4242, 777)
+    assert facts_of(record).monitor == ProcessIdentity(4242, 777)
+    _monitor(runtime, record.key, 4242, None)
+    assert facts_of(record).monitor is None
+    _monitor(runtime, record.key, None, 777)
+    assert facts_of(record).monitor is None
+
+
+def test_lean_teardown_without_an_executor_goes_to_the_kernel_with_the_record(
+    runtime: Runtime, config: Config, lean: DurableLeanStore, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Kills quick_destroy x_teardown_of__mutmut_27.._47: the command line's `delete` (no executor)
+    calls executor/teardown.py's kill and destroy with the record's id, init, monitor, run dir and
+    cgroup (opened from its recorded paths and the directories corral created) and the timeout."""
+    from corral.executor import cgroups, teardown
+
+    lean_create(runtime, lean, "c", config)
+    record = lean.record("c")
+    assert record is not None and record.init_pid is not None and record.init_start_time is not None
+    _monitor(runtime, record.key, 4242, 777)
+    cgroup = object()
+    opened: list[tuple[object, ...]] = []
+    calls: list[tuple[object, ...]] = []
+
+    def open_cgroup(*args: object) -> object:
+        opened.append(args)
+        return cgroup
+
+    def seam(name: str) -> Callable[..., None]:
+        return lambda *args: calls.append((name, *args))
+
+    monkeypatch.setattr(cgroups, "open_cgroup", open_cgroup)
+    monkeypatch.setattr(teardown, "kill", seam("kill"))
+    monkeypatch.setattr(teardown, "destroy", seam("destroy"))
+    kill, remove = quick_destroy.teardown_of(lean, record, None)
+    assert opened == [(dict(record.cgroup_paths), record.created_cgroups)]
+    assert record.created_cgroups  # the fake's plan names the directories it made
+    kill(2.5)
+    remove()
+    init, monitor = ProcessIdentity(record.init_pid, record.init_start_time), ProcessIdentity(4242, 777)
+    assert calls == [
+        ("kill", "c", init, monitor, record.run_dir, cgroup, 2.5),
+        ("destroy", "c", init, monitor, record.run_dir, cgroup),
+    ]
+
+
+def test_lean_delete_hands_over_an_unobserved_state_with_the_reason_it_logs(
+    runtime: Runtime, config: Config, lean: DurableLeanStore, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Kills quick_destroy x_observed_state__mutmut_2/_11/_12/_13/_20/_21/_22 (the reasons `--debug`
+    logs), _6 (a record with an init PID but no start time taken as having an init) and _15/_16/_17
+    (another identity than the recorded init's asked about: a reused PID would pass for the init)."""
+    lean_create(runtime, lean, "c", config)
+    record = lean.record("c")
+    assert record is not None and record.init_pid is not None and record.init_start_time is not None
+    asked: list[object] = []
+    monkeypatch.setattr(quick_destroy.proc, "alive", lambda init: asked.append(init) or True)
+    assert quick_destroy.observed_state(record, BOOT).value == "created"
+    assert asked == [ProcessIdentity(record.init_pid, record.init_start_time)]
+
+    def reason(rec: Any, boot: str = BOOT) -> str:
+        with pytest.raises(NeedsLibrary) as caught:
+            quick_destroy.observed_state(rec, boot)
+        return str(caught.value)
+
+    assert reason(record._replace(pending_event="pause")) == "an intent (pause) is pending"
+    no_init = "the record is of another boot, or has no init"
+    assert reason(record, "boot-2") == no_init
+    assert reason(record._replace(init_start_time=None)) == no_init
+    assert reason(record._replace(init_pid=None)) == no_init
+    monkeypatch.setattr(quick_destroy.proc, "alive", lambda init: False)
+    assert reason(record) == "the init is gone: its exit must be recorded"
+
+
+def test_lean_delete_of_no_container_names_it(runtime: Runtime, lean: DurableLeanStore) -> None:  # noqa: F811
+    """Kills quick_destroy x_delete__mutmut_7/_8/_11: the ContainerNotFound of `delete` without the id
+    asked for, or with another root text (the lean path knows no root: the text ends after "in ")."""
+    with pytest.raises(quick_destroy.ContainerNotFound) as caught:
+        lean_delete(runtime, lean, "nobody")
+    assert caught.value.container_id == "nobody"
+    assert str(caught.value) == "container 'nobody' does not exist in "
+
+
+@pytest.mark.parametrize("table", ["no row", "no destination"])
+def test_lean_create_refuses_when_the_table_has_no_create(
+    table: str, runtime: Runtime, config: Config, lean: DurableLeanStore, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Kills quick_create x_create__mutmut_27 and _30.._41: create asks the lifecycle table where it
+    goes; a table without that answer refuses it with the table's InvalidTransition, nothing written."""
+    from corral.statemachine import lifecycle
+
+    row = lifecycle.find_transition(lifecycle.INITIAL_STATE, "create", force=False)
+    assert row is not None
+    monkeypatch.setattr(
+        quick_create, "find_transition", lambda *a, **k: None if table == "no row" else row._replace(dest=None)
+    )
+    with pytest.raises(InvalidTransition) as caught:
+        lean_create(runtime, lean, "c", config)
+    assert str(caught.value) == "cannot create container 'c': it is creating; allowed in creating: create"
+    assert (caught.value.container_id, caught.value.state, caught.value.event) == ("c", "creating", "create")
+    assert runtime.list(include_destroyed=True) == []
+
+
+def test_lean_create_hands_over_a_plan_with_interfaces_before_writing(
+    runtime: Runtime, config: Config, lean: DurableLeanStore, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Kills quick_create x_create__mutmut_58/_59/_60: the reason logged when the executor's plan has
+    network interfaces (only the library makes them); nothing is written."""
+    from corral.executor.interface import HostInterface
+
+    executor = runtime.context.executor
+    real_plan = executor.plan
+
+    def plan(*args: Any) -> ContainerPlan:
+        made = real_plan(*args)
+        return dataclasses.replace(made, interfaces=(HostInterface("crx0", "eth0", "corral test"),))
+
+    monkeypatch.setattr(executor, "plan", plan)
+    with pytest.raises(NeedsLibrary) as caught:
+        lean_create(runtime, lean, "c", config)
+    assert str(caught.value) == "the plan has network interfaces"
+    assert runtime.list(include_destroyed=True) == []
+
+
+def test_lean_create_spawns_with_the_plan_the_record_and_the_stdio(
+    runtime: Runtime, config: Config, lean: DurableLeanStore, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Kills quick_create x_create__mutmut_56/_57 (the run dir not `<run root>/<id>`), _82 (the facts
+    spawned without the plan), _89 (the monitor's recorder without the record's key: its exit would be
+    journalled for no container) and _99/_102 (the caller's stdio not handed on, or None for none)."""
+    import os
+
+    executor = runtime.context.executor
+    real_spawn = executor.spawn
+    spawned: list[tuple[ContainerFacts, Stdio]] = []
+
+    def spawn(facts: ContainerFacts, stdio: Stdio) -> Any:
+        spawned.append((facts, stdio))
+        return real_spawn(facts, stdio)
+
+    monkeypatch.setattr(executor, "spawn", spawn)
+    lean_create(runtime, lean, "a", config)
+    given = Stdio(stdout=1, stderr=2)
+    quick_create.create(
+        lean, Locks(runtime.root), executor, BOOT, str(runtime.run_root), "b", config, stdio=given
+    )
+    (facts_a, stdio_a), (facts_b, stdio_b) = spawned
+    record = runtime.load("a").record
+    assert record.run_dir == os.path.join(str(runtime.run_root), "a")
+    assert facts_a.plan == executor.plan("a", config, record.run_dir, str(runtime.root))
+    assert facts_a.recorder is not None and facts_a.recorder.arguments["key"] == record.key
+    assert stdio_a == Stdio()
+    assert stdio_b is given
+
+
+def test_a_lean_create_that_fails_after_recording_kills_and_removes_through_its_executor(
+    runtime: Runtime, config: Config, lean: DurableLeanStore, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Kills quick_create x_create__mutmut_135 (the rollback's destroy not given the executor: the
+    kernel path instead of the one that made the container) and _136 (not given this boot: the init
+    just made would count as another boot's, recorded unknown and never killed)."""
+    from tests.fakes import FakeSpawned
+
+    def confirm(self: FakeSpawned) -> None:
+        raise ExecutorError("the monitor did not answer (fake)")
+
+    monkeypatch.setattr(FakeSpawned, "confirm", confirm)
+    executor = runtime.context.executor
+    with pytest.raises(ExecutorError, match="did not answer"):
+        lean_create(runtime, lean, "c", config)
+    assert executor.calls[-2:] == ["kill", "destroy"]
+    assert not executor.leaked("c")
+    entry = _last_journal(runtime, "c")
+    assert (entry.event, entry.detail["exit_status"], entry.detail["signal"]) == ("destroy", 137, 9)
+    assert entry.detail["reason"] == "create failed: the monitor did not answer (fake)"
+
+
+def test_a_failed_lean_create_whose_cleanup_fails_keeps_its_error_and_notes_the_cleanup(
+    runtime: Runtime, config: Config, lean: DurableLeanStore  # noqa: F811
+) -> None:
+    """Kills quick_create x_create__mutmut_147: the note that the rollback failed too (and that
+    Runtime.recover() retries) lost, or the spawn's error replaced."""
+    from corral.errors import InitError
+
+    executor = runtime.context.executor
+    executor.fail_next("spawn", InitError("the init said no (fake)"))
+    executor.fail_next("destroy", ExecutorError("the cgroup is busy (fake)"))
+    with pytest.raises(InitError) as caught:
+        lean_create(runtime, lean, "c", config)
+    assert caught.value.__notes__ == [
+        "cleaning up also failed: the cgroup is busy (fake); Runtime.recover() retries"
+    ]
