@@ -464,3 +464,333 @@ def test_a_failed_lean_create_whose_cleanup_fails_keeps_its_error_and_notes_the_
     assert caught.value.__notes__ == [
         "cleaning up also failed: the cgroup is busy (fake); Runtime.recover() retries"
     ]
+
+
+# -- output.py -----------------------------------------------------------------------------
+
+
+class _Proc:
+    """Stands in for an ExecProcess: `wait` answers from `exited`, and records each timeout it is given.
+
+    `on_check` runs at the first look (`wait(0.0)`) and may end the process there; `exits_after`:
+    a wait of at least that long (or for ever) sees the process end.
+    """
+
+    def __init__(
+        self, exited: bool = True, on_check: Callable[[], None] | None = None, exits_after: float | None = None
+    ) -> None:
+        self.exited = exited
+        self.on_check = on_check
+        self.exits_after = exits_after
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> int:
+        from corral.errors import WaitTimeout
+
+        self.waits.append(timeout)
+        if timeout == 0.0 and self.on_check is not None:
+            check, self.on_check = self.on_check, None
+            check()
+        if self.exits_after is not None and (timeout is None or timeout >= self.exits_after):
+            self.exited = True
+        if not self.exited:
+            raise WaitTimeout("the fake process", timeout or 0)
+        return 3
+
+
+def _writes(stdout: bytes = b"", stderr: bytes = b"") -> Callable[[Stdio], None]:
+    import os
+
+    def write(stdio: Stdio) -> None:
+        for fd, data in ((stdio.stdout, stdout), (stdio.stderr, stderr)):
+            if data:
+                assert isinstance(fd, int)
+                os.write(fd, data)
+
+    return write
+
+
+def _open_fds() -> set[str]:
+    import os
+
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_exec_run_collects_output_that_arrives_after_the_exit_until_the_pipes_close() -> None:
+    """Kills output x_run__mutmut_39 (the linger ended at once: `now + exited_at`), _81/_83 (the chunks
+    of stdout or stderr joined with something between them) and _21 (the deadline set in the past):
+    output written by what the process left behind, just after it exited, is collected, in order."""
+    import os
+
+    from corral.statemachine import output
+
+    held: list[int] = []
+
+    def late() -> None:
+        for fd in held:
+            os.write(fd, b"-late")
+            os.close(fd)
+
+    process = _Proc(exited=False)
+
+    def start(stdio: Stdio) -> Any:
+        _writes(b"out", b"err")(stdio)
+        held.extend(os.dup(fd) for fd in (stdio.stdout, stdio.stderr) if isinstance(fd, int))
+        return process
+
+    def check_then_exit() -> None:
+        late()
+        process.exited = True
+
+    process.on_check = check_then_exit
+    before = _open_fds()
+    result = output.run(start, None, 60.0, "the fake process")
+    assert (result.exit_status, result.stdout, result.stderr) == (3, b"out-late", b"err-late")
+    assert _open_fds() == before
+
+
+def test_exec_run_returns_once_the_exited_process_s_pipes_stay_open_past_the_linger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kills output x_run__mutmut_41 (`return` for `break`: no result), _56/_57/_58/_60 and
+    x__exited__mutmut_4 (the exit never noticed, or noticed again and again, so a background child
+    holding the pipes keeps exec_run waiting until its timeout), _44 and x__exited__mutmut_2 (the loop
+    polls every 0.05 s and looks at the process without blocking: not 1.05 s, not 1 s)."""
+    import os
+    import selectors
+
+    from corral.statemachine import output
+
+    polls: list[float | None] = []
+
+    class Selector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+        def select(self, timeout: float | None = None) -> Any:
+            polls.append(timeout)
+            return super().select(timeout)
+
+    monkeypatch.setattr(output.selectors, "DefaultSelector", Selector)
+    held: list[int] = []
+    process = _Proc(exited=True)
+
+    def start(stdio: Stdio) -> Any:
+        _writes(b"out", b"err")(stdio)
+        held.extend(os.dup(fd) for fd in (stdio.stdout, stdio.stderr) if isinstance(fd, int))
+        return process
+
+    try:
+        result = output.run(start, None, 30.0, "the fake process")
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert result is not None
+    assert (result.exit_status, result.stdout, result.stderr) == (3, b"out", b"err")
+    assert set(polls) == {0.05}
+    assert process.waits[0] == 0.0 and set(process.waits[:-1]) == {0.0}
+
+
+class _Clock:
+    """A monotonic clock that moves only as told: `value`, then `step` more at each reading."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.step = 0.0
+
+    def monotonic(self) -> float:
+        now = self.value
+        self.value += self.step
+        return now
+
+
+def test_exec_run_lingers_for_the_whole_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills output x_run__mutmut_40 (`>=` for `>`): what arrives exactly LINGER after the exit was
+    seen is still collected (the clock is a stand-in, so that "exactly" is exact)."""
+    import os
+    import types
+
+    from corral.statemachine import output
+
+    clock = _Clock()
+    monkeypatch.setattr(output, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    held: list[int] = []
+    process = _Proc(exited=False)
+
+    def exit_now() -> None:
+        process.exited = True
+        clock.value, clock.step = output.LINGER, 0.1  # the next reading is exactly LINGER later
+        for fd in held:
+            os.write(fd, b"-late")
+            os.close(fd)
+
+    process.on_check = exit_now
+
+    def start(stdio: Stdio) -> Any:
+        _writes(b"out")(stdio)
+        held.extend(os.dup(fd) for fd in (stdio.stdout, stdio.stderr) if isinstance(fd, int))
+        return process
+
+    result = output.run(start, None, None, "the fake process")
+    assert (result.stdout, result.stderr) == (b"out-late", b"-late")
+
+
+def test_exec_run_times_out_at_its_deadline_and_says_after_how_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills output x_run__mutmut_30 (`>` for `>=`: a deadline reached is not yet passed) and _36 (the
+    error says 1 s for a timeout of 0): with no time at all, exec_run raises WaitTimeout at once."""
+    import types
+
+    from corral.errors import WaitTimeout
+    from corral.statemachine import output
+
+    clock = _Clock()
+    monkeypatch.setattr(output, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    with pytest.raises(WaitTimeout) as caught:
+        output.run(lambda stdio: _Proc(exited=True), None, 0, "exec'd process 42")  # type: ignore[arg-type,return-value]
+    assert str(caught.value) == "exec'd process 42: still running after 0 s"
+
+
+def test_exec_run_waits_for_the_process_only_until_its_deadline() -> None:
+    """Kills output x_run__mutmut_62/_64/_66.._71/_73: once the pipes are closed, the process is
+    waited for with what is left of the timeout (never for ever, never at least 1 s): a process that
+    closed its output and lives on raises WaitTimeout when the time is up."""
+    from corral.errors import WaitTimeout
+    from corral.statemachine import output
+
+    process = _Proc(exited=False, exits_after=0.5)
+    with pytest.raises(WaitTimeout):
+        output.run(lambda stdio: process, None, 0.3, "the fake process")  # type: ignore[arg-type,return-value]
+    remaining = process.waits[-1]
+    assert remaining is not None and 0.0 <= remaining <= 0.3
+    quick = _Proc(exited=False, exits_after=0.5)
+    assert output.run(lambda stdio: quick, None, None, "the fake process").exit_status == 3  # type: ignore[arg-type,return-value]
+    assert quick.waits[-1] is None
+
+
+def test_exec_run_whose_start_fails_closes_its_pipes_and_raises_that_error() -> None:
+    """Kills output x_run__mutmut_13: the read ends closed as None (a TypeError for the caller, both
+    pipes leaked) when the process could not be started."""
+    from corral.statemachine import output
+
+    def start(stdio: Stdio) -> Any:
+        raise ExecutorError("exec failed (fake)")
+
+    before = _open_fds()
+    with pytest.raises(ExecutorError, match="exec failed"):
+        output.run(start, None, None, "the fake process")
+    assert _open_fds() == before
+
+
+# -- events_stream.py ----------------------------------------------------------------------
+
+
+def test_fetch_hands_out_what_the_iterator_buffered_then_the_rest_once(runtime: Runtime, config: Config) -> None:
+    """Kills events_stream xǁEventStreamǁfetch__mutmut_2/_4/_5 (the query after another buffered
+    event than the last: events handed out twice), _8/_12 (the ids filter dropped), _20 (no events)
+    and xǁEventǁof__mutmut_6/_8 (an event's time or incarnation lost)."""
+    box = runtime.create("a", config)
+    box.start()
+    box.pause()
+    box.resume()
+    runtime.create("b", config)
+    history = runtime.load("a").history()
+    assert len(history) == 5
+    with runtime.events(since=0, ids=["a"]) as stream:
+        first = next(stream)
+        rest = stream.fetch()
+        assert stream.fetch() == []
+        assert stream.position == history[-1].seq
+    got = [first, *rest]
+    assert [(e.seq, e.container_id, e.kind, e.at, e.container_key) for e in got] == [
+        (h.seq, "a", h.event, h.at, box.record.key) for h in history
+    ]
+
+
+def test_fetch_reads_at_most_one_batch(runtime: Runtime, config: Config) -> None:
+    """Kills events_stream xǁEventStreamǁfetch__mutmut_10/_14: one fetch reads BATCH rows at most
+    (the rest on the next), not the repository's default or everything."""
+    from corral.statemachine.events_stream import BATCH
+
+    key = runtime.create("a", config).record.key
+    rows = [(key, "signal", "created", "created", "2026-12-02 00:00:00.000000", '{"signal": 10}')] * (BATCH + 20)
+    con = sqlite3.connect(runtime.root / "corral.db")
+    with con:
+        con.executemany(
+            "INSERT INTO journal (container_key, event, from_state, to_state, at, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    con.close()
+    with runtime.events(since=0) as stream:
+        first = stream.fetch()
+        second = stream.fetch()
+    assert len(first) == BATCH
+    assert len(second) == 22  # create's two rows and BATCH + 20 signals, less the first batch
+    assert [e.seq for e in first + second] == sorted({e.seq for e in first + second})
+
+
+# -- logs.py -------------------------------------------------------------------------------
+
+
+def _log(run_dir: Path, *records: tuple[bytes, bytes, int]) -> Path:
+    """A container.log under `run_dir` holding `records` (stream, data, time in ns), as the monitor writes them."""
+    from corral.executor import logwriter
+
+    path = run_dir / logwriter.LOG_NAME
+    with open(path, "ab") as f:
+        for stream, data, ns in records:
+            f.write(logwriter.records(stream, data, ns))
+    return path
+
+
+T0 = 1_700_000_000 * 10**9  # 2023-11-14T22:13:20Z
+
+
+def test_logs_since_a_line_s_exact_time_keep_that_line(tmp_path: Path) -> None:
+    """Kills logs xǁ_Linesǁ_line__mutmut_1 (`<=` for `<`): `since` is inclusive, so a line written
+    at exactly that time (to the microsecond the datetime carries) is kept."""
+    from datetime import datetime, timezone
+
+    from corral.statemachine import logs
+
+    _log(tmp_path, (b"stdout", b"before\n", T0), (b"stdout", b"at\n", T0 + 123_456_000), (b"stdout", b"after\n", T0 + 10**9))
+    at = datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=timezone.utc)
+    assert [line.text for line in logs.read(str(tmp_path), "c", since=at)] == ["at", "after"]
+    assert [line.text for line in logs.read(str(tmp_path), "c", since=(T0 + 123_456_000) / 10**9)][-1] == "after"
+
+
+def test_logs_end_with_the_unfinished_lines_oldest_first(tmp_path: Path) -> None:
+    """Kills logs xǁ_Linesǁflush__mutmut_3/_5/_6/_7/_8 (the lines begun but not ended ordered by stream
+    name, by when they were last continued, by their data, or not at all), _9.._14 (their time,
+    stream or pieces lost) and x__generate__mutmut_14 (a reader that does not follow never given them)."""
+    from datetime import datetime, timezone
+
+    from corral.statemachine import logs
+
+    _log(
+        tmp_path,
+        (b"stdout", b"zz", T0),  # begun first, continued last, its data sorting last
+        (b"stderr", b"aa", T0 + 10**9),
+        (b"stdout", b"-more", T0 + 2 * 10**9),
+    )
+    lines = list(logs.read(str(tmp_path), "c"))
+    assert [(line.stream, line.data, line.time) for line in lines] == [
+        ("stdout", b"zz-more", datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)),
+        ("stderr", b"aa", datetime(2023, 11, 14, 22, 13, 21, tzinfo=timezone.utc)),
+    ]
+    since = [line.text for line in logs.read(str(tmp_path), "c", since=T0 / 10**9 + 0.5)]
+    assert since == ["aa"]  # a line's time is its first piece's
+
+
+def test_logs_tail_of_one_is_the_last_line(tmp_path: Path) -> None:
+    """Kills logs x__generate__mutmut_17 (`tail == 1` cleared as `tail == 0` is)."""
+    from corral.statemachine import logs
+
+    _log(tmp_path, (b"stdout", b"one\ntwo\nthree\n", T0))
+    assert [line.text for line in logs.read(str(tmp_path), "c", tail=1)] == ["three"]
+
+
+def test_logs_keep_empty_lines_and_leading_blanks(tmp_path: Path) -> None:
+    """Kills logs xǁ_Linesǁfeed__mutmut_2 (a record split at any run of whitespace: an empty line
+    dropped as torn, a line's leading spaces or tab eaten)."""
+    from corral.statemachine import logs
+
+    _log(tmp_path, (b"stdout", b"first\n\n  indented\n\ttabbed\nlast\n", T0))
+    assert [line.data for line in logs.read(str(tmp_path), "c")] == [b"first", b"", b"  indented", b"\ttabbed", b"last"]
+
