@@ -169,6 +169,12 @@ def _generate(
                 continue
             replaced = _open(path)
             if replaced is not None and replaced.inode != current.inode:  # rotated: the rest is in the new file
+                # The writer appends the records that fill a file, then renames it: any appended
+                # after this reader's last look are in the old file alone.
+                for record in current.records():
+                    line = lines.feed(record)
+                    if line is not None:
+                        yield line
                 current.f.close()
                 current = replaced
                 continue

@@ -794,3 +794,30 @@ def test_logs_keep_empty_lines_and_leading_blanks(tmp_path: Path) -> None:
     _log(tmp_path, (b"stdout", b"first\n\n  indented\n\ttabbed\nlast\n", T0))
     assert [line.data for line in logs.read(str(tmp_path), "c")] == [b"first", b"", b"  indented", b"\ttabbed", b"last"]
 
+
+def test_follow_reads_what_was_written_just_before_a_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer (logwriter.RotatingLog.write) appends the records that fill the file, then renames
+    it and starts a new one. A follower that read the old file to its end just before that append,
+    and then sees the new file, must read the rest of the old one before moving on: those records
+    are in no other file. Here the append and the rotation happen inside the follower's look for a
+    new file (the writer's interleaving, made deterministic): before the fix, "x" was lost."""
+    import os
+
+    from corral.executor import logwriter
+    from corral.statemachine import logs
+
+    path = _log(tmp_path, (b"stdout", b"a\n", T0))
+    real_open = logs._open
+    looks: list[str] = []
+
+    def open_(name: str) -> Any:
+        looks.append(name)
+        if len(looks) == 3:  # read() opened the file and looked for the rotated one: the follower's first look
+            _log(tmp_path, (b"stdout", b"x\n", T0 + 1))
+            os.replace(path, str(path) + logwriter.ROTATED_SUFFIX)
+            _log(tmp_path, (b"stdout", b"y\n", T0 + 2))
+        return real_open(name)
+
+    monkeypatch.setattr(logs, "_open", open_)
+    followed = logs.read(str(tmp_path), "c", follow=True, running=lambda: False)
+    assert [line.text for line in followed] == ["a", "x", "y"]
