@@ -821,3 +821,57 @@ def test_follow_reads_what_was_written_just_before_a_rotation(tmp_path: Path, mo
     monkeypatch.setattr(logs, "_open", open_)
     followed = logs.read(str(tmp_path), "c", follow=True, running=lambda: False)
     assert [line.text for line in followed] == ["a", "x", "y"]
+
+
+class _Script:
+    """A log file as a follower sees it while the writer appends: each read returns the next chunk
+    (b"": the end, for now); `fileno` is the real file's, for its inode."""
+
+    def __init__(self, fd: int, chunks: list[bytes]) -> None:
+        self._fd = fd
+        self.chunks = chunks
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def read(self, size: int = -1) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+    def close(self) -> None:
+        import os
+
+        os.close(self._fd)
+
+
+def test_follow_reads_again_at_once_after_lines_and_sleeps_only_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills the logs x__generate mutants that drop `found = True` (None or False): a follower that
+    found lines reads again before sleeping FOLLOW_INTERVAL, so that output the container keeps
+    writing is handed on as it comes, not one poll interval per read later."""
+    import os
+    import types
+
+    from corral.executor import logwriter
+    from corral.statemachine import logs
+
+    path = _log(tmp_path)
+    one, two = (logwriter.records(b"stdout", text, T0) for text in (b"one\n", b"two\n"))
+    real_open = logs._open
+    opened: list[str] = []
+
+    def open_(name: str) -> Any:
+        opened.append(name)
+        if len(opened) == 1:  # the file read() follows: the writer appends "one", then "two" after a look
+            return logs._File(_Script(os.open(path, os.O_RDONLY), [b"", one, b"", two, b""]))  # type: ignore[arg-type]
+        return real_open(name)
+
+    got: list[str] = []
+    slept_after: list[list[str]] = []
+    monkeypatch.setattr(logs, "_open", open_)
+    monkeypatch.setattr(logs, "time", types.SimpleNamespace(sleep=lambda s: slept_after.append(list(got))))
+    answers = iter([True])
+    for line in logs.read(str(tmp_path), "c", follow=True, running=lambda: next(answers, False)):
+        got.append(line.text)
+    assert got == ["one", "two"]
+    assert slept_after == [["one", "two"]]
