@@ -875,3 +875,107 @@ def test_follow_reads_again_at_once_after_lines_and_sleeps_only_at_the_end(
         got.append(line.text)
     assert got == ["one", "two"]
     assert slept_after == [["one", "two"]]
+
+
+def test_logs_read_without_follow_by_default(tmp_path: Path) -> None:
+    """Kills logs x_read__mutmut_1 (`follow=True` by default): a plain read ends with what there is,
+    so `tail` counts the unfinished last line too (a follower hands it on only at the end)."""
+    from corral.statemachine import logs
+
+    _log(tmp_path, (b"stdout", b"one\ntwo", T0))
+    assert [line.text for line in logs.read(str(tmp_path), "c", tail=1)] == ["two"]
+
+
+def test_logs_begin_with_the_rotated_file(tmp_path: Path) -> None:
+    """Kills logs x_read__mutmut_22/_27/_34: the older half of the log (`container.log.1`) is read
+    first, not dropped."""
+    import os
+
+    from corral.executor import logwriter
+    from corral.statemachine import logs
+
+    path = _log(tmp_path, (b"stdout", b"old\n", T0))
+    os.replace(path, str(path) + logwriter.ROTATED_SUFFIX)
+    _log(tmp_path, (b"stdout", b"new\n", T0 + 1))
+    assert [line.text for line in logs.read(str(tmp_path), "c")] == ["old", "new"]
+
+
+def test_logs_rotated_between_the_two_opens_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills logs x_read__mutmut_27/_28: when the file opened as the log is the one then found as the
+    rotated file (the writer renamed it in between), it is read once (not twice, not as "")."""
+    from corral.executor import logwriter
+    from corral.statemachine import logs
+
+    path = _log(tmp_path, (b"stdout", b"only\n", T0))
+    real_open = logs._open
+
+    def open_(name: str) -> Any:
+        if name.endswith(logwriter.ROTATED_SUFFIX):
+            return real_open(str(path))  # the same file, under its new name
+        return real_open(name)
+
+    monkeypatch.setattr(logs, "_open", open_)
+    assert [line.text for line in logs.read(str(tmp_path), "c")] == ["only"]
+
+
+def test_logs_wait_out_the_writer_s_rotation_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills logs x_read__mutmut_7/_8/_9/_13/_14/_15/_16: caught between the writer's rename and its
+    new file (only container.log.1 there), the reader retries every 5 ms until the new file is
+    there; with both files there it never sleeps."""
+    import os
+    import types
+
+    from corral.executor import logwriter
+    from corral.statemachine import logs
+
+    path = _log(tmp_path, (b"stdout", b"old\n", T0))
+    os.replace(path, str(path) + logwriter.ROTATED_SUFFIX)
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 3:
+            _log(tmp_path, (b"stdout", b"new\n", T0 + 1))
+
+    monkeypatch.setattr(logs, "time", types.SimpleNamespace(sleep=sleep))
+    assert [line.text for line in logs.read(str(tmp_path), "c")] == ["old", "new"]
+    assert naps == [0.005] * 3
+    naps.clear()
+    assert [line.text for line in logs.read(str(tmp_path), "c")] == ["old", "new"]
+    assert naps == []
+
+
+def test_logs_unavailable_names_the_file_looked_for(tmp_path: Path) -> None:
+    """Kills logs x_read__mutmut_19: the error says where the log was looked for."""
+    from corral.errors import LogsUnavailable
+    from corral.executor import logwriter
+    from corral.statemachine import logs
+
+    with pytest.raises(LogsUnavailable) as caught:
+        logs.read(str(tmp_path), "c")
+    assert f" at {tmp_path / logwriter.LOG_NAME}:" in str(caught.value)
+    assert caught.value.container_id == "c"
+
+
+def test_follow_closes_each_look_for_a_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills the logs x__generate mutant `if replaced is None:` (the file opened to look for a
+    rotation left open while the follower sleeps: one more descriptor per poll until collected)."""
+    import os
+    import types
+
+    from corral.statemachine import logs
+
+    path = _log(tmp_path, (b"stdout", b"a\n", T0))
+
+    def open_on_log() -> int:
+        return sum(
+            1 for fd in os.listdir("/proc/self/fd")
+            if os.path.realpath(f"/proc/self/fd/{fd}") == os.path.realpath(path)
+        )
+
+    held: list[int] = []
+    monkeypatch.setattr(logs, "time", types.SimpleNamespace(sleep=lambda s: held.append(open_on_log())))
+    answers = iter([True, True])
+    lines = [line.text for line in logs.read(str(tmp_path), "c", follow=True, running=lambda: next(answers, False))]
+    assert lines == ["a"]
+    assert held == [1, 1]  # the followed file alone
