@@ -725,6 +725,50 @@ def test_fetch_reads_at_most_one_batch(runtime: Runtime, config: Config) -> None
     assert [e.seq for e in first + second] == sorted({e.seq for e in first + second})
 
 
+def test_every_query_of_a_stream_reads_one_batch_at_most(
+    runtime: Runtime, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills events_stream xǁEventStreamǁ_refill_or_wait__mutmut_6/_10 and fetch__mutmut_10/_14: the
+    iterator's and fetch's queries read BATCH rows at most (the store's LIMIT), never all of the
+    journal or the repository's default."""
+    from corral.statemachine.events_stream import BATCH
+
+    runtime.create("a", config).start()
+    store = runtime.context.store
+    real = store.events_after
+    limits: list[object] = []
+
+    def events_after(seq: int, **kwargs: Any) -> Any:
+        limits.append(kwargs.get("limit", "default"))
+        return real(seq, **kwargs)
+
+    monkeypatch.setattr(store, "events_after", events_after)
+    with runtime.events(since=0, timeout=0.01) as stream:
+        assert [e.kind for e in stream] == ["create", "create", "start"]
+    with runtime.events(since=0) as stream:
+        assert len(stream.fetch()) == 3
+    assert limits and set(limits) == {BATCH}
+
+
+def test_close_during_a_wait_interrupts_it_and_leaves_the_watch_to_the_waiter(runtime: Runtime) -> None:
+    """Kills events_stream xǁEventStreamǁ_refill_or_wait__mutmut_18/_19: a close() while the
+    iterating thread sleeps on the watch must not close the descriptors that thread waits on (their
+    numbers may be reused under it): it interrupts the wait, and the waiter closes the watch."""
+    stream = runtime.events()
+    watch = stream._watch
+    seen: list[bool] = []
+
+    def wait(timeout: float | None) -> bool:
+        stream.close()  # as another thread would, now
+        seen.append(watch.closed)
+        return False
+
+    watch.wait = wait  # type: ignore[method-assign]
+    assert list(stream) == []
+    assert seen == [False]
+    assert watch.closed and stream.closed
+
+
 # -- logs.py -------------------------------------------------------------------------------
 
 
