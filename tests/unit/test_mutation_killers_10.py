@@ -769,6 +769,28 @@ def test_close_during_a_wait_interrupts_it_and_leaves_the_watch_to_the_waiter(ru
     assert watch.closed and stream.closed
 
 
+def test_a_stream_filters_by_one_id_given_as_a_string(runtime: Runtime, config: Config) -> None:
+    """Kills events_stream xǁEventStreamǁ__init____mutmut_7: `ids="box"` is the id "box", not the
+    ids "b", "o" and "x"."""
+    runtime.create("box", config)
+    runtime.create("b", config)
+    with runtime.events(since=0, ids="box") as stream:
+        assert {e.container_id for e in stream.fetch()} == {"box"}
+
+
+def test_a_stream_is_open_until_closed_and_closing_releases_its_watch(runtime: Runtime) -> None:
+    """Kills events_stream xǁEventStreamǁ__init____mutmut_19 (`closed` None, not False, while open),
+    _22 (a stream never iterated taken as waiting: close() only interrupts, the inotify watch leaks)
+    and xǁEventStreamǁ_refill_or_wait__mutmut_23 (likewise after its first wait)."""
+    stream = runtime.events()
+    assert stream.closed is False
+    stream.close()
+    assert stream.closed is True and stream._watch.closed
+    waited = runtime.events(timeout=0.01)
+    assert list(waited) == []
+    assert waited.closed and waited._watch.closed
+
+
 # -- logs.py -------------------------------------------------------------------------------
 
 
