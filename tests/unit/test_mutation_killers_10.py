@@ -1045,3 +1045,43 @@ def test_follow_closes_each_look_for_a_new_file(tmp_path: Path, monkeypatch: pyt
     lines = [line.text for line in logs.read(str(tmp_path), "c", follow=True, running=lambda: next(answers, False))]
     assert lines == ["a"]
     assert held == [1, 1]  # the followed file alone
+
+
+# -- events.py -----------------------------------------------------------------------------
+
+
+def test_update_passes_its_fault_points(runtime: Runtime, config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills events x_update__mutmut_13/_14/_15: "update.written" (the cgroup files hold the new
+    limits, the record the old ones), where tests/integration/test_faults.py kills a controller,
+    renamed or dropped."""
+    from corral import faults
+    from corral.config.types import PidsResources, Resources
+
+    box = runtime.create("c", config)
+    reached: list[str] = []
+    monkeypatch.setattr(faults, "point", reached.append)
+    box.update(Resources(pids=PidsResources(limit=64)))
+    assert reached == ["update.intent", "update.written", "update.recorded"]
+
+
+def test_an_oom_kill_after_another_signal_through_corral_is_kept(
+    tmp_path: Path, config: Config, boot_id_file: Path
+) -> None:
+    """Kills events x__sigkilled_by_corral__mutmut_2 (`or` for `and`: any signal sent through corral,
+    or any journal row whose detail names SIGKILL, taken as corral's own SIGKILL): the library
+    observing the exit itself (no monitor recorded it) keeps the kernel's OOM kill."""
+    import signal
+
+    from tests.unit.test_mutation_killers import _oom_runtime
+
+    rt = _oom_runtime(tmp_path, boot_id_file)
+    try:
+        box = rt.create("c", config)
+        box.start()
+        box.signal(signal.SIGUSR1)
+        rt.context.executor.make_exit("c", 128 + signal.SIGKILL, signal.SIGKILL, monitor_records=False)  # type: ignore[attr-defined]
+        assert box.state.value == "stopped"
+        assert box.oom_killed is True
+        assert box.history()[-1].event == "exited" and box.history()[-1].detail["oom_killed"] is True
+    finally:
+        rt.close()
