@@ -1085,3 +1085,24 @@ def test_an_oom_kill_after_another_signal_through_corral_is_kept(
         assert box.history()[-1].event == "exited" and box.history()[-1].detail["oom_killed"] is True
     finally:
         rt.close()
+
+
+def test_follow_ends_with_a_last_look_and_the_unfinished_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills the logs x__generate mutant `break` for `continue` after `last_look = True`: once the
+    container no longer runs, the follower reads once more (what the monitor drained last) and then
+    hands on the line the output ended without a newline, instead of stopping at once."""
+    import types
+
+    from corral.executor import logwriter
+    from corral.statemachine import logs
+
+    path = _log(tmp_path, (b"stdout", b"a\n", T0))
+    monkeypatch.setattr(logs, "time", types.SimpleNamespace(sleep=lambda s: None))
+
+    def running() -> bool:  # the monitor's last drain lands as it exits
+        with open(path, "ab") as f:
+            f.write(logwriter.records(b"stdout", b"b\nend", T0 + 1))
+        return False
+
+    lines = [line.text for line in logs.read(str(tmp_path), "c", follow=True, running=running)]
+    assert lines == ["a", "b", "end"]
