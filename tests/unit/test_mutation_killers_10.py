@@ -1106,3 +1106,61 @@ def test_follow_ends_with_a_last_look_and_the_unfinished_line(tmp_path: Path, mo
 
     lines = [line.text for line in logs.read(str(tmp_path), "c", follow=True, running=running)]
     assert lines == ["a", "b", "end"]
+
+
+def test_destroy_after_a_reboot_kills_nothing_and_says_why(
+    runtime: Runtime, config: Config, boot_id_file: Path
+) -> None:
+    """Kills events x_destroy__mutmut_10/_16 (a record of another boot killed: its PIDs are another
+    boot's) and _18 (the journal's unknown-exit reason lost): the library's forced destroy after a
+    reboot records the exit as unknown because of it, and never calls the executor's kill."""
+    box = runtime.create("c", config)
+    box.start()
+    boot_id_file.write_text("boot-2\n")
+    executor = runtime.context.executor
+    executor.calls.clear()
+    runtime.load("c").destroy(force=True)
+    assert "kill" not in executor.calls
+    entry = runtime.load("c").history()[-1]
+    assert (entry.event, entry.detail["exit"], entry.detail["exit_unknown_reason"]) == ("destroy", "unknown", REBOOTED)
+
+
+def test_destroy_kills_with_the_timeout_and_runs_poststop_hooks_warning_of_failures(
+    runtime: Runtime, config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kills events x_destroy__mutmut_20 (the kill given no timeout for KILL_TIMEOUT), _27/_31 (the
+    poststop outcomes journalled or warned about for no step) and _35/_36/_37/_41/_42/_43 (the hooks
+    run for other facts, another kind or another state): poststop runs with the container's facts,
+    "poststop" and "stopped"; a failing hook is logged as a warning and journalled, and destroy still
+    succeeds."""
+    import logging
+
+    from corral.executor.hooks import HookOutcome
+
+    box = runtime.create("c", config)
+    executor = runtime.context.executor
+    real_kill = executor.kill
+    kills: list[float] = []
+    hooks: list[tuple[str, str, str]] = []
+
+    def kill(facts: ContainerFacts, timeout: float) -> Any:
+        kills.append(timeout)
+        return real_kill(facts, timeout)
+
+    failed = HookOutcome(kind="poststop", path="/bin/false", status=1, signal=None, timed_out=False, duration=0.25)
+
+    def run_hooks(facts: ContainerFacts, kind: str, status: str) -> tuple[HookOutcome, ...]:
+        hooks.append((facts.id, kind, status))
+        return (failed,) if kind == "poststop" else ()
+
+    monkeypatch.setattr(executor, "kill", kill)
+    monkeypatch.setattr(executor, "run_hooks", run_hooks)
+    with caplog.at_level(logging.WARNING, logger="corral"):
+        box.destroy(force=True)
+    assert kills == [KILL_TIMEOUT]
+    assert hooks == [("c", "poststop", "stopped")]
+    assert runtime.load("c").history()[-1].detail["hooks"] == [failed.record()]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"container c: {failed.describe()} (ignored, as the runtime spec says)"
+    ]
+    assert runtime.load("c").record.state == "destroyed"
