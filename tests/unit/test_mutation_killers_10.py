@@ -1164,3 +1164,34 @@ def test_destroy_kills_with_the_timeout_and_runs_poststop_hooks_warning_of_failu
         f"container c: {failed.describe()} (ignored, as the runtime spec says)"
     ]
     assert runtime.load("c").record.state == "destroyed"
+
+
+def test_start_journals_its_hooks_and_warns_of_a_failed_poststart(
+    runtime: Runtime, config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kills events x_start__mutmut_2/_8/_12: the startContainer and poststart outcomes journalled
+    for no step, or a failing poststart warned about for none: both are in the start row, the
+    failure is a warning, and start succeeds."""
+    import logging
+
+    from corral.executor.hooks import HookOutcome
+
+    box = runtime.create("c", config)
+    executor = runtime.context.executor
+    real_start = executor.start
+    inside = HookOutcome(kind="startContainer", path="/bin/true", status=0, signal=None, timed_out=False, duration=0.5)
+    after = HookOutcome(kind="poststart", path="/bin/false", status=1, signal=None, timed_out=False, duration=0.125)
+
+    def start(facts: ContainerFacts) -> tuple[HookOutcome, ...]:
+        real_start(facts)
+        return (inside,)
+
+    monkeypatch.setattr(executor, "start", start)
+    monkeypatch.setattr(executor, "run_hooks", lambda facts, kind, status: (after,) if kind == "poststart" else ())
+    with caplog.at_level(logging.WARNING, logger="corral"):
+        box.start()
+    assert runtime.load("c").history()[-1].detail["hooks"] == [inside.record(), after.record()]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"container c: {after.describe()} (ignored, as the runtime spec says)"
+    ]
+    assert runtime.load("c").record.state == "running"
