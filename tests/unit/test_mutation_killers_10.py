@@ -1169,8 +1169,9 @@ def test_destroy_kills_with_the_timeout_and_runs_poststop_hooks_warning_of_failu
 def test_start_journals_its_hooks_and_warns_of_a_failed_poststart(
     runtime: Runtime, config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Kills events x_start__mutmut_2/_8/_12: the startContainer and poststart outcomes journalled
-    for no step, or a failing poststart warned about for none: both are in the start row, the
+    """Kills events x_start__mutmut_2/_8/_12 (the startContainer and poststart outcomes journalled
+    for no step, or a failing poststart warned about for none) and _16/_17/_18/_22/_23 (poststart run
+    for other facts, another kind or another state): both outcomes are in the start row, the
     failure is a warning, and start succeeds."""
     import logging
 
@@ -1186,10 +1187,17 @@ def test_start_journals_its_hooks_and_warns_of_a_failed_poststart(
         real_start(facts)
         return (inside,)
 
+    asked: list[tuple[str, str, str]] = []
+
+    def run_hooks(facts: ContainerFacts, kind: str, status: str) -> tuple[HookOutcome, ...]:
+        asked.append((facts.id, kind, status))
+        return (after,) if kind == "poststart" else ()
+
     monkeypatch.setattr(executor, "start", start)
-    monkeypatch.setattr(executor, "run_hooks", lambda facts, kind, status: (after,) if kind == "poststart" else ())
+    monkeypatch.setattr(executor, "run_hooks", run_hooks)
     with caplog.at_level(logging.WARNING, logger="corral"):
         box.start()
+    assert asked == [("c", "poststart", "running")]
     assert runtime.load("c").history()[-1].detail["hooks"] == [inside.record(), after.record()]
     assert [r.getMessage() for r in caplog.records] == [
         f"container c: {after.describe()} (ignored, as the runtime spec says)"
