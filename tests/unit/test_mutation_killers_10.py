@@ -1203,3 +1203,38 @@ def test_start_journals_its_hooks_and_warns_of_a_failed_poststart(
         f"container c: {after.describe()} (ignored, as the runtime spec says)"
     ]
     assert runtime.load("c").record.state == "running"
+
+
+def test_create_attaches_the_network_to_its_init_journals_create_hooks_and_hands_back_the_pty(
+    runtime: Runtime, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills events x_create__mutmut_19 (the network attached to no init: its veth would go into no
+    namespace), _36 (the create hooks' outcomes journalled for no step) and _41 (the pty master of a
+    terminal not handed back: Container.console_fd None, the only end of the terminal lost)."""
+    import os
+
+    from corral.executor.hooks import HookOutcome
+    from corral.records import replace
+
+    executor = runtime.context.executor
+    real_spawn = executor.spawn
+    ran = HookOutcome(kind="createRuntime", path="/bin/true", status=0, signal=None, timed_out=False, duration=0.5)
+    attached: list[tuple[str, object]] = []
+
+    def spawn(facts: ContainerFacts, stdio: Stdio) -> Any:
+        spawned = real_spawn(facts, stdio)
+        spawned.facts = replace(spawned.facts, hooks=(ran,))
+        return spawned
+
+    monkeypatch.setattr(executor, "spawn", spawn)
+    monkeypatch.setattr(executor, "attach_network", lambda facts, init: attached.append((facts.id, init)))
+    terminal = dataclasses.replace(config, process=dataclasses.replace(config.process, terminal=True))
+    box = runtime.create("c", terminal, console=True)
+    try:
+        record = runtime.load("c").record
+        assert attached == [("c", ProcessIdentity(record.init_pid, record.init_start_time))]
+        assert runtime.load("c").history()[-1].detail["hooks"] == [ran.record()]
+        assert box.console_fd is not None and box.console_fd == executor.spawned[-1].console_fd
+    finally:
+        if box.console_fd is not None:
+            os.close(box.console_fd)
