@@ -1238,3 +1238,37 @@ def test_create_attaches_the_network_to_its_init_journals_create_hooks_and_hands
     finally:
         if box.console_fd is not None:
             os.close(box.console_fd)
+
+
+# -- quick.py ------------------------------------------------------------------------------
+
+
+def test_lean_fire_hands_over_with_the_reason_it_logs(
+    runtime: Runtime, config: Config, lean: DurableLeanStore, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Kills quick x_fire__mutmut_14/_24/_25/_26/_34/_35/_36/_73/_74/_75/_76 (the reasons `corral
+    --debug start|kill|pause|resume` logs for taking the library's path, cli/fast.py) and _9/_12
+    (ContainerNotFound's text: the lean path knows no root, the text ends after "in ")."""
+    from corral.statemachine import quick
+
+    locks = Locks(runtime.root)
+
+    def reason(cid: str, event: str, boot: str = BOOT) -> str:
+        with pytest.raises(NeedsLibrary) as caught:
+            quick.fire(lean, locks, boot, cid, event)
+        return str(caught.value)
+
+    with pytest.raises(quick.ContainerNotFound) as missing:
+        quick.fire(lean, locks, BOOT, "nobody", "start")
+    assert str(missing.value) == "container 'nobody' does not exist in "
+    runtime.create("h", dataclasses.replace(config, hooks=Hooks(poststart=(Hook(path="/bin/true"),))))
+    box = runtime.create("c", config)
+    monkeypatch.setattr(quick.proc, "alive", lambda init: True)
+    assert reason("h", "start") == "the config has hooks (startContainer, poststart): the library runs them"
+    assert reason("c", "start", "boot-2") == "the record is of another boot, or has no init"
+    record = runtime.context.store.get(box.record.key)
+    runtime.context.store.update(record.key, record.version, pending_event="pause")
+    assert reason("c", "start") == "an intent (pause) is pending"
+    runtime.context.store.update(record.key, record.version + 1, pending_event=None)
+    monkeypatch.setattr(quick.proc, "alive", lambda init: False)
+    assert reason("c", "start") == "the init is gone: its exit must be recorded"
