@@ -98,6 +98,24 @@ def test_a_failed_select_is_raised_unless_the_watch_was_closed_under_it(
         watch.close()
 
 
+def test_the_watch_descriptor_never_blocks_a_read(tmp_path: Path) -> None:
+    """Kills bell BellWatch.__init____mutmut_4/_5 (`nonblocking` None or False): `fileno()` is handed
+    to event loops, and two drains racing may both find bytes announced (FIONREAD) that the other
+    took; a blocking descriptor would then hang the reader until the next ring, not raise
+    BlockingIOError (which `drain` takes as nothing pending)."""
+    watch = BellWatch(tmp_path)
+    try:
+        assert os.get_blocking(watch.fileno()) is False  # (else the read below would hang the test)
+        with pytest.raises(BlockingIOError):
+            os.read(watch.fileno(), 4096)
+        ring(tmp_path)
+        assert os.read(watch.fileno(), 4096)  # the ring's event, then nothing again
+        with pytest.raises(BlockingIOError):
+            os.read(watch.fileno(), 4096)
+    finally:
+        watch.close()
+
+
 # -- engine.py ---------------------------------------------------------------------------------
 
 
