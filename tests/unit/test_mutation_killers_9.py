@@ -7,19 +7,22 @@ They run without root, on the fake executor where a runtime is needed.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import select
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+import inotify_simple
 import pytest
 
 from corral import Runtime
 from corral.config import Config
 from corral.errors import StoreUnreadable
 from corral.store import engine, peek
-from corral.store.bell import BellWatch, ring
+from corral.store.bell import BellWatch, bell_path, ring
 from corral.store.readonly import BUSY_TIMEOUT_S
 from corral.store.repository import Repository
 from tests.unit.test_mutation_killers_7 import _one_container, _sql
@@ -112,6 +115,136 @@ def test_the_watch_descriptor_never_blocks_a_read(tmp_path: Path) -> None:
         assert os.read(watch.fileno(), 4096)  # the ring's event, then nothing again
         with pytest.raises(BlockingIOError):
             os.read(watch.fileno(), 4096)
+    finally:
+        watch.close()
+
+
+def test_a_ring_writes_its_one_byte_in_place(tmp_path: Path) -> None:
+    """Kills bell ring__mutmut_11 (five bytes written) and `_12` (the byte written at offset 1): the
+    bell is one byte however often it rings (the module's promise: the file never grows)."""
+    for _ in range(3):
+        ring(tmp_path)
+    assert Path(bell_path(tmp_path)).read_bytes() == b"\n"
+
+
+def test_a_bell_that_cannot_be_rung_is_logged_naming_it_and_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kills bell ring__mutmut_14/_17 (the message dropped) and `_15`/`_16` (the path or the error
+    dropped): the commit happened, so the failure is only a warning, which must say what and why."""
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink(tmp_path / "elsewhere", bell_path(root))  # O_NOFOLLOW: never rung through a link
+    with caplog.at_level(logging.WARNING, logger="corral"):
+        ring(root)
+    assert [(r.name, r.levelno) for r in caplog.records] == [("corral", logging.WARNING)]
+    assert caplog.records[0].getMessage() == (
+        f"cannot ring the journal's bell {bell_path(root)} ([Errno {errno.ELOOP}] "
+        f"{os.strerror(errno.ELOOP)}: '{bell_path(root)}'): event readers wake at the next commit"
+    )
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_closing_a_watch_releases_its_descriptors(tmp_path: Path) -> None:
+    """Kills bell BellWatch.__init____mutmut_9/_10 (`closed` None or True from the start: `close()`
+    then releases nothing, leaking the inotify descriptor and the wake pipe of every stream)."""
+    before = set(os.listdir("/proc/self/fd"))
+    watch = BellWatch(tmp_path)
+    assert watch.closed is False
+    watch.close()
+    assert watch.closed is True
+    assert set(os.listdir("/proc/self/fd")) <= before
+
+
+def test_the_wake_pipe_never_blocks_an_interrupt_nor_reaches_a_child(tmp_path: Path) -> None:
+    """Kills bell BellWatch.__init____mutmut_8 (`O_CLOEXEC & O_NONBLOCK`: no flags): a stream's
+    `close()` interrupts under its lock, so a full pipe must refuse the byte, not block; and a
+    process the caller starts must not inherit the pipe."""
+    watch = BellWatch(tmp_path)
+    try:
+        for fd in (watch._wake_r, watch._wake_w):
+            assert os.get_blocking(fd) is False  # (else the loop below would hang the test)
+            assert os.get_inheritable(fd) is False
+        for _ in range(70_000):  # more bytes than a pipe holds (64 KiB)
+            watch.interrupt()
+        assert watch.wait(0) is False
+    finally:
+        watch.close()
+
+
+def _ring_after(watch: BellWatch, root: Path, change: Callable[[], object]) -> bool:
+    """Whether `watch` wakes on a ring that follows `change` to the bell file and a drain."""
+    change()
+    watch.drain()
+    ring(root)
+    return watch.wait(10)
+
+
+def test_a_bell_removed_is_watched_again_when_rung(tmp_path: Path) -> None:
+    """Kills bell BellWatch.drain__mutmut_8 (only IN_MOVE_SELF re-arms), `_9`/`_10` (never re-armed):
+    the bell deleted (the watch goes with it, IN_DELETE_SELF and IN_IGNORED): the drain re-arms
+    on a new bell, which the next ring wakes."""
+    watch = BellWatch(tmp_path)
+    try:
+        assert _ring_after(watch, tmp_path, Path(bell_path(tmp_path)).unlink)
+    finally:
+        watch.close()
+
+
+def test_a_bell_moved_away_is_watched_again_when_rung(tmp_path: Path) -> None:
+    """Kills bell BellWatch.drain__mutmut_7 (`IN_DELETE_SELF & IN_MOVE_SELF`: a move does not re-arm):
+    a bell renamed away keeps its watch (IN_MOVE_SELF only), on a file nobody rings any more."""
+    watch = BellWatch(tmp_path)
+    try:
+        assert _ring_after(watch, tmp_path, lambda: os.rename(bell_path(tmp_path), tmp_path / "old-bell"))
+    finally:
+        watch.close()
+
+
+def test_a_drain_that_saw_only_rings_and_changes_touches_no_file(tmp_path: Path) -> None:
+    """Kills bell BellWatch.drain__mutmut_2 (always re-arms) and `_6` (`|`: any event re-arms): a
+    drain re-arms only for a bell gone or moved; here the root is removed while its bell lives on (a
+    hard link elsewhere: IN_ATTRIB, no IN_DELETE_SELF), and the drain must not try to make a bell
+    in a root that no longer exists."""
+    root = tmp_path / "root"
+    root.mkdir()
+    watch = BellWatch(root)
+    try:
+        ring(root)
+        os.link(bell_path(root), tmp_path / "kept")
+        os.unlink(bell_path(root))
+        root.rmdir()
+        watch.drain()
+        assert not root.exists()
+    finally:
+        watch.close()
+
+
+def test_a_drain_never_waits_for_a_ring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills bell BellWatch.drain__mutmut_5 (`read(timeout=1)`: every drain with nothing pending
+    polls 1 ms): the stream drains before each query, on its caller's thread or event loop."""
+    polls: list[object] = []
+
+    class Poller:
+        def __init__(self) -> None:
+            self._real = real_poll()
+
+        def register(self, *args: Any) -> None:
+            self._real.register(*args)
+
+        def poll(self, timeout: Any = None) -> list[tuple[int, int]]:
+            polls.append(timeout)
+            return self._real.poll(timeout)
+
+    real_poll = select.poll
+    monkeypatch.setattr(inotify_simple, "poll", Poller)
+    watch = BellWatch(tmp_path)
+    try:
+        watch.drain()
+        ring(tmp_path)
+        watch.drain()
+        assert watch.wait(0) is False  # drained
+        assert polls == []
     finally:
         watch.close()
 
