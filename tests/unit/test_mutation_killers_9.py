@@ -127,6 +127,18 @@ def test_a_ring_writes_its_one_byte_in_place(tmp_path: Path) -> None:
     assert Path(bell_path(tmp_path)).read_bytes() == b"\n"
 
 
+def test_the_bell_is_made_private_by_a_ring_and_by_a_watch(tmp_path: Path) -> None:
+    """Kills bell _open_bell__mutmut_6 (no mode: 0o777 less the umask) and `_8`/`_9` (no O_CREAT,
+    or O_RDONLY): whoever comes first, a writer's ring or a reader's watch, makes the bell, 0o600."""
+    for first in (ring, lambda root: BellWatch(root).close()):
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        root.mkdir()
+        first(root)
+        assert os.stat(bell_path(root)).st_mode & 0o7777 == 0o600
+        ring(root)
+        assert Path(bell_path(root)).read_bytes() == b"\n"
+
+
 def test_a_bell_that_cannot_be_rung_is_logged_naming_it_and_why(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
