@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import inotify_simple
 import pytest
+from sqlalchemy import event
 
 from corral import Runtime
 from corral.config import Config
@@ -294,3 +295,40 @@ def test_a_revision_that_is_not_utf8_is_refused_as_unreadable(tmp_path: Path) ->
         Repository(tmp_path)
     assert info.value.path == str(db)
     assert "Could not decode to UTF-8 column 'version_num'" in str(info.value)
+
+
+def test_each_transaction_sets_its_synchronous_level_once_and_begins_as_asked(tmp_path: Path) -> None:
+    """Kills engine `_on_connect__mutmut_12`–`_16` and `make_engine__mutmut_26`–`_34` (the level a
+    connection starts at, or the one it last set, remembered under another key or value: a PRAGMA
+    before every transaction, or before the first), `_17`–`_20`/`_25` (the level asked for lost),
+    and `_35`–`_38`/`_40`–`_43` (a read-only transaction taking the write lock, or a writer not).
+
+    What the module promises: an ordinary transaction after an ordinary one costs no extra statement,
+    a durable one runs under `synchronous = FULL` (2), the next ordinary one under NORMAL (1) again;
+    writers BEGIN IMMEDIATE, readers DEFERRED. Read from SQLite's own trace (keywords' case aside)."""
+    _one_container(tmp_path)
+    eng = engine.make_engine(tmp_path / engine.DB_NAME)
+    traced: list[str] = []
+    event.listen(eng, "connect", lambda dbapi, _record: dbapi.set_trace_callback(traced.append))
+
+    def transaction(**options: bool) -> tuple[list[str], int, int, int]:
+        with eng.execution_options(**options).begin() as connection:
+            level = connection.exec_driver_sql("PRAGMA synchronous").scalar_one()
+            busy = connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+            keys = connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one()
+        probes = {"PRAGMA SYNCHRONOUS", "PRAGMA BUSY_TIMEOUT", "PRAGMA FOREIGN_KEYS"}
+        statements = [s.upper() for s in traced if s.upper() not in probes]
+        traced.clear()
+        return statements, level, busy, keys
+
+    try:
+        plain = ["BEGIN IMMEDIATE", "COMMIT"]
+        assert transaction() == (plain, 1, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction() == (plain, 1, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction(corral_durable=True) == (["PRAGMA SYNCHRONOUS = FULL", *plain], 2, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction(corral_durable=True) == (plain, 2, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction() == (["PRAGMA SYNCHRONOUS = NORMAL", *plain], 1, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction(corral_readonly=True) == (["BEGIN DEFERRED", "COMMIT"], 1, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction() == (plain, 1, engine.BUSY_TIMEOUT_MS, 1)
+    finally:
+        eng.dispose()
