@@ -21,11 +21,12 @@ from sqlalchemy import event
 
 from corral import Runtime
 from corral.config import Config
-from corral.errors import StoreUnreadable
+from corral.errors import StoreAccessDenied, StoreError, StoreUnreadable
 from corral.store import engine, peek
 from corral.store.bell import BellWatch, bell_path, ring
 from corral.store.readonly import BUSY_TIMEOUT_S
 from corral.store.repository import Repository
+from tests.unit.asuser import NOBODY, dir_for, run_as
 from tests.unit.test_mutation_killers_7 import _one_container, _sql
 
 # -- peek.py -----------------------------------------------------------------------------------
@@ -332,3 +333,137 @@ def test_each_transaction_sets_its_synchronous_level_once_and_begins_as_asked(tm
         assert transaction() == (plain, 1, engine.BUSY_TIMEOUT_MS, 1)
     finally:
         eng.dispose()
+
+
+def _refusal(call: Callable[[], object]) -> tuple[str, str, str]:
+    """(type name, path, message) of the StoreError that `call` raised."""
+    with pytest.raises(StoreError) as info:
+        call()
+    return type(info.value).__name__, getattr(info.value, "path", ""), str(info.value)
+
+
+def test_a_store_file_that_cannot_be_looked_at_is_refused_naming_it_and_why(tmp_path: Path) -> None:
+    """Kills engine `_check_file__mutmut_12`–`_18`: the stat failing for another reason than a
+    missing file or a permission (a symlink loop; open_engine's access check usually sees it first,
+    but not a file replaced in between) names the file and the reason."""
+    db = tmp_path / engine.DB_NAME
+    os.symlink(db, db)
+    reason = os.strerror(errno.ELOOP)
+    assert _refusal(lambda: engine._check_file(db)) == (
+        "StoreUnreadable", str(db), str(StoreUnreadable(str(db), reason))
+    )
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_store_path_that_is_not_a_regular_file_is_refused_as_such(tmp_path: Path, kind: str) -> None:
+    """Kills engine `_check_file__mutmut_19`–`_26` (the check inverted, the path or reason changed)."""
+    db = tmp_path / engine.DB_NAME
+    db.mkdir() if kind == "directory" else os.mkfifo(db)
+    assert _refusal(lambda: Repository(tmp_path)) == (
+        "StoreUnreadable", str(db), str(StoreUnreadable(str(db), "it is not a regular file"))
+    )
+
+
+@pytest.mark.parametrize("data", [b"S", b"SQLite format 2\x00" + bytes(100)])
+def test_a_file_without_sqlites_header_is_refused_untouched(tmp_path: Path, data: bytes) -> None:
+    """Kills engine `_check_file__mutmut_27`–`_29` (one byte taken for an empty file: a store made
+    over it), `_36`/`_37` (the header not read, or all of the file), `_54`–`_63` (the check inverted,
+    the path or the reason changed): the file is left as it was."""
+    db = tmp_path / engine.DB_NAME
+    db.write_bytes(data)
+    assert _refusal(lambda: Repository(tmp_path)) == (
+        "StoreUnreadable", str(db), str(StoreUnreadable(str(db), "it is not a SQLite database (bad header)"))
+    )
+    assert db.read_bytes() == data
+
+
+def test_an_empty_or_missing_store_file_is_made_a_store(tmp_path: Path) -> None:
+    """The other side: kills `_check_file__mutmut_2`/`_29` (a missing or empty file taken for data)."""
+    for root in (tmp_path / "missing", tmp_path / "empty"):
+        root.mkdir()
+        if root.name == "empty":
+            (root / engine.DB_NAME).touch()
+        assert engine._check_file(root / engine.DB_NAME) is False
+        _one_container(root)
+        assert engine._check_file(root / engine.DB_NAME) is True
+        assert engine._current_revision(root / engine.DB_NAME) == engine.HEAD_REVISION
+
+
+def test_a_store_file_that_cannot_be_read_after_its_stat_is_refused_naming_it_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills engine `_check_file__mutmut_47`–`_53`: the header read failing for another reason than a
+    permission (here EIO, a failing disk) names the file and the reason."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+
+    def failing_open(*args: Any, **kwargs: Any) -> NoReturn:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(db))
+
+    monkeypatch.setattr(engine, "open", failing_open, raising=False)
+    assert _refusal(lambda: engine._check_file(db)) == (
+        "StoreUnreadable", str(db), str(StoreUnreadable(str(db), os.strerror(errno.EIO)))
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a child as another user")
+def test_a_store_file_the_user_may_not_look_at_or_read_is_a_permission_problem() -> None:
+    """Kills engine `_check_file__mutmut_3`–`_11` (its stat denied: the directory not searchable) and
+    `_38`–`_46` (its header read denied: the file not readable), each naming the file and the reason in
+    lower case (open_engine's access check usually sees both first: this is the file changed since)."""
+    with dir_for(NOBODY) as scratch:
+        hidden, unreadable = scratch / "hidden", scratch / "unreadable"
+        hidden.mkdir(mode=0o700)
+        unreadable.mkdir(mode=0o755)
+        for root in (hidden, unreadable):
+            _one_container(root)
+            os.chmod(root / engine.DB_NAME, 0o600)
+        expected = {
+            root: str(StoreAccessDenied(str(root / engine.DB_NAME), "permission denied"))
+            for root in (hidden, unreadable)
+        }
+
+        def check(root: Path) -> Callable[[], object]:
+            def as_nobody() -> None:
+                try:
+                    engine._check_file(root / engine.DB_NAME)
+                except StoreAccessDenied as exc:
+                    assert exc.path == str(root / engine.DB_NAME), exc.path
+                    assert str(exc) == expected[root], str(exc)
+                else:
+                    raise AssertionError("not refused")
+
+            return as_nobody
+
+        assert run_as(NOBODY, check(hidden)) is None
+        assert run_as(NOBODY, check(unreadable)) is None
+
+
+@pytest.mark.parametrize("step", ["stat", "open"])
+def test_a_store_file_refused_by_something_else_than_its_mode_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """Kills engine `_check_file__mutmut_6`/`_9` (stat) and `_41`/`_44` (open): EPERM (an LSM or a
+    seccomp filter refusing, not the file's mode) is told as the system says it, "operation not
+    permitted", not as "permission denied"."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+    denied = PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(db))
+    if step == "stat":
+        real_stat = Path.stat
+
+        def stat(self: Path, *args: Any, **kwargs: Any) -> os.stat_result:
+            if self == db:
+                raise denied
+            return real_stat(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "stat", stat)
+    else:
+
+        def failing_open(*args: Any, **kwargs: Any) -> NoReturn:
+            raise denied
+
+        monkeypatch.setattr(engine, "open", failing_open, raising=False)
+    assert _refusal(lambda: engine._check_file(db)) == (
+        "StoreAccessDenied", str(db), str(StoreAccessDenied(str(db), "operation not permitted"))
+    )
