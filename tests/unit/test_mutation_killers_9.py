@@ -467,3 +467,63 @@ def test_a_store_file_refused_by_something_else_than_its_mode_says_so(
     assert _refusal(lambda: engine._check_file(db)) == (
         "StoreAccessDenied", str(db), str(StoreAccessDenied(str(db), "operation not permitted"))
     )
+
+
+# -- reader.py ---------------------------------------------------------------------------------
+
+
+def _reader_statements(repo: Repository) -> list[str]:
+    """Every statement this thread's record reader runs from now on, upper-cased."""
+    traced: list[str] = []
+    con = repo._reader._connection().con
+    assert con is not None
+    con.set_trace_callback(lambda statement: traced.append(statement.upper()))
+    return traced
+
+
+def test_a_record_read_again_while_nothing_committed_costs_one_pragma(tmp_path: Path) -> None:
+    """Kills reader `RecordReader.get__mutmut_1` (the lookup made without the key: the kept record
+    never handed out by the pragma alone) and `_20` (a record read kept without the data version
+    it was read at: the next read checks its stamp again). The module's promise: a record read once
+    is handed out again, while nothing commits, for one `PRAGMA data_version`."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        key = repo.find("c1").key  # type: ignore[union-attr]
+        _sql(tmp_path / engine.DB_NAME, "UPDATE containers SET state = 'stopped', version = version + 1")
+        traced = _reader_statements(repo)
+        first = repo.get(key)  # another process wrote it: read again, row and paths
+        assert first.state == "stopped"
+        assert f"SELECT * FROM CONTAINERS WHERE KEY = {key} ORDER BY KEY" in traced
+        traced.clear()
+        assert repo.get(key) is first
+        assert repo.get(key) is first
+        assert traced == ["PRAGMA DATA_VERSION"] * 2
+    finally:
+        repo.close()
+
+
+def test_a_key_without_a_record_is_a_record_that_vanished(tmp_path: Path) -> None:
+    """Kills reader `RecordReader.get__mutmut_30` (`found[0]` of nothing: an IndexError, not the
+    Repository's error for a record that vanished)."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        with pytest.raises(StoreError, match=r"container record 4242 vanished$"):
+            repo.get(4242)
+    finally:
+        repo.close()
+
+
+def test_the_record_reader_waits_the_stores_busy_timeout(tmp_path: Path) -> None:
+    """Kills reader `RecordReader.__init____mutmut_4`/`_5` (the timeout taken ×1000 or /1001) and
+    `_connection__mutmut_8` (no timeout: sqlite3's 5 s), as SQLite reports it: a record read waits for
+    a writer as long as the store's other connections (engine.BUSY_TIMEOUT_MS)."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        con = repo._reader._connection().con
+        assert con is not None
+        assert con.execute("PRAGMA busy_timeout").fetchone()[0] == engine.BUSY_TIMEOUT_MS
+    finally:
+        repo.close()
