@@ -527,3 +527,27 @@ def test_the_record_reader_waits_the_stores_busy_timeout(tmp_path: Path) -> None
         assert con.execute("PRAGMA busy_timeout").fetchone()[0] == engine.BUSY_TIMEOUT_MS
     finally:
         repo.close()
+
+
+def test_a_record_found_by_id_is_read_once_and_kept(tmp_path: Path) -> None:
+    """Kills reader `RecordReader.select__mutmut_4` (a record read by a query kept without the data
+    version: the next `get` checks its stamp again) and `_8` (`find`'s LIMIT 1 dropped: every past
+    incarnation of the id read and built too). `find` then `get` is what a CLI command does."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        old = repo.find("c1")
+        assert old is not None
+        repo.update(old.key, old.version, base=old, state="destroyed")
+        _one_container(tmp_path)  # a new "c1"; the old one is a tombstone
+        _sql(tmp_path / engine.DB_NAME, "UPDATE containers SET last_error = 'x', version = version + 1")
+        traced = _reader_statements(repo)
+        found = repo.find("c1")
+        assert found is not None and found.key != old.key and found.state == "created"
+        rows = [s for s in traced if s.startswith("SELECT * FROM CONTAINERS")]
+        assert rows == ["SELECT * FROM CONTAINERS WHERE ID = 'C1' ORDER BY LIVE_ID IS NULL, KEY DESC LIMIT 1"]
+        traced.clear()
+        assert repo.get(found.key) is found
+        assert traced == ["PRAGMA DATA_VERSION"]
+    finally:
+        repo.close()
