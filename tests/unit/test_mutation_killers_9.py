@@ -7,10 +7,13 @@ They run without root, on the fake executor where a runtime is needed.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import select
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,12 +25,14 @@ from sqlalchemy import event
 from corral import Runtime
 from corral.config import Config
 from corral.errors import StoreAccessDenied, StoreError, StoreUnreadable
-from corral.store import engine, peek
+from corral.store import engine, observed, peek
 from corral.store.bell import BellWatch, bell_path, ring
+from corral.store.lean_durable import open_durable
 from corral.store.readonly import BUSY_TIMEOUT_S
 from corral.store.repository import Repository
 from tests.unit.asuser import NOBODY, dir_for, run_as
 from tests.unit.test_mutation_killers_7 import _one_container, _sql
+from tests.unit.test_store_observed import _arguments as _observed_arguments
 
 # -- peek.py -----------------------------------------------------------------------------------
 
@@ -551,3 +556,72 @@ def test_a_record_found_by_id_is_read_once_and_kept(tmp_path: Path) -> None:
         assert traced == ["PRAGMA DATA_VERSION"]
     finally:
         repo.close()
+
+
+# -- observed.py -------------------------------------------------------------------------------
+
+
+def test_an_oom_kill_waits_for_the_containers_lock_then_is_recorded(runtime: Runtime, config: Config) -> None:
+    """Kills observed `oom__mutmut_25` (no connection for the lock's wait: AttributeError), `_28`/`_29`
+    (the key or the init left out of the wait's check: a live container's busy lock taken for one with
+    nothing left to record, the kill dropped). The OOM kill is recorded once the lock is free."""
+    runtime.create("c", config).start()
+    arguments = _observed_arguments(runtime, "c")
+    result: list[object] = []
+
+    def oom() -> None:
+        try:
+            result.append(observed.oom(**arguments, count=1))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            result.append(exc)
+
+    with runtime.context.locks.hold("c"):
+        thread = threading.Thread(target=oom)
+        thread.start()
+        time.sleep(0.3)  # it tries the lock (busy) and waits, until the hold below ends
+    thread.join(10)
+    assert result == [True]
+    assert [e.detail for e in runtime.load("c").history() if e.event == "oom"] == [{"oom_kills": 1}]
+
+
+def test_an_oom_kill_of_a_locked_container_being_destroyed_is_not_recorded(runtime: Runtime, config: Config) -> None:
+    """Kills observed `oom__mutmut_36` (True when nothing was written: the lock never taken because
+    a destroy, which records the end itself, holds it)."""
+    box = runtime.create("c", config)
+    box.start()
+    arguments = _observed_arguments(runtime, "c")
+    with runtime.context.locks.hold("c"):
+        record = box.record
+        runtime.context.store.update(record.key, record.version, pending_event="destroy")
+        assert observed.oom(**arguments, count=1) is False
+    assert "oom" not in [e.event for e in runtime.load("c").history()]
+
+
+# -- lean_durable.py ---------------------------------------------------------------------------
+
+
+def test_the_one_shot_create_stores_the_cgroups_it_made_as_the_library_does(tmp_path: Path) -> None:
+    """Kills lean_durable `DurableLeanStore.insert__mutmut_9`/`_11`/`_13` (`created_cgroups` JSON
+    without sorted keys): the stored text is the Repository's, byte for byte, whatever the order in
+    which the cgroups were made (what a reader of the table, or a comparison of stores, sees)."""
+    made = {"pids": ("/sys/fs/cgroup/pids/a",), "memory": ("/sys/fs/cgroup/memory/a", "/sys/fs/cgroup/memory/a/b")}
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        repo.insert(container_id="lib", state="creating", pending_event="create", config="{}", bundle=None,
+                    run_dir="/run/x/lib", boot_id="b", cgroup_paths={}, journal_event="create", created_cgroups=made)
+    finally:
+        repo.close()
+    store = open_durable(str(tmp_path))
+    assert store is not None
+    try:
+        store.insert(container_id="cli", config="{}", bundle=None, run_dir="/run/x/cli", boot_id="b",
+                     cgroup_paths={}, created_cgroups=made)
+    finally:
+        store.close()
+    con = sqlite3.connect(tmp_path / engine.DB_NAME)
+    try:
+        stored = dict(con.execute("SELECT id, created_cgroups FROM containers WHERE id IN ('lib', 'cli')").fetchall())
+    finally:
+        con.close()
+    assert stored["cli"] == stored["lib"] == json.dumps({k: list(v) for k, v in made.items()}, sort_keys=True)
