@@ -597,6 +597,25 @@ def test_an_oom_kill_of_a_locked_container_being_destroyed_is_not_recorded(runti
     assert "oom" not in [e.event for e in runtime.load("c").history()]
 
 
+def test_the_monitor_gives_up_on_a_locked_container_that_is_no_longer_live(runtime: Runtime, config: Config) -> None:
+    """Kills observed `_pointless__mutmut_10` (`and`: a record no longer live, same init, not a reason
+    to give up) and `_11` (`row is None and ...`: the same). A controller that recorded the exit
+    (`wait()`, `state`) may hold the lock a long time (a destroy waits for the monitor): the monitor
+    sees nothing left to record and returns while the lock is still held."""
+    box = runtime.create("c", config)
+    box.start()
+    arguments = _observed_arguments(runtime, "c")
+    result: list[object] = []
+    with runtime.context.locks.hold("c"):
+        record = box.record
+        runtime.context.store.update(record.key, record.version, state="stopped", exit_status=0)
+        thread = threading.Thread(target=lambda: result.append(observed.exited(**arguments, status=0)))
+        thread.start()
+        thread.join(10)
+        assert result == [False], "still waiting for the lock"
+    assert [e.event for e in runtime.load("c").history()].count("exited") == 0
+
+
 # -- lean_durable.py ---------------------------------------------------------------------------
 
 
