@@ -616,6 +616,24 @@ def test_the_monitor_gives_up_on_a_locked_container_that_is_no_longer_live(runti
     assert [e.event for e in runtime.load("c").history()].count("exited") == 0
 
 
+def test_a_damaged_signal_row_does_not_hide_corrals_sigkill_after_it(runtime: Runtime, config: Config) -> None:
+    """Kills observed `_sigkilled_by_corral__mutmut_16` (`break` at a signal row whose detail is not
+    JSON: the SIGKILL corral sent after it unseen, and the exit taken for an OOM kill)."""
+    box = runtime.create("c", config)
+    box.start()
+    arguments = _observed_arguments(runtime, "c")
+    key = box.record.key
+    _sql(
+        runtime.root / engine.DB_NAME,
+        f"INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
+        f"VALUES ({key}, 'signal', 'running', 'running', '2026-12-02 00:00:00.000000', 'not json')",
+        f"INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
+        f"VALUES ({key}, 'signal', 'running', 'running', '2026-12-02 00:00:01.000000', '{{\"signal\": 9}}')",
+    )
+    assert observed.exited(**arguments, status=137, signal=9, oom_killed=True)
+    assert runtime.load("c").oom_killed is False
+
+
 # -- lean_durable.py ---------------------------------------------------------------------------
 
 
