@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -632,6 +633,31 @@ def test_a_damaged_signal_row_does_not_hide_corrals_sigkill_after_it(runtime: Ru
     )
     assert observed.exited(**arguments, status=137, signal=9, oom_killed=True)
     assert runtime.load("c").oom_killed is False
+
+
+def test_an_exit_told_without_an_oom_verdict_is_not_an_oom_kill(runtime: Runtime, config: Config) -> None:
+    """Kills observed `exited__mutmut_1` (`oom_killed=True` by default: every exit a caller reports
+    without the kernel's verdict journalled and recorded as an OOM kill)."""
+    runtime.create("c", config).start()
+    assert observed.exited(**_observed_arguments(runtime, "c"), status=0)
+    box = runtime.load("c")
+    assert box.oom_killed is False and box.exit_status == 0
+    assert [e.detail for e in box.history() if e.event == "exited"] == [
+        {"exit_status": 0, "signal": None, "oom_killed": False}
+    ]
+
+
+def test_the_monitors_clock_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills observed `utcnow__mutmut_1` (`datetime.now(None)`: local time): the journal's times are
+    naive UTC, as the Repository writes them; a host whose zone is not UTC would mix the two."""
+    monkeypatch.setenv("TZ", "EST+5")
+    time.tzset()
+    try:
+        utc = datetime.now(timezone.utc).replace(tzinfo=None)
+        assert abs((observed.utcnow() - utc).total_seconds()) < 600
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 # -- lean_durable.py ---------------------------------------------------------------------------
