@@ -660,6 +660,25 @@ def test_the_monitors_clock_is_utc_whatever_the_local_zone(monkeypatch: pytest.M
         time.tzset()
 
 
+def test_a_write_that_fails_midway_is_rolled_back_and_its_error_raised(runtime: Runtime, config: Config) -> None:
+    """Kills observed `_record__mutmut_86`/`_87` (the rollback after an error broken: a TypeError or a
+    syntax error raised instead of the error, and the transaction, with the record's update in it,
+    left open on the connection). Here the journal's detail cannot be written (a circular value)."""
+    box = runtime.create("c", config)
+    box.start()
+    arguments = _observed_arguments(runtime, "c")
+    before = runtime.load("c").record
+    detail: dict[str, Any] = {}
+    detail["self"] = detail
+    with observed._connected(arguments["root"]) as con:
+        with pytest.raises(ValueError, match="Circular reference"):
+            observed._record(con, arguments["key"], arguments["init_pid"], "exited", detail, {"state": "stopped"},
+                             datetime(2026, 12, 2))
+        assert not con.in_transaction
+    after = runtime.load("c").record
+    assert (after.state, after.version) == (before.state, before.version)
+
+
 # -- lean_durable.py ---------------------------------------------------------------------------
 
 
