@@ -7,11 +7,13 @@ They run without root, on the fake executor where a runtime is needed.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
 import select
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -677,6 +679,25 @@ def test_a_write_that_fails_midway_is_rolled_back_and_its_error_raised(runtime: 
         assert not con.in_transaction
     after = runtime.load("c").record
     assert (after.state, after.version) == (before.state, before.version)
+
+
+def test_the_monitor_takes_only_its_containers_byte_of_the_lock_file(runtime: Runtime, config: Config) -> None:
+    """Kills observed `_try_lock__mutmut_16` (a lock 2 bytes long: the next slot too, another
+    container's): an exit is recorded while another container holds its own lock."""
+    runtime.create("c", config).start()
+    arguments = _observed_arguments(runtime, "c")
+    neighbour = os.open(arguments["lock_file"], os.O_RDWR | os.O_CLOEXEC)
+    result: list[object] = []
+    try:
+        fcntl.fcntl(neighbour, fcntl.F_OFD_SETLK,
+                    struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, arguments["lock_slot"] + 1, 1, 0))
+        thread = threading.Thread(target=lambda: result.append(observed.exited(**arguments, status=0)))
+        thread.start()
+        thread.join(10)
+        assert result == [True], "waited for another container's lock"
+    finally:
+        os.close(neighbour)
+    thread.join(10)
 
 
 # -- lean_durable.py ---------------------------------------------------------------------------
