@@ -561,6 +561,29 @@ def test_a_record_found_by_id_is_read_once_and_kept(tmp_path: Path) -> None:
         repo.close()
 
 
+def test_the_paths_of_a_record_are_kept_once_create_is_recorded_and_not_before(tmp_path: Path) -> None:
+    """Kills reader `RecordReader._select__mutmut_69`–`_71` (the paths of a record still `creating`
+    kept: the cgroup paths its create records later never seen) and `_72` (no paths ever kept: read
+    again at every change of the record, three statements more each time)."""
+    repo = Repository(tmp_path)
+    try:
+        record = repo.insert(container_id="c", state="creating", pending_event="create", config="{}", bundle=None,
+                             run_dir="/run/x/c", boot_id="b", cgroup_paths={}, journal_event="create")
+        db = tmp_path / engine.DB_NAME
+        _sql(db, "UPDATE containers SET last_error = 'spawning', version = version + 1")  # read in full now
+        assert repo.get(record.key).cgroup_paths == {}  # type: ignore[union-attr]
+        _sql(db, f"INSERT INTO cgroup_paths (container_key, hierarchy, path) VALUES ({record.key}, 'memory', '/m/c')",
+             "UPDATE containers SET state = 'created', pending_event = NULL, version = version + 1")
+        assert repo.get(record.key).cgroup_paths == {"memory": "/m/c"}  # type: ignore[union-attr]
+        _sql(db, "UPDATE containers SET last_error = 'x', version = version + 1")
+        traced = _reader_statements(repo)
+        again = repo.get(record.key)
+        assert again is not None and again.last_error == "x" and again.cgroup_paths == {"memory": "/m/c"}
+        assert not [s for s in traced if "CGROUP_PATHS" in s], traced
+    finally:
+        repo.close()
+
+
 # -- observed.py -------------------------------------------------------------------------------
 
 
