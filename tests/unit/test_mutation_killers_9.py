@@ -1,5 +1,6 @@
 """Tests written against mutants of store/ that survived the unit suite (tests/README.md, "Run of
-2026-12-03"); each names what it kills.
+2026-12-02, fourth session: store/..."; tests/README.mutation-store.md until merged); each names what
+it kills.
 
 They run without root, on the fake executor where a runtime is needed.
 """
