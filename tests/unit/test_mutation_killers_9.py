@@ -478,6 +478,18 @@ def test_a_store_file_refused_by_something_else_than_its_mode_says_so(
     )
 
 
+def test_a_new_store_directory_is_private_to_its_owner(tmp_path: Path) -> None:
+    """Kills engine `open_engine__mutmut_8` (no mode: 0o777 less the umask, readable by everyone) and
+    `_11` (0o701): the store (container configs, PIDs, paths) is made 0o700, as runc's state dir."""
+    root = tmp_path / "new" / "root"
+    old = os.umask(0o022)
+    try:
+        _one_container(root)
+    finally:
+        os.umask(old)
+    assert os.stat(root).st_mode & 0o7777 == 0o700
+
+
 # -- reader.py ---------------------------------------------------------------------------------
 
 
