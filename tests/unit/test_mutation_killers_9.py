@@ -1,17 +1,42 @@
 """Tests written against mutants of store/ that survived the unit suite (tests/README.md, "Run of
-2026-12-03"); each names what it kills.
+2026-12-02, fourth session: store/..."; tests/README.mutation-store.md until merged); each names what
+it kills.
 
 They run without root, on the fake executor where a runtime is needed.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
+import logging
+import os
+import select
+import sqlite3
+import struct
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, NoReturn
+
+import inotify_simple
+import pytest
+from sqlalchemy import event
 
 from corral import Runtime
 from corral.config import Config
-from corral.store import peek
+from corral.errors import StoreAccessDenied, StoreError, StoreUnreadable
+from corral.store import engine, observed, peek
+from corral.store.bell import BellWatch, bell_path, ring
+from corral.store.lean_durable import open_durable
 from corral.store.readonly import BUSY_TIMEOUT_S
+from corral.store.repository import Repository
+from tests.unit.asuser import NOBODY, dir_for, run_as
+from tests.unit.test_mutation_killers_7 import _one_container, _sql
+from tests.unit.test_store_observed import _arguments as _observed_arguments
 
 # -- peek.py -----------------------------------------------------------------------------------
 
@@ -26,3 +51,716 @@ def test_a_one_shot_read_waits_the_store_s_busy_timeout_for_a_writer(runtime: Ru
         assert con.execute("PRAGMA busy_timeout").fetchone() == (int(BUSY_TIMEOUT_S * 1000),)
     finally:
         con.close()
+
+
+# -- bell.py -----------------------------------------------------------------------------------
+
+
+def _select_failing_with(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    def fail(*args: object) -> NoReturn:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(select, "select", fail)
+
+
+def test_an_interrupted_wait_says_it_was_not_rung_even_when_the_bell_rang(tmp_path: Path) -> None:
+    """Kills bell BellWatch.wait__mutmut_14 (an interrupted wait answering True): `interrupt()` is how
+    a stream closed from another thread ends the wait; True would make the waiter query and wait again."""
+    watch = BellWatch(tmp_path)
+    try:
+        ring(tmp_path)
+        watch.interrupt()
+        assert watch.wait(5) is False
+    finally:
+        watch.close()
+
+
+def test_a_watch_closed_while_its_wait_starts_answers_false(tmp_path: Path) -> None:
+    """Kills bell BellWatch.wait__mutmut_11 (`!=` EBADF: raised) and `_12` (answering True). Another
+    thread's `close()` between the wait taking its descriptors and the select: EBADF, a closed watch."""
+    watch = BellWatch(tmp_path)
+    real = watch.fileno
+
+    def fileno_then_closed() -> int:
+        number = real()
+        watch.close()  # the other thread's close, just before the select
+        return number
+
+    watch.fileno = fileno_then_closed  # type: ignore[method-assign]
+    try:
+        assert watch.wait(5) is False
+    finally:
+        watch.close()
+
+
+@pytest.mark.parametrize(("code", "closed"), [(errno.EBADF, False), (errno.EINVAL, True)])
+def test_a_failed_select_is_raised_unless_the_watch_was_closed_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, closed: bool
+) -> None:
+    """Kills bell BellWatch.wait__mutmut_10 (`or`: any EBADF, or any error once closed, taken for a
+    close) and `_11` (`!=`): a bad descriptor in an open watch, or another error, is a bug to see."""
+    watch = BellWatch(tmp_path)
+    try:
+        watch.closed = closed
+        _select_failing_with(monkeypatch, code)
+        with pytest.raises(OSError) as info:
+            watch.wait(0)
+        assert info.value.errno == code
+    finally:
+        monkeypatch.undo()
+        watch.closed = False
+        watch.close()
+
+
+def test_the_watch_descriptor_never_blocks_a_read(tmp_path: Path) -> None:
+    """Kills bell BellWatch.__init____mutmut_4/_5 (`nonblocking` None or False): `fileno()` is handed
+    to event loops, and two drains racing may both find bytes announced (FIONREAD) that the other
+    took; a blocking descriptor would then hang the reader until the next ring, not raise
+    BlockingIOError (which `drain` takes as nothing pending)."""
+    watch = BellWatch(tmp_path)
+    try:
+        assert os.get_blocking(watch.fileno()) is False  # (else the read below would hang the test)
+        with pytest.raises(BlockingIOError):
+            os.read(watch.fileno(), 4096)
+        ring(tmp_path)
+        assert os.read(watch.fileno(), 4096)  # the ring's event, then nothing again
+        with pytest.raises(BlockingIOError):
+            os.read(watch.fileno(), 4096)
+    finally:
+        watch.close()
+
+
+def test_a_ring_writes_its_one_byte_in_place(tmp_path: Path) -> None:
+    """Kills bell ring__mutmut_11 (five bytes written) and `_12` (the byte written at offset 1): the
+    bell is one byte however often it rings (the module's promise: the file never grows)."""
+    for _ in range(3):
+        ring(tmp_path)
+    assert Path(bell_path(tmp_path)).read_bytes() == b"\n"
+
+
+def test_the_bell_is_made_private_by_a_ring_and_by_a_watch(tmp_path: Path) -> None:
+    """Kills bell _open_bell__mutmut_6 (no mode: 0o777 less the umask) and `_8`/`_9` (no O_CREAT,
+    or O_RDONLY): whoever comes first, a writer's ring or a reader's watch, makes the bell, 0o600."""
+    for first in (ring, lambda root: BellWatch(root).close()):
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        root.mkdir()
+        first(root)
+        assert os.stat(bell_path(root)).st_mode & 0o7777 == 0o600
+        ring(root)
+        assert Path(bell_path(root)).read_bytes() == b"\n"
+
+
+def test_a_bell_that_cannot_be_rung_is_logged_naming_it_and_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kills bell ring__mutmut_14/_17 (the message dropped) and `_15`/`_16` (the path or the error
+    dropped): the commit happened, so the failure is only a warning, which must say what and why."""
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink(tmp_path / "elsewhere", bell_path(root))  # O_NOFOLLOW: never rung through a link
+    with caplog.at_level(logging.WARNING, logger="corral"):
+        ring(root)
+    assert [(r.name, r.levelno) for r in caplog.records] == [("corral", logging.WARNING)]
+    assert caplog.records[0].getMessage() == (
+        f"cannot ring the journal's bell {bell_path(root)} ([Errno {errno.ELOOP}] "
+        f"{os.strerror(errno.ELOOP)}: '{bell_path(root)}'): event readers wake at the next commit"
+    )
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_closing_a_watch_releases_its_descriptors(tmp_path: Path) -> None:
+    """Kills bell BellWatch.__init____mutmut_9/_10 (`closed` None or True from the start: `close()`
+    then releases nothing, leaking the inotify descriptor and the wake pipe of every stream)."""
+    before = set(os.listdir("/proc/self/fd"))
+    watch = BellWatch(tmp_path)
+    assert watch.closed is False
+    watch.close()
+    assert watch.closed is True
+    assert set(os.listdir("/proc/self/fd")) <= before
+
+
+def test_the_wake_pipe_never_blocks_an_interrupt_nor_reaches_a_child(tmp_path: Path) -> None:
+    """Kills bell BellWatch.__init____mutmut_8 (`O_CLOEXEC & O_NONBLOCK`: no flags): a stream's
+    `close()` interrupts under its lock, so a full pipe must refuse the byte, not block; and a
+    process the caller starts must not inherit the pipe."""
+    watch = BellWatch(tmp_path)
+    try:
+        for fd in (watch._wake_r, watch._wake_w):
+            assert os.get_blocking(fd) is False  # (else the loop below would hang the test)
+            assert os.get_inheritable(fd) is False
+        for _ in range(70_000):  # more bytes than a pipe holds (64 KiB)
+            watch.interrupt()
+        assert watch.wait(0) is False
+    finally:
+        watch.close()
+
+
+def _ring_after(watch: BellWatch, root: Path, change: Callable[[], object]) -> bool:
+    """Whether `watch` wakes on a ring that follows `change` to the bell file and a drain."""
+    change()
+    watch.drain()
+    ring(root)
+    return watch.wait(10)
+
+
+def test_a_bell_removed_is_watched_again_when_rung(tmp_path: Path) -> None:
+    """Kills bell BellWatch.drain__mutmut_8 (only IN_MOVE_SELF re-arms), `_9`/`_10` (never re-armed):
+    the bell deleted (the watch goes with it, IN_DELETE_SELF and IN_IGNORED): the drain re-arms
+    on a new bell, which the next ring wakes."""
+    watch = BellWatch(tmp_path)
+    try:
+        assert _ring_after(watch, tmp_path, Path(bell_path(tmp_path)).unlink)
+    finally:
+        watch.close()
+
+
+def test_a_bell_moved_away_is_watched_again_when_rung(tmp_path: Path) -> None:
+    """Kills bell BellWatch.drain__mutmut_7 (`IN_DELETE_SELF & IN_MOVE_SELF`: a move does not re-arm):
+    a bell renamed away keeps its watch (IN_MOVE_SELF only), on a file nobody rings any more."""
+    watch = BellWatch(tmp_path)
+    try:
+        assert _ring_after(watch, tmp_path, lambda: os.rename(bell_path(tmp_path), tmp_path / "old-bell"))
+    finally:
+        watch.close()
+
+
+def test_a_drain_that_saw_only_rings_and_changes_touches_no_file(tmp_path: Path) -> None:
+    """Kills bell BellWatch.drain__mutmut_2 (always re-arms) and `_6` (`|`: any event re-arms): a
+    drain re-arms only for a bell gone or moved; here the root is removed while its bell lives on (a
+    hard link elsewhere: IN_ATTRIB, no IN_DELETE_SELF), and the drain must not try to make a bell
+    in a root that no longer exists."""
+    root = tmp_path / "root"
+    root.mkdir()
+    watch = BellWatch(root)
+    try:
+        ring(root)
+        os.link(bell_path(root), tmp_path / "kept")
+        os.unlink(bell_path(root))
+        root.rmdir()
+        watch.drain()
+        assert not root.exists()
+    finally:
+        watch.close()
+
+
+def test_a_drain_never_waits_for_a_ring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills bell BellWatch.drain__mutmut_5 (`read(timeout=1)`: every drain with nothing pending
+    polls 1 ms): the stream drains before each query, on its caller's thread or event loop."""
+    polls: list[object] = []
+
+    class Poller:
+        def __init__(self) -> None:
+            self._real = real_poll()
+
+        def register(self, *args: Any) -> None:
+            self._real.register(*args)
+
+        def poll(self, timeout: Any = None) -> list[tuple[int, int]]:
+            polls.append(timeout)
+            return self._real.poll(timeout)
+
+    real_poll = select.poll
+    monkeypatch.setattr(inotify_simple, "poll", Poller)
+    watch = BellWatch(tmp_path)
+    try:
+        watch.drain()
+        ring(tmp_path)
+        watch.drain()
+        assert watch.wait(0) is False  # drained
+        assert polls == []
+    finally:
+        watch.close()
+
+
+# -- engine.py ---------------------------------------------------------------------------------
+
+
+def test_the_revision_read_waits_the_stores_busy_timeout_to_the_millisecond(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills engine `_current_revision__mutmut_18` (`BUSY_TIMEOUT_MS / 1001`: 29.97 s): the read under
+    the init lock waits as long as every other connection of the store, as SQLite reports it."""
+    _one_container(tmp_path)
+    real = sqlite3.connect
+    timeouts: list[int] = []
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        con = real(*args, **kwargs)
+        timeouts.append(con.execute("PRAGMA busy_timeout").fetchone()[0])
+        return con
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    assert engine._current_revision(tmp_path / engine.DB_NAME) == engine.HEAD_REVISION
+    assert timeouts == [engine.BUSY_TIMEOUT_MS]
+
+
+def test_a_revision_that_is_not_utf8_is_refused_as_unreadable(tmp_path: Path) -> None:
+    """Kills engine `_current_revision__mutmut_61` (`getattr(exc, "sqlite_errorname")` without its
+    default): the decoding error is Python's sqlite3's own, without SQLite's error name; the store is
+    refused as unreadable, not with an AttributeError."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+    _sql(db, "UPDATE alembic_version SET version_num = CAST(X'FF30' AS TEXT)")
+    with pytest.raises(StoreUnreadable) as info:
+        Repository(tmp_path)
+    assert info.value.path == str(db)
+    assert "Could not decode to UTF-8 column 'version_num'" in str(info.value)
+
+
+def test_each_transaction_sets_its_synchronous_level_once_and_begins_as_asked(tmp_path: Path) -> None:
+    """Kills engine `_on_connect__mutmut_12`–`_16` and `make_engine__mutmut_26`–`_34` (the level a
+    connection starts at, or the one it last set, remembered under another key or value: a PRAGMA
+    before every transaction, or before the first), `_17`–`_20`/`_25` (the level asked for lost),
+    and `_35`–`_38`/`_40`–`_43` (a read-only transaction taking the write lock, or a writer not).
+
+    What the module promises: an ordinary transaction after an ordinary one costs no extra statement,
+    a durable one runs under `synchronous = FULL` (2), the next ordinary one under NORMAL (1) again;
+    writers BEGIN IMMEDIATE, readers DEFERRED. Read from SQLite's own trace (keywords' case aside)."""
+    _one_container(tmp_path)
+    eng = engine.make_engine(tmp_path / engine.DB_NAME)
+    traced: list[str] = []
+    event.listen(eng, "connect", lambda dbapi, _record: dbapi.set_trace_callback(traced.append))
+
+    def transaction(**options: bool) -> tuple[list[str], int, int, int]:
+        with eng.execution_options(**options).begin() as connection:
+            level = connection.exec_driver_sql("PRAGMA synchronous").scalar_one()
+            busy = connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+            keys = connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one()
+        probes = {"PRAGMA SYNCHRONOUS", "PRAGMA BUSY_TIMEOUT", "PRAGMA FOREIGN_KEYS"}
+        statements = [s.upper() for s in traced if s.upper() not in probes]
+        traced.clear()
+        return statements, level, busy, keys
+
+    try:
+        plain = ["BEGIN IMMEDIATE", "COMMIT"]
+        assert transaction() == (plain, 1, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction() == (plain, 1, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction(corral_durable=True) == (["PRAGMA SYNCHRONOUS = FULL", *plain], 2, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction(corral_durable=True) == (plain, 2, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction() == (["PRAGMA SYNCHRONOUS = NORMAL", *plain], 1, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction(corral_readonly=True) == (["BEGIN DEFERRED", "COMMIT"], 1, engine.BUSY_TIMEOUT_MS, 1)
+        assert transaction() == (plain, 1, engine.BUSY_TIMEOUT_MS, 1)
+    finally:
+        eng.dispose()
+
+
+def _refusal(call: Callable[[], object]) -> tuple[str, str, str]:
+    """(type name, path, message) of the StoreError that `call` raised."""
+    with pytest.raises(StoreError) as info:
+        call()
+    return type(info.value).__name__, getattr(info.value, "path", ""), str(info.value)
+
+
+def test_a_store_file_that_cannot_be_looked_at_is_refused_naming_it_and_why(tmp_path: Path) -> None:
+    """Kills engine `_check_file__mutmut_12`–`_18`: the stat failing for another reason than a
+    missing file or a permission (a symlink loop; open_engine's access check usually sees it first,
+    but not a file replaced in between) names the file and the reason."""
+    db = tmp_path / engine.DB_NAME
+    os.symlink(db, db)
+    reason = os.strerror(errno.ELOOP)
+    assert _refusal(lambda: engine._check_file(db)) == (
+        "StoreUnreadable", str(db), str(StoreUnreadable(str(db), reason))
+    )
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_store_path_that_is_not_a_regular_file_is_refused_as_such(tmp_path: Path, kind: str) -> None:
+    """Kills engine `_check_file__mutmut_19`–`_26` (the check inverted, the path or reason changed)."""
+    db = tmp_path / engine.DB_NAME
+    db.mkdir() if kind == "directory" else os.mkfifo(db)
+    assert _refusal(lambda: Repository(tmp_path)) == (
+        "StoreUnreadable", str(db), str(StoreUnreadable(str(db), "it is not a regular file"))
+    )
+
+
+@pytest.mark.parametrize("data", [b"S", b"SQLite format 2\x00" + bytes(100)])
+def test_a_file_without_sqlites_header_is_refused_untouched(tmp_path: Path, data: bytes) -> None:
+    """Kills engine `_check_file__mutmut_27`–`_29` (one byte taken for an empty file: a store made
+    over it), `_36`/`_37` (the header not read, or all of the file), `_54`–`_63` (the check inverted,
+    the path or the reason changed): the file is left as it was."""
+    db = tmp_path / engine.DB_NAME
+    db.write_bytes(data)
+    assert _refusal(lambda: Repository(tmp_path)) == (
+        "StoreUnreadable", str(db), str(StoreUnreadable(str(db), "it is not a SQLite database (bad header)"))
+    )
+    assert db.read_bytes() == data
+
+
+def test_an_empty_or_missing_store_file_is_made_a_store(tmp_path: Path) -> None:
+    """The other side: kills `_check_file__mutmut_2`/`_29` (a missing or empty file taken for data)."""
+    for root in (tmp_path / "missing", tmp_path / "empty"):
+        root.mkdir()
+        if root.name == "empty":
+            (root / engine.DB_NAME).touch()
+        assert engine._check_file(root / engine.DB_NAME) is False
+        _one_container(root)
+        assert engine._check_file(root / engine.DB_NAME) is True
+        assert engine._current_revision(root / engine.DB_NAME) == engine.HEAD_REVISION
+
+
+def test_a_store_file_that_cannot_be_read_after_its_stat_is_refused_naming_it_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills engine `_check_file__mutmut_47`–`_53`: the header read failing for another reason than a
+    permission (here EIO, a failing disk) names the file and the reason."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+
+    def failing_open(*args: Any, **kwargs: Any) -> NoReturn:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(db))
+
+    monkeypatch.setattr(engine, "open", failing_open, raising=False)
+    assert _refusal(lambda: engine._check_file(db)) == (
+        "StoreUnreadable", str(db), str(StoreUnreadable(str(db), os.strerror(errno.EIO)))
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a child as another user")
+def test_a_store_file_the_user_may_not_look_at_or_read_is_a_permission_problem() -> None:
+    """Kills engine `_check_file__mutmut_3`–`_11` (its stat denied: the directory not searchable) and
+    `_38`–`_46` (its header read denied: the file not readable), each naming the file and the reason in
+    lower case (open_engine's access check usually sees both first: this is the file changed since)."""
+    with dir_for(NOBODY) as scratch:
+        hidden, unreadable = scratch / "hidden", scratch / "unreadable"
+        hidden.mkdir(mode=0o700)
+        unreadable.mkdir(mode=0o755)
+        for root in (hidden, unreadable):
+            _one_container(root)
+            os.chmod(root / engine.DB_NAME, 0o600)
+        expected = {
+            root: str(StoreAccessDenied(str(root / engine.DB_NAME), "permission denied"))
+            for root in (hidden, unreadable)
+        }
+
+        def check(root: Path) -> Callable[[], object]:
+            def as_nobody() -> None:
+                try:
+                    engine._check_file(root / engine.DB_NAME)
+                except StoreAccessDenied as exc:
+                    assert exc.path == str(root / engine.DB_NAME), exc.path
+                    assert str(exc) == expected[root], str(exc)
+                else:
+                    raise AssertionError("not refused")
+
+            return as_nobody
+
+        assert run_as(NOBODY, check(hidden)) is None
+        assert run_as(NOBODY, check(unreadable)) is None
+
+
+@pytest.mark.parametrize("step", ["stat", "open"])
+def test_a_store_file_refused_by_something_else_than_its_mode_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """Kills engine `_check_file__mutmut_6`/`_9` (stat) and `_41`/`_44` (open): EPERM (an LSM or a
+    seccomp filter refusing, not the file's mode) is told as the system says it, "operation not
+    permitted", not as "permission denied"."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+    denied = PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(db))
+    if step == "stat":
+        real_stat = Path.stat
+
+        def stat(self: Path, *args: Any, **kwargs: Any) -> os.stat_result:
+            if self == db:
+                raise denied
+            return real_stat(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "stat", stat)
+    else:
+
+        def failing_open(*args: Any, **kwargs: Any) -> NoReturn:
+            raise denied
+
+        monkeypatch.setattr(engine, "open", failing_open, raising=False)
+    assert _refusal(lambda: engine._check_file(db)) == (
+        "StoreAccessDenied", str(db), str(StoreAccessDenied(str(db), "operation not permitted"))
+    )
+
+
+def test_a_new_store_directory_is_private_to_its_owner(tmp_path: Path) -> None:
+    """Kills engine `open_engine__mutmut_8` (no mode: 0o777 less the umask, readable by everyone) and
+    `_11` (0o701): the store (container configs, PIDs, paths) is made 0o700, as runc's state dir."""
+    root = tmp_path / "new" / "root"
+    old = os.umask(0o022)
+    try:
+        _one_container(root)
+    finally:
+        os.umask(old)
+    assert os.stat(root).st_mode & 0o7777 == 0o700
+
+
+# -- reader.py ---------------------------------------------------------------------------------
+
+
+def _reader_statements(repo: Repository) -> list[str]:
+    """Every statement this thread's record reader runs from now on, upper-cased."""
+    traced: list[str] = []
+    con = repo._reader._connection().con
+    assert con is not None
+    con.set_trace_callback(lambda statement: traced.append(statement.upper()))
+    return traced
+
+
+def test_a_record_read_again_while_nothing_committed_costs_one_pragma(tmp_path: Path) -> None:
+    """Kills reader `RecordReader.get__mutmut_1` (the lookup made without the key: the kept record
+    never handed out by the pragma alone) and `_20` (a record read kept without the data version
+    it was read at: the next read checks its stamp again). The module's promise: a record read once
+    is handed out again, while nothing commits, for one `PRAGMA data_version`."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        key = repo.find("c1").key  # type: ignore[union-attr]
+        _sql(tmp_path / engine.DB_NAME, "UPDATE containers SET state = 'stopped', version = version + 1")
+        traced = _reader_statements(repo)
+        first = repo.get(key)  # another process wrote it: read again, row and paths
+        assert first.state == "stopped"
+        assert f"SELECT * FROM CONTAINERS WHERE KEY = {key} ORDER BY KEY" in traced
+        traced.clear()
+        assert repo.get(key) is first
+        assert repo.get(key) is first
+        assert traced == ["PRAGMA DATA_VERSION"] * 2
+    finally:
+        repo.close()
+
+
+def test_a_key_without_a_record_is_a_record_that_vanished(tmp_path: Path) -> None:
+    """Kills reader `RecordReader.get__mutmut_30` (`found[0]` of nothing: an IndexError, not the
+    Repository's error for a record that vanished)."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        with pytest.raises(StoreError, match=r"container record 4242 vanished$"):
+            repo.get(4242)
+    finally:
+        repo.close()
+
+
+def test_the_record_reader_waits_the_stores_busy_timeout(tmp_path: Path) -> None:
+    """Kills reader `RecordReader.__init____mutmut_4`/`_5` (the timeout taken ×1000 or /1001) and
+    `_connection__mutmut_8` (no timeout: sqlite3's 5 s), as SQLite reports it: a record read waits for
+    a writer as long as the store's other connections (engine.BUSY_TIMEOUT_MS)."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        con = repo._reader._connection().con
+        assert con is not None
+        assert con.execute("PRAGMA busy_timeout").fetchone()[0] == engine.BUSY_TIMEOUT_MS
+    finally:
+        repo.close()
+
+
+def test_a_record_found_by_id_is_read_once_and_kept(tmp_path: Path) -> None:
+    """Kills reader `RecordReader.select__mutmut_4` (a record read by a query kept without the data
+    version: the next `get` checks its stamp again) and `_8` (`find`'s LIMIT 1 dropped: every past
+    incarnation of the id read and built too). `find` then `get` is what a CLI command does."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        old = repo.find("c1")
+        assert old is not None
+        repo.update(old.key, old.version, base=old, state="destroyed")
+        _one_container(tmp_path)  # a new "c1"; the old one is a tombstone
+        _sql(tmp_path / engine.DB_NAME, "UPDATE containers SET last_error = 'x', version = version + 1")
+        traced = _reader_statements(repo)
+        found = repo.find("c1")
+        assert found is not None and found.key != old.key and found.state == "created"
+        rows = [s for s in traced if s.startswith("SELECT * FROM CONTAINERS")]
+        assert rows == ["SELECT * FROM CONTAINERS WHERE ID = 'C1' ORDER BY LIVE_ID IS NULL, KEY DESC LIMIT 1"]
+        traced.clear()
+        assert repo.get(found.key) is found
+        assert traced == ["PRAGMA DATA_VERSION"]
+    finally:
+        repo.close()
+
+
+def test_the_paths_of_a_record_are_kept_once_create_is_recorded_and_not_before(tmp_path: Path) -> None:
+    """Kills reader `RecordReader._select__mutmut_69`–`_71` (the paths of a record still `creating`
+    kept: the cgroup paths its create records later never seen) and `_72` (no paths ever kept: read
+    again at every change of the record, three statements more each time)."""
+    repo = Repository(tmp_path)
+    try:
+        record = repo.insert(container_id="c", state="creating", pending_event="create", config="{}", bundle=None,
+                             run_dir="/run/x/c", boot_id="b", cgroup_paths={}, journal_event="create")
+        db = tmp_path / engine.DB_NAME
+        _sql(db, "UPDATE containers SET last_error = 'spawning', version = version + 1")  # read in full now
+        assert repo.get(record.key).cgroup_paths == {}  # type: ignore[union-attr]
+        _sql(db, f"INSERT INTO cgroup_paths (container_key, hierarchy, path) VALUES ({record.key}, 'memory', '/m/c')",
+             "UPDATE containers SET state = 'created', pending_event = NULL, version = version + 1")
+        assert repo.get(record.key).cgroup_paths == {"memory": "/m/c"}  # type: ignore[union-attr]
+        _sql(db, "UPDATE containers SET last_error = 'x', version = version + 1")
+        traced = _reader_statements(repo)
+        again = repo.get(record.key)
+        assert again is not None and again.last_error == "x" and again.cgroup_paths == {"memory": "/m/c"}
+        assert not [s for s in traced if "CGROUP_PATHS" in s], traced
+    finally:
+        repo.close()
+
+
+# -- observed.py -------------------------------------------------------------------------------
+
+
+def test_an_oom_kill_waits_for_the_containers_lock_then_is_recorded(runtime: Runtime, config: Config) -> None:
+    """Kills observed `oom__mutmut_25` (no connection for the lock's wait: AttributeError), `_28`/`_29`
+    (the key or the init left out of the wait's check: a live container's busy lock taken for one with
+    nothing left to record, the kill dropped). The OOM kill is recorded once the lock is free."""
+    runtime.create("c", config).start()
+    arguments = _observed_arguments(runtime, "c")
+    result: list[object] = []
+
+    def oom() -> None:
+        try:
+            result.append(observed.oom(**arguments, count=1))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            result.append(exc)
+
+    with runtime.context.locks.hold("c"):
+        thread = threading.Thread(target=oom)
+        thread.start()
+        time.sleep(0.3)  # it tries the lock (busy) and waits, until the hold below ends
+    thread.join(10)
+    assert result == [True]
+    assert [e.detail for e in runtime.load("c").history() if e.event == "oom"] == [{"oom_kills": 1}]
+
+
+def test_an_oom_kill_of_a_locked_container_being_destroyed_is_not_recorded(runtime: Runtime, config: Config) -> None:
+    """Kills observed `oom__mutmut_36` (True when nothing was written: the lock never taken because
+    a destroy, which records the end itself, holds it)."""
+    box = runtime.create("c", config)
+    box.start()
+    arguments = _observed_arguments(runtime, "c")
+    with runtime.context.locks.hold("c"):
+        record = box.record
+        runtime.context.store.update(record.key, record.version, pending_event="destroy")
+        assert observed.oom(**arguments, count=1) is False
+    assert "oom" not in [e.event for e in runtime.load("c").history()]
+
+
+def test_the_monitor_gives_up_on_a_locked_container_that_is_no_longer_live(runtime: Runtime, config: Config) -> None:
+    """Kills observed `_pointless__mutmut_10` (`and`: a record no longer live, same init, not a reason
+    to give up) and `_11` (`row is None and ...`: the same). A controller that recorded the exit
+    (`wait()`, `state`) may hold the lock a long time (a destroy waits for the monitor): the monitor
+    sees nothing left to record and returns while the lock is still held."""
+    box = runtime.create("c", config)
+    box.start()
+    arguments = _observed_arguments(runtime, "c")
+    result: list[object] = []
+    with runtime.context.locks.hold("c"):
+        record = box.record
+        runtime.context.store.update(record.key, record.version, state="stopped", exit_status=0)
+        thread = threading.Thread(target=lambda: result.append(observed.exited(**arguments, status=0)))
+        thread.start()
+        thread.join(10)
+        assert result == [False], "still waiting for the lock"
+    assert [e.event for e in runtime.load("c").history()].count("exited") == 0
+
+
+def test_a_damaged_signal_row_does_not_hide_corrals_sigkill_after_it(runtime: Runtime, config: Config) -> None:
+    """Kills observed `_sigkilled_by_corral__mutmut_16` (`break` at a signal row whose detail is not
+    JSON: the SIGKILL corral sent after it unseen, and the exit taken for an OOM kill)."""
+    box = runtime.create("c", config)
+    box.start()
+    arguments = _observed_arguments(runtime, "c")
+    key = box.record.key
+    _sql(
+        runtime.root / engine.DB_NAME,
+        f"INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
+        f"VALUES ({key}, 'signal', 'running', 'running', '2026-12-02 00:00:00.000000', 'not json')",
+        f"INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
+        f"VALUES ({key}, 'signal', 'running', 'running', '2026-12-02 00:00:01.000000', '{{\"signal\": 9}}')",
+    )
+    assert observed.exited(**arguments, status=137, signal=9, oom_killed=True)
+    assert runtime.load("c").oom_killed is False
+
+
+def test_an_exit_told_without_an_oom_verdict_is_not_an_oom_kill(runtime: Runtime, config: Config) -> None:
+    """Kills observed `exited__mutmut_1` (`oom_killed=True` by default: every exit a caller reports
+    without the kernel's verdict journalled and recorded as an OOM kill)."""
+    runtime.create("c", config).start()
+    assert observed.exited(**_observed_arguments(runtime, "c"), status=0)
+    box = runtime.load("c")
+    assert box.oom_killed is False and box.exit_status == 0
+    assert [e.detail for e in box.history() if e.event == "exited"] == [
+        {"exit_status": 0, "signal": None, "oom_killed": False}
+    ]
+
+
+def test_the_monitors_clock_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills observed `utcnow__mutmut_1` (`datetime.now(None)`: local time): the journal's times are
+    naive UTC, as the Repository writes them; a host whose zone is not UTC would mix the two."""
+    monkeypatch.setenv("TZ", "EST+5")
+    time.tzset()
+    try:
+        utc = datetime.now(timezone.utc).replace(tzinfo=None)
+        assert abs((observed.utcnow() - utc).total_seconds()) < 600
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_write_that_fails_midway_is_rolled_back_and_its_error_raised(runtime: Runtime, config: Config) -> None:
+    """Kills observed `_record__mutmut_86`/`_87` (the rollback after an error broken: a TypeError or a
+    syntax error raised instead of the error, and the transaction, with the record's update in it,
+    left open on the connection). Here the journal's detail cannot be written (a circular value)."""
+    box = runtime.create("c", config)
+    box.start()
+    arguments = _observed_arguments(runtime, "c")
+    before = runtime.load("c").record
+    detail: dict[str, Any] = {}
+    detail["self"] = detail
+    with observed._connected(arguments["root"]) as con:
+        with pytest.raises(ValueError, match="Circular reference"):
+            observed._record(con, arguments["key"], arguments["init_pid"], "exited", detail, {"state": "stopped"},
+                             datetime(2026, 12, 2))
+        assert not con.in_transaction
+    after = runtime.load("c").record
+    assert (after.state, after.version) == (before.state, before.version)
+
+
+def test_the_monitor_takes_only_its_containers_byte_of_the_lock_file(runtime: Runtime, config: Config) -> None:
+    """Kills observed `_try_lock__mutmut_16` (a lock 2 bytes long: the next slot too, another
+    container's): an exit is recorded while another container holds its own lock."""
+    runtime.create("c", config).start()
+    arguments = _observed_arguments(runtime, "c")
+    neighbour = os.open(arguments["lock_file"], os.O_RDWR | os.O_CLOEXEC)
+    result: list[object] = []
+    try:
+        fcntl.fcntl(neighbour, fcntl.F_OFD_SETLK,
+                    struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, arguments["lock_slot"] + 1, 1, 0))
+        thread = threading.Thread(target=lambda: result.append(observed.exited(**arguments, status=0)))
+        thread.start()
+        thread.join(10)
+        assert result == [True], "waited for another container's lock"
+    finally:
+        os.close(neighbour)
+    thread.join(10)
+
+
+# -- lean_durable.py ---------------------------------------------------------------------------
+
+
+def test_the_one_shot_create_stores_the_cgroups_it_made_as_the_library_does(tmp_path: Path) -> None:
+    """Kills lean_durable `DurableLeanStore.insert__mutmut_9`/`_11`/`_13` (`created_cgroups` JSON
+    without sorted keys): the stored text is the Repository's, byte for byte, whatever the order in
+    which the cgroups were made (what a reader of the table, or a comparison of stores, sees)."""
+    made = {"pids": ("/sys/fs/cgroup/pids/a",), "memory": ("/sys/fs/cgroup/memory/a", "/sys/fs/cgroup/memory/a/b")}
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        repo.insert(container_id="lib", state="creating", pending_event="create", config="{}", bundle=None,
+                    run_dir="/run/x/lib", boot_id="b", cgroup_paths={}, journal_event="create", created_cgroups=made)
+    finally:
+        repo.close()
+    store = open_durable(str(tmp_path))
+    assert store is not None
+    try:
+        store.insert(container_id="cli", config="{}", bundle=None, run_dir="/run/x/cli", boot_id="b",
+                     cgroup_paths={}, created_cgroups=made)
+    finally:
+        store.close()
+    con = sqlite3.connect(tmp_path / engine.DB_NAME)
+    try:
+        stored = dict(con.execute("SELECT id, created_cgroups FROM containers WHERE id IN ('lib', 'cli')").fetchall())
+    finally:
+        con.close()
+    assert stored["cli"] == stored["lib"] == json.dumps({k: list(v) for k, v in made.items()}, sort_keys=True)
