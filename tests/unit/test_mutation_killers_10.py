@@ -1,5 +1,5 @@
 """Tests written against mutants of statemachine/ that survived the unit suite (tests/README.md,
-"Run of 2026-12-03"); each names what it kills.
+tests/README.mutation-statemachine.md); each names what it kills.
 
 They run on the fake executor, without root.
 """
@@ -7,25 +7,38 @@ They run on the fake executor, without root.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
+import selectors
+import signal
 import sqlite3
+import types
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from corral import Runtime
+from corral import Runtime, faults
 from corral.config import Config, Hook, Hooks
 from corral.config.network import Network
-from corral.errors import ConfigError, ExecutorError, InvalidTransition
-from corral.executor.interface import ContainerFacts, ContainerPlan
+from corral.config.types import PidsResources, Resources
+from corral.errors import ConfigError, ExecutorError, InitError, InvalidTransition, LogsUnavailable, WaitTimeout
+from corral.executor import cgroups, logwriter, teardown
+from corral.executor.hooks import HookOutcome
+from corral.executor.interface import ContainerFacts, ContainerPlan, HostInterface
 from corral.identity import ProcessIdentity
-from corral.statemachine import quick_create, quick_destroy
+from corral.records import replace
+from corral.statemachine import lifecycle, logs, output, quick, quick_create, quick_destroy
+from corral.statemachine.events_stream import BATCH
 from corral.statemachine.locks import Locks
 from corral.statemachine.outcomes import KILL_TIMEOUT, REBOOTED
 from corral.statemachine.quick import NeedsLibrary
 from corral.store.lean_durable import DurableLeanStore
 from corral.types import Stdio
+from tests.fakes import FakeSpawned
+from tests.unit.test_mutation_killers import _oom_runtime
 from tests.unit.test_quick_create import BOOT, lean, lean_create, lean_delete  # noqa: F401  (`lean`: a fixture)
 
 
@@ -169,7 +182,6 @@ def test_lean_delete_passes_its_fault_points_and_kills_under_the_intent(
     and quick_create x_create__mutmut_76/_77/_78/_127 (the fault points tests/integration/test_faults.py
     kills at, renamed or dropped) and quick_destroy x_destroy__mutmut_63 (the kill given no timeout for
     KILL_TIMEOUT)."""
-    from corral import faults
 
     reached: list[str] = []
     monkeypatch.setattr(faults, "point", reached.append)
@@ -286,7 +298,6 @@ def test_lean_teardown_without_an_executor_goes_to_the_kernel_with_the_record(
     """Kills quick_destroy x_teardown_of__mutmut_27.._47: the command line's `delete` (no executor)
     calls executor/teardown.py's kill and destroy with the record's id, init, monitor, run dir and
     cgroup (opened from its recorded paths and the directories corral created) and the timeout."""
-    from corral.executor import cgroups, teardown
 
     lean_create(runtime, lean, "c", config)
     record = lean.record("c")
@@ -361,7 +372,6 @@ def test_lean_create_refuses_when_the_table_has_no_create(
 ) -> None:
     """Kills quick_create x_create__mutmut_27 and _30.._41: create asks the lifecycle table where it
     goes; a table without that answer refuses it with the table's InvalidTransition, nothing written."""
-    from corral.statemachine import lifecycle
 
     row = lifecycle.find_transition(lifecycle.INITIAL_STATE, "create", force=False)
     assert row is not None
@@ -380,7 +390,6 @@ def test_lean_create_hands_over_a_plan_with_interfaces_before_writing(
 ) -> None:
     """Kills quick_create x_create__mutmut_58/_59/_60: the reason logged when the executor's plan has
     network interfaces (only the library makes them); nothing is written."""
-    from corral.executor.interface import HostInterface
 
     executor = runtime.context.executor
     real_plan = executor.plan
@@ -402,7 +411,6 @@ def test_lean_create_spawns_with_the_plan_the_record_and_the_stdio(
     """Kills quick_create x_create__mutmut_56/_57 (the run dir not `<run root>/<id>`), _82 (the facts
     spawned without the plan), _89 (the monitor's recorder without the record's key: its exit would be
     journalled for no container) and _99/_102 (the caller's stdio not handed on, or None for none)."""
-    import os
 
     executor = runtime.context.executor
     real_spawn = executor.spawn
@@ -433,7 +441,6 @@ def test_a_lean_create_that_fails_after_recording_kills_and_removes_through_its_
     """Kills quick_create x_create__mutmut_135 (the rollback's destroy not given the executor: the
     kernel path instead of the one that made the container) and _136 (not given this boot: the init
     just made would count as another boot's, recorded unknown and never killed)."""
-    from tests.fakes import FakeSpawned
 
     def confirm(self: FakeSpawned) -> None:
         raise ExecutorError("the monitor did not answer (fake)")
@@ -454,7 +461,6 @@ def test_a_failed_lean_create_whose_cleanup_fails_keeps_its_error_and_notes_the_
 ) -> None:
     """Kills quick_create x_create__mutmut_147: the note that the rollback failed too (and that
     Runtime.recover() retries) lost, or the spawn's error replaced."""
-    from corral.errors import InitError
 
     executor = runtime.context.executor
     executor.fail_next("spawn", InitError("the init said no (fake)"))
@@ -485,7 +491,6 @@ class _Proc:
         self.waits: list[float | None] = []
 
     def wait(self, timeout: float | None = None) -> int:
-        from corral.errors import WaitTimeout
 
         self.waits.append(timeout)
         if timeout == 0.0 and self.on_check is not None:
@@ -499,8 +504,6 @@ class _Proc:
 
 
 def _writes(stdout: bytes = b"", stderr: bytes = b"") -> Callable[[Stdio], None]:
-    import os
-
     def write(stdio: Stdio) -> None:
         for fd, data in ((stdio.stdout, stdout), (stdio.stderr, stderr)):
             if data:
@@ -511,8 +514,6 @@ def _writes(stdout: bytes = b"", stderr: bytes = b"") -> Callable[[Stdio], None]
 
 
 def _open_fds() -> set[str]:
-    import os
-
     return set(os.listdir("/proc/self/fd"))
 
 
@@ -520,9 +521,6 @@ def test_exec_run_collects_output_that_arrives_after_the_exit_until_the_pipes_cl
     """Kills output x_run__mutmut_39 (the linger ended at once: `now + exited_at`), _81/_83 (the chunks
     of stdout or stderr joined with something between them) and _21 (the deadline set in the past):
     output written by what the process left behind, just after it exited, is collected, in order."""
-    import os
-
-    from corral.statemachine import output
 
     held: list[int] = []
 
@@ -556,10 +554,6 @@ def test_exec_run_returns_once_the_exited_process_s_pipes_stay_open_past_the_lin
     x__exited__mutmut_4 (the exit never noticed, or noticed again and again, so a background child
     holding the pipes keeps exec_run waiting until its timeout), _44 and x__exited__mutmut_2 (the loop
     polls every 0.05 s and looks at the process without blocking: not 1.05 s, not 1 s)."""
-    import os
-    import selectors
-
-    from corral.statemachine import output
 
     polls: list[float | None] = []
 
@@ -604,10 +598,6 @@ class _Clock:
 def test_exec_run_lingers_for_the_whole_linger(monkeypatch: pytest.MonkeyPatch) -> None:
     """Kills output x_run__mutmut_40 (`>=` for `>`): what arrives exactly LINGER after the exit was
     seen is still collected (the clock is a stand-in, so that "exactly" is exact)."""
-    import os
-    import types
-
-    from corral.statemachine import output
 
     clock = _Clock()
     monkeypatch.setattr(output, "time", types.SimpleNamespace(monotonic=clock.monotonic))
@@ -635,10 +625,6 @@ def test_exec_run_lingers_for_the_whole_linger(monkeypatch: pytest.MonkeyPatch) 
 def test_exec_run_times_out_at_its_deadline_and_says_after_how_long(monkeypatch: pytest.MonkeyPatch) -> None:
     """Kills output x_run__mutmut_30 (`>` for `>=`: a deadline reached is not yet passed) and _36 (the
     error says 1 s for a timeout of 0): with no time at all, exec_run raises WaitTimeout at once."""
-    import types
-
-    from corral.errors import WaitTimeout
-    from corral.statemachine import output
 
     clock = _Clock()
     monkeypatch.setattr(output, "time", types.SimpleNamespace(monotonic=clock.monotonic))
@@ -651,8 +637,6 @@ def test_exec_run_waits_for_the_process_only_until_its_deadline() -> None:
     """Kills output x_run__mutmut_62/_64/_66.._71/_73: once the pipes are closed, the process is
     waited for with what is left of the timeout (never for ever, never at least 1 s): a process that
     closed its output and lives on raises WaitTimeout when the time is up."""
-    from corral.errors import WaitTimeout
-    from corral.statemachine import output
 
     process = _Proc(exited=False, exits_after=0.5)
     with pytest.raises(WaitTimeout):
@@ -667,7 +651,6 @@ def test_exec_run_waits_for_the_process_only_until_its_deadline() -> None:
 def test_exec_run_whose_start_fails_closes_its_pipes_and_raises_that_error() -> None:
     """Kills output x_run__mutmut_13: the read ends closed as None (a TypeError for the caller, both
     pipes leaked) when the process could not be started."""
-    from corral.statemachine import output
 
     def start(stdio: Stdio) -> Any:
         raise ExecutorError("exec failed (fake)")
@@ -706,7 +689,6 @@ def test_fetch_hands_out_what_the_iterator_buffered_then_the_rest_once(runtime: 
 def test_fetch_reads_at_most_one_batch(runtime: Runtime, config: Config) -> None:
     """Kills events_stream xǁEventStreamǁfetch__mutmut_10/_14: one fetch reads BATCH rows at most
     (the rest on the next), not the repository's default or everything."""
-    from corral.statemachine.events_stream import BATCH
 
     key = runtime.create("a", config).record.key
     rows = [(key, "signal", "created", "created", "2026-12-02 00:00:00.000000", '{"signal": 10}')] * (BATCH + 20)
@@ -731,7 +713,6 @@ def test_every_query_of_a_stream_reads_one_batch_at_most(
     """Kills events_stream xǁEventStreamǁ_refill_or_wait__mutmut_6/_10 and fetch__mutmut_10/_14: the
     iterator's and fetch's queries read BATCH rows at most (the store's LIMIT), never all of the
     journal or the repository's default."""
-    from corral.statemachine.events_stream import BATCH
 
     runtime.create("a", config).start()
     store = runtime.context.store
@@ -796,7 +777,6 @@ def test_a_stream_is_open_until_closed_and_closing_releases_its_watch(runtime: R
 
 def _log(run_dir: Path, *records: tuple[bytes, bytes, int]) -> Path:
     """A container.log under `run_dir` holding `records` (stream, data, time in ns), as the monitor writes them."""
-    from corral.executor import logwriter
 
     path = run_dir / logwriter.LOG_NAME
     with open(path, "ab") as f:
@@ -811,9 +791,6 @@ T0 = 1_700_000_000 * 10**9  # 2023-11-14T22:13:20Z
 def test_logs_since_a_line_s_exact_time_keep_that_line(tmp_path: Path) -> None:
     """Kills logs xǁ_Linesǁ_line__mutmut_1 (`<=` for `<`): `since` is inclusive, so a line written
     at exactly that time (to the microsecond the datetime carries) is kept."""
-    from datetime import datetime, timezone
-
-    from corral.statemachine import logs
 
     _log(tmp_path, (b"stdout", b"before\n", T0), (b"stdout", b"at\n", T0 + 123_456_000), (b"stdout", b"after\n", T0 + 10**9))
     at = datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=timezone.utc)
@@ -825,9 +802,6 @@ def test_logs_end_with_the_unfinished_lines_oldest_first(tmp_path: Path) -> None
     """Kills logs xǁ_Linesǁflush__mutmut_3/_5/_6/_7/_8 (the lines begun but not ended ordered by stream
     name, by when they were last continued, by their data, or not at all), _9.._14 (their time,
     stream or pieces lost) and x__generate__mutmut_14 (a reader that does not follow never given them)."""
-    from datetime import datetime, timezone
-
-    from corral.statemachine import logs
 
     _log(
         tmp_path,
@@ -846,7 +820,6 @@ def test_logs_end_with_the_unfinished_lines_oldest_first(tmp_path: Path) -> None
 
 def test_logs_tail_of_one_is_the_last_line(tmp_path: Path) -> None:
     """Kills logs x__generate__mutmut_17 (`tail == 1` cleared as `tail == 0` is)."""
-    from corral.statemachine import logs
 
     _log(tmp_path, (b"stdout", b"one\ntwo\nthree\n", T0))
     assert [line.text for line in logs.read(str(tmp_path), "c", tail=1)] == ["three"]
@@ -855,7 +828,6 @@ def test_logs_tail_of_one_is_the_last_line(tmp_path: Path) -> None:
 def test_logs_keep_empty_lines_and_leading_blanks(tmp_path: Path) -> None:
     """Kills logs xǁ_Linesǁfeed__mutmut_2 (a record split at any run of whitespace: an empty line
     dropped as torn, a line's leading spaces or tab eaten)."""
-    from corral.statemachine import logs
 
     _log(tmp_path, (b"stdout", b"first\n\n  indented\n\ttabbed\nlast\n", T0))
     assert [line.data for line in logs.read(str(tmp_path), "c")] == [b"first", b"", b"  indented", b"\ttabbed", b"last"]
@@ -867,10 +839,6 @@ def test_follow_reads_what_was_written_just_before_a_rotation(tmp_path: Path, mo
     and then sees the new file, must read the rest of the old one before moving on: those records
     are in no other file. Here the append and the rotation happen inside the follower's look for a
     new file (the writer's interleaving, made deterministic): before the fix, "x" was lost."""
-    import os
-
-    from corral.executor import logwriter
-    from corral.statemachine import logs
 
     path = _log(tmp_path, (b"stdout", b"a\n", T0))
     real_open = logs._open
@@ -904,7 +872,6 @@ class _Script:
         return self.chunks.pop(0) if self.chunks else b""
 
     def close(self) -> None:
-        import os
 
         os.close(self._fd)
 
@@ -915,11 +882,6 @@ def test_follow_reads_again_at_once_after_lines_and_sleeps_only_at_the_end(
     """Kills the logs x__generate mutants that drop `found = True` (None or False): a follower that
     found lines reads again before sleeping FOLLOW_INTERVAL, so that output the container keeps
     writing is handed on as it comes, not one poll interval per read later."""
-    import os
-    import types
-
-    from corral.executor import logwriter
-    from corral.statemachine import logs
 
     path = _log(tmp_path)
     one, two = (logwriter.records(b"stdout", text, T0) for text in (b"one\n", b"two\n"))
@@ -946,7 +908,6 @@ def test_follow_reads_again_at_once_after_lines_and_sleeps_only_at_the_end(
 def test_logs_read_without_follow_by_default(tmp_path: Path) -> None:
     """Kills logs x_read__mutmut_1 (`follow=True` by default): a plain read ends with what there is,
     so `tail` counts the unfinished last line too (a follower hands it on only at the end)."""
-    from corral.statemachine import logs
 
     _log(tmp_path, (b"stdout", b"one\ntwo", T0))
     assert [line.text for line in logs.read(str(tmp_path), "c", tail=1)] == ["two"]
@@ -955,10 +916,6 @@ def test_logs_read_without_follow_by_default(tmp_path: Path) -> None:
 def test_logs_begin_with_the_rotated_file(tmp_path: Path) -> None:
     """Kills logs x_read__mutmut_22/_27/_34: the older half of the log (`container.log.1`) is read
     first, not dropped."""
-    import os
-
-    from corral.executor import logwriter
-    from corral.statemachine import logs
 
     path = _log(tmp_path, (b"stdout", b"old\n", T0))
     os.replace(path, str(path) + logwriter.ROTATED_SUFFIX)
@@ -969,8 +926,6 @@ def test_logs_begin_with_the_rotated_file(tmp_path: Path) -> None:
 def test_logs_rotated_between_the_two_opens_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Kills logs x_read__mutmut_27/_28: when the file opened as the log is the one then found as the
     rotated file (the writer renamed it in between), it is read once (not twice, not as "")."""
-    from corral.executor import logwriter
-    from corral.statemachine import logs
 
     path = _log(tmp_path, (b"stdout", b"only\n", T0))
     real_open = logs._open
@@ -988,11 +943,6 @@ def test_logs_wait_out_the_writer_s_rotation_gap(tmp_path: Path, monkeypatch: py
     """Kills logs x_read__mutmut_7/_8/_9/_13/_14/_15/_16: caught between the writer's rename and its
     new file (only container.log.1 there), the reader retries every 5 ms until the new file is
     there; with both files there it never sleeps."""
-    import os
-    import types
-
-    from corral.executor import logwriter
-    from corral.statemachine import logs
 
     path = _log(tmp_path, (b"stdout", b"old\n", T0))
     os.replace(path, str(path) + logwriter.ROTATED_SUFFIX)
@@ -1013,9 +963,6 @@ def test_logs_wait_out_the_writer_s_rotation_gap(tmp_path: Path, monkeypatch: py
 
 def test_logs_unavailable_names_the_file_looked_for(tmp_path: Path) -> None:
     """Kills logs x_read__mutmut_19: the error says where the log was looked for."""
-    from corral.errors import LogsUnavailable
-    from corral.executor import logwriter
-    from corral.statemachine import logs
 
     with pytest.raises(LogsUnavailable) as caught:
         logs.read(str(tmp_path), "c")
@@ -1026,10 +973,6 @@ def test_logs_unavailable_names_the_file_looked_for(tmp_path: Path) -> None:
 def test_follow_closes_each_look_for_a_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Kills the logs x__generate mutant `if replaced is None:` (the file opened to look for a
     rotation left open while the follower sleeps: one more descriptor per poll until collected)."""
-    import os
-    import types
-
-    from corral.statemachine import logs
 
     path = _log(tmp_path, (b"stdout", b"a\n", T0))
 
@@ -1054,8 +997,6 @@ def test_update_passes_its_fault_points(runtime: Runtime, config: Config, monkey
     """Kills events x_update__mutmut_13/_14/_15: "update.written" (the cgroup files hold the new
     limits, the record the old ones), where tests/integration/test_faults.py kills a controller,
     renamed or dropped."""
-    from corral import faults
-    from corral.config.types import PidsResources, Resources
 
     box = runtime.create("c", config)
     reached: list[str] = []
@@ -1070,9 +1011,6 @@ def test_an_oom_kill_after_another_signal_through_corral_is_kept(
     """Kills events x__sigkilled_by_corral__mutmut_2 (`or` for `and`: any signal sent through corral,
     or any journal row whose detail names SIGKILL, taken as corral's own SIGKILL): the library
     observing the exit itself (no monitor recorded it) keeps the kernel's OOM kill."""
-    import signal
-
-    from tests.unit.test_mutation_killers import _oom_runtime
 
     rt = _oom_runtime(tmp_path, boot_id_file)
     try:
@@ -1091,10 +1029,6 @@ def test_follow_ends_with_a_last_look_and_the_unfinished_line(tmp_path: Path, mo
     """Kills the logs x__generate mutant `break` for `continue` after `last_look = True`: once the
     container no longer runs, the follower reads once more (what the monitor drained last) and then
     hands on the line the output ended without a newline, instead of stopping at once."""
-    import types
-
-    from corral.executor import logwriter
-    from corral.statemachine import logs
 
     path = _log(tmp_path, (b"stdout", b"a\n", T0))
     monkeypatch.setattr(logs, "time", types.SimpleNamespace(sleep=lambda s: None))
@@ -1133,9 +1067,6 @@ def test_destroy_kills_with_the_timeout_and_runs_poststop_hooks_warning_of_failu
     run for other facts, another kind or another state): poststop runs with the container's facts,
     "poststop" and "stopped"; a failing hook is logged as a warning and journalled, and destroy still
     succeeds."""
-    import logging
-
-    from corral.executor.hooks import HookOutcome
 
     box = runtime.create("c", config)
     executor = runtime.context.executor
@@ -1173,9 +1104,6 @@ def test_start_journals_its_hooks_and_warns_of_a_failed_poststart(
     for no step, or a failing poststart warned about for none) and _16/_17/_18/_22/_23 (poststart run
     for other facts, another kind or another state): both outcomes are in the start row, the
     failure is a warning, and start succeeds."""
-    import logging
-
-    from corral.executor.hooks import HookOutcome
 
     box = runtime.create("c", config)
     executor = runtime.context.executor
@@ -1211,10 +1139,6 @@ def test_create_attaches_the_network_to_its_init_journals_create_hooks_and_hands
     """Kills events x_create__mutmut_19 (the network attached to no init: its veth would go into no
     namespace), _36 (the create hooks' outcomes journalled for no step) and _41 (the pty master of a
     terminal not handed back: Container.console_fd None, the only end of the terminal lost)."""
-    import os
-
-    from corral.executor.hooks import HookOutcome
-    from corral.records import replace
 
     executor = runtime.context.executor
     real_spawn = executor.spawn
@@ -1249,7 +1173,6 @@ def test_lean_fire_hands_over_with_the_reason_it_logs(
     """Kills quick x_fire__mutmut_14/_24/_25/_26/_34/_35/_36/_73/_74/_75/_76 (the reasons `corral
     --debug start|kill|pause|resume` logs for taking the library's path, cli/fast.py) and _9/_12
     (ContainerNotFound's text: the lean path knows no root, the text ends after "in ")."""
-    from corral.statemachine import quick
 
     locks = Locks(runtime.root)
 
