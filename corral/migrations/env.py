@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
 from corral.store.models import Base
 
@@ -33,7 +33,7 @@ def run_migrations_online() -> None:
 
     url = config.get_main_option("sqlalchemy.url") or ""
     if url.startswith("sqlite:///"):
-        engine = make_engine(Path(url[len("sqlite:///"):]))
+        engine = make_engine(Path(make_url(url).database or ""))  # make_url undoes the URL escapes
     else:
         engine = engine_from_config(config.get_section(config.config_ini_section) or {}, poolclass=pool.NullPool)
     with engine.begin() as conn:

@@ -37,11 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from corral.errors import StoreAccessDenied, StoreError, StoreUnreadable, UnknownRevision
 from corral.store.failures import DATABASE_ERRORS, store_error
 from corral.store.files import FileGuard, check_access
+from corral.store.sqlite_uri import file_uri
 
 #: The newest Alembic revision this code writes. tests/unit/test_migrations.py
 #: checks that it is the head of corral/migrations/versions.
@@ -65,7 +66,7 @@ def _on_connect(dbapi_connection: sqlite3.Connection, record: Any) -> None:
 
 
 def make_engine(path: Path) -> Engine:
-    engine = create_engine(f"sqlite:///{path}", future=True)
+    engine = create_engine(URL.create("sqlite", database=str(path)), future=True)  # not parsed: `?` is a name
     guard = FileGuard(path)
 
     def on_connect(dbapi_connection: sqlite3.Connection, record: Any) -> None:
@@ -144,7 +145,7 @@ def _current_revision(path: Path, *, immutable: bool = False) -> str | None:
     miss a change still in the WAL, so a decision to migrate is re-checked
     with a normal read under the init lock.
     """
-    uri = f"file:{path}?mode=ro" + ("&immutable=1" if immutable else "")
+    uri = file_uri(str(path), "ro", immutable=immutable)
     try:
         con = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
     except sqlite3.Error as exc:

@@ -18,5 +18,5 @@ def alembic_config(url: str) -> Config:
 
     config = Config()
     config.set_main_option("script_location", "corral:migrations")
-    config.set_main_option("sqlalchemy.url", url)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # ConfigParser interpolates `%`
     return config

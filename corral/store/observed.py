@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from corral.store.bell import ring
+from corral.store.sqlite_uri import file_uri
 
 DB_NAME = "corral.db"
 BUSY_TIMEOUT_S = 30.0
@@ -82,7 +83,7 @@ def _connected(root: str) -> Iterator[sqlite3.Connection]:
     try:
         fcntl.fcntl(pin, fcntl.F_OFD_SETLKW, struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, _SHARED_FIRST, 1, 0))
         # mode=rw: never create a database (a missing store means nobody to tell).
-        con = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        con = sqlite3.connect(file_uri(path, "rw"), uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             con.execute("PRAGMA foreign_keys = ON")
             con.execute("PRAGMA synchronous = NORMAL")

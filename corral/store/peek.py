@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from corral.store.sqlite_uri import file_uri
+
 #: The Alembic revision whose schema the queries read (readonly.SCHEMA_REVISION; a unit test checks).
 SCHEMA_REVISION = "0007_list_index"
 DB_NAME = "corral.db"
@@ -51,7 +53,7 @@ def connect(root: str) -> sqlite3.Connection | None:
     if not os.path.isfile(path):
         return None
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        con = sqlite3.connect(file_uri(path, "ro"), uri=True, timeout=BUSY_TIMEOUT_S)
     except sqlite3.Error:
         return None
     try:

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from corral.store.sqlite_uri import file_uri
+
 #: The Alembic revision whose schema the queries below read.
 SCHEMA_REVISION = "0007_list_index"
 
@@ -150,7 +152,7 @@ def open_readonly(root: str | os.PathLike[str]) -> ReadonlyStore | None:
     if not os.path.isfile(path):
         return None
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        con = sqlite3.connect(file_uri(path, "ro"), uri=True, timeout=BUSY_TIMEOUT_S)
     except sqlite3.Error:
         return None
     try:

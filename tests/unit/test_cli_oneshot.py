@@ -367,7 +367,7 @@ def test_state_imports_only_sqlite3_and_corral_s_small_modules(store: Path) -> N
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert result.stderr.strip().splitlines()[-1] == repr(0) + " " + repr(sorted([
         "corral", "corral.cli", "corral.cli.oneshot", "corral.cli.quickread", "corral.cli.roots", "corral.executor",
-        "corral.executor.procstat", "corral.store", "corral.store.peek", "corral.version",
+        "corral.executor.procstat", "corral.store", "corral.store.peek", "corral.store.sqlite_uri", "corral.version",
     ])), result.stderr
     assert json.loads(result.stdout)["status"] == "stopped"
 
