@@ -490,6 +490,39 @@ def test_a_new_store_directory_is_private_to_its_owner(tmp_path: Path) -> None:
     assert os.stat(root).st_mode & 0o7777 == 0o700
 
 
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM])
+def test_a_store_directory_the_user_may_not_make_is_refused_naming_it_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """Kills engine `open_engine__mutmut_12`-`_17` (the directory's path or the reason lost, or the
+    reason upper-cased) and, with EPERM (an LSM refusing, not a mode), `_15` (the default "permission
+    denied" said instead) and `_18` (`strerror and "permission denied"`): making the store's directory
+    refused is a StoreAccessDenied naming that directory and the reason the system gave, lower-cased."""
+    root = tmp_path / "new" / "root"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == root:
+            raise PermissionError(code, os.strerror(code), str(root))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    reason = os.strerror(code).lower()
+    assert _refusal(lambda: engine.open_engine(root)) == (
+        "StoreAccessDenied", str(root), str(StoreAccessDenied(str(root), reason))
+    )
+
+
+def test_a_store_directory_that_cannot_be_made_is_refused_naming_it_and_why(tmp_path: Path) -> None:
+    """Kills engine `open_engine__mutmut_21` (the message lost): a store root below a regular file
+    cannot be made (ENOTDIR); the StoreError names the root and the system's reason."""
+    (tmp_path / "file").touch()
+    root = tmp_path / "file" / "root"
+    assert _refusal(lambda: engine.open_engine(root)) == (
+        "StoreError", "", f"{root}: cannot create the store directory ({os.strerror(errno.ENOTDIR)})"
+    )
+
+
 # -- reader.py ---------------------------------------------------------------------------------
 
 
