@@ -28,7 +28,7 @@ from sqlalchemy import event
 
 from corral import Runtime
 from corral.config import Config
-from corral.errors import StoreAccessDenied, StoreError, StoreUnreadable
+from corral.errors import StoreAccessDenied, StoreError, StoreUnreadable, UnknownRevision
 from corral.store import engine, observed, peek
 from corral.store.bell import BellWatch, bell_path, ring
 from corral.store.lean_durable import open_durable
@@ -521,6 +521,89 @@ def test_a_store_directory_that_cannot_be_made_is_refused_naming_it_and_why(tmp_
     assert _refusal(lambda: engine.open_engine(root)) == (
         "StoreError", "", f"{root}: cannot create the store directory ({os.strerror(errno.ENOTDIR)})"
     )
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(os.listdir(root))
+
+
+def test_a_store_at_the_head_opens_without_taking_the_init_lock(tmp_path: Path) -> None:
+    """Kills engine `_open__mutmut_3`/`_4` (the first look skipped: every open takes the init lock).
+
+    The common case, a store at the current revision, is opened after one immutable read: it does
+    not wait for another process creating or upgrading a store, and makes no lock file."""
+    _one_container(tmp_path)
+    (tmp_path / (engine.DB_NAME + ".init-lock")).unlink()
+    before = _files(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        assert repo.find("c1") is not None
+    finally:
+        repo.close()
+    assert _files(tmp_path) == before
+    assert engine.DB_NAME + ".init-lock" not in before
+
+
+def test_a_store_at_an_unknown_revision_is_refused_at_the_first_look_leaving_no_trace(tmp_path: Path) -> None:
+    """Kills engine `_open__mutmut_3`/`_4`/`_14` (the unknown revision not refused at the first look:
+    the init lock taken, its file made, the file read again leaving -wal/-shm behind) and `_13` (the
+    refusal naming "None"): a store written by a newer corral is refused naming it, and untouched."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+    _sql(db, "UPDATE alembic_version SET version_num = '9999_future'")
+    (tmp_path / (engine.DB_NAME + ".init-lock")).unlink()
+    before, data = _files(tmp_path), db.read_bytes()
+    assert before == [engine.DB_NAME, "corral.events"]
+    with pytest.raises(UnknownRevision) as info:
+        Repository(tmp_path)
+    assert (info.value.path, info.value.revision) == (str(db), "9999_future")
+    assert str(info.value) == str(UnknownRevision(str(db), "9999_future", engine.HEAD_REVISION))
+    assert _files(tmp_path) == before
+    assert db.read_bytes() == data
+
+
+def test_a_foreign_database_in_wal_mode_is_refused_leaving_no_file_beside_it(tmp_path: Path) -> None:
+    """Kills engine `_open__mutmut_7`/`_10` (the first look not immutable): a plain read-only open of
+    a database in WAL mode makes its -wal and -shm files; a file that may not be corral's must be
+    refused leaving no trace."""
+    db = tmp_path / engine.DB_NAME
+    _sql(db, "PRAGMA journal_mode = WAL", "CREATE TABLE notes (x)")
+    assert _files(tmp_path) == [engine.DB_NAME]
+    data = db.read_bytes()
+    assert _refusal(lambda: Repository(tmp_path)) == (
+        "StoreUnreadable", str(db), str(StoreUnreadable(str(db), "it has tables (notes) but no corral schema"))
+    )
+    assert _files(tmp_path) == [engine.DB_NAME]
+    assert db.read_bytes() == data
+
+
+def test_a_revision_unknown_only_in_the_wal_is_refused_before_any_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills engine `_open__mutmut_24` (the refusal under the init lock naming "None") and `_25`
+    (not refused there: the engine made and Alembic, ~280 ms, imported to find out the same).
+
+    The first look (immutable: the main file only) sees a known older revision; the one committed
+    since, still in the WAL (another process holds the store open), is unknown: the read under the
+    init lock sees it and refuses the store, naming it, before anything is upgraded."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+    _sql(db, "UPDATE alembic_version SET version_num = '0006_indexes'")
+    holder = sqlite3.connect(db)  # keeps the WAL from being checkpointed on close
+    try:
+        holder.execute("UPDATE alembic_version SET version_num = '9999_future'")
+        holder.commit()
+        assert engine._current_revision(db, immutable=True) == "0006_indexes"
+
+        def upgrade(*args: Any) -> None:
+            raise AssertionError(f"upgrade attempted: {args}")
+
+        monkeypatch.setattr(engine, "_upgrade", upgrade)
+        with pytest.raises(UnknownRevision) as info:
+            Repository(tmp_path)
+        assert str(info.value) == str(UnknownRevision(str(db), "9999_future", engine.HEAD_REVISION))
+    finally:
+        holder.close()
 
 
 # -- reader.py ---------------------------------------------------------------------------------
