@@ -523,6 +523,24 @@ def test_a_store_directory_that_cannot_be_made_is_refused_naming_it_and_why(tmp_
     )
 
 
+def test_a_store_whose_upgrade_fails_is_refused_naming_it_and_left_as_it_was(tmp_path: Path) -> None:
+    """Kills engine `open_engine__mutmut_30`-`_33` (the database error of an upgrade told without the
+    store's path, or not as a StoreError): a store that says 0006 but already has 0007's index (an
+    upgrade done by hand, say) fails the upgrade; the error names the file and SQLite's reason, and
+    the upgrade's transaction is rolled back (the revision still 0006)."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+    _sql(db, "UPDATE alembic_version SET version_num = '0006_indexes'")
+    reason = "SQLITE_ERROR: index ix_containers_live already exists"
+    assert _refusal(lambda: engine.open_engine(tmp_path)) == (
+        "StoreError",
+        "",
+        f"{db}: the database failed ({reason}); nothing was committed. Check the disk and the kernel "
+        f"log (dmesg), and that nothing else writes the files in {tmp_path}",
+    )
+    assert engine._current_revision(db) == "0006_indexes"
+
+
 def _files(root: Path) -> list[str]:
     return sorted(os.listdir(root))
 
