@@ -624,6 +624,100 @@ def test_a_revision_unknown_only_in_the_wal_is_refused_before_any_upgrade(
         holder.close()
 
 
+# -- repository.py (Repository's methods) --------------------------------------------------------
+
+
+def _transactions(repo: Repository) -> list[str]:
+    """Every statement the repository's engine runs from now on, upper-cased (its connections made later)."""
+    traced: list[str] = []
+    event.listen(repo.engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(traced.append))
+    repo.engine.dispose()  # connections already pooled would not be traced
+    return traced
+
+
+def _tombstone(repo: Repository, cid: str) -> int:
+    """A destroyed record "cid" (a finished tombstone); its key."""
+    record = repo.insert(container_id=cid, state="creating", pending_event="create", config="{}", bundle=None,
+                         run_dir=f"/run/x/{cid}", boot_id="boot-a", cgroup_paths={}, journal_event="create")
+    repo.update(record.key, record.version, base=record, state="destroyed", pending_event=None)
+    return record.key
+
+
+def test_reads_begin_deferred_and_purge_commits_durably(tmp_path: Path) -> None:
+    """Kills repository `Repository.__init____mutmut_26`/`_27` (reads beginning IMMEDIATE: each would take
+    the write lock, waiting behind every writer, and hold it), `_34`/`_35` (durable transactions under
+    `synchronous = NORMAL`) and `purge__mutmut_1`/`_2` (purge committing without an fsync: purged
+    tombstones could come back after a power loss, their ids then unknown to the caller who purged).
+    Read from SQLite's own trace (its keywords' case aside)."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        key = _tombstone(repo, "gone")
+        traced = _transactions(repo)
+        key1 = repo.find("c1").key  # type: ignore[union-attr]
+        repo.history(key1)
+        repo.journal_since(0)
+        repo.events_after(0)
+        repo.last_seq()
+        repo.processes(key1)
+        repo.recovered_boot()
+        reads = [s.upper() for s in traced if s.upper().startswith(("BEGIN", "PRAGMA", "COMMIT"))]
+        assert reads == ["BEGIN DEFERRED", "COMMIT"] * 6
+        traced.clear()
+        assert repo.purge([key]) == [key]
+        statements = [s.upper() for s in traced if s.upper().startswith(("BEGIN", "PRAGMA", "COMMIT"))]
+        assert statements == ["PRAGMA SYNCHRONOUS = FULL", "BEGIN IMMEDIATE", "COMMIT"]
+        traced.clear()
+        repo.mark_recovered("boot-b")
+        statements = [s.upper() for s in traced if s.upper().startswith(("BEGIN", "PRAGMA", "COMMIT"))]
+        assert statements == ["PRAGMA SYNCHRONOUS = NORMAL", "BEGIN IMMEDIATE", "COMMIT"]
+    finally:
+        repo.close()
+
+
+def test_events_after_answers_at_most_a_thousand_entries_by_default(tmp_path: Path) -> None:
+    """Kills repository `Repository.events_after__mutmut_1` (a default limit of 1001): the event stream
+    reads the journal in pages of 1000 entries."""
+    _one_container(tmp_path)
+    _sql(
+        tmp_path / engine.DB_NAME,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
+        "INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
+        "SELECT 1, 'signal', 'created', 'created', '2026-12-02 10:00:00.000000', '{}' FROM n",
+    )
+    repo = Repository(tmp_path)
+    try:
+        assert repo.last_seq() == 1001
+        assert [e.seq for _, e in repo.events_after(0)] == list(range(1, 1001))
+        assert [e.seq for _, e in repo.events_after(1000)] == [1001]
+    finally:
+        repo.close()
+
+
+def test_events_of_chosen_containers_come_in_journal_order(tmp_path: Path) -> None:
+    """Kills repository `Repository.events_after__mutmut_27` (no ORDER BY): asked for some containers'
+    events, SQLite reads them container by container (through the index on id); a stream must see
+    them in the order they happened, whoever they are about."""
+    repo = Repository(tmp_path)
+    try:
+        keys = {}
+        for cid in ("b", "a"):
+            record = repo.insert(container_id=cid, state="creating", pending_event="create", config="{}",
+                                 bundle=None, run_dir=f"/run/x/{cid}", boot_id="boot-a", cgroup_paths={},
+                                 journal_event="create")
+            keys[cid] = record
+        for cid in ("b", "a"):
+            record = keys[cid]
+            repo.update(record.key, record.version, base=record, state="created", pending_event=None,
+                        journal=("create", "creating", "created", None))
+        entries = repo.events_after(0, ids=["a", "b"])
+        assert [(cid, e.seq, e.to_state) for cid, e in entries] == [
+            ("b", 1, "creating"), ("a", 2, "creating"), ("b", 3, "created"), ("a", 4, "created")
+        ]
+    finally:
+        repo.close()
+
+
 # -- reader.py ---------------------------------------------------------------------------------
 
 
