@@ -28,12 +28,12 @@ from sqlalchemy import event
 
 from corral import Runtime
 from corral.config import Config
-from corral.errors import StoreAccessDenied, StoreError, StoreUnreadable, UnknownRevision
+from corral.errors import ConcurrentModification, StoreAccessDenied, StoreError, StoreUnreadable, UnknownRevision
 from corral.store import engine, observed, peek
 from corral.store.bell import BellWatch, bell_path, ring
 from corral.store.lean_durable import open_durable
 from corral.store.readonly import BUSY_TIMEOUT_S
-from corral.store.repository import Repository
+from corral.store.repository import ContainerRecord, NamespaceRecord, Repository
 from tests.unit.asuser import NOBODY, dir_for, run_as
 from tests.unit.test_mutation_killers_7 import _one_container, _sql
 from tests.unit.test_store_observed import _arguments as _observed_arguments
@@ -718,6 +718,112 @@ def test_events_of_chosen_containers_come_in_journal_order(tmp_path: Path) -> No
         repo.close()
 
 
+def _created(repo: Repository, cid: str) -> ContainerRecord:
+    record = repo.insert(container_id=cid, state="creating", pending_event="create", config="{}", bundle=None,
+                         run_dir=f"/run/x/{cid}", boot_id="boot-a", cgroup_paths={}, journal_event="create")
+    return repo.update(record.key, record.version, base=record, state="created", pending_event=None)
+
+
+def test_an_update_refused_says_what_and_why(tmp_path: Path) -> None:
+    """Kills repository `Repository.update__mutmut_4`-`_7` (the columns refused not named, sorted and
+    comma-separated), `_11`-`_13` (the base mismatch told otherwise), `_73` (a vanished record not
+    named) and `_71`/`_74`-`_77` (a concurrent change told about another record, another id or
+    without the versions): each refusal changes nothing."""
+    repo = Repository(tmp_path)
+    try:
+        first, second = _created(repo, "first"), _created(repo, "second")
+        with pytest.raises(ValueError) as info:
+            repo.update(first.key, first.version, run_dir="/elsewhere", id="other", state="running")
+        assert str(info.value) == "not updatable: id, run_dir"
+        with pytest.raises(ValueError) as info:
+            repo.update(first.key, first.version + 1, base=first, state="running")
+        assert str(info.value) == "base is not the record decided on"
+        with pytest.raises(StoreError) as vanished:
+            repo.update(first.key + second.key + 100, 1, state="running")
+        assert str(vanished.value) == f"{repo.path}: container record {first.key + second.key + 100} vanished"
+        changed = repo.update(second.key, second.version, base=second, last_error="x")
+        with pytest.raises(ConcurrentModification) as conflict:
+            repo.update(second.key, second.version, state="running")
+        assert conflict.value.container_id == "second"
+        assert str(conflict.value) == str(
+            ConcurrentModification("second", f"record version {changed.version}, decided on {second.version}")
+        )
+        assert (repo.find("first"), repo.find("second")) == (first, changed)
+    finally:
+        repo.close()
+
+
+@pytest.mark.parametrize("with_base", [True, False])
+def test_an_update_returns_and_keeps_the_record_as_stored(tmp_path: Path, with_base: bool) -> None:
+    """Kills repository `Repository.update__mutmut_142`-`_149` (the record handed back from `base` with
+    another `updated_at` or version than the stored one), `_153`/`_155` (without its new namespaces),
+    `_159`-`_165` (not kept for the reload, or kept under another key or stamp: the reload reads
+    the row again). With `base` absent the row is read back. What `update` returns is what another process reads, and the reload under the next
+    lock checks its stamp (id, created_at, version), not the whole row."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        record = repo.find("c1")
+        assert record is not None
+        namespaces = {"net": NamespaceRecord("/proc/7/ns/net", 4026532001), "pid": NamespaceRecord("/proc/7/ns/pid", None)}
+        base = record if with_base else None
+        updated = repo.update(record.key, record.version, base=base, namespaces=namespaces, state="running",
+                              journal=("start", "created", "running", None))
+        assert updated.version == record.version + 1 and updated.updated_at > record.updated_at
+        assert dict(updated.namespaces) == namespaces
+        traced = _reader_statements(repo)
+        assert repo.get(record.key) is updated
+        stamp = f"SELECT ID, CREATED_AT, VERSION FROM CONTAINERS WHERE KEY = {record.key}"
+        assert traced == ["PRAGMA DATA_VERSION", "BEGIN", stamp, "COMMIT"]  # its stamp checked, not read
+        other = Repository(tmp_path)
+        try:
+            assert other.get(record.key) == updated
+        finally:
+            other.close()
+    finally:
+        repo.close()
+
+
+def test_an_update_of_namespaces_replaces_only_its_own_containers(tmp_path: Path) -> None:
+    """Kills repository `Repository.update__mutmut_87` (`container_key != key`: the other containers'
+    namespace paths deleted): recovery and `exec` join a container by its recorded namespace paths."""
+    repo = Repository(tmp_path)
+    try:
+        a, b = _created(repo, "a"), _created(repo, "b")
+        mine = {"net": NamespaceRecord("/proc/7/ns/net", 1)}
+        theirs = {"net": NamespaceRecord("/proc/8/ns/net", 2)}
+        a = repo.update(a.key, a.version, base=a, namespaces=mine)
+        b = repo.update(b.key, b.version, base=b, namespaces=theirs)
+        a = repo.update(a.key, a.version, base=a, namespaces={"pid": NamespaceRecord("/proc/7/ns/pid", 3)})
+    finally:
+        repo.close()
+    other = Repository(tmp_path)
+    try:
+        assert dict(other.get(a.key).namespaces) == {"pid": NamespaceRecord("/proc/7/ns/pid", 3)}
+        assert dict(other.get(b.key).namespaces) == theirs
+    finally:
+        other.close()
+
+
+def test_a_journal_detail_is_stored_with_sorted_keys(tmp_path: Path) -> None:
+    """Kills repository `Repository.update__mutmut_122`/`_124`/`_127` (the detail's keys in the caller's
+    order): the stored text is byte for byte what insert, the one-shot CLI and the monitors write
+    (sorted keys), which a comparison of two stores or a reader of the raw journal sees."""
+    repo = Repository(tmp_path)
+    try:
+        record = _created(repo, "c1")
+        repo.update(record.key, record.version, base=record, state="running",
+                    journal=("start", "created", "running", {"pid": 7, "at": "x"}))
+    finally:
+        repo.close()
+    con = sqlite3.connect(tmp_path / engine.DB_NAME)
+    try:
+        rows = con.execute("SELECT detail FROM journal WHERE event = 'start'").fetchall()
+    finally:
+        con.close()
+    assert rows == [('{"at": "x", "pid": 7}',)]
+
+
 # -- reader.py ---------------------------------------------------------------------------------
 
 
@@ -797,7 +903,7 @@ def test_a_record_found_by_id_is_read_once_and_kept(tmp_path: Path) -> None:
         assert rows == ["SELECT * FROM CONTAINERS WHERE ID = 'C1' ORDER BY LIVE_ID IS NULL, KEY DESC LIMIT 1"]
         traced.clear()
         assert repo.get(found.key) is found
-        assert traced == ["PRAGMA DATA_VERSION"]
+        assert traced == ["PRAGMA DATA_VERSION"], traced
     finally:
         repo.close()
 
