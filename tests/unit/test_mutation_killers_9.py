@@ -758,8 +758,9 @@ def test_an_update_returns_and_keeps_the_record_as_stored(tmp_path: Path, with_b
     """Kills repository `Repository.update__mutmut_142`-`_149` (the record handed back from `base` with
     another `updated_at` or version than the stored one), `_153`/`_155` (without its new namespaces),
     `_159`-`_165` (not kept for the reload, or kept under another key or stamp: the reload reads
-    the row again). With `base` absent the row is read back. What `update` returns is what another process reads, and the reload under the next
-    lock checks its stamp (id, created_at, version), not the whole row."""
+    the row again). With `base` absent the row is read back. What `update` returns is what another
+    process reads, and the reload under the next lock checks its stamp (id, created_at, version),
+    not the whole row."""
     _one_container(tmp_path)
     repo = Repository(tmp_path)
     try:
