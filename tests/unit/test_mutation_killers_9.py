@@ -718,6 +718,48 @@ def test_events_of_chosen_containers_come_in_journal_order(tmp_path: Path) -> No
         repo.close()
 
 
+def test_purge_deletes_only_finished_tombstones_whatever_the_store_says(tmp_path: Path) -> None:
+    """Kills repository `Repository.purge__mutmut_11`-`_13` (one of the three conditions of a finished
+    tombstone dropped). corral keeps `live_id` NULL exactly when the state is destroyed, so each
+    condition also guards the others: a row edited by hand that breaks that (destroyed but still
+    holding its live id, a NULL live id in another state) or a tombstone with an intent left pending
+    is not purged, whatever keys the caller passed; a finished tombstone is, with its journal."""
+    repo = Repository(tmp_path)
+    try:
+        keys = {cid: _tombstone(repo, cid) for cid in ("done", "live-id", "not-destroyed", "pending")}
+        live = _created(repo, "live")
+    finally:
+        repo.close()
+    _sql(
+        tmp_path / engine.DB_NAME,
+        "UPDATE containers SET live_id = id WHERE id = 'live-id'",
+        "UPDATE containers SET state = 'stopped' WHERE id = 'not-destroyed'",
+        "UPDATE containers SET pending_event = 'destroy' WHERE id = 'pending'",
+    )
+    repo = Repository(tmp_path)
+    try:
+        assert repo.purge([*keys.values(), live.key]) == [keys["done"]]
+        left = {r.id for r in repo.all(include_destroyed=True)}
+        assert left == {"live-id", "not-destroyed", "pending", "live"}
+        assert repo.history(keys["done"]) == [] and repo.history(keys["pending"]) != []
+    finally:
+        repo.close()
+
+
+def test_listing_leaves_tombstones_out_unless_asked(tmp_path: Path) -> None:
+    """Kills repository `Repository.listing__mutmut_1` (tombstones listed by default): `list()` shows
+    the containers that exist, as `all()` does."""
+    repo = Repository(tmp_path)
+    try:
+        gone = _tombstone(repo, "gone")
+        here = _created(repo, "here")
+        assert repo.listing() == [(here.key, "here")]
+        assert repo.listing(include_destroyed=True) == [(gone, "gone"), (here.key, "here")]
+        assert [r.id for r in repo.all()] == ["here"]
+    finally:
+        repo.close()
+
+
 def _created(repo: Repository, cid: str) -> ContainerRecord:
     record = repo.insert(container_id=cid, state="creating", pending_event="create", config="{}", bundle=None,
                          run_dir=f"/run/x/{cid}", boot_id="boot-a", cgroup_paths={}, journal_event="create")
