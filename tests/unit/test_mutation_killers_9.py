@@ -848,6 +848,29 @@ def test_an_update_of_namespaces_replaces_only_its_own_containers(tmp_path: Path
         other.close()
 
 
+def test_writing_again_the_durable_state_decided_on_is_an_ordinary_commit(tmp_path: Path) -> None:
+    """Kills repository `Repository.update__mutmut_41` (the state decided on taken from `base` even
+    when the journal says it: none without `base`), `_45`/`_47` (the one `base` says ignored): a
+    signal to a created container writes `created` again, however the caller names the state it
+    decided on; only a change to created or destroyed pays the fsync (here: destroy's outcome)."""
+    repo = Repository(tmp_path)
+    try:
+        levels: list[int] = []
+
+        @event.listens_for(repo.engine, "commit")
+        def _commit(conn: Any) -> None:
+            levels.append(conn.connection.dbapi_connection.execute("PRAGMA synchronous").fetchone()[0])
+
+        r = _created(repo, "c1")
+        levels.clear()
+        r = repo.update(r.key, r.version, journal=("signal", "created", "created", {"signal": 10}), state="created")
+        r = repo.update(r.key, r.version, base=r, state="created", last_error=None)
+        r = repo.update(r.key, r.version, journal=("destroy", "created", "destroyed", {}), state="destroyed")
+        assert levels == [1, 1, 2]  # NORMAL, NORMAL, FULL
+    finally:
+        repo.close()
+
+
 def test_a_journal_detail_is_stored_with_sorted_keys(tmp_path: Path) -> None:
     """Kills repository `Repository.update__mutmut_122`/`_124`/`_127` (the detail's keys in the caller's
     order): the stored text is byte for byte what insert, the one-shot CLI and the monitors write
