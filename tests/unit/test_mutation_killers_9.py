@@ -760,6 +760,27 @@ def test_listing_leaves_tombstones_out_unless_asked(tmp_path: Path) -> None:
         repo.close()
 
 
+def test_all_filters_by_labels_and_states_as_asked(tmp_path: Path) -> None:
+    """Kills repository `Repository.all__mutmut_3` (`labels` ignored) and `_4` (`states` ignored): the
+    records `all()` returns are those `listing()` names, filtered the same way in the one query."""
+    repo = Repository(tmp_path)
+    try:
+        for cid, annotations in (("plain", {}), ("tagged", {"team": "a"}), ("other", {"team": "b"})):
+            repo.insert(container_id=cid, state="creating", pending_event="create",
+                        config=json.dumps({"annotations": annotations}), bundle=None, run_dir=f"/run/x/{cid}",
+                        boot_id="boot-a", cgroup_paths={}, journal_event="create")
+        plain = repo.find("plain")
+        assert plain is not None
+        repo.update(plain.key, plain.version, base=plain, state="created", pending_event=None)
+        assert [r.id for r in repo.all(labels={"team": "a"})] == ["tagged"]
+        assert [r.id for r in repo.all(labels={"team": None})] == ["tagged", "other"]
+        assert [r.id for r in repo.all(states={"created"})] == ["plain"]
+        assert [r.id for r in repo.all(states={"creating"}, labels={"team": "b"})] == ["other"]
+        assert [(r.key, r.id) for r in repo.all(labels={"team": None})] == repo.listing(labels={"team": None})
+    finally:
+        repo.close()
+
+
 def _created(repo: Repository, cid: str) -> ContainerRecord:
     record = repo.insert(container_id=cid, state="creating", pending_event="create", config="{}", bundle=None,
                          run_dir=f"/run/x/{cid}", boot_id="boot-a", cgroup_paths={}, journal_event="create")
