@@ -892,6 +892,26 @@ def test_writing_again_the_durable_state_decided_on_is_an_ordinary_commit(tmp_pa
         repo.close()
 
 
+def test_an_update_rings_the_bell_when_it_journals_and_only_then(tmp_path: Path) -> None:
+    """Kills repository `Repository.update__mutmut_157` (the bell rung after the updates that journal
+    nothing, not after those that do): event streams wake on the bell to read the journal; a ring
+    without a new entry costs each of them a query, a missing one leaves them asleep."""
+    repo = Repository(tmp_path)
+    try:
+        record = _created(repo, "c1")
+        watch = BellWatch(tmp_path)
+        try:
+            record = repo.update(record.key, record.version, base=record, last_error="x")
+            assert watch.wait(0) is False
+            repo.update(record.key, record.version, base=record, state="running",
+                        journal=("start", "created", "running", None))
+            assert watch.wait(0) is True
+        finally:
+            watch.close()
+    finally:
+        repo.close()
+
+
 def test_a_journal_detail_is_stored_with_sorted_keys(tmp_path: Path) -> None:
     """Kills repository `Repository.update__mutmut_122`/`_124`/`_127` (the detail's keys in the caller's
     order): the stored text is byte for byte what insert, the one-shot CLI and the monitors write
