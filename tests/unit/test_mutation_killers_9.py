@@ -1,5 +1,6 @@
 """Tests written against mutants of store/ that survived the unit suite (tests/README.md, "Run of
-2026-12-02, fourth session: store/..."; tests/README.mutation-store.md until merged); each names what
+2026-12-02, fourth session: store/..." and "Run of 2026-12-02, fifth session: store/engine.py (rest),
+repository.py's Repository methods"; tests/README.mutation-store.md until merged); each names what
 it kills.
 
 They run without root, on the fake executor where a runtime is needed.
@@ -28,12 +29,12 @@ from sqlalchemy import event
 
 from corral import Runtime
 from corral.config import Config
-from corral.errors import StoreAccessDenied, StoreError, StoreUnreadable
+from corral.errors import ConcurrentModification, StoreAccessDenied, StoreError, StoreUnreadable, UnknownRevision
 from corral.store import engine, observed, peek
 from corral.store.bell import BellWatch, bell_path, ring
 from corral.store.lean_durable import open_durable
 from corral.store.readonly import BUSY_TIMEOUT_S
-from corral.store.repository import Repository
+from corral.store.repository import ContainerRecord, NamespaceRecord, Repository
 from tests.unit.asuser import NOBODY, dir_for, run_as
 from tests.unit.test_mutation_killers_7 import _one_container, _sql
 from tests.unit.test_store_observed import _arguments as _observed_arguments
@@ -490,6 +491,447 @@ def test_a_new_store_directory_is_private_to_its_owner(tmp_path: Path) -> None:
     assert os.stat(root).st_mode & 0o7777 == 0o700
 
 
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM])
+def test_a_store_directory_the_user_may_not_make_is_refused_naming_it_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """Kills engine `open_engine__mutmut_12`-`_17` (the directory's path or the reason lost, or the
+    reason upper-cased) and, with EPERM (an LSM refusing, not a mode), `_15` (the default "permission
+    denied" said instead) and `_18` (`strerror and "permission denied"`): making the store's directory
+    refused is a StoreAccessDenied naming that directory and the reason the system gave, lower-cased."""
+    root = tmp_path / "new" / "root"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == root:
+            raise PermissionError(code, os.strerror(code), str(root))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    reason = os.strerror(code).lower()
+    assert _refusal(lambda: engine.open_engine(root)) == (
+        "StoreAccessDenied", str(root), str(StoreAccessDenied(str(root), reason))
+    )
+
+
+def test_a_store_directory_that_cannot_be_made_is_refused_naming_it_and_why(tmp_path: Path) -> None:
+    """Kills engine `open_engine__mutmut_21` (the message lost): a store root below a regular file
+    cannot be made (ENOTDIR); the StoreError names the root and the system's reason."""
+    (tmp_path / "file").touch()
+    root = tmp_path / "file" / "root"
+    assert _refusal(lambda: engine.open_engine(root)) == (
+        "StoreError", "", f"{root}: cannot create the store directory ({os.strerror(errno.ENOTDIR)})"
+    )
+
+
+def test_a_store_whose_upgrade_fails_is_refused_naming_it_and_left_as_it_was(tmp_path: Path) -> None:
+    """Kills engine `open_engine__mutmut_30`-`_33` (the database error of an upgrade told without the
+    store's path, or not as a StoreError): a store that says 0006 but already has 0007's index (an
+    upgrade done by hand, say) fails the upgrade; the error names the file and SQLite's reason, and
+    the upgrade's transaction is rolled back (the revision still 0006)."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+    _sql(db, "UPDATE alembic_version SET version_num = '0006_indexes'")
+    reason = "SQLITE_ERROR: index ix_containers_live already exists"
+    assert _refusal(lambda: engine.open_engine(tmp_path)) == (
+        "StoreError",
+        "",
+        f"{db}: the database failed ({reason}); nothing was committed. Check the disk and the kernel "
+        f"log (dmesg), and that nothing else writes the files in {tmp_path}",
+    )
+    assert engine._current_revision(db) == "0006_indexes"
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(os.listdir(root))
+
+
+def test_a_store_at_the_head_opens_without_taking_the_init_lock(tmp_path: Path) -> None:
+    """Kills engine `_open__mutmut_3`/`_4` (the first look skipped: every open takes the init lock).
+
+    The common case, a store at the current revision, is opened after one immutable read: it does
+    not wait for another process creating or upgrading a store, and makes no lock file."""
+    _one_container(tmp_path)
+    (tmp_path / (engine.DB_NAME + ".init-lock")).unlink()
+    before = _files(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        assert repo.find("c1") is not None
+    finally:
+        repo.close()
+    assert _files(tmp_path) == before
+    assert engine.DB_NAME + ".init-lock" not in before
+
+
+def test_a_store_at_an_unknown_revision_is_refused_at_the_first_look_leaving_no_trace(tmp_path: Path) -> None:
+    """Kills engine `_open__mutmut_3`/`_4`/`_14` (the unknown revision not refused at the first look:
+    the init lock taken, its file made, the file read again leaving -wal/-shm behind) and `_13` (the
+    refusal naming "None"): a store written by a newer corral is refused naming it, and untouched."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+    _sql(db, "UPDATE alembic_version SET version_num = '9999_future'")
+    (tmp_path / (engine.DB_NAME + ".init-lock")).unlink()
+    before, data = _files(tmp_path), db.read_bytes()
+    assert before == [engine.DB_NAME, "corral.events"]
+    with pytest.raises(UnknownRevision) as info:
+        Repository(tmp_path)
+    assert (info.value.path, info.value.revision) == (str(db), "9999_future")
+    assert str(info.value) == str(UnknownRevision(str(db), "9999_future", engine.HEAD_REVISION))
+    assert _files(tmp_path) == before
+    assert db.read_bytes() == data
+
+
+def test_a_foreign_database_in_wal_mode_is_refused_leaving_no_file_beside_it(tmp_path: Path) -> None:
+    """Kills engine `_open__mutmut_7`/`_10` (the first look not immutable): a plain read-only open of
+    a database in WAL mode makes its -wal and -shm files; a file that may not be corral's must be
+    refused leaving no trace."""
+    db = tmp_path / engine.DB_NAME
+    _sql(db, "PRAGMA journal_mode = WAL", "CREATE TABLE notes (x)")
+    assert _files(tmp_path) == [engine.DB_NAME]
+    data = db.read_bytes()
+    assert _refusal(lambda: Repository(tmp_path)) == (
+        "StoreUnreadable", str(db), str(StoreUnreadable(str(db), "it has tables (notes) but no corral schema"))
+    )
+    assert _files(tmp_path) == [engine.DB_NAME]
+    assert db.read_bytes() == data
+
+
+def test_a_revision_unknown_only_in_the_wal_is_refused_before_any_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills engine `_open__mutmut_24` (the refusal under the init lock naming "None") and `_25`
+    (not refused there: the engine made and Alembic, ~280 ms, imported to find out the same).
+
+    The first look (immutable: the main file only) sees a known older revision; the one committed
+    since, still in the WAL (another process holds the store open), is unknown: the read under the
+    init lock sees it and refuses the store, naming it, before anything is upgraded."""
+    _one_container(tmp_path)
+    db = tmp_path / engine.DB_NAME
+    _sql(db, "UPDATE alembic_version SET version_num = '0006_indexes'")
+    holder = sqlite3.connect(db)  # keeps the WAL from being checkpointed on close
+    try:
+        holder.execute("UPDATE alembic_version SET version_num = '9999_future'")
+        holder.commit()
+        assert engine._current_revision(db, immutable=True) == "0006_indexes"
+
+        def upgrade(*args: Any) -> None:
+            raise AssertionError(f"upgrade attempted: {args}")
+
+        monkeypatch.setattr(engine, "_upgrade", upgrade)
+        with pytest.raises(UnknownRevision) as info:
+            Repository(tmp_path)
+        assert str(info.value) == str(UnknownRevision(str(db), "9999_future", engine.HEAD_REVISION))
+    finally:
+        holder.close()
+
+
+# -- repository.py (Repository's methods) --------------------------------------------------------
+
+
+def _transactions(repo: Repository) -> list[str]:
+    """Every statement the repository's engine runs from now on, upper-cased (its connections made later)."""
+    traced: list[str] = []
+    event.listen(repo.engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(traced.append))
+    repo.engine.dispose()  # connections already pooled would not be traced
+    return traced
+
+
+def _tombstone(repo: Repository, cid: str) -> int:
+    """A destroyed record "cid" (a finished tombstone); its key."""
+    record = repo.insert(container_id=cid, state="creating", pending_event="create", config="{}", bundle=None,
+                         run_dir=f"/run/x/{cid}", boot_id="boot-a", cgroup_paths={}, journal_event="create")
+    repo.update(record.key, record.version, base=record, state="destroyed", pending_event=None)
+    return record.key
+
+
+def test_reads_begin_deferred_and_purge_commits_durably(tmp_path: Path) -> None:
+    """Kills repository `Repository.__init____mutmut_26`/`_27` (reads beginning IMMEDIATE: each would take
+    the write lock, waiting behind every writer, and hold it), `_34`/`_35` (durable transactions under
+    `synchronous = NORMAL`) and `purge__mutmut_1`/`_2` (purge committing without an fsync: purged
+    tombstones could come back after a power loss, their ids then unknown to the caller who purged).
+    Read from SQLite's own trace (its keywords' case aside)."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        key = _tombstone(repo, "gone")
+        traced = _transactions(repo)
+        key1 = repo.find("c1").key  # type: ignore[union-attr]
+        repo.history(key1)
+        repo.journal_since(0)
+        repo.events_after(0)
+        repo.last_seq()
+        repo.processes(key1)
+        repo.recovered_boot()
+        reads = [s.upper() for s in traced if s.upper().startswith(("BEGIN", "PRAGMA", "COMMIT"))]
+        assert reads == ["BEGIN DEFERRED", "COMMIT"] * 6
+        traced.clear()
+        assert repo.purge([key]) == [key]
+        statements = [s.upper() for s in traced if s.upper().startswith(("BEGIN", "PRAGMA", "COMMIT"))]
+        assert statements == ["PRAGMA SYNCHRONOUS = FULL", "BEGIN IMMEDIATE", "COMMIT"]
+        traced.clear()
+        repo.mark_recovered("boot-b")
+        statements = [s.upper() for s in traced if s.upper().startswith(("BEGIN", "PRAGMA", "COMMIT"))]
+        assert statements == ["PRAGMA SYNCHRONOUS = NORMAL", "BEGIN IMMEDIATE", "COMMIT"]
+    finally:
+        repo.close()
+
+
+def test_events_after_answers_at_most_a_thousand_entries_by_default(tmp_path: Path) -> None:
+    """Kills repository `Repository.events_after__mutmut_1` (a default limit of 1001): the event stream
+    reads the journal in pages of 1000 entries."""
+    _one_container(tmp_path)
+    _sql(
+        tmp_path / engine.DB_NAME,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
+        "INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
+        "SELECT 1, 'signal', 'created', 'created', '2026-12-02 10:00:00.000000', '{}' FROM n",
+    )
+    repo = Repository(tmp_path)
+    try:
+        assert repo.last_seq() == 1001
+        assert [e.seq for _, e in repo.events_after(0)] == list(range(1, 1001))
+        assert [e.seq for _, e in repo.events_after(1000)] == [1001]
+    finally:
+        repo.close()
+
+
+def test_events_of_chosen_containers_come_in_journal_order(tmp_path: Path) -> None:
+    """Kills repository `Repository.events_after__mutmut_27` (no ORDER BY): asked for some containers'
+    events, SQLite reads them container by container (through the index on id); a stream must see
+    them in the order they happened, whoever they are about."""
+    repo = Repository(tmp_path)
+    try:
+        keys = {}
+        for cid in ("b", "a"):
+            record = repo.insert(container_id=cid, state="creating", pending_event="create", config="{}",
+                                 bundle=None, run_dir=f"/run/x/{cid}", boot_id="boot-a", cgroup_paths={},
+                                 journal_event="create")
+            keys[cid] = record
+        for cid in ("b", "a"):
+            record = keys[cid]
+            repo.update(record.key, record.version, base=record, state="created", pending_event=None,
+                        journal=("create", "creating", "created", None))
+        entries = repo.events_after(0, ids=["a", "b"])
+        assert [(cid, e.seq, e.to_state) for cid, e in entries] == [
+            ("b", 1, "creating"), ("a", 2, "creating"), ("b", 3, "created"), ("a", 4, "created")
+        ]
+    finally:
+        repo.close()
+
+
+def test_purge_deletes_only_finished_tombstones_whatever_the_store_says(tmp_path: Path) -> None:
+    """Kills repository `Repository.purge__mutmut_11`-`_13` (one of the three conditions of a finished
+    tombstone dropped). corral keeps `live_id` NULL exactly when the state is destroyed, so each
+    condition also guards the others: a row edited by hand that breaks that (destroyed but still
+    holding its live id, a NULL live id in another state) or a tombstone with an intent left pending
+    is not purged, whatever keys the caller passed; a finished tombstone is, with its journal."""
+    repo = Repository(tmp_path)
+    try:
+        keys = {cid: _tombstone(repo, cid) for cid in ("done", "live-id", "not-destroyed", "pending")}
+        live = _created(repo, "live")
+    finally:
+        repo.close()
+    _sql(
+        tmp_path / engine.DB_NAME,
+        "UPDATE containers SET live_id = id WHERE id = 'live-id'",
+        "UPDATE containers SET state = 'stopped' WHERE id = 'not-destroyed'",
+        "UPDATE containers SET pending_event = 'destroy' WHERE id = 'pending'",
+    )
+    repo = Repository(tmp_path)
+    try:
+        assert repo.purge([*keys.values(), live.key]) == [keys["done"]]
+        left = {r.id for r in repo.all(include_destroyed=True)}
+        assert left == {"live-id", "not-destroyed", "pending", "live"}
+        assert repo.history(keys["done"]) == [] and repo.history(keys["pending"]) != []
+    finally:
+        repo.close()
+
+
+def test_listing_leaves_tombstones_out_unless_asked(tmp_path: Path) -> None:
+    """Kills repository `Repository.listing__mutmut_1` (tombstones listed by default): `list()` shows
+    the containers that exist, as `all()` does."""
+    repo = Repository(tmp_path)
+    try:
+        gone = _tombstone(repo, "gone")
+        here = _created(repo, "here")
+        assert repo.listing() == [(here.key, "here")]
+        assert repo.listing(include_destroyed=True) == [(gone, "gone"), (here.key, "here")]
+        assert [r.id for r in repo.all()] == ["here"]
+    finally:
+        repo.close()
+
+
+def test_all_filters_by_labels_and_states_as_asked(tmp_path: Path) -> None:
+    """Kills repository `Repository.all__mutmut_3` (`labels` ignored) and `_4` (`states` ignored): the
+    records `all()` returns are those `listing()` names, filtered the same way in the one query."""
+    repo = Repository(tmp_path)
+    try:
+        for cid, annotations in (("plain", {}), ("tagged", {"team": "a"}), ("other", {"team": "b"})):
+            repo.insert(container_id=cid, state="creating", pending_event="create",
+                        config=json.dumps({"annotations": annotations}), bundle=None, run_dir=f"/run/x/{cid}",
+                        boot_id="boot-a", cgroup_paths={}, journal_event="create")
+        plain = repo.find("plain")
+        assert plain is not None
+        repo.update(plain.key, plain.version, base=plain, state="created", pending_event=None)
+        assert [r.id for r in repo.all(labels={"team": "a"})] == ["tagged"]
+        assert [r.id for r in repo.all(labels={"team": None})] == ["tagged", "other"]
+        assert [r.id for r in repo.all(states={"created"})] == ["plain"]
+        assert [r.id for r in repo.all(states={"creating"}, labels={"team": "b"})] == ["other"]
+        assert [(r.key, r.id) for r in repo.all(labels={"team": None})] == repo.listing(labels={"team": None})
+    finally:
+        repo.close()
+
+
+def _created(repo: Repository, cid: str) -> ContainerRecord:
+    record = repo.insert(container_id=cid, state="creating", pending_event="create", config="{}", bundle=None,
+                         run_dir=f"/run/x/{cid}", boot_id="boot-a", cgroup_paths={}, journal_event="create")
+    return repo.update(record.key, record.version, base=record, state="created", pending_event=None)
+
+
+def test_an_update_refused_says_what_and_why(tmp_path: Path) -> None:
+    """Kills repository `Repository.update__mutmut_4`-`_7` (the columns refused not named, sorted and
+    comma-separated), `_11`-`_13` (the base mismatch told otherwise), `_73` (a vanished record not
+    named) and `_71`/`_74`-`_77` (a concurrent change told about another record, another id or
+    without the versions): each refusal changes nothing."""
+    repo = Repository(tmp_path)
+    try:
+        first, second = _created(repo, "first"), _created(repo, "second")
+        with pytest.raises(ValueError) as info:
+            repo.update(first.key, first.version, run_dir="/elsewhere", id="other", state="running")
+        assert str(info.value) == "not updatable: id, run_dir"
+        with pytest.raises(ValueError) as info:
+            repo.update(first.key, first.version + 1, base=first, state="running")
+        assert str(info.value) == "base is not the record decided on"
+        with pytest.raises(StoreError) as vanished:
+            repo.update(first.key + second.key + 100, 1, state="running")
+        assert str(vanished.value) == f"{repo.path}: container record {first.key + second.key + 100} vanished"
+        changed = repo.update(second.key, second.version, base=second, last_error="x")
+        with pytest.raises(ConcurrentModification) as conflict:
+            repo.update(second.key, second.version, state="running")
+        assert conflict.value.container_id == "second"
+        assert str(conflict.value) == str(
+            ConcurrentModification("second", f"record version {changed.version}, decided on {second.version}")
+        )
+        assert (repo.find("first"), repo.find("second")) == (first, changed)
+    finally:
+        repo.close()
+
+
+@pytest.mark.parametrize("with_base", [True, False])
+def test_an_update_returns_and_keeps_the_record_as_stored(tmp_path: Path, with_base: bool) -> None:
+    """Kills repository `Repository.update__mutmut_142`-`_149` (the record handed back from `base` with
+    another `updated_at` or version than the stored one), `_153`/`_155` (without its new namespaces),
+    `_159`-`_165` (not kept for the reload, or kept under another key or stamp: the reload reads
+    the row again). With `base` absent the row is read back. What `update` returns is what another
+    process reads, and the reload under the next lock checks its stamp (id, created_at, version),
+    not the whole row."""
+    _one_container(tmp_path)
+    repo = Repository(tmp_path)
+    try:
+        record = repo.find("c1")
+        assert record is not None
+        namespaces = {"net": NamespaceRecord("/proc/7/ns/net", 4026532001), "pid": NamespaceRecord("/proc/7/ns/pid", None)}
+        base = record if with_base else None
+        updated = repo.update(record.key, record.version, base=base, namespaces=namespaces, state="running",
+                              journal=("start", "created", "running", None))
+        assert updated.version == record.version + 1 and updated.updated_at > record.updated_at
+        assert dict(updated.namespaces) == namespaces
+        traced = _reader_statements(repo)
+        assert repo.get(record.key) is updated
+        stamp = f"SELECT ID, CREATED_AT, VERSION FROM CONTAINERS WHERE KEY = {record.key}"
+        assert traced == ["PRAGMA DATA_VERSION", "BEGIN", stamp, "COMMIT"]  # its stamp checked, not read
+        other = Repository(tmp_path)
+        try:
+            assert other.get(record.key) == updated
+        finally:
+            other.close()
+    finally:
+        repo.close()
+
+
+def test_an_update_of_namespaces_replaces_only_its_own_containers(tmp_path: Path) -> None:
+    """Kills repository `Repository.update__mutmut_87` (`container_key != key`: the other containers'
+    namespace paths deleted): recovery and `exec` join a container by its recorded namespace paths."""
+    repo = Repository(tmp_path)
+    try:
+        a, b = _created(repo, "a"), _created(repo, "b")
+        mine = {"net": NamespaceRecord("/proc/7/ns/net", 1)}
+        theirs = {"net": NamespaceRecord("/proc/8/ns/net", 2)}
+        a = repo.update(a.key, a.version, base=a, namespaces=mine)
+        b = repo.update(b.key, b.version, base=b, namespaces=theirs)
+        a = repo.update(a.key, a.version, base=a, namespaces={"pid": NamespaceRecord("/proc/7/ns/pid", 3)})
+    finally:
+        repo.close()
+    other = Repository(tmp_path)
+    try:
+        assert dict(other.get(a.key).namespaces) == {"pid": NamespaceRecord("/proc/7/ns/pid", 3)}
+        assert dict(other.get(b.key).namespaces) == theirs
+    finally:
+        other.close()
+
+
+def test_writing_again_the_durable_state_decided_on_is_an_ordinary_commit(tmp_path: Path) -> None:
+    """Kills repository `Repository.update__mutmut_41` (the state decided on taken from `base` even
+    when the journal says it: none without `base`), `_45`/`_47` (the one `base` says ignored): a
+    signal to a created container writes `created` again, however the caller names the state it
+    decided on; only a change to created or destroyed pays the fsync (here: destroy's outcome)."""
+    repo = Repository(tmp_path)
+    try:
+        levels: list[int] = []
+
+        @event.listens_for(repo.engine, "commit")
+        def _commit(conn: Any) -> None:
+            levels.append(conn.connection.dbapi_connection.execute("PRAGMA synchronous").fetchone()[0])
+
+        r = _created(repo, "c1")
+        levels.clear()
+        r = repo.update(r.key, r.version, journal=("signal", "created", "created", {"signal": 10}), state="created")
+        r = repo.update(r.key, r.version, base=r, state="created", last_error=None)
+        r = repo.update(r.key, r.version, journal=("destroy", "created", "destroyed", {}), state="destroyed")
+        assert levels == [1, 1, 2]  # NORMAL, NORMAL, FULL
+    finally:
+        repo.close()
+
+
+def test_an_update_rings_the_bell_when_it_journals_and_only_then(tmp_path: Path) -> None:
+    """Kills repository `Repository.update__mutmut_157` (the bell rung after the updates that journal
+    nothing, not after those that do): event streams wake on the bell to read the journal; a ring
+    without a new entry costs each of them a query, a missing one leaves them asleep."""
+    repo = Repository(tmp_path)
+    try:
+        record = _created(repo, "c1")
+        watch = BellWatch(tmp_path)
+        try:
+            record = repo.update(record.key, record.version, base=record, last_error="x")
+            assert watch.wait(0) is False
+            repo.update(record.key, record.version, base=record, state="running",
+                        journal=("start", "created", "running", None))
+            assert watch.wait(0) is True
+        finally:
+            watch.close()
+    finally:
+        repo.close()
+
+
+def test_a_journal_detail_is_stored_with_sorted_keys(tmp_path: Path) -> None:
+    """Kills repository `Repository.update__mutmut_122`/`_124`/`_127` (the detail's keys in the caller's
+    order): the stored text is byte for byte what insert, the one-shot CLI and the monitors write
+    (sorted keys), which a comparison of two stores or a reader of the raw journal sees."""
+    repo = Repository(tmp_path)
+    try:
+        record = _created(repo, "c1")
+        repo.update(record.key, record.version, base=record, state="running",
+                    journal=("start", "created", "running", {"pid": 7, "at": "x"}))
+    finally:
+        repo.close()
+    con = sqlite3.connect(tmp_path / engine.DB_NAME)
+    try:
+        rows = con.execute("SELECT detail FROM journal WHERE event = 'start'").fetchall()
+    finally:
+        con.close()
+    assert rows == [('{"at": "x", "pid": 7}',)]
+
+
 # -- reader.py ---------------------------------------------------------------------------------
 
 
@@ -569,7 +1011,7 @@ def test_a_record_found_by_id_is_read_once_and_kept(tmp_path: Path) -> None:
         assert rows == ["SELECT * FROM CONTAINERS WHERE ID = 'C1' ORDER BY LIVE_ID IS NULL, KEY DESC LIMIT 1"]
         traced.clear()
         assert repo.get(found.key) is found
-        assert traced == ["PRAGMA DATA_VERSION"]
+        assert traced == ["PRAGMA DATA_VERSION"], traced
     finally:
         repo.close()
 
