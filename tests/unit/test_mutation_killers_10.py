@@ -52,6 +52,7 @@ from corral.store.lean_durable import DurableLeanStore
 from corral.store.repository import ContainerRecord, NamespaceRecord, Repository, utcnow
 from corral.types import Stdio
 from tests.fakes import FakeSpawned
+from tests.unit.conftest import make_runtime
 from tests.unit.test_mutation_killers import _oom_runtime
 from tests.unit.test_quick_create import BOOT, lean, lean_create, lean_delete  # noqa: F401  (`lean`: a fixture)
 
@@ -1209,6 +1210,28 @@ def test_lean_fire_hands_over_with_the_reason_it_logs(
     runtime.context.store.update(record.key, record.version + 1, pending_event=None)
     monkeypatch.setattr(quick.proc, "alive", lambda init: False)
     assert reason("c", "start") == "the init is gone: its exit must be recorded"
+
+
+# -- runtime.py ----------------------------------------------------------------------------
+
+
+def test_a_loaded_container_holds_the_record_load_read(
+    runtime: Runtime, config: Config, tmp_path: Path, kernel_dir: Path, boot_id_file: Path
+) -> None:
+    """Kills runtime xǁRuntimeǁ_container__mutmut_7/_10 (the new Container's recipe made without the record
+    just read: its first look at the state or config reads the store again). `load(id).state`-style
+    loops in another process (the CLI's) cost one read each, not two."""
+    runtime.create("c", config)
+    other = make_runtime(tmp_path, kernel_dir, boot_id_file)  # another process: no Container of "c" yet
+    try:
+        reads = _reads_of(other.context.store)
+        box = other.load("c")
+        reads.clear()
+        assert box.recorded_state is lifecycle.State.CREATED
+        assert box.config.process.args == config.process.args
+        assert reads == []
+    finally:
+        other.close()
 
 
 # store/repository.py (module functions and Repository.insert)
