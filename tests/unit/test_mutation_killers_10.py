@@ -7,7 +7,6 @@ They run on the fake executor, without root.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import selectors
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from corral import Runtime, faults
 from corral.config import Config, Hook, Hooks
@@ -29,12 +27,10 @@ from corral.config.network import Network
 from corral.config.types import PidsResources, Resources
 from corral.errors import (
     ConfigError,
-    ContainerExists,
     ExecutorError,
     InitError,
     InvalidTransition,
     LogsUnavailable,
-    StoreError,
     WaitTimeout,
 )
 from corral.executor import cgroups, logwriter, teardown
@@ -49,11 +45,11 @@ from corral.statemachine.outcomes import KILL_TIMEOUT, REBOOTED
 from corral.statemachine.quick import NeedsLibrary
 from corral.store import repository
 from corral.store.lean_durable import DurableLeanStore
-from corral.store.repository import ContainerRecord, NamespaceRecord, Repository, utcnow
 from corral.types import Stdio
 from tests.fakes import FakeSpawned
 from tests.unit.conftest import make_runtime
 from tests.unit.test_mutation_killers import _oom_runtime
+from tests.unit.test_mutation_killers_9 import _reads_of
 from tests.unit.test_quick_create import BOOT, lean, lean_create, lean_delete  # noqa: F401  (`lean`: a fixture)
 
 
@@ -1232,306 +1228,3 @@ def test_a_loaded_container_holds_the_record_load_read(
         assert reads == []
     finally:
         other.close()
-
-
-# store/repository.py (module functions and Repository.insert)
-#
-# Run on a bare Repository: a record this process wrote comes back from `_record` (ORM rows), a
-# record another connection wrote from `_record_from_row` (reader.py's sqlite3 rows); both must be
-# the same record, field for field.
-
-
-def _raw(root: Path, statement: str, *params: object) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(root / "corral.db")
-    try:
-        with con:
-            return con.execute(statement, params).fetchall()
-    finally:
-        con.close()
-
-
-def _reads_of(repo: Repository) -> list[str]:
-    """The statements the repository's record reader runs from now on (its own connection)."""
-    traced: list[str] = []
-    con = repo._reader._connection().con  # noqa: SLF001 - the reader's one connection: what it costs
-    assert con is not None
-    con.set_trace_callback(traced.append)
-    return traced
-
-
-def _insert_full(repo: Repository, cid: str = "c1", **extra: Any) -> ContainerRecord:
-    arguments: dict[str, Any] = dict(
-        container_id=cid,
-        state="creating",
-        pending_event="create",
-        config='{"ociVersion": "1.2.0"}',
-        bundle=f"/bundles/{cid}",
-        run_dir=f"/run/corral/{cid}",
-        boot_id="boot-a",
-        cgroup_paths={"memory": f"/sys/fs/cgroup/memory/{cid}", "pids": f"/sys/fs/cgroup/pids/{cid}"},
-        journal_event="create",
-        journal_detail={"zeta": 1, "alpha": 2},
-        created_cgroups={"pids": ("/sys/fs/cgroup/pids/corral", f"/sys/fs/cgroup/pids/corral/{cid}"),
-                         "memory": (f"/sys/fs/cgroup/memory/{cid}",)},
-        interfaces=(HostInterface("vethb", "eth1", f"corral-{cid}"), HostInterface("vetha", "eth0", "other")),
-    )
-    arguments.update(extra)
-    return repo.insert(**arguments)
-
-
-def test_a_record_is_the_same_whether_written_here_or_read_from_the_store(tmp_path: Path) -> None:
-    """Kills repository x__record__mutmut_1-_66 (any field of a record built from the ORM row lost,
-    swapped or left out: what `insert` and `update` without `base` hand back), x__record_from_row__mutmut_1-_100
-    but the 21 upper-cased row keys (any field of a record that another process wrote, read lost),
-    x__time__mutmut_1-_5 (a stored time, or none, read back), x__created_cgroups__mutmut_1-_3, x__stamp__mutmut_1/
-    _2/_5/_6/_7 (an isoformat that raises), and insert__mutmut_1-_8/_10-_21/_23-_29/_31/_33-_35/_37/_39/_41-_56
-    (the row's fields, its pending_since, cgroup paths, created cgroups, interfaces in order with their
-    positions), _64/_68/_73-_78/_80/_81/_83/_84/_88/_90/_93/_94/_109/_113-_116 (the insert failing)."""
-    repo = Repository(tmp_path)
-    try:
-        written = _insert_full(repo)
-        assert written.key >= 1 and written.id == "c1" and written.state == "creating" and written.version == 1
-        assert written.pending_event == "create" and written.pending_since == written.created_at == written.updated_at
-        assert isinstance(written.created_at, datetime) and written.created_at.tzinfo is None
-        assert (written.init_pid, written.init_start_time, written.monitor_pid, written.monitor_start_time) == (None,) * 4
-        assert (written.exit_status, written.exit_signal, written.last_error) == (None, None, None)
-        assert written.oom_killed is False and written.boot_id == "boot-a"
-        assert (written.bundle, written.config, written.run_dir) == ("/bundles/c1", '{"ociVersion": "1.2.0"}', "/run/corral/c1")
-        assert written.cgroup_paths == {"memory": "/sys/fs/cgroup/memory/c1", "pids": "/sys/fs/cgroup/pids/c1"}
-        assert written.namespaces == {}
-        assert written.created_cgroups == {"pids": ("/sys/fs/cgroup/pids/corral", "/sys/fs/cgroup/pids/corral/c1"),
-                                           "memory": ("/sys/fs/cgroup/memory/c1",)}
-        assert written.interfaces == (HostInterface("vethb", "eth1", "corral-c1"), HostInterface("vetha", "eth0", "other"))
-        assert _raw(tmp_path, "SELECT position, host_name, name, owner FROM network_interfaces ORDER BY position") == [
-            (0, "vethb", "eth1", "corral-c1"), (1, "vetha", "eth0", "other")]
-        assert _raw(tmp_path, "SELECT id, live_id, oom_killed FROM containers") == [("c1", "c1", 0)]
-        other = Repository(tmp_path)  # another process's view: every field read from the row
-        try:
-            assert other.get(written.key) == written
-            since = datetime(2026, 1, 2, 3, 4, 5, 600007)
-            namespaces = {"net": NamespaceRecord("/proc/41/ns/net", 4026531992), "pid": NamespaceRecord("/proc/41/ns/pid", None)}
-            updated = repo.update(  # no base: the record is built from the row read back
-                written.key, 1, namespaces=namespaces, state="stopped", pending_event="start", pending_since=since,
-                init_pid=41, init_start_time=42, boot_id="boot-b", monitor_pid=43, monitor_start_time=44,
-                exit_status=45, exit_signal=9, oom_killed=True, last_error="it broke", config='{"ociVersion": "1.0.2"}',
-            )
-            assert dataclasses.asdict(updated) == dataclasses.asdict(dataclasses.replace(
-                written, state="stopped", pending_event="start", pending_since=since, init_pid=41, init_start_time=42,
-                boot_id="boot-b", monitor_pid=43, monitor_start_time=44, exit_status=45, exit_signal=9, oom_killed=True,
-                last_error="it broke", config='{"ociVersion": "1.0.2"}', namespaces=namespaces,
-                updated_at=updated.updated_at, version=2))
-            assert updated.updated_at > written.updated_at
-            assert other.get(written.key) == updated
-            cleared = repo.update(written.key, 2, pending_event=None, pending_since=None, init_pid=None)
-            assert cleared.pending_since is None and cleared.init_pid is None
-            assert other.get(written.key) == cleared
-        finally:
-            other.close()
-    finally:
-        repo.close()
-
-
-def test_a_record_without_a_plan_s_extras_reads_back_without_them(tmp_path: Path) -> None:
-    """Kills repository insert__mutmut_30 (pending_since set without an intent), _32 (a plan without created
-    cgroups taken as one with them: an AttributeError) and _91 (no journal detail
-    given: `dict(None)`): a record inserted without an intent, created cgroups or interfaces, as
-    one recorded before 0003 is read back."""
-    repo = Repository(tmp_path)
-    try:
-        written = repo.insert(container_id="c0", state="created", pending_event=None, config="{}", bundle=None,
-                              run_dir="/run/c0", boot_id="b", cgroup_paths={}, journal_event="create")
-        assert (written.pending_since, written.created_cgroups, written.interfaces, written.bundle) == (None, None, (), None)
-        assert _raw(tmp_path, "SELECT pending_since, created_cgroups FROM containers") == [(None, None)]
-        other = Repository(tmp_path)
-        try:
-            assert other.get(written.key) == written
-        finally:
-            other.close()
-    finally:
-        repo.close()
-
-
-def test_insert_stores_its_json_with_sorted_keys(tmp_path: Path) -> None:
-    """Kills repository insert__mutmut_36/_38/_40 (the created cgroups' JSON in the caller's key order),
-    _87/_89/_92 (the journal detail's likewise), _79/_85/_86 (the detail lost or not JSON) and
-    x__journal__mutmut_7-_15/_17 (the detail read back lost or as {}): the stored text is what every
-    reader (and lean_durable.py, which writes the same text) compares."""
-    repo = Repository(tmp_path)
-    try:
-        written = _insert_full(repo)
-        assert _raw(tmp_path, "SELECT created_cgroups FROM containers") == [
-            ('{"memory": ["/sys/fs/cgroup/memory/c1"], '
-             '"pids": ["/sys/fs/cgroup/pids/corral", "/sys/fs/cgroup/pids/corral/c1"]}',)]
-        assert _raw(tmp_path, "SELECT detail FROM journal") == [('{"alpha": 2, "zeta": 1}',)]
-        assert repo.history(written.key)[0].detail == {"alpha": 2, "zeta": 1}
-    finally:
-        repo.close()
-
-
-def test_insert_journals_the_creation(tmp_path: Path) -> None:
-    """Kills repository x__journal__mutmut_1-_6 (an entry's fields read back lost), _16 (a NULL detail,
-    which the column allows, read as JSON: a TypeError, not {}) and insert__mutmut_67 (`!=`: the look
-    for the id's live container finds another one, and a second container is refused)."""
-    repo = Repository(tmp_path)
-    try:
-        first = repo.insert(container_id="c1", state="creating", pending_event="create", config="{}", bundle=None,
-                            run_dir="/run/c1", boot_id="b", cgroup_paths={}, journal_event="create")
-        second = _insert_full(repo, "c2", state="created", pending_event=None, journal_event="adopt")
-        _raw(tmp_path, "INSERT INTO journal (container_key, event, from_state, to_state, at, detail) "
-                       "VALUES (?, 'note', 'created', 'created', '2026-01-02 03:04:05.000006', NULL)", second.key)
-        entries = repo.history(second.key)
-        assert [dataclasses.astuple(e) for e in entries] == [
-            (entries[0].seq, second.key, "adopt", None, "created", second.created_at, {"alpha": 2, "zeta": 1}),
-            (entries[0].seq + 1, second.key, "note", "created", "created", datetime(2026, 1, 2, 3, 4, 5, 6), {}),
-        ]
-        assert [dataclasses.astuple(e) for e in repo.history(first.key)] == [
-            (entries[0].seq - 1, first.key, "create", None, "creating", first.created_at, {})]
-        assert _raw(tmp_path, "SELECT detail FROM journal WHERE container_key = ?", first.key) == [("{}",)]
-    finally:
-        repo.close()
-
-
-def test_exec_d_processes_are_recorded_and_read_back_field_for_field(tmp_path: Path) -> None:
-    """Kills repository x__process__mutmut_1-_22: every field of an exec'd process's record, as
-    `add_process` and `finish_process` hand it back and as `processes` reads it."""
-    repo = Repository(tmp_path)
-    try:
-        record = _insert_full(repo)
-        before = utcnow()
-        added = repo.add_process(record.key, 501, 502, "boot-p", ("sh", "-c", "true"))
-        assert (added.container_key, added.pid, added.start_time, added.boot_id, added.args) == (
-            record.key, 501, 502, "boot-p", ("sh", "-c", "true"))
-        assert added.key >= 1 and before <= added.started_at <= utcnow()
-        assert (added.exit_status, added.exit_signal, added.ended_at) == (None, None, None)
-        finished = repo.finish_process(added.key, 3, 15)
-        assert dataclasses.replace(finished, ended_at=None) == dataclasses.replace(added, exit_status=3, exit_signal=15)
-        assert finished.ended_at is not None and finished.ended_at >= added.started_at
-        assert repo.processes(record.key) == [finished]
-    finally:
-        repo.close()
-
-
-def test_the_store_s_clock_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Kills repository x_utcnow__mutmut_1 (`datetime.now(None)`: the host's local time, stored as if UTC)."""
-    monkeypatch.setenv("TZ", "EST+5")
-    time.tzset()
-    try:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        assert abs((utcnow() - now).total_seconds()) < 60
-    finally:
-        monkeypatch.delenv("TZ")
-        time.tzset()
-
-
-def test_a_record_just_written_is_checked_by_its_stamp_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Kills repository x__stamp__mutmut_3/_4 (created_at stamped with a "T", or without its microseconds
-    when they are 0, so that it never matches the stored text) and insert__mutmut_110/_111/_112 (the
-    record kept under no key, as None, or without its stamp): the reload that follows every write
-    then reads the row and its paths again, or hands out nothing, instead of checking the version."""
-    monkeypatch.setattr(repository, "utcnow", lambda: datetime(2026, 1, 2, 3, 4, 5))
-    repo = Repository(tmp_path)
-    try:
-        for cid in ("c1", "c2"):
-            record = _insert_full(repo, cid)
-            reads = _reads_of(repo)
-            assert repo.get(record.key) is record
-            assert reads == ["PRAGMA data_version", "BEGIN",
-                             f"SELECT id, created_at, version FROM containers WHERE key = {record.key}", "COMMIT"]
-            updated = repo.update(record.key, record.version, base=record, last_error="x")
-            reads.clear()
-            assert repo.get(record.key) is updated
-            assert not [s for s in reads if s.startswith("SELECT *")], reads
-            monkeypatch.setattr(repository, "utcnow", lambda: datetime(2026, 1, 2, 3, 4, 5, 123456))
-    finally:
-        repo.close()
-
-
-def test_insert_refuses_an_id_in_use_naming_the_live_container_s_state(tmp_path: Path) -> None:
-    """Kills repository insert__mutmut_63/_65/_66 (no look for a live container with the id: the
-    constraint's "being created" instead of its state, or an error) and _69-_72 (ContainerExists
-    without the id or the live one's state); a tombstone's id is free again."""
-    repo = Repository(tmp_path)
-    try:
-        first = _insert_full(repo, "c1")
-        _insert_full(repo, "c2")
-        with pytest.raises(ContainerExists) as caught:
-            _insert_full(repo, "c1")
-        assert str(caught.value) == "container 'c1' already exists (state creating); destroy it first or choose another id"
-        assert caught.value.container_id == "c1"
-        repo.update(first.key, first.version, base=first, state="destroyed", pending_event=None)
-        again = _insert_full(repo, "c1")
-        assert again.key != first.key and repo.find("c1") == again
-    finally:
-        repo.close()
-
-
-def test_a_create_that_loses_the_race_for_its_id_is_told_the_id_exists(tmp_path: Path) -> None:
-    """Kills repository insert__mutmut_58/_60/_62 (the constraint error let through as a StoreError),
-    _95-_98 (the live_id constraint not recognised) and _103-_108 (ContainerExists's id and "being
-    created"). The race (another writer recording the id between the look and the write) is made
-    by the error SQLite raises for it, from a trigger."""
-    repo = Repository(tmp_path)
-    try:
-        _raw(tmp_path, "CREATE TRIGGER race BEFORE INSERT ON containers WHEN NEW.id = 'c1' "
-                       "BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: containers.live_id'); END")
-        with pytest.raises(ContainerExists) as caught:
-            _insert_full(repo, "c1")
-        assert str(caught.value) == (
-            "container 'c1' already exists (state being created); destroy it first or choose another id")
-        assert caught.value.container_id == "c1"
-        assert isinstance(caught.value.__cause__, IntegrityError)
-        assert _raw(tmp_path, "SELECT count(*) FROM containers") == [(0,)]
-    finally:
-        repo.close()
-
-
-def test_another_constraint_failing_in_insert_is_a_store_error_naming_the_file(tmp_path: Path) -> None:
-    """Kills repository insert__mutmut_99-_102 (the StoreError of another failed constraint made without
-    the store's path or the error)."""
-    repo = Repository(tmp_path)
-    try:
-        _raw(tmp_path, "CREATE TRIGGER other BEFORE INSERT ON cgroup_paths "
-                       "BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: the paths'); END")
-        with pytest.raises(StoreError) as caught:
-            _insert_full(repo, "c1")
-        assert not isinstance(caught.value, ContainerExists)
-        assert str(caught.value).startswith(f"{tmp_path / 'corral.db'}: ")
-        assert "CHECK constraint failed: the paths" in str(caught.value)
-        assert _raw(tmp_path, "SELECT count(*) FROM containers") == [(0,)]
-    finally:
-        repo.close()
-
-
-def test_all_and_listing_filter_by_tombstones_states_and_labels(tmp_path: Path) -> None:
-    """Kills repository x__filter__mutmut_1-_37 but the six upper- and lower-cased SQL texts (every
-    condition of `all()` and `listing()`: tombstones kept or not, two states or more, a label by key
-    alone or by key and value)."""
-    repo = Repository(tmp_path)
-    try:
-        def add(cid: str, state: str, annotations: dict[str, str]) -> ContainerRecord:
-            return _insert_full(repo, cid, state=state, pending_event=None,
-                                config=json.dumps({"annotations": annotations}), interfaces=(), created_cgroups=None)
-
-        gone = add("gone", "created", {"team": "a"})
-        repo.update(gone.key, 1, base=gone, state="destroyed")
-        add("a", "created", {"team": "a", "tier": "web"})
-        add("b", "running", {"team": "b"})
-        add("c", "paused", {})
-
-        def ids(**filters: Any) -> list[str]:
-            records = [r.id for r in repo.all(**filters)]
-            assert [cid for _key, cid in repo.listing(**filters)] == records
-            return records
-
-        assert ids() == ["a", "b", "c"]
-        assert ids(include_destroyed=True) == ["gone", "a", "b", "c"]
-        assert ids(states=["running", "created"]) == ["a", "b"]
-        assert ids(states=["paused"]) == ["c"]
-        assert ids(states=[]) == []
-        assert ids(labels={"team": None}) == ["a", "b"]
-        assert ids(labels={"team": "a"}) == ["a"]
-        assert ids(labels={"team": "a"}, include_destroyed=True) == ["gone", "a"]
-        assert ids(labels={"team": "a", "tier": None}, states=["created", "running"]) == ["a"]
-        assert ids(labels={"tier": "db"}) == []
-    finally:
-        repo.close()
