@@ -1512,3 +1512,35 @@ def test_all_and_listing_filter_by_tombstones_states_and_labels(tmp_path: Path) 
         assert ids(labels={"tier": "db"}) == []
     finally:
         repo.close()
+
+
+def test_reads_in_journal_and_process_order_do_not_rest_on_sqlite_s_plan(tmp_path: Path) -> None:
+    """Kills repository `Repository.history__mutmut_3`, `journal_since__mutmut_3` and
+    `processes__mutmut_3` (the ORDER BY dropped), which survive on SQLite's current plans (they
+    happen to read in rowid order). Without ORDER BY the order is undefined; SQLite's
+    `reverse_unordered_selects` pragma reverses it, as a future plan may, so a read that relied on
+    it comes back reversed here. A container's history, the journal since a seq and its processes
+    are promised in the order they were written."""
+    repo = Repository(tmp_path)
+    try:
+        record = repo.insert(container_id="c1", state="creating", pending_event="create", config="{}", bundle=None,
+                             run_dir="/run/x/c1", boot_id="boot-a", cgroup_paths={}, journal_event="create")
+        record = repo.update(record.key, record.version, base=record, state="created", pending_event=None,
+                             init_pid=4321, init_start_time=987654, journal=("create", "creating", "created", {}))
+        repo.update(record.key, record.version, base=record, state="running", journal=("start", "created", "running", {}))
+        for pid in (11, 12, 13):
+            repo.add_process(record.key, pid, pid * 10, "boot-a", ("sh",))
+
+        @event.listens_for(repo.engine, "connect")
+        def reverse(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA reverse_unordered_selects = ON")
+
+        repo.engine.dispose()  # the pooled connections predate the listener
+        history = repo.history(record.key)
+        assert [e.event for e in history] == ["create", "create", "start"]
+        assert [e.seq for e in history] == sorted(e.seq for e in history)
+        since = repo.journal_since(history[0].seq)
+        assert [(cid, e.event) for cid, e in since] == [("c1", "create"), ("c1", "start")]
+        assert [p.pid for p in repo.processes(record.key)] == [11, 12, 13]
+    finally:
+        repo.close()
