@@ -92,12 +92,18 @@ def test_the_lock_file_is_private_and_its_descriptor_not_inherited(tmp_path: Pat
 
 
 def test_a_nested_hold_keeps_the_lock_until_the_outer_one_ends(tmp_path: Path) -> None:
-    """Kills: the depth count mutated (the inner release dropping the outer hold), `_Entry`'s start values."""
+    """Kills: the depth count mutated (the inner release dropping the outer hold), `_Entry`'s start values,
+    and `_entry` handing out a new entry per call (`_entry_1`/`_2`: without the non-blocking try, a hang)."""
     locks = Locks(tmp_path)
     path = tmp_path / "corral.lock"
     where = slot("c")
     with locks.hold("c"):
         fd = locks._entries["c"].fd
+        # first without blocking: a nested hold is never refused (and a mutant that hands out a
+        # fresh entry per call fails here instead of waiting forever on its own lock below)
+        with locks.hold("c", blocking=False) as nested_try:
+            assert nested_try is True
+        assert locks._entries["c"].depth == 1
         with locks.hold("c") as inner:
             assert inner is True
             assert locks._entries["c"].fd == fd and locks._entries["c"].depth == 2
