@@ -1,5 +1,5 @@
 """Tests written against mutants of statemachine/ that survived the unit suite (tests/README.md,
-tests/README.mutation-statemachine.md); each names what it kills.
+the fourth and fifth sessions' statemachine runs); each names what it kills.
 
 They run on the fake executor, without root.
 """

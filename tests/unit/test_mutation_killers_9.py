@@ -1,7 +1,6 @@
 """Tests written against mutants of store/ that survived the unit suite (tests/README.md, "Run of
 2026-12-02, fourth session: store/..." and "Run of 2026-12-02, fifth session: store/engine.py (rest),
-repository.py's Repository methods"; tests/README.mutation-store.md until merged); each names what
-it kills.
+repository.py's Repository methods"); each names what it kills.
 
 They run without root, on the fake executor where a runtime is needed.
 """
