@@ -49,7 +49,7 @@ from corral.types import Stdio
 from tests.fakes import FakeSpawned
 from tests.unit.conftest import make_runtime
 from tests.unit.test_mutation_killers import _oom_runtime
-from tests.unit.test_mutation_killers_9 import _reads_of
+from tests.unit.test_mutation_killers_9 import _reader_statements
 from tests.unit.test_quick_create import BOOT, lean, lean_create, lean_delete  # noqa: F401  (`lean`: a fixture)
 
 
@@ -1220,7 +1220,7 @@ def test_a_loaded_container_holds_the_record_load_read(
     runtime.create("c", config)
     other = make_runtime(tmp_path, kernel_dir, boot_id_file)  # another process: no Container of "c" yet
     try:
-        reads = _reads_of(other.context.store)
+        reads = _reader_statements(other.context.store, upper=False)
         box = other.load("c")
         reads.clear()
         assert box.recorded_state is lifecycle.State.CREATED

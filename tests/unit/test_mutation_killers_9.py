@@ -784,6 +784,15 @@ def test_all_filters_by_labels_and_states_as_asked(tmp_path: Path) -> None:
         repo.close()
 
 
+def _read_afresh(root: Path, key: int) -> ContainerRecord:
+    """The record as a Repository opened now reads it (another process's view: every field from the row)."""
+    other = Repository(root)
+    try:
+        return other.get(key)
+    finally:
+        other.close()
+
+
 def _created(repo: Repository, cid: str) -> ContainerRecord:
     record = repo.insert(container_id=cid, state="creating", pending_event="create", config="{}", bundle=None,
                          run_dir=f"/run/x/{cid}", boot_id="boot-a", cgroup_paths={}, journal_event="create")
@@ -842,11 +851,7 @@ def test_an_update_returns_and_keeps_the_record_as_stored(tmp_path: Path, with_b
         assert repo.get(record.key) is updated
         stamp = f"SELECT ID, CREATED_AT, VERSION FROM CONTAINERS WHERE KEY = {record.key}"
         assert traced == ["PRAGMA DATA_VERSION", "BEGIN", stamp, "COMMIT"]  # its stamp checked, not read
-        other = Repository(tmp_path)
-        try:
-            assert other.get(record.key) == updated
-        finally:
-            other.close()
+        assert _read_afresh(tmp_path, record.key) == updated
     finally:
         repo.close()
 
@@ -864,12 +869,8 @@ def test_an_update_of_namespaces_replaces_only_its_own_containers(tmp_path: Path
         a = repo.update(a.key, a.version, base=a, namespaces={"pid": NamespaceRecord("/proc/7/ns/pid", 3)})
     finally:
         repo.close()
-    other = Repository(tmp_path)
-    try:
-        assert dict(other.get(a.key).namespaces) == {"pid": NamespaceRecord("/proc/7/ns/pid", 3)}
-        assert dict(other.get(b.key).namespaces) == theirs
-    finally:
-        other.close()
+    assert dict(_read_afresh(tmp_path, a.key).namespaces) == {"pid": NamespaceRecord("/proc/7/ns/pid", 3)}
+    assert dict(_read_afresh(tmp_path, b.key).namespaces) == theirs
 
 
 def test_writing_again_the_durable_state_decided_on_is_an_ordinary_commit(tmp_path: Path) -> None:
@@ -937,12 +938,13 @@ def test_a_journal_detail_is_stored_with_sorted_keys(tmp_path: Path) -> None:
 # -- reader.py ---------------------------------------------------------------------------------
 
 
-def _reader_statements(repo: Repository) -> list[str]:
-    """Every statement this thread's record reader runs from now on, upper-cased."""
+def _reader_statements(repo: Repository, *, upper: bool = True) -> list[str]:
+    """Every statement this thread's record reader (its own connection) runs from now on, upper-cased
+    unless `upper` is False."""
     traced: list[str] = []
-    con = repo._reader._connection().con
+    con = repo._reader._connection().con  # noqa: SLF001 - the reader's one connection: what it costs
     assert con is not None
-    con.set_trace_callback(lambda statement: traced.append(statement.upper()))
+    con.set_trace_callback((lambda statement: traced.append(statement.upper())) if upper else traced.append)
     return traced
 
 
@@ -1226,15 +1228,6 @@ def _raw(root: Path, statement: str, *params: object) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def _reads_of(repo: Repository) -> list[str]:
-    """The statements the repository's record reader runs from now on (its own connection)."""
-    traced: list[str] = []
-    con = repo._reader._connection().con  # noqa: SLF001 - the reader's one connection: what it costs
-    assert con is not None
-    con.set_trace_callback(traced.append)
-    return traced
-
-
 def _insert_full(repo: Repository, cid: str = "c1", **extra: Any) -> ContainerRecord:
     arguments: dict[str, Any] = dict(
         container_id=cid,
@@ -1318,11 +1311,7 @@ def test_a_record_without_a_plan_s_extras_reads_back_without_them(tmp_path: Path
                               run_dir="/run/c0", boot_id="b", cgroup_paths={}, journal_event="create")
         assert (written.pending_since, written.created_cgroups, written.interfaces, written.bundle) == (None, None, (), None)
         assert _raw(tmp_path, "SELECT pending_since, created_cgroups FROM containers") == [(None, None)]
-        other = Repository(tmp_path)
-        try:
-            assert other.get(written.key) == written
-        finally:
-            other.close()
+        assert _read_afresh(tmp_path, written.key) == written
     finally:
         repo.close()
 
@@ -1409,7 +1398,7 @@ def test_a_record_just_written_is_checked_by_its_stamp_not_read_again(tmp_path: 
     try:
         for cid in ("c1", "c2"):
             record = _insert_full(repo, cid)
-            reads = _reads_of(repo)
+            reads = _reader_statements(repo, upper=False)
             assert repo.get(record.key) is record
             assert reads == ["PRAGMA data_version", "BEGIN",
                              f"SELECT id, created_at, version FROM containers WHERE key = {record.key}", "COMMIT"]
